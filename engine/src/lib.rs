@@ -1,0 +1,1 @@
+//! The SCX sync engine.

@@ -1,0 +1,1 @@
+//! Placeholder: reports land with issue 7.

@@ -1,0 +1,1 @@
+//! Placeholder: the simulation harness lands with issue 5.
