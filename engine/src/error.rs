@@ -1,0 +1,78 @@
+//! Errors for bad lanes. A lane error never leaves the replica changed.
+
+use crate::codec::DecodeError;
+use crate::hash::LaneId;
+use crate::lane::{Dot, LaneShapeError};
+
+/// Why a lane was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LaneError {
+    /// The bytes are not a canonical lane.
+    #[error("malformed lane: {0}")]
+    Decode(#[from] DecodeError),
+    /// The lane breaks a structural rule.
+    #[error("lane {id}: {shape}")]
+    Shape {
+        /// The lane.
+        id: LaneId,
+        /// The rule.
+        shape: LaneShapeError,
+    },
+    /// The id carried with the lane is not the hash of its bytes (tampering).
+    #[error("lane id {claimed} does not match its content (hash {actual})")]
+    IdMismatch {
+        /// Id carried with the lane.
+        claimed: LaneId,
+        /// Id of the bytes.
+        actual: LaneId,
+    },
+    /// The Lamport stamp is not one more than the largest parent's.
+    #[error("lane {id}: lamport {lamport}, expected {expected} (one more than its largest parent)")]
+    BadLamport {
+        /// The lane.
+        id: LaneId,
+        /// Stamp carried.
+        lamport: u64,
+        /// Stamp its parents imply.
+        expected: u64,
+    },
+    /// The lane does not extend its author's chain (seq 1 has no own parent;
+    /// seq n names exactly the author's lane n-1).
+    #[error("lane {id} at {dot:?} names own-author parents with seqs {own_parents:?}")]
+    BrokenChain {
+        /// The lane.
+        id: LaneId,
+        /// Its place.
+        dot: Dot,
+        /// Seqs of parents by the same author.
+        own_parents: Vec<u64>,
+    },
+    /// Another lane already holds this `(author, seq)`: the author forked.
+    #[error("fork at {dot:?}: kept {kept}, refused {other}")]
+    Fork {
+        /// Where.
+        dot: Dot,
+        /// The lane held there.
+        kept: LaneId,
+        /// The conflicting lane.
+        other: LaneId,
+    },
+    /// The lane would sort inside the stable prefix, which never changes.
+    #[error("lane {id}: lamport {lamport} sorts inside the stable prefix (stable max lamport {stable_max_lamport})")]
+    BeforeStablePoint {
+        /// The lane.
+        id: LaneId,
+        /// Its stamp.
+        lamport: u64,
+        /// Largest stamp in the stable prefix.
+        stable_max_lamport: u64,
+    },
+    /// The pending set is full; the lane was not kept.
+    #[error("pending set full ({limit} lanes); lane {id} dropped")]
+    PendingFull {
+        /// The lane.
+        id: LaneId,
+        /// The limit.
+        limit: usize,
+    },
+}

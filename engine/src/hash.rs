@@ -1,0 +1,135 @@
+//! The 32-byte hashes SCX names things by, and the keyed blake3 domains that
+//! keep a lane id from ever colliding with a chain hash or a digest.
+//!
+//! Invariant: every hash is blake3 keyed by a fixed per-domain key over a
+//! canonical encoding, so equal hashes mean equal content in one domain.
+
+use std::fmt;
+
+macro_rules! hash_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// The all-zero value (the genesis chain hash, "no parent").
+            pub const ZERO: Self = Self([0; 32]);
+
+            /// The raw bytes.
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
+            /// The first eight bytes as hex: enough to tell values apart in logs.
+            pub fn short(&self) -> String {
+                hex(&self.0[..8])
+            }
+
+            /// The first eight bytes as a number (compact summaries, Bloom keys).
+            pub fn prefix_u64(&self) -> u64 {
+                let mut head = [0u8; 8];
+                head.copy_from_slice(&self.0[..8]);
+                u64::from_le_bytes(head)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex(&self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.short())
+            }
+        }
+    };
+}
+
+hash_type!(
+    /// Identity of a lane: keyed blake3 of its canonical encoding.
+    LaneId
+);
+hash_type!(
+    /// `h_n = HASH(h_{n-1} ‖ LaneId_n)` along the canonical order.
+    ChainHash
+);
+hash_type!(
+    /// Keyed blake3 of the canonical encoding of a materialised state.
+    StateDigest
+);
+hash_type!(
+    /// Identity of a snapshot: keyed blake3 of its canonical header.
+    SnapshotId
+);
+
+const LANE_KEY: [u8; 32] = *b"scx/lane-id/v1..................";
+const CHAIN_KEY: [u8; 32] = *b"scx/chain-hash/v1...............";
+const DIGEST_KEY: [u8; 32] = *b"scx/state-digest/v1.............";
+const SNAPSHOT_KEY: [u8; 32] = *b"scx/snapshot-id/v1..............";
+
+/// Lane id of canonical lane bytes.
+pub fn lane_id(canonical: &[u8]) -> LaneId {
+    LaneId(*blake3::keyed_hash(&LANE_KEY, canonical).as_bytes())
+}
+
+/// One step of the chain: `h_n = HASH(h_{n-1} ‖ id_n)`.
+pub fn chain_step(previous: &ChainHash, id: &LaneId) -> ChainHash {
+    let mut input = [0u8; 64];
+    input[..32].copy_from_slice(&previous.0);
+    input[32..].copy_from_slice(&id.0);
+    ChainHash(*blake3::keyed_hash(&CHAIN_KEY, &input).as_bytes())
+}
+
+/// Digest of canonical state bytes.
+pub fn state_digest(canonical_state: &[u8]) -> StateDigest {
+    StateDigest(*blake3::keyed_hash(&DIGEST_KEY, canonical_state).as_bytes())
+}
+
+/// Id of canonical snapshot header bytes.
+pub fn snapshot_id(canonical_header: &[u8]) -> SnapshotId {
+    SnapshotId(*blake3::keyed_hash(&SNAPSHOT_KEY, canonical_header).as_bytes())
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_separated() {
+        let bytes = [7u8; 64];
+        let as_lane = lane_id(&bytes).0;
+        assert_ne!(as_lane, state_digest(&bytes).0);
+        assert_ne!(as_lane, snapshot_id(&bytes).0);
+        let chained = chain_step(&ChainHash(bytes[..32].try_into().unwrap()), &LaneId(bytes[32..].try_into().unwrap()));
+        assert_ne!(chained.0, as_lane);
+    }
+
+    #[test]
+    fn chain_depends_on_order() {
+        let a = LaneId([1; 32]);
+        let b = LaneId([2; 32]);
+        let ab = chain_step(&chain_step(&ChainHash::ZERO, &a), &b);
+        let ba = chain_step(&chain_step(&ChainHash::ZERO, &b), &a);
+        assert_ne!(ab, ba);
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_full() {
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        assert_eq!(LaneId([0xab; 32]).short(), "abababababababab");
+    }
+}

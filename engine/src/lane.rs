@@ -1,0 +1,313 @@
+//! Lanes: the hash-identified units of change that nodes exchange.
+//!
+//! A lane names its parents (the heads its author held), its author and the
+//! author's sequence number, a Lamport stamp and a list of law operations. Its
+//! id is the keyed blake3 of its canonical encoding, so the id commits to the
+//! whole ancestry: nobody can change a lane, or anything before it, without
+//! changing its id.
+//!
+//! Invariant: `Lane::decode` accepts exactly the byte strings `Lane::encode`
+//! produces (version, minimal varints, strictly ascending parents, limits), so
+//! a lane has one encoding and one id.
+
+use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint};
+use crate::hash::{self, LaneId};
+use std::fmt;
+
+/// Format version of the canonical lane encoding.
+pub const LANE_FORMAT_VERSION: u8 = 1;
+/// Most parents a lane may name.
+pub const MAX_PARENTS: usize = 256;
+/// Most operations one lane may carry.
+pub const MAX_OPS_PER_LANE: usize = 4096;
+/// Largest canonical lane encoding accepted.
+pub const MAX_LANE_BYTES: usize = 1 << 20;
+
+const _: () = assert!(MAX_PARENTS * 32 + 64 < MAX_LANE_BYTES, "a lane with every parent must fit");
+
+/// A member of the cluster.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct NodeId(pub u32);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// A lane's place in its author's chain: `(author, seq)`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Dot {
+    /// The author.
+    pub author: NodeId,
+    /// The author's sequence number, from 1.
+    pub seq: u64,
+}
+
+impl Dot {
+    /// Appends the canonical encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_varint(out, u64::from(self.author.0));
+        put_varint(out, self.seq);
+    }
+
+    /// Reads a canonical encoding.
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let author = NodeId(reader.varint_u32("dot author")?);
+        let seq = reader.varint("dot seq")?;
+        Ok(Self { author, seq })
+    }
+}
+
+/// An operation type a law applies; it knows its own canonical encoding.
+pub trait Op: Clone + fmt::Debug + PartialEq + Eq {
+    /// Appends the canonical encoding of `self`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Reads one operation; must accept only what `encode` writes.
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError>;
+}
+
+/// One unit of change. Construct with [`Lane::new`] or decode from bytes;
+/// the id is derived, never trusted from the wire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Lane<O> {
+    /// Parent lane ids, strictly ascending.
+    pub parents: Vec<LaneId>,
+    /// The author.
+    pub author: NodeId,
+    /// The author's sequence number, from 1.
+    pub seq: u64,
+    /// Lamport stamp: one more than the largest parent stamp (1 with no parents).
+    pub lamport: u64,
+    /// The operations, applied in order.
+    pub ops: Vec<O>,
+}
+
+impl<O: fmt::Debug> fmt::Debug for Lane<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lane")
+            .field("author", &self.author)
+            .field("seq", &self.seq)
+            .field("lamport", &self.lamport)
+            .field("parents", &self.parents)
+            .field("ops", &self.ops.len())
+            .finish()
+    }
+}
+
+/// Structural problems a lane can have before its ancestry is even known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LaneShapeError {
+    /// Sequence numbers start at 1.
+    #[error("seq must be at least 1")]
+    SeqZero,
+    /// Lamport stamps start at 1.
+    #[error("lamport must be at least 1")]
+    LamportZero,
+    /// Parents must be strictly ascending (sorted, no duplicates).
+    #[error("parents are not strictly ascending")]
+    ParentsNotCanonical,
+    /// More parents than [`MAX_PARENTS`].
+    #[error("{count} parents exceed the limit of {MAX_PARENTS}")]
+    TooManyParents {
+        /// How many parents the lane names.
+        count: usize,
+    },
+    /// More ops than [`MAX_OPS_PER_LANE`].
+    #[error("{count} ops exceed the limit of {MAX_OPS_PER_LANE}")]
+    TooManyOps {
+        /// How many ops the lane carries.
+        count: usize,
+    },
+    /// The canonical encoding is larger than [`MAX_LANE_BYTES`].
+    #[error("{bytes} bytes exceed the lane size limit of {MAX_LANE_BYTES}")]
+    TooLarge {
+        /// Encoded size.
+        bytes: usize,
+    },
+}
+
+impl<O: Op> Lane<O> {
+    /// A lane with `parents` sorted and deduplicated.
+    pub fn new(author: NodeId, seq: u64, lamport: u64, mut parents: Vec<LaneId>, ops: Vec<O>) -> Self {
+        parents.sort_unstable();
+        parents.dedup();
+        Self { parents, author, seq, lamport, ops }
+    }
+
+    /// The lane's place in its author's chain.
+    pub fn dot(&self) -> Dot {
+        Dot { author: self.author, seq: self.seq }
+    }
+
+    /// Checks the rules that need nothing but the lane itself.
+    pub fn check_shape(&self) -> Result<(), LaneShapeError> {
+        if self.seq == 0 {
+            return Err(LaneShapeError::SeqZero);
+        }
+        if self.lamport == 0 {
+            return Err(LaneShapeError::LamportZero);
+        }
+        if self.parents.len() > MAX_PARENTS {
+            return Err(LaneShapeError::TooManyParents { count: self.parents.len() });
+        }
+        if self.parents.windows(2).any(|pair| pair[0] >= pair[1]) {
+            return Err(LaneShapeError::ParentsNotCanonical);
+        }
+        if self.ops.len() > MAX_OPS_PER_LANE {
+            return Err(LaneShapeError::TooManyOps { count: self.ops.len() });
+        }
+        Ok(())
+    }
+
+    /// Appends the canonical encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(LANE_FORMAT_VERSION);
+        put_varint(out, u64::from(self.author.0));
+        put_varint(out, self.seq);
+        put_varint(out, self.lamport);
+        put_varint(out, self.parents.len() as u64);
+        for parent in &self.parents {
+            out.extend_from_slice(parent.as_bytes());
+        }
+        put_varint(out, self.ops.len() as u64);
+        for op in &self.ops {
+            op.encode(out);
+        }
+    }
+
+    /// The canonical encoding as a fresh vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.parents.len() * 32 + self.ops.len() * 8);
+        self.encode(&mut out);
+        out
+    }
+
+    /// The lane id: keyed blake3 of the canonical encoding.
+    pub fn id(&self) -> LaneId {
+        hash::lane_id(&self.to_bytes())
+    }
+
+    /// Size of the canonical encoding in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.to_bytes().len()
+    }
+
+    /// Decodes exactly one canonical lane from `bytes` and returns it with its id.
+    pub fn decode(bytes: &[u8]) -> Result<(LaneId, Self), DecodeError> {
+        if bytes.len() > MAX_LANE_BYTES {
+            return Err(DecodeError {
+                offset: 0,
+                kind: DecodeErrorKind::TooLong {
+                    what: "lane",
+                    found: bytes.len() as u64,
+                    limit: MAX_LANE_BYTES as u64,
+                },
+            });
+        }
+        let mut reader = Reader::new(bytes);
+        let lane = Self::decode_from(&mut reader)?;
+        reader.finish()?;
+        Ok((hash::lane_id(bytes), lane))
+    }
+
+    /// Decodes one canonical lane from the reader's position.
+    pub fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = reader.byte("lane version")?;
+        if version != LANE_FORMAT_VERSION {
+            return Err(reader.error(DecodeErrorKind::UnknownVersion { found: version, expected: LANE_FORMAT_VERSION }));
+        }
+        let author = NodeId(reader.varint_u32("lane author")?);
+        let seq = reader.varint("lane seq")?;
+        let lamport = reader.varint("lane lamport")?;
+        if seq == 0 || lamport == 0 {
+            return Err(reader.error(DecodeErrorKind::Invalid { what: "lane", rule: "seq and lamport start at 1" }));
+        }
+        let parent_count = reader.count("lane parents", MAX_PARENTS as u64, 32)?;
+        let mut parents = Vec::with_capacity(parent_count);
+        for _ in 0..parent_count {
+            let parent = LaneId(reader.array32("lane parent")?);
+            if parents.last().is_some_and(|last: &LaneId| *last >= parent) {
+                return Err(reader.error(DecodeErrorKind::Invalid {
+                    what: "lane parents",
+                    rule: "parents must be strictly ascending",
+                }));
+            }
+            parents.push(parent);
+        }
+        let op_count = reader.count("lane ops", MAX_OPS_PER_LANE as u64, 1)?;
+        let mut ops = Vec::with_capacity(op_count);
+        for _ in 0..op_count {
+            ops.push(O::decode(reader)?);
+        }
+        Ok(Self { parents, author, seq, lamport, ops })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::WorldOp;
+
+    fn sample() -> Lane<WorldOp> {
+        Lane::new(
+            NodeId(3),
+            2,
+            5,
+            vec![LaneId([9; 32]), LaneId([1; 32])],
+            vec![WorldOp::Add { key: 1, delta: -4 }, WorldOp::Insert { key: 2, element: 7 }],
+        )
+    }
+
+    #[test]
+    fn new_sorts_parents_and_round_trips() {
+        let lane = sample();
+        assert!(lane.parents[0] < lane.parents[1]);
+        let bytes = lane.to_bytes();
+        let (id, decoded) = Lane::<WorldOp>::decode(&bytes).unwrap();
+        assert_eq!(decoded, lane);
+        assert_eq!(id, lane.id());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let bytes = sample().to_bytes();
+        for len in 0..bytes.len() {
+            assert!(Lane::<WorldOp>::decode(&bytes[..len]).is_err(), "prefix of {len} bytes decoded");
+        }
+    }
+
+    #[test]
+    fn unsorted_parents_are_rejected_on_decode() {
+        let mut lane = sample();
+        lane.parents.reverse();
+        let error = Lane::<WorldOp>::decode(&lane.to_bytes()).unwrap_err();
+        assert!(matches!(error.kind, DecodeErrorKind::Invalid { what: "lane parents", .. }), "{error}");
+        assert_eq!(lane.check_shape(), Err(LaneShapeError::ParentsNotCanonical));
+    }
+
+    #[test]
+    fn wrong_version_and_trailing_bytes_are_rejected() {
+        let mut bytes = sample().to_bytes();
+        bytes[0] = 2;
+        let error = Lane::<WorldOp>::decode(&bytes).unwrap_err();
+        assert_eq!(error.kind, DecodeErrorKind::UnknownVersion { found: 2, expected: 1 });
+        let mut bytes = sample().to_bytes();
+        bytes.push(0);
+        let error = Lane::<WorldOp>::decode(&bytes).unwrap_err();
+        assert_eq!(error.kind, DecodeErrorKind::TrailingBytes { count: 1 });
+    }
+
+    #[test]
+    fn any_changed_byte_changes_the_id_or_fails() {
+        let lane = sample();
+        let bytes = lane.to_bytes();
+        for position in 0..bytes.len() {
+            let mut tampered = bytes.clone();
+            tampered[position] ^= 0x01;
+            if let Ok((id, _)) = Lane::<WorldOp>::decode(&tampered) {
+                assert_ne!(id, lane.id(), "tampering byte {position} kept the id");
+            }
+        }
+    }
+}

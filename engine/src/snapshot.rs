@@ -1,0 +1,296 @@
+//! Snapshots: checkpoints of the stable canonical prefix that nodes share,
+//! verify and restore from.
+//!
+//! Snapshots are taken only at lane indexes that are multiples of the
+//! snapshot interval, and a snapshot's parent is the snapshot one interval
+//! earlier. Stable prefixes are final and equal on every honest node, so every
+//! node computes the same id for the same prefix: the ids form a hash chain
+//! that two nodes compare to find their common ancestor and to detect
+//! divergence.
+//!
+//! Invariant: a snapshot is accepted only if its id is the hash of its header
+//! and its state bytes decode to a state whose digest is the header's digest.
+
+use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint};
+use crate::hash::{self, ChainHash, LaneId, SnapshotId, StateDigest};
+use crate::lane::NodeId;
+use crate::law::Law;
+use std::collections::BTreeMap;
+
+/// Format version of the snapshot encoding.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+/// Most members a snapshot's frontier may name.
+pub const MAX_SNAPSHOT_TIPS: u64 = 1 << 16;
+/// Largest encoded state a snapshot may carry.
+pub const MAX_SNAPSHOT_STATE_BYTES: u64 = 256 << 20;
+
+/// An author's latest lane inside a prefix: the per-author frontier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tip {
+    /// The author.
+    pub author: NodeId,
+    /// Its seq.
+    pub seq: u64,
+    /// Its Lamport stamp.
+    pub lamport: u64,
+    /// Its id.
+    pub id: LaneId,
+}
+
+/// Everything a snapshot's id commits to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// The snapshot one interval earlier (zero for the genesis snapshot).
+    pub parent: SnapshotId,
+    /// Lanes in the prefix.
+    pub lane_index: u64,
+    /// Chain hash after the prefix.
+    pub chain_hash: ChainHash,
+    /// Digest of the state after the prefix.
+    pub state_digest: StateDigest,
+    /// Largest Lamport stamp in the prefix (the last lane's, by the order).
+    pub max_lamport: u64,
+    /// Per-author latest lane in the prefix, ascending by author.
+    pub tips: Vec<Tip>,
+}
+
+impl SnapshotHeader {
+    /// Appends the canonical encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(SNAPSHOT_FORMAT_VERSION);
+        out.extend_from_slice(self.parent.as_bytes());
+        put_varint(out, self.lane_index);
+        out.extend_from_slice(self.chain_hash.as_bytes());
+        out.extend_from_slice(self.state_digest.as_bytes());
+        put_varint(out, self.max_lamport);
+        put_varint(out, self.tips.len() as u64);
+        for tip in &self.tips {
+            put_varint(out, u64::from(tip.author.0));
+            put_varint(out, tip.seq);
+            put_varint(out, tip.lamport);
+            out.extend_from_slice(tip.id.as_bytes());
+        }
+    }
+
+    /// The id: keyed blake3 of the canonical header.
+    pub fn id(&self) -> SnapshotId {
+        let mut bytes = Vec::with_capacity(128 + self.tips.len() * 48);
+        self.encode(&mut bytes);
+        hash::snapshot_id(&bytes)
+    }
+
+    /// Reads a canonical header.
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = reader.byte("snapshot version")?;
+        if version != SNAPSHOT_FORMAT_VERSION {
+            return Err(
+                reader.error(DecodeErrorKind::UnknownVersion { found: version, expected: SNAPSHOT_FORMAT_VERSION })
+            );
+        }
+        let parent = SnapshotId(reader.array32("snapshot parent")?);
+        let lane_index = reader.varint("snapshot lane index")?;
+        let chain_hash = ChainHash(reader.array32("snapshot chain hash")?);
+        let state_digest = StateDigest(reader.array32("snapshot state digest")?);
+        let max_lamport = reader.varint("snapshot max lamport")?;
+        let count = reader.count("snapshot tips", MAX_SNAPSHOT_TIPS, 35)?;
+        let mut tips: Vec<Tip> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let author = NodeId(reader.varint_u32("tip author")?);
+            if tips.last().is_some_and(|last| last.author >= author) {
+                return Err(reader.error(DecodeErrorKind::Invalid {
+                    what: "snapshot tips",
+                    rule: "authors must be strictly ascending",
+                }));
+            }
+            let seq = reader.varint("tip seq")?;
+            let lamport = reader.varint("tip lamport")?;
+            let id = LaneId(reader.array32("tip id")?);
+            if seq == 0 || lamport == 0 || lamport > max_lamport {
+                return Err(reader.error(DecodeErrorKind::Invalid {
+                    what: "snapshot tip",
+                    rule: "seq and lamport in 1..=max_lamport",
+                }));
+            }
+            tips.push(Tip { author, seq, lamport, id });
+        }
+        Ok(Self { parent, lane_index, chain_hash, state_digest, max_lamport, tips })
+    }
+}
+
+/// A checkpoint of a stable canonical prefix: header, id and encoded state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The id, `header.id()`.
+    pub id: SnapshotId,
+    /// What the id commits to.
+    pub header: SnapshotHeader,
+    /// The law's canonical encoding of the state after the prefix.
+    pub state: Vec<u8>,
+}
+
+/// Why a snapshot was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// The bytes are not a canonical snapshot.
+    #[error("malformed snapshot: {0}")]
+    Decode(#[from] DecodeError),
+    /// The id is not the hash of the header.
+    #[error("snapshot id {claimed} does not match its header (hash {actual})")]
+    IdMismatch {
+        /// Id carried with the snapshot.
+        claimed: SnapshotId,
+        /// Id recomputed from the header.
+        actual: SnapshotId,
+    },
+    /// The state does not hash to the header's digest.
+    #[error("snapshot {id}: state digest {actual} does not match the header's {claimed}")]
+    DigestMismatch {
+        /// The snapshot.
+        id: SnapshotId,
+        /// Digest in the header.
+        claimed: StateDigest,
+        /// Digest of the carried state.
+        actual: StateDigest,
+    },
+    /// This node holds a different snapshot at the same lane index: the two
+    /// histories diverged (corruption or a bug), which must be surfaced.
+    #[error("snapshot at lane index {lane_index} is {theirs}, but this node's is {ours}: histories diverged")]
+    Diverged {
+        /// Where.
+        lane_index: u64,
+        /// This node's snapshot id there.
+        ours: SnapshotId,
+        /// The offered one.
+        theirs: SnapshotId,
+    },
+    /// A lane this node holds would sort inside the snapshot's prefix without
+    /// being covered by it.
+    #[error("held lane {lane} sorts inside the offered snapshot at lane index {lane_index}")]
+    ContradictsHistory {
+        /// Where.
+        lane_index: u64,
+        /// The contradicting lane.
+        lane: LaneId,
+    },
+}
+
+impl Snapshot {
+    /// Builds a snapshot of `state` after the prefix described by `header`.
+    pub fn new<L: Law>(law: &L, header: SnapshotHeader, state: &L::State) -> Self {
+        let mut bytes = Vec::new();
+        law.encode_state(state, &mut bytes);
+        Self { id: header.id(), header, state: bytes }
+    }
+
+    /// Appends the wire and storage encoding: id, header, state.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.id.as_bytes());
+        self.header.encode(out);
+        put_varint(out, self.state.len() as u64);
+        out.extend_from_slice(&self.state);
+    }
+
+    /// The encoding as a fresh vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160 + self.state.len() + self.header.tips.len() * 48);
+        self.encode(&mut out);
+        out
+    }
+
+    /// Decodes and checks the id; the state is checked by [`Snapshot::verify`].
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Self, SnapshotError> {
+        let id = SnapshotId(reader.array32("snapshot id")?);
+        let header = SnapshotHeader::decode(reader)?;
+        let state_len = reader.count("snapshot state", MAX_SNAPSHOT_STATE_BYTES, 1)?;
+        let state = reader.take(state_len, "snapshot state")?.to_vec();
+        let actual = header.id();
+        if actual != id {
+            return Err(SnapshotError::IdMismatch { claimed: id, actual });
+        }
+        Ok(Self { id, header, state })
+    }
+
+    /// Decodes exactly one snapshot from `bytes`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        let mut reader = Reader::new(bytes);
+        let snapshot = Self::decode(&mut reader)?;
+        reader.finish()?;
+        Ok(snapshot)
+    }
+
+    /// Recomputes the id and the state digest and returns the decoded state.
+    pub fn verify<L: Law>(&self, law: &L) -> Result<L::State, SnapshotError> {
+        let actual = self.header.id();
+        if actual != self.id {
+            return Err(SnapshotError::IdMismatch { claimed: self.id, actual });
+        }
+        let mut reader = Reader::new(&self.state);
+        let state = law.decode_state(&mut reader)?;
+        reader.finish()?;
+        let digest = hash::state_digest(&self.state);
+        if digest != self.header.state_digest {
+            return Err(SnapshotError::DigestMismatch {
+                id: self.id,
+                claimed: self.header.state_digest,
+                actual: digest,
+            });
+        }
+        Ok(state)
+    }
+}
+
+/// A node's snapshots: the id of every stable snapshot point it passed (the
+/// lineage, cheap) and the full snapshot of the latest one.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotRegistry {
+    lineage: BTreeMap<u64, SnapshotId>,
+    latest: Option<Snapshot>,
+}
+
+impl SnapshotRegistry {
+    /// Records the id of the stable snapshot point at `lane_index`.
+    pub(crate) fn record(&mut self, lane_index: u64, id: SnapshotId) {
+        self.lineage.insert(lane_index, id);
+    }
+
+    /// Makes `snapshot` the latest full snapshot.
+    pub(crate) fn commit(&mut self, snapshot: Snapshot) {
+        self.lineage.insert(snapshot.header.lane_index, snapshot.id);
+        self.latest = Some(snapshot);
+    }
+
+    /// The newest full snapshot.
+    pub fn latest(&self) -> Option<&Snapshot> {
+        self.latest.as_ref()
+    }
+
+    /// The newest snapshot point (lane index and id), full or not.
+    pub fn newest_point(&self) -> Option<(u64, SnapshotId)> {
+        self.lineage.iter().next_back().map(|(index, id)| (*index, *id))
+    }
+
+    /// The id of this node's snapshot at `lane_index`, if it has one.
+    pub fn id_at(&self, lane_index: u64) -> Option<SnapshotId> {
+        self.lineage.get(&lane_index).copied()
+    }
+
+    /// Every snapshot point, ascending.
+    pub fn lineage(&self) -> impl Iterator<Item = (u64, SnapshotId)> + '_ {
+        self.lineage.iter().map(|(index, id)| (*index, *id))
+    }
+
+    /// The newest snapshot both this node and a peer hold, given the peer's
+    /// points; ids that differ at one index are divergence.
+    pub fn common_ancestor(&self, theirs: &[(u64, SnapshotId)]) -> Result<Option<(u64, SnapshotId)>, SnapshotError> {
+        let mut best = None;
+        for (index, id) in theirs {
+            if let Some(ours) = self.lineage.get(index) {
+                if ours != id {
+                    return Err(SnapshotError::Diverged { lane_index: *index, ours: *ours, theirs: *id });
+                }
+                best = best.max(Some((*index, *id)));
+            }
+        }
+        Ok(best)
+    }
+}

@@ -1,0 +1,407 @@
+//! The built-in law: a small "world" of keys holding last-writer registers,
+//! counters and add-wins sets, so concurrent lanes produce real conflicts.
+//!
+//! Merge rules, applied in canonical order:
+//! - register: the write that sorts last wins. Each `Put` carries the writer
+//!   dot its author saw; if the register now holds a different writer, a
+//!   concurrent write was overwritten and the put counts a conflict.
+//! - counter: increments commute; never a conflict. Arithmetic wraps.
+//! - set: an insert tags the element with the lane's dot; a remove deletes
+//!   only the tags its author observed. A concurrent insert's tag survives
+//!   (add wins) and the remove counts a conflict.
+//!
+//! Invariant: the state's canonical encoding is sorted by key, element and
+//! dot (BTreeMap/BTreeSet), so equal states have equal digests.
+
+use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint};
+use crate::lane::{Dot, Op};
+use crate::law::{Applied, LaneContext, Law};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most dots one `Remove` may name.
+pub const MAX_REMOVE_DOTS: usize = 1024;
+/// Most entries of any one map in a decoded state.
+pub const MAX_STATE_ENTRIES: u64 = 1 << 32;
+
+/// An operation of the world law.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorldOp {
+    /// Write `value` to register `key`; `seen` is the writer the author saw there.
+    Put {
+        /// Register key.
+        key: u32,
+        /// New value.
+        value: u64,
+        /// The register's writer in the author's state when it wrote.
+        seen: Option<Dot>,
+    },
+    /// Add `delta` to counter `key`.
+    Add {
+        /// Counter key.
+        key: u32,
+        /// Signed increment.
+        delta: i64,
+    },
+    /// Insert `element` into set `key`.
+    Insert {
+        /// Set key.
+        key: u32,
+        /// Element.
+        element: u64,
+    },
+    /// Remove `element` from set `key`: the insert tags in `seen`.
+    Remove {
+        /// Set key.
+        key: u32,
+        /// Element.
+        element: u64,
+        /// Insert tags the author observed, ascending.
+        seen: Vec<Dot>,
+    },
+}
+
+const TAG_PUT: u8 = 1;
+const TAG_ADD: u8 = 2;
+const TAG_INSERT: u8 = 3;
+const TAG_REMOVE: u8 = 4;
+
+impl Op for WorldOp {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Put { key, value, seen } => {
+                out.push(TAG_PUT);
+                put_varint(out, u64::from(*key));
+                put_varint(out, *value);
+                match seen {
+                    None => out.push(0),
+                    Some(dot) => {
+                        out.push(1);
+                        dot.encode(out);
+                    }
+                }
+            }
+            Self::Add { key, delta } => {
+                out.push(TAG_ADD);
+                put_varint(out, u64::from(*key));
+                put_signed(out, *delta);
+            }
+            Self::Insert { key, element } => {
+                out.push(TAG_INSERT);
+                put_varint(out, u64::from(*key));
+                put_varint(out, *element);
+            }
+            Self::Remove { key, element, seen } => {
+                out.push(TAG_REMOVE);
+                put_varint(out, u64::from(*key));
+                put_varint(out, *element);
+                put_varint(out, seen.len() as u64);
+                for dot in seen {
+                    dot.encode(out);
+                }
+            }
+        }
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let tag = reader.byte("op tag")?;
+        let key = reader.varint_u32("op key")?;
+        match tag {
+            TAG_PUT => {
+                let value = reader.varint("put value")?;
+                let seen = match reader.byte("put seen flag")? {
+                    0 => None,
+                    1 => Some(Dot::decode(reader)?),
+                    flag => return Err(reader.error(DecodeErrorKind::UnknownTag { what: "put seen flag", tag: flag })),
+                };
+                Ok(Self::Put { key, value, seen })
+            }
+            TAG_ADD => Ok(Self::Add { key, delta: reader.signed("add delta")? }),
+            TAG_INSERT => Ok(Self::Insert { key, element: reader.varint("insert element")? }),
+            TAG_REMOVE => {
+                let element = reader.varint("remove element")?;
+                let count = reader.count("remove dots", MAX_REMOVE_DOTS as u64, 2)?;
+                let mut seen = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let dot = Dot::decode(reader)?;
+                    if seen.last().is_some_and(|last: &Dot| *last >= dot) {
+                        return Err(reader.error(DecodeErrorKind::Invalid {
+                            what: "remove dots",
+                            rule: "dots must be strictly ascending",
+                        }));
+                    }
+                    seen.push(dot);
+                }
+                Ok(Self::Remove { key, element, seen })
+            }
+            tag => Err(reader.error(DecodeErrorKind::UnknownTag { what: "op", tag })),
+        }
+    }
+}
+
+/// A last-writer register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Register {
+    /// Current value.
+    pub value: u64,
+    /// The lane that wrote it.
+    pub writer: Dot,
+}
+
+/// The world's materialised state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorldState {
+    /// Last-writer registers by key.
+    pub registers: BTreeMap<u32, Register>,
+    /// Counters by key.
+    pub counters: BTreeMap<u32, i64>,
+    /// Add-wins sets by key: element to the insert tags that keep it present.
+    pub sets: BTreeMap<u32, BTreeMap<u64, BTreeSet<Dot>>>,
+}
+
+impl WorldState {
+    /// Whether `element` is present in set `key`.
+    pub fn contains(&self, key: u32, element: u64) -> bool {
+        self.sets.get(&key).is_some_and(|set| set.contains_key(&element))
+    }
+
+    /// Builds a `Put` that records the writer this state holds for `key`.
+    pub fn put(&self, key: u32, value: u64) -> WorldOp {
+        WorldOp::Put { key, value, seen: self.registers.get(&key).map(|register| register.writer) }
+    }
+
+    /// Builds a `Remove` of every insert tag this state holds for `element`.
+    pub fn remove(&self, key: u32, element: u64) -> WorldOp {
+        let seen = self
+            .sets
+            .get(&key)
+            .and_then(|set| set.get(&element))
+            .map(|tags| tags.iter().copied().take(MAX_REMOVE_DOTS).collect())
+            .unwrap_or_default();
+        WorldOp::Remove { key, element, seen }
+    }
+}
+
+/// The built-in world law.
+#[derive(Clone, Debug, Default)]
+pub struct World;
+
+impl Law for World {
+    type Op = WorldOp;
+    type State = WorldState;
+
+    fn name(&self) -> &'static str {
+        "world"
+    }
+
+    fn genesis(&self) -> WorldState {
+        WorldState::default()
+    }
+
+    fn apply(&self, state: &mut WorldState, lane: &LaneContext<'_>, op: &WorldOp) -> Applied {
+        match op {
+            WorldOp::Put { key, value, seen } => {
+                let writer = lane.dot();
+                let previous = state.registers.insert(*key, Register { value: *value, writer });
+                let overwrote_unseen = previous.map(|register| register.writer) != *seen;
+                Applied { conflicts: u32::from(overwrote_unseen) }
+            }
+            WorldOp::Add { key, delta } => {
+                let counter = state.counters.entry(*key).or_insert(0);
+                *counter = counter.wrapping_add(*delta);
+                Applied::default()
+            }
+            WorldOp::Insert { key, element } => {
+                state.sets.entry(*key).or_default().entry(*element).or_default().insert(lane.dot());
+                Applied::default()
+            }
+            WorldOp::Remove { key, element, seen } => remove(state, *key, *element, seen),
+        }
+    }
+
+    fn encode_state(&self, state: &WorldState, out: &mut Vec<u8>) {
+        put_varint(out, state.registers.len() as u64);
+        for (key, register) in &state.registers {
+            put_varint(out, u64::from(*key));
+            put_varint(out, register.value);
+            register.writer.encode(out);
+        }
+        put_varint(out, state.counters.len() as u64);
+        for (key, value) in &state.counters {
+            put_varint(out, u64::from(*key));
+            put_signed(out, *value);
+        }
+        put_varint(out, state.sets.len() as u64);
+        for (key, set) in &state.sets {
+            put_varint(out, u64::from(*key));
+            put_varint(out, set.len() as u64);
+            for (element, tags) in set {
+                put_varint(out, *element);
+                put_varint(out, tags.len() as u64);
+                for tag in tags {
+                    tag.encode(out);
+                }
+            }
+        }
+    }
+
+    fn decode_state(&self, reader: &mut Reader<'_>) -> Result<WorldState, DecodeError> {
+        let mut state = WorldState::default();
+        let count = reader.count("registers", MAX_STATE_ENTRIES, 4)?;
+        let mut last = None;
+        for _ in 0..count {
+            let key = ascending_key(reader, &mut last, "register keys")?;
+            let value = reader.varint("register value")?;
+            let writer = Dot::decode(reader)?;
+            state.registers.insert(key, Register { value, writer });
+        }
+        let count = reader.count("counters", MAX_STATE_ENTRIES, 2)?;
+        let mut last = None;
+        for _ in 0..count {
+            let key = ascending_key(reader, &mut last, "counter keys")?;
+            state.counters.insert(key, reader.signed("counter value")?);
+        }
+        let count = reader.count("sets", MAX_STATE_ENTRIES, 2)?;
+        let mut last = None;
+        for _ in 0..count {
+            let key = ascending_key(reader, &mut last, "set keys")?;
+            state.sets.insert(key, decode_set(reader)?);
+        }
+        Ok(state)
+    }
+}
+
+fn remove(state: &mut WorldState, key: u32, element: u64, seen: &[Dot]) -> Applied {
+    let Some(set) = state.sets.get_mut(&key) else {
+        return Applied::default();
+    };
+    let Some(tags) = set.get_mut(&element) else {
+        return Applied::default();
+    };
+    for dot in seen {
+        tags.remove(dot);
+    }
+    let survivors = tags.len();
+    if survivors == 0 {
+        set.remove(&element);
+        if set.is_empty() {
+            state.sets.remove(&key);
+        }
+    }
+    Applied { conflicts: u32::from(survivors > 0) }
+}
+
+fn ascending_key(reader: &mut Reader<'_>, last: &mut Option<u32>, what: &'static str) -> Result<u32, DecodeError> {
+    let key = reader.varint_u32(what)?;
+    if last.is_some_and(|previous| previous >= key) {
+        return Err(reader.error(DecodeErrorKind::Invalid { what, rule: "keys must be strictly ascending" }));
+    }
+    *last = Some(key);
+    Ok(key)
+}
+
+fn decode_set(reader: &mut Reader<'_>) -> Result<BTreeMap<u64, BTreeSet<Dot>>, DecodeError> {
+    let mut set = BTreeMap::new();
+    let count = reader.count("set elements", MAX_STATE_ENTRIES, 2)?;
+    let mut last_element = None;
+    for _ in 0..count {
+        let element = reader.varint("set element")?;
+        if last_element.is_some_and(|previous| previous >= element) {
+            return Err(
+                reader.error(DecodeErrorKind::Invalid { what: "set elements", rule: "must be strictly ascending" })
+            );
+        }
+        last_element = Some(element);
+        let tag_count = reader.count("element tags", MAX_STATE_ENTRIES, 2)?;
+        if tag_count == 0 {
+            return Err(
+                reader.error(DecodeErrorKind::Invalid { what: "element tags", rule: "a present element has a tag" })
+            );
+        }
+        let mut tags = BTreeSet::new();
+        let mut last_tag = None;
+        for _ in 0..tag_count {
+            let tag = Dot::decode(reader)?;
+            if last_tag.is_some_and(|previous| previous >= tag) {
+                return Err(
+                    reader.error(DecodeErrorKind::Invalid { what: "element tags", rule: "must be strictly ascending" })
+                );
+            }
+            last_tag = Some(tag);
+            tags.insert(tag);
+        }
+        set.insert(element, tags);
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::LaneId;
+    use crate::lane::NodeId;
+
+    fn context(id: &LaneId, author: u32, seq: u64) -> LaneContext<'_> {
+        LaneContext { id, author: NodeId(author), seq, lamport: seq, lane_index: seq }
+    }
+
+    #[test]
+    fn concurrent_puts_conflict_and_the_later_one_wins() {
+        let law = World;
+        let id = LaneId::ZERO;
+        let mut state = law.genesis();
+        let first = state.put(1, 10);
+        let second = state.put(1, 20);
+        assert_eq!(law.apply(&mut state, &context(&id, 0, 1), &first).conflicts, 0);
+        assert_eq!(law.apply(&mut state, &context(&id, 1, 1), &second).conflicts, 1);
+        assert_eq!(state.registers[&1].value, 20);
+        let informed = state.put(1, 30);
+        assert_eq!(law.apply(&mut state, &context(&id, 0, 2), &informed).conflicts, 0);
+    }
+
+    #[test]
+    fn add_wins_over_a_concurrent_remove() {
+        let law = World;
+        let id = LaneId::ZERO;
+        let mut state = law.genesis();
+        law.apply(&mut state, &context(&id, 0, 1), &WorldOp::Insert { key: 5, element: 9 });
+        let remove = state.remove(5, 9);
+        law.apply(&mut state, &context(&id, 1, 1), &WorldOp::Insert { key: 5, element: 9 });
+        assert_eq!(law.apply(&mut state, &context(&id, 2, 1), &remove).conflicts, 1);
+        assert!(state.contains(5, 9), "the concurrent insert must survive");
+        let remove_all = state.remove(5, 9);
+        assert_eq!(law.apply(&mut state, &context(&id, 2, 2), &remove_all).conflicts, 0);
+        assert!(!state.contains(5, 9));
+        assert!(state.sets.is_empty(), "empty sets leave no trace in the state");
+    }
+
+    #[test]
+    fn state_encoding_round_trips() {
+        let law = World;
+        let id = LaneId::ZERO;
+        let mut state = law.genesis();
+        law.apply(&mut state, &context(&id, 0, 1), &WorldOp::Insert { key: 5, element: 9 });
+        law.apply(&mut state, &context(&id, 0, 2), &WorldOp::Add { key: 2, delta: -7 });
+        let put = state.put(3, 4);
+        law.apply(&mut state, &context(&id, 1, 1), &put);
+        let mut bytes = Vec::new();
+        law.encode_state(&state, &mut bytes);
+        let mut reader = Reader::new(&bytes);
+        assert_eq!(law.decode_state(&mut reader).unwrap(), state);
+        reader.finish().unwrap();
+        for len in 0..bytes.len() {
+            let mut reader = Reader::new(&bytes[..len]);
+            let decoded = law.decode_state(&mut reader).and_then(|_| reader.finish());
+            assert!(decoded.is_err(), "a truncated state of {len} bytes decoded");
+        }
+    }
+
+    #[test]
+    fn counters_wrap_instead_of_panicking() {
+        let law = World;
+        let id = LaneId::ZERO;
+        let mut state = law.genesis();
+        law.apply(&mut state, &context(&id, 0, 1), &WorldOp::Add { key: 1, delta: i64::MAX });
+        law.apply(&mut state, &context(&id, 0, 2), &WorldOp::Add { key: 1, delta: 2 });
+        assert_eq!(state.counters[&1], i64::MIN + 1);
+    }
+}

@@ -1,0 +1,7 @@
+//! The engine's integration suite, linked once: each module is one property.
+
+mod support;
+
+mod convergence;
+mod rejection;
+mod snapshots;

@@ -1,0 +1,134 @@
+//! Goal: bad lanes are refused with a typed error and leave the replica
+//! exactly as it was. Method: tamper with bytes, ids, stamps, chains and
+//! parents of otherwise valid lanes and compare the status before and after.
+
+use crate::support::{history, replay};
+use scx_engine::lane::LaneShapeError;
+use scx_engine::{Inserted, Lane, LaneError, LaneId, NodeId, WorldOp};
+
+fn base() -> (Vec<Lane<WorldOp>>, scx_engine::Replica<scx_engine::World>) {
+    let lanes = history(3, 3, 40);
+    let (replica, _) = replay(0, 3, &lanes);
+    (lanes, replica)
+}
+
+#[test]
+fn tampered_bytes_never_panic_and_never_change_state() {
+    let (lanes, mut replica) = base();
+    let before = replica.status();
+    let mut fresh = replica_with_all_but_last(&lanes);
+    let fresh_before = fresh.status();
+    let bytes = lanes.last().unwrap().to_bytes();
+    for position in 0..bytes.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut tampered = bytes.clone();
+            tampered[position] ^= flip;
+            let _ = replica.insert_bytes(&tampered);
+            if let Err(error) = fresh.insert_claimed(lanes.last().unwrap().id(), &tampered) {
+                assert!(!error.to_string().is_empty());
+            }
+        }
+    }
+    assert_eq!(replica.status(), before, "the full replica holds every valid lane already");
+    assert_eq!(fresh.status(), fresh_before, "no tampered copy of the missing lane was accepted");
+}
+
+fn replica_with_all_but_last(lanes: &[Lane<WorldOp>]) -> scx_engine::Replica<scx_engine::World> {
+    replay(0, 3, &lanes[..lanes.len() - 1]).0
+}
+
+#[test]
+fn a_wrong_claimed_id_is_refused() {
+    let (lanes, _) = base();
+    let mut replica = replica_with_all_but_last(&lanes);
+    let bytes = lanes.last().unwrap().to_bytes();
+    let error = replica.insert_claimed(LaneId([7; 32]), &bytes).unwrap_err();
+    assert!(matches!(error, LaneError::IdMismatch { .. }), "{error}");
+}
+
+#[test]
+fn a_forged_lamport_is_refused() {
+    let (_, mut replica) = base();
+    let before = replica.status();
+    let mut lane = replica.prepare_lane(vec![WorldOp::Add { key: 1, delta: 1 }]);
+    lane.lamport += 5;
+    let error = replica.insert(lane).unwrap_err();
+    assert!(matches!(error, LaneError::BadLamport { .. }), "{error}");
+    assert_eq!(replica.status(), before);
+}
+
+#[test]
+fn a_lane_skipping_its_own_chain_is_refused() {
+    let (_, mut replica) = base();
+    let mut lane = replica.prepare_lane(vec![]);
+    // Drop the own-author parent: the chain no longer links.
+    let own = replica.author_tips()[&NodeId(0)].1;
+    lane.parents.retain(|parent| *parent != own);
+    lane.lamport = 1 + lane.parents.iter().map(|id| replica.lane(id).unwrap().lamport).max().unwrap_or(0);
+    let error = replica.insert(lane).unwrap_err();
+    assert!(matches!(error, LaneError::BrokenChain { .. }), "{error}");
+}
+
+#[test]
+fn a_lane_with_a_forged_parent_waits_and_is_never_applied() {
+    // A parent id nobody holds: the lane can only wait. Since ids are hashes of
+    // content that includes the parents, a cycle cannot be built either: a lane
+    // naming a descendant as its parent names an id that cannot exist yet.
+    let (_, mut replica) = base();
+    let before = replica.status();
+    let mut lane = replica.prepare_lane(vec![WorldOp::Add { key: 1, delta: 1 }]);
+    lane.parents.push(LaneId([0xee; 32]));
+    lane.parents.sort();
+    assert_eq!(replica.insert(lane.clone()).unwrap(), Inserted::Pending);
+    assert_eq!(replica.status(), before);
+    assert_eq!(replica.pending_lanes(), 1);
+    // A "cycle": a lane whose parent is the pending lane itself, and vice versa, cannot both exist;
+    // the child of the forged lane waits too and nothing is applied.
+    let child = Lane::new(NodeId(0), lane.seq + 1, lane.lamport + 1, vec![lane.id()], vec![]);
+    assert_eq!(replica.insert(child).unwrap(), Inserted::Pending);
+    assert_eq!(replica.status(), before);
+}
+
+#[test]
+fn a_fork_is_kept_as_evidence_and_surfaced() {
+    let (_, mut replica) = base();
+    let first = replica.prepare_lane(vec![WorldOp::Add { key: 1, delta: 1 }]);
+    let second = replica.prepare_lane(vec![WorldOp::Add { key: 1, delta: 2 }]);
+    replica.insert(first.clone()).unwrap();
+    let before = replica.status();
+    let error = replica.insert(second.clone()).unwrap_err();
+    assert!(matches!(error, LaneError::Fork { .. }), "{error}");
+    let (proofs, seen) = replica.forks();
+    assert_eq!(seen, 1);
+    assert_eq!(proofs[0].kept, first.id());
+    assert_eq!(proofs[0].other, second.id());
+    assert_eq!(Lane::<WorldOp>::decode(&proofs[0].other_bytes).unwrap().1, second);
+    assert!(matches!(replica.poll_event(), Some(scx_engine::Event::Fork(_))));
+    assert_eq!(replica.status(), before, "neither lane was silently replaced");
+}
+
+#[test]
+fn shape_errors_are_typed() {
+    let (_, mut replica) = base();
+    let mut lane = replica.prepare_lane(vec![]);
+    lane.seq = 0;
+    let error = replica.insert(lane).unwrap_err();
+    assert!(matches!(error, LaneError::Shape { shape: LaneShapeError::SeqZero, .. }), "{error}");
+}
+
+#[test]
+fn the_pending_set_is_bounded() {
+    let lanes = history(9, 2, 40);
+    let mut config = crate::support::config(0, 2);
+    config.max_pending = 3;
+    let mut replica = scx_engine::Replica::new(scx_engine::World, config);
+    let mut full = 0;
+    for lane in lanes.iter().skip(1).rev() {
+        if let Err(LaneError::PendingFull { limit, .. }) = replica.insert(lane.clone()) {
+            assert_eq!(limit, 3);
+            full += 1;
+        }
+    }
+    assert!(full > 0);
+    assert!(replica.pending_lanes() <= 3);
+}
