@@ -2,17 +2,17 @@
 //! histories (authors write, and pull each other's lanes at random), and
 //! helpers to replay a lane set into fresh replicas.
 
-use scx_engine::{Lane, LaneId, NodeId, Replica, ReplicaConfig, Status, World, WorldOp};
+use scx_engine::{Lane, NodeId, Replica, ReplicaConfig, Status, World, WorldOp};
 
 /// SplitMix64: a tiny deterministic generator, so histories depend only on the seed.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed ^ 0x9e37_79b9_7f4a_7c15)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -20,11 +20,11 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    pub fn below(&mut self, bound: u64) -> u64 {
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
         self.next() % bound.max(1)
     }
 
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             let j = self.below(i as u64 + 1) as usize;
             items.swap(i, j);
@@ -32,20 +32,20 @@ impl Rng {
     }
 }
 
-pub fn config(node: u32, members: u32) -> ReplicaConfig {
+pub(crate) fn config(node: u32, members: u32) -> ReplicaConfig {
     let mut config = ReplicaConfig::new(NodeId(node), (0..members).map(NodeId));
     config.snapshot_interval = 16;
     config.checkpoint_interval = 4;
     config
 }
 
-pub fn replica(node: u32, members: u32) -> Replica<World> {
+pub(crate) fn replica(node: u32, members: u32) -> Replica<World> {
     Replica::new(World, config(node, members))
 }
 
 /// Random ops over a small key space, built from the author's current state
 /// so puts and removes carry what the author saw.
-pub fn random_ops(rng: &mut Rng, replica: &mut Replica<World>, keys: u32) -> Vec<WorldOp> {
+pub(crate) fn random_ops(rng: &mut Rng, replica: &mut Replica<World>, keys: u32) -> Vec<WorldOp> {
     let count = 1 + rng.below(4) as usize;
     let mut ops = Vec::with_capacity(count);
     for _ in 0..count {
@@ -65,7 +65,7 @@ pub fn random_ops(rng: &mut Rng, replica: &mut Replica<World>, keys: u32) -> Vec
 /// A history written by `authors` nodes over `steps` steps: at each step one
 /// author either writes a lane or pulls every lane another author holds.
 /// Returns every lane ever written, in creation order.
-pub fn history(seed: u64, authors: u32, steps: usize) -> Vec<Lane<WorldOp>> {
+pub(crate) fn history(seed: u64, authors: u32, steps: usize) -> Vec<Lane<WorldOp>> {
     let mut rng = Rng::new(seed);
     let mut replicas: Vec<Replica<World>> = (0..authors).map(|node| replica(node, authors)).collect();
     let mut lanes = Vec::new();
@@ -87,7 +87,7 @@ pub fn history(seed: u64, authors: u32, steps: usize) -> Vec<Lane<WorldOp>> {
 }
 
 /// Inserts `lanes` in the given order into a fresh replica and returns its status.
-pub fn replay(node: u32, members: u32, lanes: &[Lane<WorldOp>]) -> (Replica<World>, Status) {
+pub(crate) fn replay(node: u32, members: u32, lanes: &[Lane<WorldOp>]) -> (Replica<World>, Status) {
     let mut replica = replica(node, members);
     for lane in lanes {
         replica.insert(lane.clone()).expect("generated lanes are valid");
@@ -96,6 +96,3 @@ pub fn replay(node: u32, members: u32, lanes: &[Lane<WorldOp>]) -> (Replica<Worl
     (replica, status)
 }
 
-pub fn ids(lanes: &[Lane<WorldOp>]) -> Vec<LaneId> {
-    lanes.iter().map(Lane::id).collect()
-}
