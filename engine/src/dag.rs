@@ -104,11 +104,13 @@ pub struct LaneDag<O> {
     forks: Vec<ForkProof>,
     forks_seen: u64,
     rejected: Vec<(LaneId, LaneError)>,
+    /// Canonical bytes of admitted lanes, when journaling.
+    journal: Option<Vec<Vec<u8>>>,
 }
 
 impl<O: Op> LaneDag<O> {
     /// An empty history holding at most `max_pending` pending lanes.
-    pub(crate) fn new(max_pending: usize) -> Self {
+    pub(crate) fn new(max_pending: usize, journal: bool) -> Self {
         Self {
             slots: Vec::new(),
             by_id: BTreeMap::new(),
@@ -124,6 +126,7 @@ impl<O: Op> LaneDag<O> {
             forks: Vec::new(),
             forks_seen: 0,
             rejected: Vec::new(),
+            journal: journal.then(Vec::new),
         }
     }
 
@@ -249,6 +252,11 @@ impl<O: Op> LaneDag<O> {
     /// Takes the lanes admitted since the last call, in admission order.
     pub(crate) fn take_fresh(&mut self) -> Vec<SlotIdx> {
         std::mem::take(&mut self.fresh)
+    }
+
+    /// Takes the journal of admitted lanes' canonical bytes.
+    pub(crate) fn take_journal(&mut self) -> Vec<Vec<u8>> {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Takes the pending lanes that were released but failed validation.
@@ -450,6 +458,9 @@ impl<O: Op> LaneDag<O> {
             self.heads.remove(parent);
         }
         self.heads.insert(id);
+        if let Some(journal) = &mut self.journal {
+            journal.push(lane.to_bytes());
+        }
         self.chains.entry(lane.author).or_default().slots.push_back(idx);
         self.by_id.insert(id, idx);
         self.slots.push(Some(Box::new(Slot { id, lane, parent_slots: parents.into_boxed_slice() })));

@@ -25,6 +25,7 @@
 //! - [`dag`]: lane history, pending set, author chains, fork evidence.
 //! - [`replica`]: canonical order, replay, snapshots, stability, pruning.
 //! - [`snapshot`]: snapshot format, verification and the registry.
+//! - [`protocol`]: the sync protocol: sessions, the syncer, the wire codec.
 //! - [`store`]: the durable record log (memory and file).
 
 pub mod codec;
@@ -33,6 +34,7 @@ pub mod error;
 pub mod hash;
 pub mod lane;
 pub mod law;
+pub mod protocol;
 pub mod replica;
 pub mod snapshot;
 pub mod world;

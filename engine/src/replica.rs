@@ -42,6 +42,8 @@ pub struct ReplicaConfig {
     pub max_pending: usize,
     /// Drop lane bodies below each new stable snapshot.
     pub prune: bool,
+    /// Keep the canonical bytes of admitted lanes for [`Replica::take_journal`].
+    pub journal: bool,
 }
 
 impl ReplicaConfig {
@@ -54,6 +56,7 @@ impl ReplicaConfig {
             checkpoint_interval: 32,
             max_pending: 100_000,
             prune: false,
+            journal: false,
         }
     }
 }
@@ -177,7 +180,7 @@ impl<L: Law> Replica<L> {
         registry.commit(Snapshot::new(&law, genesis, &state));
         let base = Checkpoint { lane_index: 0, state: state.clone(), chain: ChainHash::ZERO, conflicts: 0 };
         Self {
-            dag: LaneDag::new(config.max_pending),
+            dag: LaneDag::new(config.max_pending, config.journal),
             law,
             config,
             order: Vec::new(),
@@ -284,9 +287,33 @@ impl<L: Law> Replica<L> {
         Some(slots.map(|idx| self.dag.slot(idx)).map(|slot| (slot.id, &slot.lane)).collect())
     }
 
-    /// Held lanes in canonical order from 1-based `lane_index` on (those
-    /// above the prune point).
-    pub fn canonical_lanes(&self) -> impl Iterator<Item = (LaneId, &Lane<L::Op>)> + '_ {
+    /// Id of the author's lane at `seq`, if held in full or a pruned tip.
+    pub fn lane_at(&self, author: NodeId, seq: u64) -> Option<LaneId> {
+        if let Some((tip_seq, id, _)) = self.dag.author_tip(author)
+            && tip_seq == seq
+        {
+            return Some(id);
+        }
+        let mut lanes = self.dag.chain_after(author, seq.checked_sub(1)?)?;
+        lanes.next().map(|idx| self.dag.slot(idx).id)
+    }
+
+    /// Canonical bytes of the author's lane at `seq`, if held in full.
+    pub fn lane_bytes_at(&self, author: NodeId, seq: u64) -> Option<Vec<u8>> {
+        let mut lanes = self.dag.chain_after(author, seq.checked_sub(1)?)?;
+        lanes.next().map(|idx| self.dag.slot(idx).lane.to_bytes())
+    }
+
+    /// Takes the canonical bytes of every lane admitted since the last call,
+    /// in admission order (parents first), when `ReplicaConfig::journal` is
+    /// on: the driver appends them to its durable store.
+    pub fn take_journal(&mut self) -> Vec<Vec<u8>> {
+        self.dag.take_journal()
+    }
+
+    /// Held lanes above the prune point in canonical order (orders first).
+    pub fn canonical_lanes(&mut self) -> impl Iterator<Item = (LaneId, &Lane<L::Op>)> + '_ {
+        self.materialize();
         self.order.iter().map(|idx| self.dag.slot(*idx)).map(|slot| (slot.id, &slot.lane))
     }
 

@@ -3,5 +3,7 @@
 mod support;
 
 mod convergence;
+mod net;
+mod protocol;
 mod rejection;
 mod snapshots;

@@ -95,4 +95,3 @@ pub(crate) fn replay(node: u32, members: u32, lanes: &[Lane<WorldOp>]) -> (Repli
     let status = replica.status();
     (replica, status)
 }
-

@@ -1,0 +1,40 @@
+//! The SCX sync protocol (seed section 3), sans-IO.
+//!
+//! A session between two replicas runs handshake, divergence detection,
+//! delta exchange and replay & merge in at most two round trips:
+//!
+//! ```text
+//! initiator                                responder
+//!   Hello { status, summary }      ─────▶  equal hashes?  ──▶ InSync   (1 round trip)
+//!                                  ◀─────  Delta { status, summary, snapshot?, lanes }
+//!   insert, then
+//!   Lanes { snapshot?, lanes }     ─────▶  insert                       (2 round trips)
+//! ```
+//!
+//! The summary is exact: each author's lanes form a chain and held sets are
+//! causally closed, so `(author, highest seq, tip id prefix)` per author names
+//! precisely which lanes a peer holds; each side sends exactly the lanes the
+//! other lacks, in canonical (hence causal) order. A peer behind the
+//! sender's prune point gets the snapshot first, verified on arrival.
+//!
+//! ## Driver contract
+//! - Feed every datagram to [`Syncer::handle`]; start sessions with
+//!   [`Syncer::initiate`]; drain [`Syncer::poll_transmit`] and
+//!   [`Syncer::poll_event`] after each call.
+//! - **Write-ahead:** before sending anything `poll_transmit` returned, make
+//!   every lane the replica admitted durable (drain
+//!   [`crate::Replica::take_journal`] into the store and sync it). A lane must
+//!   never reach a peer before it survives a crash of its sender.
+//! - Timeouts belong to the driver: [`Syncer::open_sessions`] says what each
+//!   session waits for; [`Syncer::abandon`] ends one. Lost, duplicated and
+//!   reordered datagrams are expected: late or repeated messages for a closed
+//!   session are ignored, and inserting a lane twice is idempotent.
+
+mod session;
+mod wire;
+
+pub use session::{Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SyncEvent, Syncer};
+pub use wire::{
+    MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, SummaryEntry, WireError, WireSnapshot, WireStatus,
+    WireTip, decode, encode,
+};

@@ -1,0 +1,541 @@
+//! Sync sessions and the per-node [`Syncer`] that runs them.
+//!
+//! Invariant: a session never changes the replica except through
+//! `insert_bytes` and `install_snapshot`, which verify everything, so a
+//! malicious or corrupt peer can waste bandwidth but not corrupt state.
+
+use super::wire::{self, MAX_BATCH_BYTES, Message, SummaryEntry, WireError, WireSnapshot, WireStatus};
+use crate::dag::Inserted;
+use crate::error::LaneError;
+use crate::lane::NodeId;
+use crate::law::Law;
+use crate::replica::Replica;
+use crate::snapshot::{Snapshot, SnapshotError, Tip};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Most sessions open at once per node; a Hello beyond it is refused.
+pub const MAX_OPEN_SESSIONS: usize = 1024;
+/// Closed sessions remembered so duplicated messages are ignored.
+const RECENT_SESSIONS: usize = 256;
+
+/// Which side of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Sent the Hello.
+    Initiator,
+    /// Answered it.
+    Responder,
+}
+
+/// What an open session waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The initiator waits for `InSync` or `Delta`.
+    Reply,
+    /// The responder waits for `Lanes`.
+    Lanes,
+}
+
+/// How a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Hashes matched at the handshake.
+    InSync,
+    /// Lanes were exchanged; `more` means a batch was cut at the size limit.
+    Synced {
+        /// Sync again to get the rest.
+        more: bool,
+    },
+}
+
+/// Counters of one session, from this side's point of view.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionMetrics {
+    /// Datagram bytes sent.
+    pub bytes_sent: u64,
+    /// Datagram bytes received.
+    pub bytes_received: u64,
+    /// Lanes sent.
+    pub lanes_sent: u64,
+    /// Lanes received.
+    pub lanes_received: u64,
+    /// Received lanes this side lacked.
+    pub lanes_missing: u64,
+    /// Canonical bytes of the received lanes this side lacked.
+    pub bytes_missing: u64,
+    /// Received lanes this side already held.
+    pub lanes_redundant: u64,
+    /// Received lanes refused (bad lane, fork evidence).
+    pub lanes_rejected: u64,
+    /// Snapshots sent.
+    pub snapshots_sent: u64,
+    /// Snapshots installed.
+    pub snapshots_installed: u64,
+    /// Request/response exchanges (counted by the initiator).
+    pub round_trips: u64,
+}
+
+impl SessionMetrics {
+    /// Adds another session's counters.
+    pub fn add(&mut self, other: &Self) {
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.lanes_sent += other.lanes_sent;
+        self.lanes_received += other.lanes_received;
+        self.lanes_missing += other.lanes_missing;
+        self.bytes_missing += other.bytes_missing;
+        self.lanes_redundant += other.lanes_redundant;
+        self.lanes_rejected += other.lanes_rejected;
+        self.snapshots_sent += other.snapshots_sent;
+        self.snapshots_installed += other.snapshots_installed;
+        self.round_trips += other.round_trips;
+    }
+}
+
+/// What the syncer tells its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncEvent {
+    /// A session finished.
+    Completed {
+        /// The peer.
+        peer: NodeId,
+        /// Session id.
+        session: u64,
+        /// Which side this node was.
+        role: Role,
+        /// How it ended.
+        outcome: Outcome,
+        /// Its counters.
+        metrics: SessionMetrics,
+    },
+    /// A session ended without finishing (abandoned by the driver, or refused).
+    Failed {
+        /// The peer.
+        peer: NodeId,
+        /// Session id.
+        session: u64,
+        /// Why.
+        reason: String,
+        /// Counters so far.
+        metrics: SessionMetrics,
+    },
+    /// A datagram could not be decoded.
+    BadMessage {
+        /// Sender.
+        peer: NodeId,
+        /// Why.
+        error: WireError,
+    },
+    /// A peer holds a different lane at an `(author, seq)` this node holds.
+    ForkSuspected {
+        /// The peer.
+        peer: NodeId,
+        /// The author whose chain forked.
+        author: NodeId,
+        /// Where.
+        seq: u64,
+    },
+    /// The peer's snapshot chain disagrees with this node's: the histories
+    /// diverged (corruption or a bug). Never silently repaired.
+    Diverged {
+        /// The peer.
+        peer: NodeId,
+        /// The refused snapshot's error.
+        error: SnapshotError,
+    },
+    /// A received lane was refused.
+    LaneRejected {
+        /// The peer.
+        peer: NodeId,
+        /// Why.
+        error: LaneError,
+    },
+}
+
+#[derive(Debug)]
+struct Session {
+    role: Role,
+    expect: Expect,
+    metrics: SessionMetrics,
+    more: bool,
+}
+
+/// Runs every sync session of one node.
+#[derive(Debug)]
+pub struct Syncer {
+    node: NodeId,
+    next_session: u64,
+    open: BTreeMap<(NodeId, u64), Session>,
+    recent: VecDeque<(NodeId, u64)>,
+    recent_set: BTreeSet<(NodeId, u64)>,
+    outbox: VecDeque<(NodeId, Vec<u8>)>,
+    events: VecDeque<SyncEvent>,
+}
+
+impl Syncer {
+    /// A syncer for `node`.
+    pub fn new(node: NodeId) -> Self {
+        Self {
+            node,
+            next_session: 0,
+            open: BTreeMap::new(),
+            recent: VecDeque::new(),
+            recent_set: BTreeSet::new(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Open sessions: peer, session id, role and what each waits for.
+    pub fn open_sessions(&self) -> impl Iterator<Item = (NodeId, u64, Role, Expect)> + '_ {
+        self.open.iter().map(|((peer, id), session)| (*peer, *id, session.role, session.expect))
+    }
+
+    /// Whether a session with `peer` is open.
+    pub fn is_syncing_with(&self, peer: NodeId) -> bool {
+        self.open.keys().any(|(open_peer, _)| *open_peer == peer)
+    }
+
+    /// The next datagram to send, as `(destination, bytes)`. Honour the
+    /// write-ahead rule before sending it.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(NodeId, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SyncEvent> {
+        self.events.pop_front()
+    }
+
+    /// Starts a session with `peer`; returns its id.
+    pub fn initiate<L: Law>(&mut self, peer: NodeId, replica: &mut Replica<L>) -> u64 {
+        let id = (u64::from(self.node.0) << 40) | self.next_session;
+        self.next_session += 1;
+        let status = WireStatus::from(&replica.status());
+        let hello = Message::Hello { session: id, status, summary: summary(replica) };
+        let mut session =
+            Session { role: Role::Initiator, expect: Expect::Reply, metrics: SessionMetrics::default(), more: false };
+        self.send(peer, &hello, &mut session.metrics);
+        self.open.insert((peer, id), session);
+        id
+    }
+
+    /// Ends an open session without finishing it (the driver's timeout).
+    pub fn abandon(&mut self, peer: NodeId, session: u64, reason: &str) {
+        if let Some(open) = self.open.remove(&(peer, session)) {
+            self.remember(peer, session);
+            self.events.push_back(SyncEvent::Failed {
+                peer,
+                session,
+                reason: reason.to_owned(),
+                metrics: open.metrics,
+            });
+        }
+    }
+
+    /// Handles one datagram from `peer`.
+    pub fn handle<L: Law>(&mut self, peer: NodeId, bytes: &[u8], replica: &mut Replica<L>) {
+        let message = match wire::decode(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                self.events.push_back(SyncEvent::BadMessage { peer, error });
+                return;
+            }
+        };
+        let key = (peer, message.session());
+        if self.recent_set.contains(&key) {
+            return;
+        }
+        let received = bytes.len() as u64;
+        match message {
+            Message::Hello { session, status, summary } => {
+                if !self.open.contains_key(&key) {
+                    self.answer_hello(peer, session, received, &status, &summary, replica);
+                }
+            }
+            Message::InSync { session } => self.finish_in_sync(peer, session, received),
+            Message::Delta { session, status: _, summary, snapshot, lanes, more } => {
+                self.finish_delta(peer, session, received, &summary, snapshot, lanes, more, replica);
+            }
+            Message::Lanes { session, snapshot, lanes, more } => {
+                self.finish_lanes(peer, session, received, snapshot, lanes, more, replica);
+            }
+        }
+    }
+
+    // ---- the steps -------------------------------------------------------
+
+    fn answer_hello<L: Law>(
+        &mut self,
+        peer: NodeId,
+        session: u64,
+        received: u64,
+        theirs: &WireStatus,
+        their_summary: &[SummaryEntry],
+        replica: &mut Replica<L>,
+    ) {
+        let mut metrics = SessionMetrics { bytes_received: received, ..SessionMetrics::default() };
+        if self.open.len() >= MAX_OPEN_SESSIONS {
+            self.events.push_back(SyncEvent::Failed {
+                peer,
+                session,
+                reason: "too many open sessions".into(),
+                metrics,
+            });
+            return;
+        }
+        let ours = WireStatus::from(&replica.status());
+        if ours.in_sync_with(theirs) {
+            self.send(peer, &Message::InSync { session }, &mut metrics);
+            self.remember(peer, session);
+            let outcome = Outcome::InSync;
+            self.events.push_back(SyncEvent::Completed { peer, session, role: Role::Responder, outcome, metrics });
+            return;
+        }
+        if let Err(error) = check_snapshot_chain(replica, theirs) {
+            self.events.push_back(SyncEvent::Diverged { peer, error });
+        }
+        let summary = summary(replica);
+        let forks = self.detect_forks(peer, replica, their_summary);
+        let delta = build_delta(replica, their_summary, &forks);
+        metrics.lanes_sent = delta.lanes.len() as u64;
+        metrics.snapshots_sent = u64::from(delta.snapshot.is_some());
+        let more = delta.more;
+        let message =
+            Message::Delta { session, status: ours, summary, snapshot: delta.snapshot, lanes: delta.lanes, more };
+        self.send(peer, &message, &mut metrics);
+        self.open.insert((peer, session), Session { role: Role::Responder, expect: Expect::Lanes, metrics, more });
+    }
+
+    fn finish_in_sync(&mut self, peer: NodeId, session: u64, received: u64) {
+        let Some(mut open) = self.take_open(peer, session, Expect::Reply) else { return };
+        open.metrics.bytes_received += received;
+        open.metrics.round_trips += 1;
+        let outcome = Outcome::InSync;
+        self.events.push_back(SyncEvent::Completed {
+            peer,
+            session,
+            role: Role::Initiator,
+            outcome,
+            metrics: open.metrics,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one argument per message field; a struct would only rename them")]
+    fn finish_delta<L: Law>(
+        &mut self,
+        peer: NodeId,
+        session: u64,
+        received: u64,
+        their_summary: &[SummaryEntry],
+        snapshot: Option<WireSnapshot>,
+        lanes: Vec<Vec<u8>>,
+        more: bool,
+        replica: &mut Replica<L>,
+    ) {
+        let Some(mut open) = self.take_open(peer, session, Expect::Reply) else { return };
+        open.metrics.bytes_received += received;
+        open.metrics.round_trips += 1;
+        self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
+        let forks = self.detect_forks(peer, replica, their_summary);
+        let delta = build_delta(replica, their_summary, &forks);
+        open.metrics.lanes_sent += delta.lanes.len() as u64;
+        open.metrics.snapshots_sent += u64::from(delta.snapshot.is_some());
+        let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more };
+        self.send(peer, &reply, &mut open.metrics);
+        let outcome = Outcome::Synced { more: more || delta.more };
+        self.events.push_back(SyncEvent::Completed {
+            peer,
+            session,
+            role: Role::Initiator,
+            outcome,
+            metrics: open.metrics,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one argument per message field; a struct would only rename them")]
+    fn finish_lanes<L: Law>(
+        &mut self,
+        peer: NodeId,
+        session: u64,
+        received: u64,
+        snapshot: Option<WireSnapshot>,
+        lanes: Vec<Vec<u8>>,
+        more: bool,
+        replica: &mut Replica<L>,
+    ) {
+        let Some(mut open) = self.take_open(peer, session, Expect::Lanes) else { return };
+        open.metrics.bytes_received += received;
+        self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
+        let outcome = Outcome::Synced { more: more || open.more };
+        self.events.push_back(SyncEvent::Completed {
+            peer,
+            session,
+            role: Role::Responder,
+            outcome,
+            metrics: open.metrics,
+        });
+    }
+
+    // ---- helpers ---------------------------------------------------------
+
+    fn send(&mut self, peer: NodeId, message: &Message, metrics: &mut SessionMetrics) {
+        let bytes = wire::encode(message);
+        metrics.bytes_sent += bytes.len() as u64;
+        self.outbox.push_back((peer, bytes));
+    }
+
+    fn take_open(&mut self, peer: NodeId, session: u64, expect: Expect) -> Option<Session> {
+        let open = self.open.get(&(peer, session))?;
+        if open.expect != expect {
+            return None;
+        }
+        let open = self.open.remove(&(peer, session));
+        self.remember(peer, session);
+        open
+    }
+
+    fn remember(&mut self, peer: NodeId, session: u64) {
+        if self.recent_set.insert((peer, session)) {
+            self.recent.push_back((peer, session));
+        }
+        while self.recent.len() > RECENT_SESSIONS {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_set.remove(&old);
+            }
+        }
+    }
+
+    fn apply<L: Law>(
+        &mut self,
+        peer: NodeId,
+        snapshot: Option<WireSnapshot>,
+        lanes: &[Vec<u8>],
+        replica: &mut Replica<L>,
+        metrics: &mut SessionMetrics,
+    ) {
+        if let Some(snapshot) = snapshot {
+            let boundary: Vec<Tip> = snapshot.boundary.iter().map(|tip| Tip::from(*tip)).collect();
+            let installed = Snapshot::from_bytes(&snapshot.bytes).and_then(|s| replica.install_snapshot(&s, &boundary));
+            match installed {
+                Ok(true) => metrics.snapshots_installed += 1,
+                Ok(false) => {}
+                Err(error) => self.events.push_back(SyncEvent::Diverged { peer, error }),
+            }
+        }
+        for bytes in lanes {
+            metrics.lanes_received += 1;
+            match replica.insert_bytes(bytes) {
+                Ok(Inserted::Admitted(_) | Inserted::Pending) => {
+                    metrics.lanes_missing += 1;
+                    metrics.bytes_missing += bytes.len() as u64;
+                }
+                Ok(Inserted::Duplicate) => metrics.lanes_redundant += 1,
+                Err(error) => {
+                    metrics.lanes_rejected += 1;
+                    self.events.push_back(SyncEvent::LaneRejected { peer, error });
+                }
+            }
+        }
+    }
+
+    /// Compares the peer's summary with what this node holds at the same
+    /// seqs; a different tip prefix is a fork. Returns the dots to send as
+    /// evidence.
+    fn detect_forks<L: Law>(
+        &mut self,
+        peer: NodeId,
+        replica: &Replica<L>,
+        theirs: &[SummaryEntry],
+    ) -> Vec<(NodeId, u64)> {
+        let mut forks = Vec::new();
+        for entry in theirs {
+            if entry.seq == 0 {
+                continue;
+            }
+            let Some(ours) = replica.lane_at(entry.author, entry.seq) else { continue };
+            if ours.prefix_u64() != entry.tip {
+                self.events.push_back(SyncEvent::ForkSuspected { peer, author: entry.author, seq: entry.seq });
+                forks.push((entry.author, entry.seq));
+            }
+        }
+        forks
+    }
+}
+
+/// This replica's exact summary.
+fn summary<L: Law>(replica: &Replica<L>) -> Vec<SummaryEntry> {
+    replica
+        .author_tips()
+        .into_iter()
+        .map(|(author, (seq, id))| SummaryEntry { author, seq, tip: id.prefix_u64() })
+        .collect()
+}
+
+/// The handshake's divergence check: where both nodes passed the same
+/// snapshot point, the ids must be equal.
+fn check_snapshot_chain<L: Law>(replica: &Replica<L>, theirs: &WireStatus) -> Result<(), SnapshotError> {
+    match replica.snapshots().id_at(theirs.snapshot_index) {
+        Some(ours) if ours != theirs.snapshot_id => {
+            Err(SnapshotError::Diverged { lane_index: theirs.snapshot_index, ours, theirs: theirs.snapshot_id })
+        }
+        _ => Ok(()),
+    }
+}
+
+struct Delta {
+    snapshot: Option<WireSnapshot>,
+    lanes: Vec<Vec<u8>>,
+    more: bool,
+}
+
+/// The lanes a peer with summary `theirs` lacks, in canonical order, cut at
+/// [`MAX_BATCH_BYTES`]; with the snapshot first when some of them were
+/// pruned here. `forks` adds this node's lane at each forked dot as evidence.
+fn build_delta<L: Law>(replica: &mut Replica<L>, theirs: &[SummaryEntry], forks: &[(NodeId, u64)]) -> Delta {
+    let their_seq: BTreeMap<NodeId, u64> = theirs.iter().map(|entry| (entry.author, entry.seq)).collect();
+    let held = replica.version_vector();
+    let behind_prune = held.iter().any(|(author, seq)| {
+        let after = their_seq.get(author).copied().unwrap_or(0);
+        after < *seq && replica.lanes_after(*author, after).is_none()
+    });
+    let mut floor = their_seq.clone();
+    let snapshot = behind_prune.then(|| {
+        let (snapshot, boundary) = replica.snapshot_transfer();
+        for tip in &snapshot.header.tips {
+            let entry = floor.entry(tip.author).or_insert(0);
+            *entry = (*entry).max(tip.seq);
+        }
+        WireSnapshot { bytes: snapshot.to_bytes(), boundary: boundary.into_iter().map(Into::into).collect() }
+    });
+    let mut keyed = Vec::new();
+    for (author, seq) in &held {
+        let after = floor.get(author).copied().unwrap_or(0);
+        if after >= *seq {
+            continue;
+        }
+        for (id, lane) in replica.lanes_after(*author, after).unwrap_or_default() {
+            keyed.push(((lane.lamport, lane.author, id), lane.to_bytes()));
+        }
+    }
+    for (author, seq) in forks {
+        if let Some(lane) = replica.lane_bytes_at(*author, *seq) {
+            keyed.push(((0, *author, crate::LaneId::ZERO), lane));
+        }
+    }
+    keyed.sort_unstable_by_key(|entry| entry.0);
+    let mut lanes = Vec::with_capacity(keyed.len());
+    let mut batch_bytes = 0;
+    let mut more = false;
+    for (_, bytes) in keyed {
+        if batch_bytes + bytes.len() > MAX_BATCH_BYTES && !lanes.is_empty() {
+            more = true;
+            break;
+        }
+        batch_bytes += bytes.len();
+        lanes.push(bytes);
+    }
+    Delta { snapshot, lanes, more }
+}

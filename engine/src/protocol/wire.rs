@@ -1,0 +1,235 @@
+//! The versioned wire format of sync messages.
+//!
+//! A datagram is one version byte followed by a postcard-encoded
+//! [`Message`]. Lanes travel as their canonical bytes (the receiver derives
+//! their ids; it never trusts an id from the wire) and snapshots as their
+//! canonical encoding plus the boundary tips.
+//!
+//! Invariant: [`decode`] rejects oversized, truncated, trailing and
+//! wrong-version input with a typed error and never panics; every lane and
+//! snapshot inside a decoded message is still unverified until the replica
+//! checks it.
+
+use crate::LaneId;
+use crate::hash::{ChainHash, SnapshotId, StateDigest};
+use crate::lane::{MAX_LANE_BYTES, NodeId};
+use crate::replica::Status;
+use crate::snapshot::Tip;
+use serde::{Deserialize, Serialize};
+
+/// Version byte of the wire format.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Largest datagram accepted or produced.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+/// Lane bytes one message carries at most; the rest follows in a new session.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+
+const _: () = assert!(MAX_LANE_BYTES < MAX_BATCH_BYTES, "one lane always fits a batch");
+const _: () = assert!(MAX_BATCH_BYTES * 2 < MAX_MESSAGE_BYTES, "a full batch plus a snapshot header fits a message");
+
+/// A node's position, as the handshake states it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireStatus {
+    /// Lanes in the canonical order.
+    pub lane_index: u64,
+    /// Chain hash at the tip.
+    pub chain_hash: ChainHash,
+    /// State digest at the tip.
+    pub state_digest: StateDigest,
+    /// Newest stable snapshot point.
+    pub snapshot_index: u64,
+    /// Its id.
+    pub snapshot_id: SnapshotId,
+}
+
+impl From<&Status> for WireStatus {
+    fn from(status: &Status) -> Self {
+        Self {
+            lane_index: status.lane_index,
+            chain_hash: status.chain_hash,
+            state_digest: status.state_digest,
+            snapshot_index: status.snapshot_index,
+            snapshot_id: status.snapshot_id,
+        }
+    }
+}
+
+impl WireStatus {
+    /// Same lanes, same order, same state.
+    pub fn in_sync_with(&self, other: &Self) -> bool {
+        self.chain_hash == other.chain_hash && self.state_digest == other.state_digest
+    }
+}
+
+/// One author's entry of the exact summary: the highest contiguous seq held
+/// and the first eight bytes of that lane's id (which exposes forks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryEntry {
+    /// The author.
+    pub author: NodeId,
+    /// Highest seq held.
+    pub seq: u64,
+    /// `LaneId::prefix_u64` of the lane at that seq.
+    pub tip: u64,
+}
+
+/// A snapshot in transit: canonical bytes and the covered lanes the
+/// sender's held lanes name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireSnapshot {
+    /// `Snapshot::to_bytes`.
+    pub bytes: Vec<u8>,
+    /// Boundary tips.
+    pub boundary: Vec<WireTip>,
+}
+
+/// A [`Tip`] on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireTip {
+    /// Author.
+    pub author: NodeId,
+    /// Seq.
+    pub seq: u64,
+    /// Lamport stamp.
+    pub lamport: u64,
+    /// Id.
+    pub id: LaneId,
+}
+
+impl From<Tip> for WireTip {
+    fn from(tip: Tip) -> Self {
+        Self { author: tip.author, seq: tip.seq, lamport: tip.lamport, id: tip.id }
+    }
+}
+
+impl From<WireTip> for Tip {
+    fn from(tip: WireTip) -> Self {
+        Self { author: tip.author, seq: tip.seq, lamport: tip.lamport, id: tip.id }
+    }
+}
+
+/// A sync message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Initiator to responder: where I am and exactly what I hold.
+    Hello {
+        /// Session id.
+        session: u64,
+        /// Position and hashes.
+        status: WireStatus,
+        /// Exact summary of the held set.
+        summary: Vec<SummaryEntry>,
+    },
+    /// Responder to initiator: same hashes, nothing to do.
+    InSync {
+        /// Session id.
+        session: u64,
+    },
+    /// Responder to initiator: my summary, and the lanes you lack.
+    Delta {
+        /// Session id.
+        session: u64,
+        /// Position and hashes.
+        status: WireStatus,
+        /// Exact summary of the held set (before the initiator's lanes).
+        summary: Vec<SummaryEntry>,
+        /// Present when the initiator is behind the responder's prune point.
+        snapshot: Option<WireSnapshot>,
+        /// Canonical lane bytes in canonical (hence causal) order.
+        lanes: Vec<Vec<u8>>,
+        /// More lanes did not fit; sync again.
+        more: bool,
+    },
+    /// Initiator to responder: the lanes you lack; closes the session.
+    Lanes {
+        /// Session id.
+        session: u64,
+        /// Present when the responder is behind the initiator's prune point.
+        snapshot: Option<WireSnapshot>,
+        /// Canonical lane bytes in canonical order.
+        lanes: Vec<Vec<u8>>,
+        /// More lanes did not fit; sync again.
+        more: bool,
+    },
+}
+
+impl Message {
+    /// The session this message belongs to.
+    pub fn session(&self) -> u64 {
+        match self {
+            Self::Hello { session, .. }
+            | Self::InSync { session }
+            | Self::Delta { session, .. }
+            | Self::Lanes { session, .. } => *session,
+        }
+    }
+
+    /// A short name for logs and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::InSync { .. } => "in-sync",
+            Self::Delta { .. } => "delta",
+            Self::Lanes { .. } => "lanes",
+        }
+    }
+}
+
+/// Why a datagram was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Empty datagram.
+    #[error("empty message")]
+    Empty,
+    /// Larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {bytes} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+    },
+    /// A version this build does not speak.
+    #[error("protocol version {found} is not supported (this build speaks {PROTOCOL_VERSION})")]
+    UnknownVersion {
+        /// The version byte found.
+        found: u8,
+    },
+    /// The body is not a valid message.
+    #[error("malformed message body: {reason}")]
+    Malformed {
+        /// The decoder's reason.
+        reason: String,
+    },
+    /// Bytes after a complete message.
+    #[error("{count} trailing bytes after the message")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+}
+
+/// Encodes a message as a datagram.
+pub fn encode(message: &Message) -> Vec<u8> {
+    let mut out = vec![PROTOCOL_VERSION];
+    // postcard only fails on writer errors or unsupported serde types; a Vec
+    // writer and these plain types have neither.
+    let body = postcard::to_allocvec(message).expect("messages are plain serde data");
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a datagram.
+pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLarge { bytes: bytes.len() });
+    }
+    if version != PROTOCOL_VERSION {
+        return Err(WireError::UnknownVersion { found: version });
+    }
+    let (message, rest) = postcard::take_from_bytes::<Message>(body)
+        .map_err(|error| WireError::Malformed { reason: error.to_string() })?;
+    if !rest.is_empty() {
+        return Err(WireError::TrailingBytes { count: rest.len() });
+    }
+    Ok(message)
+}
