@@ -27,9 +27,13 @@
 //! - [`snapshot`]: snapshot format, verification and the registry.
 //! - [`protocol`]: the sync protocol: sessions, the syncer, the wire codec.
 //! - [`store`]: the durable record log (memory and file).
+//! - [`durable`]: a replica bound to a store: write-ahead and recovery.
+//! - [`bugs`]: planted bugs for the harness (feature `planted-bugs`).
 
+pub mod bugs;
 pub mod codec;
 pub mod dag;
+pub mod durable;
 pub mod error;
 pub mod hash;
 pub mod lane;
@@ -37,6 +41,7 @@ pub mod law;
 pub mod protocol;
 pub mod replica;
 pub mod snapshot;
+pub mod store;
 pub mod world;
 
 pub use dag::{ForkProof, Inserted};

@@ -44,6 +44,8 @@ pub struct ReplicaConfig {
     pub prune: bool,
     /// Keep the canonical bytes of admitted lanes for [`Replica::take_journal`].
     pub journal: bool,
+    /// Planted bugs (effective only with the `planted-bugs` feature).
+    pub bugs: crate::bugs::Bugs,
 }
 
 impl ReplicaConfig {
@@ -57,6 +59,7 @@ impl ReplicaConfig {
             max_pending: 100_000,
             prune: false,
             journal: false,
+            bugs: crate::bugs::Bugs::NONE,
         }
     }
 }
@@ -133,7 +136,6 @@ struct Mark {
 }
 
 /// One node's replica of the lane history under law `L`.
-#[derive(Debug)]
 pub struct Replica<L: Law> {
     law: L,
     config: ReplicaConfig,
@@ -158,6 +160,20 @@ pub struct Replica<L: Law> {
     stability_dirty: bool,
     events: VecDeque<Event>,
     metrics: ReplicaMetrics,
+}
+
+impl<L: Law> std::fmt::Debug for Replica<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("node", &self.config.node)
+            .field("lane_index", &self.lane_index())
+            .field("held", &self.dag.held_len())
+            .field("pending", &self.dag.pending_len())
+            .field("prune_index", &self.prune_index)
+            .field("stable_index", &self.stable_index)
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<L: Law> Replica<L> {
@@ -367,6 +383,11 @@ impl<L: Law> Replica<L> {
         self.insert_with_id(actual, lane)
     }
 
+    /// Inserts a lane whose id the caller computed from its canonical bytes.
+    pub(crate) fn insert_with_known_id(&mut self, id: LaneId, lane: Lane<L::Op>) -> Result<Inserted, LaneError> {
+        self.insert_with_id(id, lane)
+    }
+
     /// Builds this node's next lane over its current heads without admitting
     /// it: the caller makes it durable first, then inserts it.
     pub fn prepare_lane(&self, ops: Vec<L::Op>) -> Lane<L::Op> {
@@ -443,7 +464,11 @@ impl<L: Law> Replica<L> {
         if header.lane_index <= self.stable_index {
             return Ok(false);
         }
-        let state = snapshot.verify(&self.law)?;
+        let state = if self.config.bugs.unverified_snapshot() {
+            decode_state(&self.law, &snapshot.state)?
+        } else {
+            snapshot.verify(&self.law)?
+        };
         let covered: BTreeMap<NodeId, u64> = header.tips.iter().map(|tip| (tip.author, tip.seq)).collect();
         for &idx in &self.order {
             let slot = self.dag.slot(idx);
@@ -487,6 +512,7 @@ impl<L: Law> Replica<L> {
     /// Merges newly admitted lanes into the canonical order and rewinds the
     /// applied position to the first one.
     fn merge_fresh(&mut self, mut fresh: Vec<SlotIdx>) {
+        let arrival = self.config.bugs.arrival_order_merge().then(|| fresh.clone());
         fresh.sort_unstable_by_key(|idx| self.key(*idx));
         let first = self.key(fresh[0]);
         let rank = self.order.partition_point(|idx| self.key(*idx) < first);
@@ -510,9 +536,35 @@ impl<L: Law> Replica<L> {
             self.order.extend(merged);
         }
         if rank < self.applied {
-            self.rollback_to(self.prune_index + rank as u64);
+            match arrival {
+                Some(arrival) => self.apply_in_arrival_order(&arrival),
+                None => self.rollback_to(self.prune_index + rank as u64),
+            }
         }
         self.stability_dirty = true;
+    }
+
+    /// Planted bug: applies the late lanes on top of the current state in
+    /// the order they arrived, instead of rolling back and replaying.
+    fn apply_in_arrival_order(&mut self, arrival: &[SlotIdx]) {
+        let Self { law, dag, state, chain, conflicts, .. } = self;
+        for (offset, idx) in arrival.iter().enumerate() {
+            let slot = dag.slot(*idx);
+            let lane_index = self.prune_index + self.applied as u64 + offset as u64 + 1;
+            let context = LaneContext {
+                id: &slot.id,
+                author: slot.lane.author,
+                seq: slot.lane.seq,
+                lamport: slot.lane.lamport,
+                lane_index,
+            };
+            for op in &slot.lane.ops {
+                *conflicts += u64::from(law.apply(state, &context, op).conflicts);
+            }
+            *chain = hash::chain_step(chain, &slot.id);
+        }
+        self.applied = self.order.len();
+        self.digest = None;
     }
 
     /// Restores the newest checkpoint at or before `lane_index` and forgets
@@ -597,7 +649,8 @@ impl<L: Law> Replica<L> {
         if self.marks.is_empty() {
             return;
         }
-        let stable_end = self.stable_prefix_end();
+        let stable_end =
+            if self.config.bugs.prune_past_stable() { self.lane_index() } else { self.stable_prefix_end() };
         let ready = self.marks.partition_point(|mark| mark.lane_index <= stable_end);
         if ready == 0 {
             return;

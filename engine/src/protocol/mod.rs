@@ -33,7 +33,7 @@
 mod session;
 mod wire;
 
-pub use session::{Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SyncEvent, Syncer};
+pub use session::{Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SyncEvent, Syncer, apply_bundle, bundle};
 pub use wire::{
     MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, SummaryEntry, WireError, WireSnapshot, WireStatus,
     WireTip, decode, encode,

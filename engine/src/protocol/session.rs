@@ -5,6 +5,7 @@
 //! malicious or corrupt peer can waste bandwidth but not corrupt state.
 
 use super::wire::{self, MAX_BATCH_BYTES, Message, SummaryEntry, WireError, WireSnapshot, WireStatus};
+use crate::bugs::Bugs;
 use crate::dag::Inserted;
 use crate::error::LaneError;
 use crate::lane::NodeId;
@@ -170,6 +171,7 @@ pub struct Syncer {
     recent_set: BTreeSet<(NodeId, u64)>,
     outbox: VecDeque<(NodeId, Vec<u8>)>,
     events: VecDeque<SyncEvent>,
+    bugs: Bugs,
 }
 
 impl Syncer {
@@ -183,7 +185,13 @@ impl Syncer {
             recent_set: BTreeSet::new(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            bugs: Bugs::NONE,
         }
+    }
+
+    /// Planted bugs (effective only with the `planted-bugs` feature).
+    pub fn set_bugs(&mut self, bugs: Bugs) {
+        self.bugs = bugs;
     }
 
     /// Open sessions: peer, session id, role and what each waits for.
@@ -299,7 +307,7 @@ impl Syncer {
         }
         let summary = summary(replica);
         let forks = self.detect_forks(peer, replica, their_summary);
-        let delta = build_delta(replica, their_summary, &forks);
+        let delta = build_delta(replica, their_summary, &forks, self.bugs);
         metrics.lanes_sent = delta.lanes.len() as u64;
         metrics.snapshots_sent = u64::from(delta.snapshot.is_some());
         let more = delta.more;
@@ -340,7 +348,7 @@ impl Syncer {
         open.metrics.round_trips += 1;
         self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
         let forks = self.detect_forks(peer, replica, their_summary);
-        let delta = build_delta(replica, their_summary, &forks);
+        let delta = build_delta(replica, their_summary, &forks, self.bugs);
         open.metrics.lanes_sent += delta.lanes.len() as u64;
         open.metrics.snapshots_sent += u64::from(delta.snapshot.is_some());
         let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more };
@@ -494,7 +502,12 @@ struct Delta {
 /// The lanes a peer with summary `theirs` lacks, in canonical order, cut at
 /// [`MAX_BATCH_BYTES`]; with the snapshot first when some of them were
 /// pruned here. `forks` adds this node's lane at each forked dot as evidence.
-fn build_delta<L: Law>(replica: &mut Replica<L>, theirs: &[SummaryEntry], forks: &[(NodeId, u64)]) -> Delta {
+fn build_delta<L: Law>(
+    replica: &mut Replica<L>,
+    theirs: &[SummaryEntry],
+    forks: &[(NodeId, u64)],
+    bugs: Bugs,
+) -> Delta {
     let their_seq: BTreeMap<NodeId, u64> = theirs.iter().map(|entry| (entry.author, entry.seq)).collect();
     let held = replica.version_vector();
     let behind_prune = held.iter().any(|(author, seq)| {
@@ -537,5 +550,31 @@ fn build_delta<L: Law>(replica: &mut Replica<L>, theirs: &[SummaryEntry], forks:
         batch_bytes += bytes.len();
         lanes.push(bytes);
     }
+    if bugs.delta_skips_last() && !more {
+        lanes.pop();
+    }
     Delta { snapshot, lanes, more }
+}
+
+/// A bundle file: everything `replica` holds (and its snapshot, if it
+/// pruned), for carrying to an air-gapped peer whose state is unknown.
+pub fn bundle<L: Law>(replica: &mut Replica<L>) -> Vec<u8> {
+    let snapshot = (replica.prune_index() > 0).then(|| {
+        let (snapshot, boundary) = replica.snapshot_transfer();
+        WireSnapshot { bytes: snapshot.to_bytes(), boundary: boundary.into_iter().map(Into::into).collect() }
+    });
+    let lanes = replica.canonical_lanes().map(|(_, lane)| lane.to_bytes()).collect();
+    wire::encode(&Message::Lanes { session: 0, snapshot, lanes, more: false })
+}
+
+/// Applies a bundle file: verifies and installs its snapshot, then inserts
+/// its lanes; returns what it brought.
+pub fn apply_bundle<L: Law>(bytes: &[u8], replica: &mut Replica<L>) -> Result<SessionMetrics, WireError> {
+    let Message::Lanes { snapshot, lanes, .. } = wire::decode(bytes)? else {
+        return Err(WireError::Malformed { reason: "a bundle holds one Lanes message".into() });
+    };
+    let mut metrics = SessionMetrics { bytes_received: bytes.len() as u64, ..SessionMetrics::default() };
+    let mut syncer = Syncer::new(replica.node());
+    syncer.apply(replica.node(), snapshot, &lanes, replica, &mut metrics);
+    Ok(metrics)
 }

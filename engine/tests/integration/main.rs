@@ -3,6 +3,7 @@
 mod support;
 
 mod convergence;
+mod durable;
 mod net;
 mod protocol;
 mod rejection;

@@ -1,0 +1,46 @@
+//! Planted bugs: deliberate defects the simulation harness must find.
+//!
+//! Each switch only has an effect when the crate is built with the
+//! `planted-bugs` feature (the harness's tests enable it); in any other
+//! build every check below is `false` at compile time, so a production build
+//! cannot carry a planted bug by configuration.
+
+/// Which planted bugs are on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Late lanes are applied where they arrive, not in canonical order.
+    pub arrival_order_merge: bool,
+    /// The whole held order is treated as stable, so snapshots and pruning
+    /// pass the real stable point.
+    pub prune_past_stable: bool,
+    /// Every delta leaves out the last lane the peer lacks.
+    pub delta_skips_last: bool,
+    /// Snapshots are installed without checking their state digest.
+    pub unverified_snapshot: bool,
+}
+
+impl Bugs {
+    /// No bug: the engine as it should be.
+    pub const NONE: Self = Self {
+        arrival_order_merge: false,
+        prune_past_stable: false,
+        delta_skips_last: false,
+        unverified_snapshot: false,
+    };
+
+    pub(crate) fn arrival_order_merge(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.arrival_order_merge
+    }
+
+    pub(crate) fn prune_past_stable(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.prune_past_stable
+    }
+
+    pub(crate) fn delta_skips_last(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.delta_skips_last
+    }
+
+    pub(crate) fn unverified_snapshot(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.unverified_snapshot
+    }
+}

@@ -1,0 +1,277 @@
+//! A replica bound to a durable store: write-ahead logging and recovery.
+//!
+//! Every admitted lane is appended to the store in admission order (parents
+//! first). Own lanes are synced before they are admitted, so an
+//! acknowledged write survives any crash; received lanes are synced by
+//! [`DurableReplica::flush`], which the driver calls before transmitting
+//! (the write-ahead rule). A committed stable snapshot appends a commit
+//! record; with pruning, the log is compacted to the snapshot, its boundary
+//! and the lanes above it.
+//!
+//! Invariant: recovery replays exactly the durable records, verifies every
+//! snapshot (id and digest) and every lane (id = hash of content), and checks
+//! that the replay reaches every committed snapshot id again; anything else
+//! is a [`RecoveryError`], never a silently different state.
+
+use crate::codec::{DecodeError, Reader, put_varint};
+use crate::hash::SnapshotId;
+use crate::law::Law;
+use crate::replica::{Event, Replica, ReplicaConfig};
+use crate::snapshot::{Snapshot, SnapshotError, Tip};
+use crate::store::{RecordKind, Store, StoreError};
+use crate::{Lane, LaneError, LaneId};
+
+/// Why a durable operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The lane was refused.
+    #[error(transparent)]
+    Lane(#[from] LaneError),
+}
+
+/// Why recovery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A record that passed its checksum does not decode.
+    #[error("record {record}: {error}")]
+    Record {
+        /// Index of the record in the log.
+        record: usize,
+        /// What was wrong.
+        error: DecodeError,
+    },
+    /// A snapshot record failed verification.
+    #[error("snapshot record {record}: {error}")]
+    Snapshot {
+        /// Index of the record in the log.
+        record: usize,
+        /// What was wrong.
+        error: SnapshotError,
+    },
+    /// A lane record was refused by the replica.
+    #[error("lane record {record}: {error}")]
+    Lane {
+        /// Index of the record in the log.
+        record: usize,
+        /// What was wrong.
+        error: LaneError,
+    },
+    /// Replaying the log did not reach a snapshot id it committed before.
+    #[error("replay reached snapshot {found:?} at lane index {lane_index}, but {committed} was committed there")]
+    CommitMismatch {
+        /// Where.
+        lane_index: u64,
+        /// The committed id.
+        committed: SnapshotId,
+        /// What the replay produced.
+        found: Option<SnapshotId>,
+    },
+}
+
+/// What recovery found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Lane records replayed.
+    pub lanes: u64,
+    /// Snapshot records installed.
+    pub snapshots: u64,
+    /// Commit records checked.
+    pub commits_checked: u64,
+    /// Bytes of torn or corrupt tail dropped.
+    pub torn_tail_bytes: u64,
+}
+
+/// A replica whose every admitted lane is in a durable log.
+#[derive(Debug)]
+pub struct DurableReplica<L: Law, S: Store> {
+    replica: Replica<L>,
+    store: S,
+    unsynced: bool,
+    /// Skip the sync before transmitting (planted bug: send before durable).
+    lazy_sync: bool,
+}
+
+impl<L: Law, S: Store> DurableReplica<L, S> {
+    /// Opens `store` and recovers the replica it describes.
+    pub fn open(law: L, mut config: ReplicaConfig, mut store: S) -> Result<(Self, RecoveryReport), RecoveryError> {
+        config.journal = true;
+        let recovered = store.load()?;
+        let mut report = RecoveryReport { torn_tail_bytes: recovered.torn_tail_bytes, ..RecoveryReport::default() };
+        let mut replica = Replica::new(law, config);
+        let mut commits = Vec::new();
+        for (index, record) in recovered.records.iter().enumerate() {
+            match record.kind {
+                RecordKind::Lane => {
+                    replica
+                        .insert_bytes(&record.payload)
+                        .map_err(|error| RecoveryError::Lane { record: index, error })?;
+                    report.lanes += 1;
+                }
+                RecordKind::Snapshot => {
+                    let (snapshot, boundary) = decode_snapshot_record(&record.payload)
+                        .map_err(|error| RecoveryError::Snapshot { record: index, error })?;
+                    replica
+                        .install_snapshot(&snapshot, &boundary)
+                        .map_err(|error| RecoveryError::Snapshot { record: index, error })?;
+                    report.snapshots += 1;
+                }
+                RecordKind::Commit => {
+                    commits.push(
+                        decode_commit(&record.payload)
+                            .map_err(|error| RecoveryError::Record { record: index, error })?,
+                    );
+                }
+            }
+        }
+        replica.materialize();
+        for (lane_index, committed) in commits {
+            if lane_index < replica.prune_index() {
+                continue;
+            }
+            let found = replica.snapshots().id_at(lane_index);
+            if found != Some(committed) {
+                return Err(RecoveryError::CommitMismatch { lane_index, committed, found });
+            }
+            report.commits_checked += 1;
+        }
+        let _ = replica.take_journal();
+        while replica.poll_event().is_some() {}
+        Ok((Self { replica, store, unsynced: false, lazy_sync: false }, report))
+    }
+
+    /// The replica (read and sync through it; call [`Self::flush`] after).
+    pub fn replica(&mut self) -> &mut Replica<L> {
+        &mut self.replica
+    }
+
+    /// The store.
+    pub fn store(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Planted bug switch: when on, `flush` appends but does not sync, so
+    /// lanes leave the node before they are durable. Test use only.
+    pub fn set_lazy_sync(&mut self, lazy: bool) {
+        self.lazy_sync = lazy;
+    }
+
+    /// Authors a lane: built, appended and synced, then admitted. When this
+    /// returns, the write is acknowledged and survives any crash.
+    pub fn create_lane(&mut self, ops: Vec<L::Op>) -> Result<(LaneId, Lane<L::Op>), DurableError> {
+        self.flush_journal()?;
+        let lane = self.replica.prepare_lane(ops);
+        let bytes = lane.to_bytes();
+        self.store.append(RecordKind::Lane, &bytes)?;
+        self.unsynced = true;
+        if !self.lazy_sync {
+            self.store.sync()?;
+            self.unsynced = false;
+        }
+        let id = crate::hash::lane_id(&bytes);
+        self.replica.insert_with_known_id(id, lane.clone())?;
+        // The lane is in the log already; do not journal it twice.
+        let journal = self.replica.take_journal();
+        debug_assert_eq!(journal.len(), 1, "an own lane admits only itself");
+        Ok((id, lane))
+    }
+
+    /// Appends every newly admitted lane and commit, compacts after pruning,
+    /// and syncs: afterwards everything the replica holds is durable. Call it
+    /// before transmitting anything.
+    pub fn flush(&mut self) -> Result<Vec<Event>, StoreError> {
+        self.flush_journal()?;
+        let mut events = Vec::new();
+        let mut compact = false;
+        while let Some(event) = self.replica.poll_event() {
+            match &event {
+                Event::SnapshotCommitted { lane_index, id } => {
+                    self.store.append(RecordKind::Commit, &encode_commit(*lane_index, id))?;
+                    self.unsynced = true;
+                }
+                Event::Pruned { .. } => compact = true,
+                _ => {}
+            }
+            events.push(event);
+        }
+        if compact {
+            self.compact()?;
+        }
+        if self.unsynced && !self.lazy_sync {
+            self.store.sync()?;
+            self.unsynced = false;
+        }
+        Ok(events)
+    }
+
+    fn flush_journal(&mut self) -> Result<(), StoreError> {
+        for bytes in self.replica.take_journal() {
+            self.store.append(RecordKind::Lane, &bytes)?;
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the log as: latest snapshot with its boundary, then the held
+    /// lanes in canonical order.
+    fn compact(&mut self) -> Result<(), StoreError> {
+        let (snapshot, boundary) = self.replica.snapshot_transfer();
+        let mut records = vec![(RecordKind::Snapshot, encode_snapshot_record(snapshot, &boundary))];
+        let base = snapshot.header.lane_index;
+        debug_assert_eq!(base, self.replica.prune_index(), "compaction follows pruning to the base");
+        records.extend(self.replica.canonical_lanes().map(|(_, lane)| (RecordKind::Lane, lane.to_bytes())));
+        self.store.replace(&records)?;
+        self.unsynced = false;
+        Ok(())
+    }
+}
+
+/// Encodes a snapshot with its boundary for the log.
+pub fn encode_snapshot_record(snapshot: &Snapshot, boundary: &[Tip]) -> Vec<u8> {
+    let mut out = snapshot.to_bytes();
+    put_varint(&mut out, boundary.len() as u64);
+    for tip in boundary {
+        put_varint(&mut out, u64::from(tip.author.0));
+        put_varint(&mut out, tip.seq);
+        put_varint(&mut out, tip.lamport);
+        out.extend_from_slice(tip.id.as_bytes());
+    }
+    out
+}
+
+/// Decodes and verifies the id of a snapshot record (the digest is verified on install).
+pub fn decode_snapshot_record(bytes: &[u8]) -> Result<(Snapshot, Vec<Tip>), SnapshotError> {
+    let mut reader = Reader::new(bytes);
+    let snapshot = Snapshot::decode(&mut reader)?;
+    let count = reader.count("boundary", crate::snapshot::MAX_SNAPSHOT_TIPS, 35)?;
+    let mut boundary = Vec::with_capacity(count);
+    for _ in 0..count {
+        let author = crate::NodeId(reader.varint_u32("boundary author")?);
+        let seq = reader.varint("boundary seq")?;
+        let lamport = reader.varint("boundary lamport")?;
+        let id = LaneId(reader.array32("boundary id")?);
+        boundary.push(Tip { author, seq, lamport, id });
+    }
+    reader.finish()?;
+    Ok((snapshot, boundary))
+}
+
+fn encode_commit(lane_index: u64, id: &SnapshotId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(42);
+    put_varint(&mut out, lane_index);
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+fn decode_commit(bytes: &[u8]) -> Result<(u64, SnapshotId), DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let lane_index = reader.varint("commit lane index")?;
+    let id = SnapshotId(reader.array32("commit snapshot id")?);
+    reader.finish()?;
+    Ok((lane_index, id))
+}
