@@ -1,1 +1,26 @@
-//! Placeholder: the simulation harness lands with issue 5.
+//! # The SCX simulation harness
+//!
+//! Many virtual SCX nodes run the real engine inside the seeded `madsim`
+//! simulator, which injects latency, reordering, duplication, loss,
+//! partitions, crashes, pauses, clock skew and storage faults. Invariant
+//! checkers confirm safety during the run and convergence after the last
+//! heal; every run reproduces from its seed.
+//!
+//! Data flow: a scenario file and a seed resolve to a [`spec::RunSpec`];
+//! [`runner::run`] builds a [`world::World`] (disks, network model, oracle,
+//! trace) and the nodes ([`node`]), the [`nemesis`] executes the fault
+//! schedule, and the [`checkers`] judge the outcome.
+
+pub mod bugs;
+pub mod checkers;
+pub mod nemesis;
+pub mod network;
+pub mod node;
+pub mod oracle;
+pub mod rng;
+pub mod runner;
+pub mod spec;
+pub mod storage;
+pub mod trace;
+pub mod workload;
+pub mod world;

@@ -1,0 +1,19 @@
+//! Maps a planted bug of the run plan to the engine's switches. The
+//! engine ignores them unless built with its `planted-bugs` feature.
+
+use crate::spec::PlantedBug;
+use scx_engine::bugs::Bugs;
+
+/// The engine switches for `bug`.
+pub fn engine_bugs(bug: Option<PlantedBug>) -> Bugs {
+    let mut bugs = Bugs::NONE;
+    match bug {
+        Some(PlantedBug::ArrivalOrderMerge) => bugs.arrival_order_merge = true,
+        Some(PlantedBug::PrunePastStable) => bugs.prune_past_stable = true,
+        Some(PlantedBug::DeltaSkipsLast) => bugs.delta_skips_last = true,
+        Some(PlantedBug::UnverifiedSnapshot) => bugs.unverified_snapshot = true,
+        // Lives in the node driver (lazy sync), not in the engine's logic.
+        Some(PlantedBug::SendBeforeDurable) | None => {}
+    }
+    bugs
+}

@@ -1,0 +1,3 @@
+//! The harness's integration suite, linked once.
+
+mod smoke;
