@@ -62,6 +62,13 @@ pub enum RecoveryError {
         /// What was wrong.
         error: LaneError,
     },
+    /// Lanes in the log whose ancestry is not in the log: the log was
+    /// written parents first, so this is corruption.
+    #[error("{count} logged lanes name parents that are not in the log")]
+    DanglingLanes {
+        /// How many lanes wait for missing parents.
+        count: usize,
+    },
     /// Replaying the log did not reach a snapshot id it committed before.
     #[error("replay reached snapshot {found:?} at lane index {lane_index}, but {committed} was committed there")]
     CommitMismatch {
@@ -130,6 +137,9 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
             }
         }
         replica.materialize();
+        if replica.pending_lanes() > 0 {
+            return Err(RecoveryError::DanglingLanes { count: replica.pending_lanes() });
+        }
         for (lane_index, committed) in commits {
             if lane_index < replica.prune_index() {
                 continue;

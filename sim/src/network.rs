@@ -87,13 +87,20 @@ impl Network {
         Fate::Deliver { delays, corrupted }
     }
 
+    /// Draws whether a bundle file is corrupted in transit.
+    pub fn roll_corruption(&mut self) -> bool {
+        self.rng.chance(self.base.corrupt)
+    }
+
     /// Flips one byte of the snapshot state inside `datagram`, if it carries
     /// one; returns whether it did.
     pub fn corrupt_snapshot(&mut self, datagram: &mut Vec<u8>) -> bool {
         use scx_engine::protocol::{self, Message};
         let Ok(mut message) = protocol::decode(datagram) else { return false };
         let snapshot = match &mut message {
-            Message::Delta { snapshot: Some(snapshot), .. } | Message::Lanes { snapshot: Some(snapshot), .. } => snapshot,
+            Message::Delta { snapshot: Some(snapshot), .. } | Message::Lanes { snapshot: Some(snapshot), .. } => {
+                snapshot
+            }
             _ => return false,
         };
         let Ok(decoded) = scx_engine::Snapshot::from_bytes(&snapshot.bytes) else { return false };

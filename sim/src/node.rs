@@ -181,7 +181,11 @@ async fn workload_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
     let spec = world.spec.workload.clone();
     let mut rng = {
         let core = lock(&core);
-        SimRng::new(world.spec.seed, "workload", u64::from(core.index) << 32 | u64::from(lock(&world.boots)[core.index as usize]))
+        SimRng::new(
+            world.spec.seed,
+            "workload",
+            u64::from(core.index) << 32 | u64::from(lock(&world.boots)[core.index as usize]),
+        )
     };
     loop {
         let delay = workload::next_delay_secs(&mut rng, &spec);
@@ -259,8 +263,16 @@ fn carry_bundle(world: &Arc<World>, core: &mut NodeCore) {
     if world.life(peer) != Life::Up {
         return;
     }
-    let bundle = protocol::bundle(core.durable.replica());
+    let mut bundle = protocol::bundle(core.durable.replica());
     let from = core.index;
+    // A bundle file can be corrupted on its way like a datagram can.
+    let corrupted = {
+        let mut network = lock(&world.network);
+        network.roll_corruption() && network.corrupt_snapshot(&mut bundle)
+    };
+    if corrupted {
+        world.record(Event::Corrupt { from, to: peer });
+    }
     let mut target = lock(&target);
     let metrics = protocol::apply_bundle(&bundle, target.durable.replica());
     world.record(Event::Bundle { from, to: peer, lanes: metrics.map_or(0, |m| m.lanes_missing) });
@@ -325,12 +337,9 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
         }
         SyncEvent::ForkSuspected { .. } | SyncEvent::LaneRejected { .. } | SyncEvent::BadMessage { .. } => {}
         SyncEvent::Diverged { peer, error } => match error {
-            SnapshotError::Diverged { .. } | SnapshotError::ContradictsHistory { .. } => world.violate(
-                "snapshot-chain",
-                "always",
-                Some(node),
-                format!("n{node} and n{}: {error}", peer.0),
-            ),
+            SnapshotError::Diverged { .. } | SnapshotError::ContradictsHistory { .. } => {
+                world.violate("snapshot-chain", "always", Some(node), format!("n{node} and n{}: {error}", peer.0))
+            }
             _ => lock(&world.metrics).snapshots_rejected += 1,
         },
     }

@@ -7,12 +7,12 @@
 //! thread and a reused thread would carry state from the previous seed.
 
 use crate::checkers::{self, convergence::Probe};
+use crate::nemesis;
 use crate::node::{self, NodeCore};
 use crate::rng::derive_seed;
 use crate::spec::RunSpec;
 use crate::trace::Stamped;
 use crate::world::{Life, RunMetrics, Violation, World, lock, now_ns};
-use crate::nemesis;
 use madsim::runtime::{Handle, Runtime};
 use std::collections::BTreeMap;
 use std::sync::{Arc, MutexGuard};
@@ -213,7 +213,8 @@ fn sample(world: &World, at_ns: u64) -> Sample {
 fn final_checks(world: &World) {
     let cores: Vec<(u32, Arc<std::sync::Mutex<NodeCore>>)> =
         (0..world.spec.nodes).filter_map(|node| world.core(node).map(|core| (node, core))).collect();
-    let mut guards: Vec<(u32, MutexGuard<'_, NodeCore>)> = cores.iter().map(|(node, core)| (*node, lock(core))).collect();
+    let mut guards: Vec<(u32, MutexGuard<'_, NodeCore>)> =
+        cores.iter().map(|(node, core)| (*node, lock(core))).collect();
     let mut rollbacks = 0;
     let mut conflicts = None;
     for (node, core) in &mut guards {
@@ -243,7 +244,13 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 fn panicked(spec: &RunSpec, message: &str) -> RunOutcome {
     RunOutcome {
         spec: spec.clone(),
-        violations: vec![Violation { checker: "panic", kind: "always", message: message.to_owned(), at_ns: 0, node: None }],
+        violations: vec![Violation {
+            checker: "panic",
+            kind: "always",
+            message: message.to_owned(),
+            at_ns: 0,
+            node: None,
+        }],
         trace_hash: String::new(),
         events_total: 0,
         converged_at_ns: None,

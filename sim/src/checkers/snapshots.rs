@@ -14,7 +14,12 @@ pub fn check(world: &World, replicas: &mut [(u32, &mut Replica<scx_engine::World
         if let Some(latest) = replica.snapshots().latest()
             && let Err(error) = latest.verify(replica.law())
         {
-            world.violate("snapshots", "always", Some(node), format!("n{node}'s newest snapshot does not verify: {error}"));
+            world.violate(
+                "snapshots",
+                "always",
+                Some(node),
+                format!("n{node}'s newest snapshot does not verify: {error}"),
+            );
         }
         let lineage: Vec<(u64, SnapshotId)> = replica.snapshots().lineage().collect();
         for (index, id) in lineage {

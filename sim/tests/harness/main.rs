@@ -1,3 +1,5 @@
 //! The harness's integration suite, linked once.
 
+mod bugs;
+mod checkers;
 mod smoke;
