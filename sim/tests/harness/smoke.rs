@@ -8,15 +8,8 @@ use std::time::Duration;
 #[test]
 fn a_quiet_mesh_converges_and_reproduces() {
     let spec = RunSpec::basic("quiet", 1, 5);
-    let started = std::time::Instant::now();
     let outcome = run(&spec, RunOptions::default());
-    eprintln!(
-        "wall {:?} outcome {:?} {:?} metrics {:?}",
-        started.elapsed(),
-        outcome.violations,
-        outcome.converged_after_ms(),
-        outcome.metrics
-    );
+    assert!(outcome.converged_after_ms().is_some());
     assert!(outcome.passed(), "{:?}", outcome.violations);
     let again = run(&spec, RunOptions::default());
     assert_eq!(outcome.trace_hash, again.trace_hash);
