@@ -13,12 +13,18 @@
 
 pub mod bugs;
 pub mod checkers;
+pub mod cli;
+pub mod fuzz;
 pub mod nemesis;
 pub mod network;
 pub mod node;
 pub mod oracle;
+pub mod plan;
+pub mod record;
 pub mod rng;
 pub mod runner;
+pub mod scenario;
+pub mod shard;
 pub mod spec;
 pub mod storage;
 pub mod trace;

@@ -1,0 +1,147 @@
+//! The command line's first layer: parse and validate arguments, without IO.
+
+use crate::shard::{SeedRange, Shard};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// SCX: a deterministic simulation-cluster test harness for the SCX sync engine.
+#[derive(Debug, Parser)]
+#[command(name = "scx", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one scenario at one seed and judge it.
+    Run(RunArgs),
+    /// Run many seeds of one or more scenarios in parallel.
+    Fuzz(FuzzArgs),
+    /// Re-run a seed and print its event trace.
+    Replay(ReplayArgs),
+    /// Shrink a failing seed's scenario to a smaller one that still fails.
+    Shrink(ShrinkArgs),
+    /// Join shard result files into one, sorted by scenario and seed.
+    Merge(MergeArgs),
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A short human summary.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// `scx run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The seed (default: the first of the scenario's seeds).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the run's trace (samples and events) as JSON to this file.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+}
+
+/// `scx fuzz`.
+#[derive(Debug, Args)]
+pub struct FuzzArgs {
+    /// Scenario files.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Seed range, Rust style: `A..B` (B excluded) or `A..=B`.
+    #[arg(long, conflicts_with = "count")]
+    pub seeds: Option<SeedRange>,
+    /// Run seeds 0..N.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop starting new seeds after this much wall time ("90s", "10m").
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Parallel seeds (default: the machine's cores).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Run only shard K of N (1-based), as `cargo nextest --partition count:K/N`.
+    /// Also read from JOB_COMPLETION_INDEX + SCX_SHARD_COUNT or SLURM_ARRAY_TASK_*.
+    #[arg(long)]
+    pub shard: Option<Shard>,
+    /// Write JSON lines here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run each seed twice and fail it if the trace hashes differ.
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Write JUnit XML (one test case per seed) here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+/// `scx replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The seed.
+    #[arg(long)]
+    pub seed: u64,
+    /// Run twice and compare trace hashes.
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Print at most this many events (0: all kept).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+}
+
+/// `scx shrink`.
+#[derive(Debug, Args)]
+pub struct ShrinkArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The failing seed.
+    #[arg(long)]
+    pub seed: u64,
+    /// Write the minimal scenario here (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Most runs to spend.
+    #[arg(long, default_value_t = 400)]
+    pub budget: usize,
+}
+
+/// `scx merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Result files (JSON lines) to join.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|error| format!("`{text}` is not a duration ({error}); write e.g. 90s or 10m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

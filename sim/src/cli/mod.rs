@@ -1,0 +1,161 @@
+//! The `scx` command line: `args` parses and validates without IO; this
+//! module resolves arguments into work, runs it and writes results.
+//! Results go to stdout (or `--out`), progress and logs to stderr.
+//! Exit codes: 0 every invariant held, 1 a violation was found, 2 bad input.
+
+#![allow(
+    clippy::result_large_err,
+    reason = "a scenario error carries its source text for the caret; it is built once per bad file, never on a hot path"
+)]
+
+pub mod args;
+mod output;
+mod shrink;
+
+use crate::fuzz::{self, Campaign, CampaignScenario};
+use crate::plan;
+use crate::record::RunRecord;
+use crate::runner::{self, RunOptions};
+use crate::scenario::{Scenario, ScenarioError};
+use crate::shard::Shard;
+use anyhow::Context as _;
+use args::{Cli, Command, Format, FuzzArgs, MergeArgs, ReplayArgs, RunArgs};
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Input the user must fix (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run_one(&args),
+        Command::Fuzz(args) => run_fuzz(&args),
+        Command::Replay(args) => replay(&args),
+        Command::Shrink(args) => shrink::shrink(&args),
+        Command::Merge(args) => merge(&args),
+    }
+}
+
+/// Exit code 0 or 1 for a verdict.
+fn verdict(passed: bool) -> ExitCode {
+    if passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+pub(crate) fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    Scenario::from_path(path)
+}
+
+fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let scenario = load(&args.scenario)?;
+    let seed = args.seed.unwrap_or(scenario.seeds.start);
+    let spec = plan::resolve(&scenario, seed, None);
+    let keep_events = args.trace.is_some();
+    let outcome = runner::run(&spec, RunOptions { keep_events });
+    let path = args.scenario.display().to_string();
+    let record = RunRecord::from_outcome(&outcome, &path, &scenario.content_hash());
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&record)?)?,
+        Format::Text => write!(stdout, "{}", output::summary(&record, &outcome))?,
+    }
+    if let Some(trace) = &args.trace {
+        output::write_trace(trace, &record, &outcome)
+            .with_context(|| format!("writing the trace to {}", trace.display()))?;
+    }
+    Ok(verdict(record.passed()))
+}
+
+fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
+    let mut scenarios = Vec::new();
+    for path in &args.scenarios {
+        scenarios.push(CampaignScenario { path: path.display().to_string(), scenario: load(path)? });
+    }
+    let env_shard = Shard::from_env(|name| std::env::var(name).ok()).map_err(BadInput)?;
+    let shard = args.shard.or(env_shard).unwrap_or(Shard::ALL);
+    let seeds = match (args.seeds, args.count) {
+        (Some(range), _) => Some(range),
+        (None, Some(0)) => return Err(BadInput("--count must be at least 1".into()).into()),
+        (None, Some(count)) => Some(crate::shard::SeedRange { start: 0, end: count }),
+        (None, None) => None,
+    };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let campaign = Campaign { scenarios, seeds, shard, jobs, check_determinism: args.check_determinism };
+    let total = campaign.work().len();
+    let report = output::CampaignProgress::start(total as u64, args.duration);
+    let mut records = fuzz::run(&campaign, &|| report.keep_going(), &|record| report.finished(record));
+    report.finish();
+    fuzz::normalise(&mut records);
+    let mut sink = output::sink(args.out.as_deref())?;
+    for record in &records {
+        writeln!(sink, "{}", serde_json::to_string(record)?)?;
+        sink.flush()?;
+    }
+    if let Some(junit) = &args.junit {
+        output::write_junit(junit, &records).with_context(|| format!("writing JUnit XML to {}", junit.display()))?;
+    }
+    let summary = output::campaign_summary(&records, total, shard, report.elapsed_secs());
+    eprint!("{summary}");
+    output::append_step_summary(&records, shard);
+    Ok(verdict(records.iter().all(RunRecord::passed)))
+}
+
+fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let scenario = load(&args.scenario)?;
+    let spec = plan::resolve(&scenario, args.seed, None);
+    let outcome = runner::run(&spec, RunOptions { keep_events: true });
+    let path = args.scenario.display().to_string();
+    let record = RunRecord::from_outcome(&outcome, &path, &scenario.content_hash());
+    let mut stdout = std::io::stdout().lock();
+    let limit = if args.limit == 0 { usize::MAX } else { args.limit };
+    for stamped in outcome.events.iter().take(limit) {
+        let node = stamped.event.node().map_or_else(|| "  -".to_owned(), |node| format!("n{node:<2}"));
+        writeln!(
+            stdout,
+            "{:>10.3}s {node} {:<15} {}",
+            stamped.at_ns as f64 / 1e9,
+            stamped.event.kind(),
+            stamped.event
+        )?;
+    }
+    write!(stdout, "{}", output::summary(&record, &outcome))?;
+    if args.check_determinism {
+        let again = runner::run(&spec, RunOptions::default());
+        if again.trace_hash != outcome.trace_hash {
+            writeln!(stdout, "determinism: FAILED: trace hashes {} and {}", outcome.trace_hash, again.trace_hash)?;
+            return Ok(ExitCode::from(1));
+        }
+        writeln!(stdout, "determinism: ok, both runs hashed {}", outcome.trace_hash)?;
+    }
+    Ok(verdict(record.passed()))
+}
+
+fn merge(args: &MergeArgs) -> anyhow::Result<ExitCode> {
+    let mut records = Vec::new();
+    for input in &args.inputs {
+        let text = std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+        for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+            let record: RunRecord = serde_json::from_str(line).map_err(|error| {
+                BadInput(format!("{}:{}: not a result record: {error}", input.display(), number + 1))
+            })?;
+            records.push(record);
+        }
+    }
+    fuzz::normalise(&mut records);
+    let mut sink = output::sink(args.out.as_deref())?;
+    for record in &records {
+        writeln!(sink, "{}", serde_json::to_string(record)?)?;
+    }
+    sink.flush()?;
+    let failed = records.iter().filter(|record| !record.passed()).count();
+    eprintln!(
+        "merged {} records from {} files: {} passed, {failed} failed",
+        records.len(),
+        args.inputs.len(),
+        records.len() - failed
+    );
+    Ok(ExitCode::SUCCESS)
+}

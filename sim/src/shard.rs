@@ -1,0 +1,175 @@
+//! Seed ranges and shards, as users of cargo-nextest, Kubernetes Indexed
+//! Jobs and Slurm arrays expect them (ECOSYSTEM.md):
+//! - ranges follow Rust: `A..B` excludes B, `A..=B` includes it;
+//! - shards are 1-based `K/N`; seed i of `A..B` goes to shard
+//!   `((i - A) mod N) + 1`, so the union of all shards is the whole range and
+//!   no seed runs twice.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A half-open range of seeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedRange {
+    /// First seed.
+    pub start: u64,
+    /// One past the last seed.
+    pub end: u64,
+}
+
+impl SeedRange {
+    /// Seeds in the range.
+    pub fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Whether the range holds no seed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The seeds of `shard`, ascending.
+    pub fn seeds(&self, shard: Shard) -> impl Iterator<Item = u64> + '_ {
+        (self.start..self.end).filter(move |seed| shard.owns(*seed - self.start))
+    }
+}
+
+impl fmt::Display for SeedRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
+}
+
+impl FromStr for SeedRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parse =
+            |part: &str| part.trim().parse::<u64>().map_err(|_| format!("`{part}` is not a seed (a whole number)"));
+        let (start, end) = if let Some((a, b)) = text.split_once("..=") {
+            let end = parse(b)?.checked_add(1).ok_or_else(|| "the range end is too large".to_owned())?;
+            (parse(a)?, end)
+        } else if let Some((a, b)) = text.split_once("..") {
+            (parse(a)?, parse(b)?)
+        } else {
+            return Err(format!("`{text}` is not a seed range; write A..B (B excluded) or A..=B"));
+        };
+        if end <= start {
+            return Err(format!("the seed range `{text}` is empty"));
+        }
+        Ok(Self { start, end })
+    }
+}
+
+/// One shard of a campaign: `index` of `count`, 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, from 1.
+    pub index: u64,
+    /// How many shards.
+    pub count: u64,
+}
+
+impl Shard {
+    /// The whole campaign in one shard.
+    pub const ALL: Self = Self { index: 1, count: 1 };
+
+    /// Whether the seed at `offset` from the range start is this shard's.
+    pub fn owns(&self, offset: u64) -> bool {
+        offset % self.count + 1 == self.index
+    }
+
+    /// The shard from a scale-out engine's environment: Kubernetes Indexed
+    /// Jobs (`JOB_COMPLETION_INDEX`, 0-based, with the count from
+    /// `SCX_SHARD_COUNT`) or a contiguous Slurm array (`SLURM_ARRAY_TASK_ID`,
+    /// `_MIN`, `_COUNT`).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let number = |name: &str| -> Result<Option<u64>, String> {
+            get(name)
+                .map(|value| value.trim().parse::<u64>().map_err(|_| format!("{name}={value} is not a number")))
+                .transpose()
+        };
+        if let Some(index) = number("JOB_COMPLETION_INDEX")? {
+            let count = number("SCX_SHARD_COUNT")?.ok_or(
+                "JOB_COMPLETION_INDEX is set but SCX_SHARD_COUNT is not (Kubernetes does not export the total)",
+            )?;
+            return Self::new(index + 1, count).map(Some);
+        }
+        if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
+            let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            let count = number("SLURM_ARRAY_TASK_COUNT")?
+                .ok_or("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")?;
+            let index = id.checked_sub(min).ok_or("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?;
+            return Self::new(index + 1, count).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Shard `index` of `count`, checked.
+    pub fn new(index: u64, count: u64) -> Result<Self, String> {
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("shard {index}/{count} is out of range; shards are K/N with 1 <= K <= N"));
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (index, count) =
+            text.split_once('/').ok_or_else(|| format!("`{text}` is not a shard; write K/N, e.g. 2/8"))?;
+        let number =
+            |part: &str| part.trim().parse::<u64>().map_err(|_| format!("`{part}` in `{text}` is not a number"));
+        Self::new(number(index)?, number(count)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rust() {
+        assert_eq!("3..7".parse::<SeedRange>().unwrap(), SeedRange { start: 3, end: 7 });
+        assert_eq!("3..=7".parse::<SeedRange>().unwrap(), SeedRange { start: 3, end: 8 });
+        assert!("7..3".parse::<SeedRange>().is_err());
+        assert!("7".parse::<SeedRange>().is_err());
+        assert!("a..b".parse::<SeedRange>().is_err());
+    }
+
+    #[test]
+    fn shards_partition_the_range() {
+        let range = SeedRange { start: 10, end: 47 };
+        let mut all: Vec<u64> =
+            (1..=4).flat_map(|index| range.seeds(Shard::new(index, 4).unwrap()).collect::<Vec<_>>()).collect();
+        all.sort_unstable();
+        assert_eq!(all, (10..47).collect::<Vec<_>>());
+        assert_eq!(range.seeds(Shard::new(2, 4).unwrap()).next(), Some(11));
+        assert!("0/4".parse::<Shard>().is_err() && "5/4".parse::<Shard>().is_err() && "1/0".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn shards_come_from_kubernetes_and_slurm() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
+        };
+        let k8s = Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0"), ("SCX_SHARD_COUNT", "3")])).unwrap();
+        assert_eq!(k8s, Some(Shard { index: 1, count: 3 }));
+        assert!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).is_err());
+        let slurm = Shard::from_env(env(&[
+            ("SLURM_ARRAY_TASK_ID", "7"),
+            ("SLURM_ARRAY_TASK_MIN", "5"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]));
+        assert_eq!(slurm.unwrap(), Some(Shard { index: 3, count: 4 }));
+        assert_eq!(Shard::from_env(env(&[])).unwrap(), None);
+    }
+}
