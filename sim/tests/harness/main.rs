@@ -2,4 +2,6 @@
 
 mod bugs;
 mod checkers;
+mod cli;
+mod scenarios;
 mod smoke;
