@@ -39,6 +39,10 @@ pub(crate) struct Slot<O> {
     pub(crate) lane: Lane<O>,
     /// Admitted parents (tips of the pruned prefix are not listed).
     pub(crate) parent_slots: Box<[SlotIdx]>,
+    /// Bit m: this lane is an ancestor of (or is) member m's latest lane.
+    reached: Box<[u64]>,
+    /// How many bits of `reached` are set.
+    pub(crate) reached_count: u32,
 }
 
 /// Evidence that an author signed two different lanes with one seq.
@@ -106,11 +110,13 @@ pub struct LaneDag<O> {
     rejected: Vec<(LaneId, LaneError)>,
     /// Canonical bytes of admitted lanes, when journaling.
     journal: Option<Vec<Vec<u8>>>,
+    /// Member index by node, for the `reached` bits.
+    members: BTreeMap<NodeId, usize>,
 }
 
 impl<O: Op> LaneDag<O> {
     /// An empty history holding at most `max_pending` pending lanes.
-    pub(crate) fn new(max_pending: usize, journal: bool) -> Self {
+    pub(crate) fn new(max_pending: usize, journal: bool, members: &BTreeSet<NodeId>) -> Self {
         Self {
             slots: Vec::new(),
             by_id: BTreeMap::new(),
@@ -127,6 +133,7 @@ impl<O: Op> LaneDag<O> {
             forks_seen: 0,
             rejected: Vec::new(),
             journal: journal.then(Vec::new),
+            members: members.iter().enumerate().map(|(index, node)| (*node, index)).collect(),
         }
     }
 
@@ -191,11 +198,6 @@ impl<O: Op> LaneDag<O> {
             return Some((slot.lane.seq, slot.id, slot.lane.lamport));
         }
         self.pruned_tips.get(&author).map(|tip| (tip.seq, tip.id, tip.lamport))
-    }
-
-    /// The author's latest admitted (not pruned) lane.
-    pub(crate) fn latest_slot(&self, author: NodeId) -> Option<SlotIdx> {
-        self.chains.get(&author).and_then(|chain| chain.slots.back().copied())
     }
 
     /// The author's admitted lanes with seq greater than `after`, ascending.
@@ -463,9 +465,42 @@ impl<O: Op> LaneDag<O> {
         }
         self.chains.entry(lane.author).or_default().slots.push_back(idx);
         self.by_id.insert(id, idx);
-        self.slots.push(Some(Box::new(Slot { id, lane, parent_slots: parents.into_boxed_slice() })));
+        let author = lane.author;
+        let words = self.members.len().div_ceil(64);
+        let reached = vec![0; words].into_boxed_slice();
+        self.slots.push(Some(Box::new(Slot {
+            id,
+            lane,
+            parent_slots: parents.into_boxed_slice(),
+            reached,
+            reached_count: 0,
+        })));
         self.fresh.push(idx);
+        if let Some(&member) = self.members.get(&author) {
+            self.mark_reached(idx, member);
+        }
         Ok(())
+    }
+
+    /// Marks `from` and its ancestors as reached by `member`, stopping at
+    /// lanes already marked: each (lane, member) pair is visited once.
+    fn mark_reached(&mut self, from: SlotIdx, member: usize) {
+        let (word, bit) = (member / 64, 1u64 << (member % 64));
+        let mut stack = vec![from];
+        while let Some(idx) = stack.pop() {
+            let Some(slot) = self.slots.get_mut(idx as usize).and_then(|slot| slot.as_deref_mut()) else { continue };
+            if slot.reached[word] & bit != 0 {
+                continue;
+            }
+            slot.reached[word] |= bit;
+            slot.reached_count += 1;
+            stack.extend(slot.parent_slots.iter().copied());
+        }
+    }
+
+    /// Whether every member's latest lane descends from (or is) this lane.
+    pub(crate) fn reached_by_all(&self, idx: SlotIdx) -> bool {
+        self.try_slot(idx).is_some_and(|slot| slot.reached_count as usize == self.members.len())
     }
 
     /// Checks the Lamport rule and the author-chain rule against held parents

@@ -158,6 +158,9 @@ pub struct Replica<L: Law> {
     stable_index: u64,
     stable_tips: BTreeMap<NodeId, Tip>,
     stability_dirty: bool,
+    /// Lane index up to which every lane is reached by every member (the
+    /// scan for the stable end resumes here; a late lane rewinds it).
+    reached_scan: u64,
     events: VecDeque<Event>,
     metrics: ReplicaMetrics,
 }
@@ -196,7 +199,7 @@ impl<L: Law> Replica<L> {
         registry.commit(Snapshot::new(&law, genesis, &state));
         let base = Checkpoint { lane_index: 0, state: state.clone(), chain: ChainHash::ZERO, conflicts: 0 };
         Self {
-            dag: LaneDag::new(config.max_pending, config.journal),
+            dag: LaneDag::new(config.max_pending, config.journal, &config.members),
             law,
             config,
             order: Vec::new(),
@@ -212,6 +215,7 @@ impl<L: Law> Replica<L> {
             stable_index: 0,
             stable_tips: BTreeMap::new(),
             stability_dirty: false,
+            reached_scan: 0,
             events: VecDeque::new(),
             metrics: ReplicaMetrics::default(),
         }
@@ -535,6 +539,7 @@ impl<L: Law> Replica<L> {
             merged.extend(b);
             self.order.extend(merged);
         }
+        self.reached_scan = self.reached_scan.min(self.prune_index + rank as u64);
         if rank < self.applied {
             match arrival {
                 Some(arrival) => self.apply_in_arrival_order(&arrival),
@@ -609,6 +614,9 @@ impl<L: Law> Replica<L> {
                     chain: *chain,
                     conflicts: *conflicts,
                 });
+                if self.checkpoints.len() > MAX_CHECKPOINTS_BEFORE_THINNING {
+                    thin(&mut self.checkpoints, lane_index, self.config.checkpoint_interval);
+                }
             }
             if lane_index.is_multiple_of(self.config.snapshot_interval) {
                 self.marks.push(Mark { lane_index, chain: *chain, digest: digest_of(law, state) });
@@ -618,20 +626,9 @@ impl<L: Law> Replica<L> {
         self.thin_checkpoints();
     }
 
-    /// Keeps checkpoints dense near the tip and exponentially sparser further
-    /// back, so a late lane replays a short suffix and memory stays logarithmic.
     fn thin_checkpoints(&mut self) {
         let tip = self.lane_index();
-        let interval = self.config.checkpoint_interval;
-        let mut first = true;
-        self.checkpoints.retain(|checkpoint| {
-            if std::mem::take(&mut first) {
-                return true;
-            }
-            let distance_in_intervals = (tip - checkpoint.lane_index) / interval;
-            let spacing = interval * (distance_in_intervals / 8).max(1).next_power_of_two();
-            checkpoint.lane_index.is_multiple_of(spacing)
-        });
+        thin(&mut self.checkpoints, tip, self.config.checkpoint_interval);
     }
 
     fn lane_index(&self) -> u64 {
@@ -688,33 +685,20 @@ impl<L: Law> Replica<L> {
     }
 
     /// 1-based lane index where the causally stable prefix ends: every lane up
-    /// to it is an ancestor of (or is) every member's latest held lane.
-    fn stable_prefix_end(&self) -> u64 {
-        let floor = self.dag.stable_key();
-        let mut reached: BTreeMap<SlotIdx, usize> = BTreeMap::new();
-        for member in &self.config.members {
-            let Some(start) = self.dag.latest_slot(*member) else {
-                return self.stable_index;
-            };
-            let mut seen = BTreeSet::from([start]);
-            let mut stack = vec![start];
-            while let Some(idx) = stack.pop() {
-                *reached.entry(idx).or_default() += 1;
-                let Some(slot) = self.dag.try_slot(idx) else { continue };
-                for &parent in slot.parent_slots.iter() {
-                    let above =
-                        self.dag.try_slot(parent).is_some_and(|p| Some((p.lane.lamport, p.lane.author, p.id)) > floor);
-                    if above && seen.insert(parent) {
-                        stack.push(parent);
-                    }
-                }
+    /// to it is an ancestor of (or is) every member's latest held lane. The
+    /// DAG keeps those "reached" marks up to date as lanes arrive; this scans
+    /// forward from where the last scan stopped.
+    fn stable_prefix_end(&mut self) -> u64 {
+        let mut scan = self.reached_scan.max(self.stable_index);
+        while scan < self.lane_index() {
+            let idx = self.order[(scan - self.prune_index) as usize];
+            if !self.dag.reached_by_all(idx) {
+                break;
             }
+            scan += 1;
         }
-        let members = self.config.members.len();
-        let start = (self.stable_index - self.prune_index) as usize;
-        let stable =
-            self.order[start..self.applied].iter().take_while(|idx| reached.get(idx) == Some(&members)).count();
-        self.stable_index + stable as u64
+        self.reached_scan = scan;
+        scan
     }
 
     /// Makes the checkpoint at `header.lane_index` the stable base snapshot.
@@ -760,6 +744,7 @@ impl<L: Law> Replica<L> {
         self.prune_index = header.lane_index;
         self.stable_index = header.lane_index;
         self.stable_tips = header.tips.iter().map(|tip| (tip.author, *tip)).collect();
+        self.reached_scan = header.lane_index;
         self.order.clear();
         self.applied = 0;
         self.marks.clear();
@@ -786,6 +771,25 @@ impl<L: Law> Replica<L> {
         self.stability_dirty = true;
         self.materialize();
     }
+}
+
+/// Checkpoints kept before a replay in progress thins them.
+const MAX_CHECKPOINTS_BEFORE_THINNING: usize = 64;
+
+/// Keeps checkpoints dense near `tip` and exponentially sparser further back
+/// (about eight per doubling of the distance), so a late lane replays a short
+/// suffix and memory stays logarithmic. The first checkpoint, the stable
+/// base, always stays.
+fn thin<S>(checkpoints: &mut Vec<Checkpoint<S>>, tip: u64, interval: u64) {
+    let mut first = true;
+    checkpoints.retain(|checkpoint| {
+        if std::mem::take(&mut first) {
+            return true;
+        }
+        let distance_in_intervals = (tip - checkpoint.lane_index) / interval;
+        let spacing = interval * (distance_in_intervals / 8).max(1).next_power_of_two();
+        checkpoint.lane_index.is_multiple_of(spacing)
+    });
 }
 
 /// Order key of the last lane of a prefix with these tips: the last lane of
