@@ -163,6 +163,8 @@ pub struct Replica<L: Law> {
     reached_scan: u64,
     events: VecDeque<Event>,
     metrics: ReplicaMetrics,
+    /// Reused buffer for state encodings.
+    scratch: Vec<u8>,
 }
 
 impl<L: Law> std::fmt::Debug for Replica<L> {
@@ -218,6 +220,7 @@ impl<L: Law> Replica<L> {
             reached_scan: 0,
             events: VecDeque::new(),
             metrics: ReplicaMetrics::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -249,6 +252,14 @@ impl<L: Law> Replica<L> {
             snapshot_index,
             snapshot_id,
         }
+    }
+
+    /// Lane index and chain hash at the tip (orders and replays first, but
+    /// does not compute the state digest, which costs an encoding of the
+    /// whole state).
+    pub fn tip(&mut self) -> (u64, ChainHash) {
+        self.materialize();
+        (self.lane_index(), self.chain)
     }
 
     /// The state at the tip (orders and replays first).
@@ -619,7 +630,8 @@ impl<L: Law> Replica<L> {
                 }
             }
             if lane_index.is_multiple_of(self.config.snapshot_interval) {
-                self.marks.push(Mark { lane_index, chain: *chain, digest: digest_of(law, state) });
+                let digest = digest_into(law, state, &mut self.scratch);
+                self.marks.push(Mark { lane_index, chain: *chain, digest });
             }
         }
         self.digest = None;
@@ -636,7 +648,12 @@ impl<L: Law> Replica<L> {
     }
 
     fn digest(&mut self) -> StateDigest {
-        *self.digest.get_or_insert_with(|| digest_of(&self.law, &self.state))
+        if let Some(digest) = self.digest {
+            return digest;
+        }
+        let digest = digest_into(&self.law, &self.state, &mut self.scratch);
+        self.digest = Some(digest);
+        digest
     }
 
     // ---- internals: stability, snapshots, pruning ------------------------
@@ -796,6 +813,14 @@ fn thin<S>(checkpoints: &mut Vec<Checkpoint<S>>, tip: u64, interval: u64) {
 /// a topological order has no child in the prefix, so it is a tip.
 fn last_key(tips: &[Tip]) -> Option<OrderKey> {
     tips.iter().map(|tip| (tip.lamport, tip.author, tip.id)).max()
+}
+
+/// The digest of `state`, encoded into a reused buffer (a status per sync
+/// session makes this a hot path).
+fn digest_into<L: Law>(law: &L, state: &L::State, scratch: &mut Vec<u8>) -> StateDigest {
+    scratch.clear();
+    law.encode_state(state, scratch);
+    hash::state_digest(scratch)
 }
 
 fn digest_of<L: Law>(law: &L, state: &L::State) -> StateDigest {

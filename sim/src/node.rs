@@ -218,10 +218,12 @@ async fn workload_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
 async fn sync_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
     let interval = world.spec.sync_interval.as_nanos().max(1) as u64;
     let node = lock(&core).index;
+    // Each node ticks at its own phase, so the cluster does not sync in lockstep.
+    let phase = SimRng::new(world.spec.seed, "sync-phase", u64::from(node)).below(interval) as i64;
     loop {
         // Ticks fall on multiples of the interval of the node's own clock, so
         // a skewed clock shifts when this node syncs.
-        let local = now_ns() as i64 + world.skew(node);
+        let local = now_ns() as i64 + world.skew(node) + phase;
         let next_local = (local.div_euclid(interval as i64) + 1) * interval as i64;
         let wait = (next_local - local).max(1_000_000) as u64;
         madsim::time::sleep(Duration::from_nanos(wait)).await;
@@ -365,8 +367,10 @@ pub fn send(world: &Arc<World>, endpoint: &Endpoint, from: u32, to: u32, mut byt
     if delays.len() > 1 {
         world.record(Event::Duplicate { from, to });
     }
-    for delay in delays {
-        let (world, endpoint, bytes) = (world.clone(), endpoint.clone(), bytes.clone());
+    let copies = delays.len();
+    for (copy, delay) in delays.into_iter().enumerate() {
+        let bytes = if copy + 1 == copies { std::mem::take(&mut bytes) } else { bytes.clone() };
+        let (world, endpoint) = (world.clone(), endpoint.clone());
         madsim::task::spawn(async move {
             madsim::time::sleep(delay).await;
             if lock(&world.network).is_blocked(from, to) {

@@ -18,6 +18,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
+/// Stack of a seed's thread: madsim runs every task of the run on it. Large
+/// enough for deep engine calls, small enough that mapping it per seed is cheap.
+const SEED_THREAD_STACK_BYTES: usize = 16 << 20;
+
 /// What to keep from a run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
@@ -99,7 +103,7 @@ pub fn run(spec: &RunSpec, options: RunOptions) -> RunOutcome {
         // Outside any simulation: the per-seed thread madsim needs (see module docs).
         let worker = std::thread::Builder::new()
             .name(format!("scx-seed-{}", spec.seed))
-            .stack_size(64 << 20)
+            .stack_size(SEED_THREAD_STACK_BYTES)
             .spawn_scoped(scope, || run_here(spec, options));
         match worker.map(|handle| handle.join()) {
             Ok(Ok(outcome)) => outcome,
@@ -197,8 +201,8 @@ fn sample(world: &World, at_ns: u64) -> Sample {
             let life = world.life(node);
             let (lane_index, chain) = match world.core(node) {
                 Some(core) if life != Life::Down => {
-                    let status = lock(&core).durable.replica().status();
-                    (status.lane_index, status.chain_hash.short())
+                    let (lane_index, chain) = lock(&core).durable.replica().tip();
+                    (lane_index, chain.short())
                 }
                 _ => (0, String::new()),
             };

@@ -209,12 +209,9 @@ pub enum WireError {
 
 /// Encodes a message as a datagram.
 pub fn encode(message: &Message) -> Vec<u8> {
-    let mut out = vec![PROTOCOL_VERSION];
     // postcard only fails on writer errors or unsupported serde types; a Vec
     // writer and these plain types have neither.
-    let body = postcard::to_allocvec(message).expect("messages are plain serde data");
-    out.extend_from_slice(&body);
-    out
+    postcard::to_extend(message, vec![PROTOCOL_VERSION]).expect("messages are plain serde data")
 }
 
 /// Decodes a datagram.
