@@ -47,6 +47,7 @@ pub async fn run(world: Arc<World>, nodes: Vec<MadsimNode>) {
 }
 
 fn start(world: &World, handle: &Handle, nodes: &[MadsimNode], fault: &FaultSpec, rng: &mut SimRng) {
+    tracing::info!(t_ms = now_ns() / 1_000_000, fault = fault.kind.name(), nodes = ?fault.kind.nodes(), "fault started");
     world.record(Event::Fault { name: fault.kind.name(), healed: false, nodes: fault.kind.nodes() });
     match &fault.kind {
         FaultKind::Crash { nodes: crashed, tear } => {
@@ -72,6 +73,7 @@ fn start(world: &World, handle: &Handle, nodes: &[MadsimNode], fault: &FaultSpec
 }
 
 fn heal(world: &World, handle: &Handle, nodes: &[MadsimNode], fault: &FaultSpec) {
+    tracing::info!(t_ms = now_ns() / 1_000_000, fault = fault.kind.name(), nodes = ?fault.kind.nodes(), "fault healed");
     world.record(Event::Fault { name: fault.kind.name(), healed: true, nodes: fault.kind.nodes() });
     match &fault.kind {
         FaultKind::Crash { nodes: crashed, .. } => {
@@ -120,5 +122,12 @@ fn crash(world: &World, handle: &Handle, id: MadsimNode, node: u32, tear: bool, 
     metrics.crashes += 1;
     metrics.unsynced_bytes_lost += lost;
     drop(metrics);
+    tracing::info!(
+        t_ms = now_ns() / 1_000_000,
+        node,
+        unsynced_bytes_lost = lost,
+        torn = tear_bytes.is_some(),
+        "crashed"
+    );
     world.record(Event::Crash { node, unsynced_bytes: lost, torn: tear_bytes.is_some() });
 }

@@ -142,6 +142,15 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
     };
     durable.set_lazy_sync(world.spec.bug == Some(PlantedBug::SendBeforeDurable));
     let status = durable.replica().status();
+    tracing::info!(
+        t_ms = now_ns() / 1_000_000,
+        node,
+        boot,
+        lanes = report.lanes,
+        torn_tail_bytes = report.torn_tail_bytes,
+        lane_index = status.lane_index,
+        "booted from its log"
+    );
     if boot > 1 {
         world.record(Event::Recover {
             node,
@@ -206,6 +215,7 @@ async fn workload_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
                 let seq = lane.seq;
                 lock(&world.oracle).ack(index, id, lane, now_ns());
                 lock(&world.metrics).lanes += 1;
+                tracing::trace!(t_ms = now_ns() / 1_000_000, node = index, seq, ops = op_count, "wrote a lane");
                 world.record(Event::Write { node: index, seq, ops: op_count });
             }
             Err(error) => world.violate("write", "always", Some(index), format!("n{index} could not write: {error}")),
@@ -287,7 +297,8 @@ pub fn pump(world: &Arc<World>, core: &mut NodeCore) {
     match core.durable.flush() {
         Ok(events) => {
             for event in events {
-                if let scx_engine::Event::SnapshotCommitted { lane_index, .. } = event {
+                if let scx_engine::Event::SnapshotCommitted { lane_index, id } = event {
+                    tracing::debug!(t_ms = now_ns() / 1_000_000, node, lane_index, id = %id.short(), "committed a stable snapshot");
                     lock(&world.metrics).snapshots += 1;
                     world.record(Event::Snapshot { node, lane_index });
                 }
@@ -317,6 +328,16 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
                 totals.sessions += 1;
             }
             drop(totals);
+            tracing::debug!(
+                t_ms = now_ns() / 1_000_000,
+                node,
+                peer = peer.0,
+                role = ?role,
+                in_sync = outcome == Outcome::InSync,
+                lanes_missing = metrics.lanes_missing,
+                bytes_sent = metrics.bytes_sent,
+                "session completed"
+            );
             world.record(Event::Session {
                 node,
                 peer: peer.0,
@@ -332,6 +353,7 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
             totals.bytes_missing += metrics.bytes_missing;
             totals.sessions_abandoned += 1;
             drop(totals);
+            tracing::debug!(t_ms = now_ns() / 1_000_000, node, peer = peer.0, "session abandoned");
             world.record(Event::SessionTimeout { node, peer: peer.0 });
         }
         SyncEvent::LaneRejected { error: LaneError::Fork { dot, kept, other }, .. } => {

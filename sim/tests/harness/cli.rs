@@ -183,3 +183,22 @@ fn shrink_writes_a_smaller_scenario_that_still_fails() {
     let passing = scx(&["shrink", "scenarios/quickstart.toml", "--seed", "0"]);
     assert_eq!(passing.status.code(), Some(2), "a passing seed has nothing to shrink");
 }
+
+#[test]
+fn rust_log_prints_node_and_simulated_time_on_each_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scx"))
+        .args(["run", "scenarios/quickstart.toml", "--seed", "1"])
+        .current_dir(workspace())
+        .env("RUST_LOG", "scx_sim=debug")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|line| line.contains("scx_sim")).collect();
+    assert!(lines.len() > 10, "{stderr}");
+    assert!(lines.iter().all(|line| line.contains("t_ms=")), "{stderr}");
+    assert!(lines.iter().any(|line| line.contains("session completed") && line.contains("node=")));
+    assert!(lines.iter().any(|line| line.contains("fault started")));
+    let quiet = scx(&["run", "scenarios/quickstart.toml", "--seed", "1"]);
+    assert!(text(&quiet.stderr).is_empty(), "no RUST_LOG, no log lines");
+}
