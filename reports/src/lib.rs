@@ -1,1 +1,19 @@
-//! Placeholder: reports land with issue 7.
+//! # SCX convergence reports
+//!
+//! Results in, pages out. A run's trace or one or more fuzz results files
+//! become a report directory: `report.html` (one self-contained file: inline
+//! SVG charts drawn with plotters, inline CSS, no network reference),
+//! `report.md` and `report.json` with the same figures, and the data behind
+//! every chart as CSV beside it.
+//!
+//! Invariant: the same input gives byte-identical output files: no
+//! timestamps, stable ordering, fixed float formatting.
+
+pub mod charts;
+pub mod input;
+pub mod model;
+mod render;
+pub mod stats;
+
+pub use input::{Input, ReportError, read_input, read_results, read_trace};
+pub use render::{NamedCampaign, ReportFiles, ReportOptions, write_campaign_report, write_run_report};

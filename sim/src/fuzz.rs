@@ -56,7 +56,7 @@ pub fn run_seed(entry: &CampaignScenario, seed: u64, check_determinism: bool) ->
     let spec = plan::resolve(&entry.scenario, seed, None);
     let outcome = runner::run(&spec, RunOptions::default());
     let hash = entry.scenario.content_hash();
-    let mut record = RunRecord::from_outcome(&outcome, &entry.path, &hash);
+    let mut record = crate::record::from_outcome(&outcome, &entry.path, &hash);
     if check_determinism {
         let again = runner::run(&spec, RunOptions::default());
         if again.trace_hash != outcome.trace_hash {

@@ -27,6 +27,23 @@ pub enum Command {
     Shrink(ShrinkArgs),
     /// Join shard result files into one, sorted by scenario and seed.
     Merge(MergeArgs),
+    /// Write a convergence report (HTML, Markdown, JSON) from a trace or results files.
+    Report(ReportArgs),
+}
+
+/// `scx report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A trace (`scx run --trace`) or one or more results files (`scx fuzz --out`);
+    /// two or more results files are compared.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory to write report.html, report.md, report.json and chart data into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Page title.
+    #[arg(long)]
+    pub title: Option<String>,
 }
 
 /// Output format.
@@ -52,6 +69,9 @@ pub struct RunArgs {
     /// Write the run's trace (samples and events) as JSON to this file.
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// Write a convergence report of the run into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// `scx fuzz`.
@@ -85,6 +105,9 @@ pub struct FuzzArgs {
     /// Write JUnit XML (one test case per seed) here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Write a convergence report of the campaign into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// `scx replay`.

@@ -19,7 +19,7 @@ use crate::runner::{self, RunOptions};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::shard::Shard;
 use anyhow::Context as _;
-use args::{Cli, Command, Format, FuzzArgs, MergeArgs, ReplayArgs, RunArgs};
+use args::{Cli, Command, Format, FuzzArgs, MergeArgs, ReplayArgs, ReportArgs, RunArgs};
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay(&args),
         Command::Shrink(args) => shrink::shrink(&args),
         Command::Merge(args) => merge(&args),
+        Command::Report(args) => report(&args),
     }
 }
 
@@ -53,18 +54,22 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let scenario = load(&args.scenario)?;
     let seed = args.seed.unwrap_or(scenario.seeds.start);
     let spec = plan::resolve(&scenario, seed, None);
-    let keep_events = args.trace.is_some();
+    let keep_events = args.trace.is_some() || args.report.is_some();
     let outcome = runner::run(&spec, RunOptions { keep_events });
     let path = args.scenario.display().to_string();
-    let record = RunRecord::from_outcome(&outcome, &path, &scenario.content_hash());
+    let record = crate::record::from_outcome(&outcome, &path, &scenario.content_hash());
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&record)?)?,
         Format::Text => write!(stdout, "{}", output::summary(&record, &outcome))?,
     }
-    if let Some(trace) = &args.trace {
-        output::write_trace(trace, &record, &outcome)
-            .with_context(|| format!("writing the trace to {}", trace.display()))?;
+    let trace = output::trace_of(&record, &outcome);
+    if let Some(path) = &args.trace {
+        output::write_trace(path, &trace).with_context(|| format!("writing the trace to {}", path.display()))?;
+    }
+    if let Some(dir) = &args.report {
+        let files = scx_reports::write_run_report(&trace, dir, &scx_reports::ReportOptions::default())?;
+        eprintln!("report: {}", files.html.display());
     }
     Ok(verdict(record.passed()))
 }
@@ -97,6 +102,12 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
     if let Some(junit) = &args.junit {
         output::write_junit(junit, &records).with_context(|| format!("writing JUnit XML to {}", junit.display()))?;
     }
+    if let Some(dir) = &args.report {
+        let name = args.out.as_ref().map_or_else(|| "campaign".to_owned(), |out| out.display().to_string());
+        let campaign = scx_reports::NamedCampaign { name, records: records.clone() };
+        let files = scx_reports::write_campaign_report(&[campaign], dir, &scx_reports::ReportOptions::default())?;
+        eprintln!("report: {}", files.html.display());
+    }
     let summary = output::campaign_summary(&records, total, shard, report.elapsed_secs());
     eprint!("{summary}");
     output::append_step_summary(&records, shard);
@@ -108,7 +119,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let spec = plan::resolve(&scenario, args.seed, None);
     let outcome = runner::run(&spec, RunOptions { keep_events: true });
     let path = args.scenario.display().to_string();
-    let record = RunRecord::from_outcome(&outcome, &path, &scenario.content_hash());
+    let record = crate::record::from_outcome(&outcome, &path, &scenario.content_hash());
     let mut stdout = std::io::stdout().lock();
     let limit = if args.limit == 0 { usize::MAX } else { args.limit };
     for stamped in outcome.events.iter().take(limit) {
@@ -131,6 +142,33 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         writeln!(stdout, "determinism: ok, both runs hashed {}", outcome.trace_hash)?;
     }
     Ok(verdict(record.passed()))
+}
+
+fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let options = scx_reports::ReportOptions { title: args.title.clone() };
+    let mut campaigns = Vec::new();
+    for path in &args.inputs {
+        match scx_reports::read_input(path).map_err(|error| BadInput(error.to_string()))? {
+            scx_reports::Input::Trace(trace) if args.inputs.len() == 1 => {
+                let files = scx_reports::write_run_report(&trace, &args.out, &options)?;
+                eprintln!("report: {}", files.html.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            scx_reports::Input::Trace(_) => {
+                return Err(BadInput(format!(
+                    "{}: a trace reports alone; compare results files instead",
+                    path.display()
+                ))
+                .into());
+            }
+            scx_reports::Input::Results(records) => {
+                campaigns.push(scx_reports::NamedCampaign { name: path.display().to_string(), records });
+            }
+        }
+    }
+    let files = scx_reports::write_campaign_report(&campaigns, &args.out, &options)?;
+    eprintln!("report: {}", files.html.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn merge(args: &MergeArgs) -> anyhow::Result<ExitCode> {

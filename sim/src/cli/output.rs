@@ -5,7 +5,6 @@ use crate::record::RunRecord;
 use crate::runner::RunOutcome;
 use crate::shard::Shard;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -87,44 +86,57 @@ pub(super) fn summary(record: &RunRecord, outcome: &RunOutcome) -> String {
     out
 }
 
-/// Writes the trace of a run: its record, samples over time and events.
-pub(super) fn write_trace(path: &Path, record: &RunRecord, outcome: &RunOutcome) -> anyhow::Result<()> {
-    let samples: Vec<_> = outcome
-        .samples
-        .iter()
-        .map(|sample| {
-            json!({
-                "t_ms": sample.at_ns / 1_000_000,
-                "nodes": sample.nodes.iter().map(|node| json!({
-                    "up": node.life != crate::world::Life::Down,
-                    "paused": node.life == crate::world::Life::Paused,
-                    "partitioned": node.partitioned,
-                    "lane_index": node.lane_index,
-                    "state_hash": node.chain,
-                })).collect::<Vec<_>>(),
+/// The trace of a run in the report model: record, samples, traffic, events.
+pub(super) fn trace_of(record: &RunRecord, outcome: &RunOutcome) -> scx_reports::model::Trace {
+    use scx_reports::model::{NodeSample, Sample, TraceEvent, TrafficSample};
+    scx_reports::model::Trace {
+        record: record.clone(),
+        nodes: outcome.spec.nodes,
+        samples: outcome
+            .samples
+            .iter()
+            .map(|sample| Sample {
+                t_ms: sample.at_ns / 1_000_000,
+                nodes: sample
+                    .nodes
+                    .iter()
+                    .map(|node| NodeSample {
+                        up: node.life != crate::world::Life::Down,
+                        paused: node.life == crate::world::Life::Paused,
+                        partitioned: node.partitioned,
+                        lane_index: node.lane_index,
+                        state_hash: node.chain.clone(),
+                    })
+                    .collect(),
             })
-        })
-        .collect();
-    let traffic: Vec<_> = outcome
-        .samples
-        .iter()
-        .map(|sample| json!({"t_ms": sample.at_ns / 1_000_000, "bytes_sent": sample.bytes_sent, "bytes_missing": sample.bytes_missing}))
-        .collect();
-    let events: Vec<_> = outcome
-        .events
-        .iter()
-        .map(|stamped| json!({"t_ms": stamped.at_ns / 1_000_000, "node": stamped.event.node(), "kind": stamped.event.kind(), "detail": stamped.event.to_string()}))
-        .collect();
-    let trace = json!({
-        "record": record,
-        "nodes": outcome.spec.nodes,
-        "samples": samples,
-        "traffic": traffic,
-        "events": events,
-        "events_total": outcome.events_total,
-    });
+            .collect(),
+        traffic: outcome
+            .samples
+            .iter()
+            .map(|sample| TrafficSample {
+                t_ms: sample.at_ns / 1_000_000,
+                bytes_sent: sample.bytes_sent,
+                bytes_missing: sample.bytes_missing,
+            })
+            .collect(),
+        events: outcome
+            .events
+            .iter()
+            .map(|stamped| TraceEvent {
+                t_ms: stamped.at_ns / 1_000_000,
+                node: stamped.event.node(),
+                kind: stamped.event.kind().to_owned(),
+                detail: stamped.event.to_string(),
+            })
+            .collect(),
+        events_total: outcome.events_total,
+    }
+}
+
+/// Writes the trace of a run as JSON.
+pub(super) fn write_trace(path: &Path, trace: &scx_reports::model::Trace) -> anyhow::Result<()> {
     let mut file = BufWriter::new(File::create(path)?);
-    serde_json::to_writer(&mut file, &trace)?;
+    serde_json::to_writer(&mut file, trace)?;
     file.flush()?;
     Ok(())
 }

@@ -202,3 +202,44 @@ fn rust_log_prints_node_and_simulated_time_on_each_line() {
     let quiet = scx(&["run", "scenarios/quickstart.toml", "--seed", "1"]);
     assert!(text(&quiet.stderr).is_empty(), "no RUST_LOG, no log lines");
 }
+
+#[test]
+fn reports_come_from_runs_traces_and_compared_campaigns() {
+    let dir = temp("reports");
+    let run_dir = dir.join("run");
+    let trace = dir.join("trace.json");
+    let out = scx(&[
+        "run",
+        "scenarios/quickstart.toml",
+        "--seed",
+        "4",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--report",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 4);
+    let from_trace = dir.join("from-trace");
+    assert_eq!(scx(&["report", trace.to_str().unwrap(), "--out", from_trace.to_str().unwrap()]).status.code(), Some(0));
+    assert_eq!(
+        std::fs::read(from_trace.join("report.html")).unwrap(),
+        html.as_bytes(),
+        "the trace holds everything the report shows"
+    );
+    let (a, b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
+    for (file, scenario) in [(&a, "scenarios/quickstart.toml"), (&b, "scenarios/p2p-gossip.toml")] {
+        assert_eq!(scx(&["fuzz", scenario, "--count", "4", "--out", file.to_str().unwrap()]).status.code(), Some(0));
+    }
+    let compare = dir.join("compare");
+    let out = scx(&["report", a.to_str().unwrap(), b.to_str().unwrap(), "--out", compare.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let cdf = std::fs::read_to_string(compare.join("convergence-cdf.csv")).unwrap();
+    assert!(cdf.contains("a.jsonl,") && cdf.contains("b.jsonl,"), "{cdf}");
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"nope\": 1}\n").unwrap();
+    let out = scx(&["report", bad.to_str().unwrap(), "--out", dir.join("x").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("bad.jsonl:1: not a result record"), "{}", text(&out.stderr));
+}

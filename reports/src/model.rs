@@ -1,0 +1,195 @@
+//! The result model: what a run reports (one JSON line per seed in a fuzz
+//! results file, the `--format json` output of `scx run`) and the trace of
+//! one run. The simulator produces these types; reports read them.
+//!
+//! Invariant: a record holds only what the seed determines (no wall-clock
+//! times, no host names), so results files are byte-identical across
+//! machines, `--jobs` and shard splits.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Pass or fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every invariant held.
+    Pass,
+    /// Some invariant was violated.
+    Fail,
+}
+
+/// One violation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationRecord {
+    /// Checker name.
+    pub checker: String,
+    /// "always", "eventually" or "sometimes".
+    pub kind: String,
+    /// What went wrong.
+    pub message: String,
+    /// Simulated milliseconds.
+    pub at_ms: u64,
+    /// The node, if one.
+    pub node: Option<u32>,
+}
+
+/// Counters of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Datagram bytes sent.
+    pub bytes_sent: u64,
+    /// Canonical bytes of lanes receivers lacked.
+    pub bytes_missing: u64,
+    /// Request/response exchanges.
+    pub round_trips: u64,
+    /// Sessions completed.
+    pub sessions: u64,
+    /// Sessions abandoned.
+    pub sessions_abandoned: u64,
+    /// Lanes acknowledged.
+    pub lanes: u64,
+    /// Datagrams sent.
+    pub messages_sent: u64,
+    /// Datagrams dropped.
+    pub messages_dropped: u64,
+    /// Forks between authored lanes.
+    pub forks: u64,
+    /// Conflicts resolved by the law.
+    pub conflicts: u64,
+    /// Snapshots committed.
+    pub snapshots: u64,
+    /// Rollbacks forced by late lanes.
+    pub rollbacks: u64,
+    /// Crashes.
+    pub crashes: u64,
+}
+
+/// One fault as it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// Its kind.
+    pub kind: String,
+    /// Start (simulated ms).
+    pub start_ms: u64,
+    /// Heal (simulated ms); null if it never healed.
+    pub end_ms: Option<u64>,
+    /// Nodes it named.
+    pub nodes: Vec<u32>,
+}
+
+/// Everything a run reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Tool version.
+    pub scx_version: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file, as given on the command line.
+    pub scenario_path: String,
+    /// Short content hash of the scenario.
+    pub scenario_hash: String,
+    /// The seed.
+    pub seed: u64,
+    /// Pass or fail.
+    pub status: Verdict,
+    /// Hash of the event trace.
+    pub trace_hash: String,
+    /// Milliseconds from the last heal to convergence; null if none.
+    pub converged_at_ms: Option<u64>,
+    /// Faulty phase (ms).
+    pub duration_ms: u64,
+    /// Settle bound (ms).
+    pub settle_ms: u64,
+    /// When the last fault healed (ms).
+    pub quiescent_at_ms: u64,
+    /// When the run stopped (ms).
+    pub ended_at_ms: u64,
+    /// Violations.
+    pub violations: Vec<ViolationRecord>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// "Sometimes" properties reached, by name.
+    pub coverage: BTreeMap<String, u64>,
+    /// The fault schedule as it ran.
+    pub faults: Vec<FaultRecord>,
+    /// The command that reproduces this run.
+    pub reproduce: String,
+}
+
+impl RunRecord {
+    /// Whether every invariant held.
+    pub fn passed(&self) -> bool {
+        self.status == Verdict::Pass
+    }
+
+    /// Bytes sent per byte of missing lanes, if any lanes were missing.
+    pub fn bytes_ratio(&self) -> Option<f64> {
+        (self.metrics.bytes_missing > 0).then(|| self.metrics.bytes_sent as f64 / self.metrics.bytes_missing as f64)
+    }
+}
+
+/// One node at one sample time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSample {
+    /// Running (not crashed).
+    pub up: bool,
+    /// Frozen.
+    pub paused: bool,
+    /// Some link to or from it is cut.
+    pub partitioned: bool,
+    /// Its lane index.
+    pub lane_index: u64,
+    /// Short chain hash (empty when down).
+    pub state_hash: String,
+}
+
+/// The cluster at one sample time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Simulated milliseconds.
+    pub t_ms: u64,
+    /// Per node.
+    pub nodes: Vec<NodeSample>,
+}
+
+/// Cumulative traffic at one sample time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficSample {
+    /// Simulated milliseconds.
+    pub t_ms: u64,
+    /// Datagram bytes sent so far.
+    pub bytes_sent: u64,
+    /// Bytes of lanes receivers lacked, so far.
+    pub bytes_missing: u64,
+}
+
+/// One event of the trace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    /// Simulated milliseconds.
+    pub t_ms: u64,
+    /// The node, if one.
+    pub node: Option<u32>,
+    /// Event kind.
+    pub kind: String,
+    /// Human detail.
+    pub detail: String,
+}
+
+/// The trace of one run (`scx run --trace FILE`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trace {
+    /// The run's record.
+    pub record: RunRecord,
+    /// Cluster size.
+    pub nodes: u32,
+    /// Cluster samples over time.
+    pub samples: Vec<Sample>,
+    /// Traffic over time.
+    pub traffic: Vec<TrafficSample>,
+    /// Kept events.
+    pub events: Vec<TraceEvent>,
+    /// Events recorded in all.
+    pub events_total: u64,
+}

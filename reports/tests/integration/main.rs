@@ -1,0 +1,3 @@
+//! The reports crate's integration suite, linked once.
+
+mod pages;

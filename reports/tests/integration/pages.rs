@@ -1,0 +1,250 @@
+//! Goal: reports are correct, self-contained and stable. Method: build a
+//! synthetic campaign (1,000 seeded records, some failing) and a synthetic
+//! run trace, write reports, and check the HTML (well-formed, one SVG per
+//! chart, no external reference), the figures (against brute force), the
+//! Markdown (failing seeds, reproduce commands), byte-identical rewrites,
+//! comparison overlays, and a headless Chromium render that is not blank.
+
+use scx_reports::model::*;
+use scx_reports::{NamedCampaign, ReportOptions, write_campaign_report, write_run_report};
+use std::path::{Path, PathBuf};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scx-reports-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn record(seed: u64, converged_ms: Option<u64>) -> RunRecord {
+    let failed = converged_ms.is_none();
+    RunRecord {
+        scx_version: "0.1.0".into(),
+        scenario: "synthetic".into(),
+        scenario_path: "scenarios/synthetic.toml".into(),
+        scenario_hash: "00112233aabbccdd".into(),
+        seed,
+        status: if failed { Verdict::Fail } else { Verdict::Pass },
+        trace_hash: format!("{seed:064x}"),
+        converged_at_ms: converged_ms,
+        duration_ms: 10_000,
+        settle_ms: 10_000,
+        quiescent_at_ms: 10_000,
+        ended_at_ms: 12_000,
+        violations: if failed {
+            vec![ViolationRecord {
+                checker: "convergence".into(),
+                kind: "eventually".into(),
+                message: format!("seed {seed} <did not> converge"),
+                at_ms: 20_000,
+                node: None,
+            }]
+        } else {
+            Vec::new()
+        },
+        metrics: Metrics {
+            bytes_sent: 1_000 + seed * 3,
+            bytes_missing: 800,
+            round_trips: 40 + seed % 7,
+            lanes: 100,
+            ..Metrics::default()
+        },
+        coverage: Default::default(),
+        faults: vec![FaultRecord { kind: "partition".into(), start_ms: 2_000, end_ms: Some(5_000), nodes: vec![0, 1] }],
+        reproduce: format!("scx run scenarios/synthetic.toml --seed {seed}"),
+    }
+}
+
+fn campaign(count: u64, slow: u64) -> Vec<RunRecord> {
+    (0..count).map(|seed| record(seed, (seed % 97 != 13).then_some(100 + (seed * 7919 + slow) % 2_000))).collect()
+}
+
+fn trace() -> Trace {
+    let samples = (0..100u64)
+        .map(|i| Sample {
+            t_ms: i * 100,
+            nodes: (0..4u32)
+                .map(|node| NodeSample {
+                    up: !(node == 2 && (30..50).contains(&i)),
+                    paused: false,
+                    partitioned: (20..50).contains(&i),
+                    lane_index: i * 3 + u64::from(node),
+                    state_hash: if i > 80 { "aaaa".into() } else { format!("h{node}{i}") },
+                })
+                .collect(),
+        })
+        .collect();
+    let traffic =
+        (0..100u64).map(|i| TrafficSample { t_ms: i * 100, bytes_sent: i * 1000, bytes_missing: i * 700 }).collect();
+    Trace { record: record(5, Some(300)), nodes: 4, samples, traffic, events: Vec::new(), events_total: 0 }
+}
+
+/// A minimal well-formedness check: tags balance (void and self-closing
+/// tags aside), in document order.
+fn assert_well_formed(html: &str) {
+    const VOID: [&str; 3] = ["meta", "br", "!DOCTYPE"];
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..].find('>').expect("every tag closes") + start;
+        let tag = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') || tag.starts_with('?') || tag.ends_with('/') {
+            continue;
+        }
+        let name: String =
+            tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        if VOID.contains(&name.as_str()) {
+            continue;
+        }
+        if tag.starts_with('/') {
+            assert_eq!(stack.pop().as_deref(), Some(name.as_str()), "mismatched </{name}>");
+        } else {
+            stack.push(name);
+        }
+    }
+    assert!(stack.is_empty(), "unclosed tags: {stack:?}");
+}
+
+fn assert_self_contained(html: &str) {
+    let without_namespaces =
+        html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "").replace("http://www.w3.org/1999/xlink", "");
+    assert!(
+        !without_namespaces.contains("http://") && !without_namespaces.contains("https://"),
+        "an external reference"
+    );
+    assert!(!html.contains(" src=") && !html.contains("<link") && !html.contains("@import"), "an external resource");
+}
+
+fn chart_count(dir: &Path) -> usize {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    json["charts"].as_array().unwrap().len()
+}
+
+#[test]
+fn a_campaign_report_is_well_formed_self_contained_and_correct() {
+    let records = campaign(1_000, 0);
+    let dir = temp("campaign");
+    let files = write_campaign_report(
+        &[NamedCampaign { name: "synthetic".into(), records: records.clone() }],
+        &dir,
+        &ReportOptions::default(),
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert_well_formed(&html);
+    assert_self_contained(&html);
+    assert_eq!(html.matches("<svg").count(), chart_count(&dir), "one SVG per chart");
+    assert_eq!(files.csv.len(), chart_count(&dir), "the data behind every chart");
+
+    let mut converged: Vec<f64> = records.iter().filter_map(|r| r.converged_at_ms.map(|ms| ms as f64)).collect();
+    converged.sort_by(f64::total_cmp);
+    let rank = |p: f64| converged[((p / 100.0 * converged.len() as f64).ceil() as usize).max(1) - 1];
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&files.json).unwrap()).unwrap();
+    let stats = &json["campaigns"][0]["stats"];
+    assert_eq!(stats["convergence_ms"]["p50"].as_f64().unwrap(), rank(50.0));
+    assert_eq!(stats["convergence_ms"]["p99"].as_f64().unwrap(), rank(99.0));
+    assert_eq!(stats["convergence_ms"]["max"].as_f64().unwrap(), *converged.last().unwrap());
+    let failing: Vec<&RunRecord> = records.iter().filter(|r| !r.passed()).collect();
+    assert_eq!(stats["failed"].as_u64().unwrap(), failing.len() as u64);
+
+    let markdown = std::fs::read_to_string(&files.markdown).unwrap();
+    for record in &failing {
+        assert!(markdown.contains(&format!("| {} | convergence |", record.seed)), "seed {} missing", record.seed);
+        assert!(markdown.contains(&record.reproduce));
+    }
+    assert!(html.contains("seed 13 &lt;did not&gt; converge"), "messages are escaped");
+}
+
+#[test]
+fn reports_are_byte_identical_across_writes() {
+    let records = campaign(300, 0);
+    let (a, b) = (temp("same-a"), temp("same-b"));
+    let input = [NamedCampaign { name: "synthetic".into(), records }];
+    write_campaign_report(&input, &a, &ReportOptions::default()).unwrap();
+    write_campaign_report(&input, &b, &ReportOptions::default()).unwrap();
+    for file in ["report.html", "report.md", "report.json", "convergence-cdf.csv"] {
+        assert_eq!(std::fs::read(a.join(file)).unwrap(), std::fs::read(b.join(file)).unwrap(), "{file} differs");
+    }
+}
+
+#[test]
+fn two_campaigns_are_compared_with_overlaid_cdfs() {
+    let dir = temp("compare");
+    let input = [
+        NamedCampaign { name: "design-a".into(), records: campaign(200, 0) },
+        NamedCampaign { name: "design-b".into(), records: campaign(200, 500) },
+    ];
+    let files = write_campaign_report(&input, &dir, &ReportOptions::default()).unwrap();
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert_well_formed(&html);
+    let cdf = std::fs::read_to_string(dir.join("convergence-cdf.csv")).unwrap();
+    assert!(cdf.lines().any(|l| l.starts_with("design-a,")) && cdf.lines().any(|l| l.starts_with("design-b,")));
+    let cdf_svg = html.split("id=\"convergence-cdf\"").nth(1).unwrap().split("</svg>").next().unwrap();
+    assert!(cdf_svg.contains("design-a") && cdf_svg.contains("design-b"), "both campaigns in one CDF chart's legend");
+    assert_eq!(html.matches("<svg").count(), chart_count(&dir));
+}
+
+#[test]
+fn a_run_report_shows_faults_convergence_and_traffic() {
+    let dir = temp("run");
+    let files = write_run_report(&trace(), &dir, &ReportOptions::default()).unwrap();
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert_well_formed(&html);
+    assert_self_contained(&html);
+    assert_eq!(html.matches("<svg").count(), 4);
+    for id in ["distinct-states", "node-timeline", "lane-index", "traffic"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    let timeline = std::fs::read_to_string(dir.join("node-timeline.csv")).unwrap();
+    assert!(timeline.contains("2,3.000,5.000,down"), "{timeline}");
+    assert!(timeline.contains(",partitioned"));
+    assert!(html.contains("scx run scenarios/synthetic.toml --seed 5"));
+}
+
+#[test]
+fn bad_inputs_are_located_errors() {
+    let dir = temp("bad-input");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("results.jsonl");
+    let good = serde_json::to_string(&record(1, Some(5))).unwrap();
+    std::fs::write(&path, format!("{good}\n{{not json}}\n")).unwrap();
+    let error = scx_reports::read_results(&path).unwrap_err().to_string();
+    assert!(error.starts_with(&format!("{}:2: ", path.display())), "{error}");
+    std::fs::write(&path, "\n\n").unwrap();
+    assert!(scx_reports::read_results(&path).unwrap_err().to_string().contains("no result records"));
+}
+
+#[test]
+fn the_html_renders_in_headless_chromium_and_is_not_blank() {
+    let Some(chromium) =
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|path| Path::new(path).exists())
+    else {
+        eprintln!("chromium is not installed: the render check did not run (.ci/run installs it)");
+        return;
+    };
+    let dir = temp("render");
+    let files = write_run_report(&trace(), &dir, &ReportOptions::default()).unwrap();
+    let shot = dir.join("shot.png");
+    let status = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1000,1600")
+        .arg(format!("file://{}", files.html.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    // Not blank: a white page compresses to a few kilobytes; charts do not.
+    assert!(png.len() > 40_000, "the screenshot is {} bytes: a blank page?", png.len());
+}
