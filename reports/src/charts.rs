@@ -1,9 +1,54 @@
-//! Charts as SVG strings, drawn with plotters' SVG backend (text stays
-//! `<text>`, so no font files are needed and output is byte-stable).
+//! Charts drawn with plotters: SVG strings for pages (text stays `<text>`,
+//! output is byte-stable) and PNG files for papers. Each chart is a spec
+//! that draws on any plotters backend, so both come from one drawing.
+//! Text metrics come from one embedded font, never the machine's.
 
 use crate::input::ReportError;
 use crate::stats::Bin;
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+/// Something drawable on any plotters backend.
+pub trait Draw {
+    /// The chart's title (names errors).
+    fn title(&self) -> &str;
+    /// Pixel size.
+    fn size(&self) -> (u32, u32) {
+        SIZE
+    }
+    /// Draws on `root`.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+fn register_font() {
+    static FONT: Once = Once::new();
+    FONT.call_once(|| {
+        // The font is valid TTF shipped by its crate; registration only fails on invalid bytes.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT);
+    });
+}
+
+/// The chart as an SVG string.
+pub fn svg(chart: &impl Draw) -> Result<String, ReportError> {
+    register_font();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, chart.size()).into_drawing_area();
+        chart.draw(&root).map_err(chart_error(chart.title()))?;
+        root.present().map_err(|e| chart_error(chart.title())(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// The chart as a PNG file at `path`.
+pub fn png(chart: &impl Draw, path: &Path) -> Result<(), ReportError> {
+    register_font();
+    let root = BitMapBackend::new(path, chart.size()).into_drawing_area();
+    chart.draw(&root).map_err(chart_error(chart.title()))?;
+    root.present().map_err(|e| chart_error(chart.title())(e.to_string()))
+}
 
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (860, 320);
@@ -94,58 +139,71 @@ fn span(points: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// A line chart with shaded bands and an optional vertical marker.
-pub fn lines(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    bands: &[Band],
-    marker: Option<(f64, &str)>,
-) -> Result<String, ReportError> {
-    let error = chart_error(title);
-    let (x0, x1) = span(
-        series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(bands.iter().flat_map(|b| [b.start, b.end])),
-    );
-    let (_, y1) = span(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain([0.0]));
-    let y1 = y1 * 1.08;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| error(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
+#[derive(Clone, Debug)]
+pub struct Lines {
+    /// Title.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// The lines.
+    pub series: Vec<Series>,
+    /// Shaded windows.
+    pub bands: Vec<Band>,
+    /// A vertical marker and its legend.
+    pub marker: Option<(f64, String)>,
+}
+
+impl Draw for Lines {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
+        let (x0, x1) = span(
+            self.series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.0))
+                .chain(self.bands.iter().flat_map(|b| [b.start, b.end])),
+        );
+        let (_, y1) = span(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain([0.0]));
+        let y1 = y1 * 1.08;
+        root.fill(&WHITE).map_err(e)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
             .build_cartesian_2d(x0..x1, 0.0..y1)
-            .map_err(|e| error(e.to_string()))?;
+            .map_err(e)?;
         chart
             .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
             .light_line_style(WHITE.mix(0.0))
             .draw()
-            .map_err(|e| error(e.to_string()))?;
-        for band in bands {
+            .map_err(e)?;
+        for band in &self.bands {
             let colour = band_colour(&band.label);
             chart
                 .draw_series(std::iter::once(Rectangle::new([(band.start, 0.0), (band.end, y1)], colour.filled())))
-                .map_err(|e| error(e.to_string()))?;
+                .map_err(e)?;
         }
-        for (index, line) in series.iter().enumerate() {
+        for (index, line) in self.series.iter().enumerate() {
             let colour = PALETTE[index % PALETTE.len()];
             chart
                 .draw_series(LineSeries::new(line.points.iter().copied(), colour.stroke_width(2)))
-                .map_err(|e| error(e.to_string()))?
+                .map_err(e)?
                 .label(line.name.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
         }
-        if let Some((x, label)) = marker {
-            let black = BLACK.stroke_width(1);
+        if let Some((x, label)) = &self.marker {
             chart
-                .draw_series(std::iter::once(PathElement::new(vec![(x, 0.0), (x, y1)], black)))
-                .map_err(|e| error(e.to_string()))?
-                .label(label.to_owned())
+                .draw_series(std::iter::once(PathElement::new(vec![(*x, 0.0), (*x, y1)], BLACK.stroke_width(1))))
+                .map_err(e)?
+                .label(label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
         }
         chart
@@ -154,80 +212,106 @@ pub fn lines(
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
             .draw()
-            .map_err(|e| error(e.to_string()))?;
-        root.present().map_err(|e| error(e.to_string()))?;
+            .map_err(e)?;
+        Ok(())
     }
-    Ok(svg)
 }
 
 /// A histogram.
-pub fn histogram(title: &str, x_label: &str, bins: &[Bin]) -> Result<String, ReportError> {
-    let error = chart_error(title);
-    let (x0, x1) = span(bins.iter().flat_map(|bin| [bin.low, bin.high]));
-    let top = bins.iter().map(|bin| bin.count).max().unwrap_or(1).max(1) as f64 * 1.1;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| error(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    /// Title.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// The bins.
+    pub bins: Vec<Bin>,
+}
+
+impl Draw for Histogram {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
+        let (x0, x1) = span(self.bins.iter().flat_map(|bin| [bin.low, bin.high]));
+        let top = self.bins.iter().map(|bin| bin.count).max().unwrap_or(1).max(1) as f64 * 1.1;
+        root.fill(&WHITE).map_err(e)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
             .build_cartesian_2d(x0..x1, 0.0..top)
-            .map_err(|e| error(e.to_string()))?;
+            .map_err(e)?;
         chart
             .configure_mesh()
-            .x_desc(x_label)
+            .x_desc(&self.x_label)
             .y_desc("runs")
             .light_line_style(WHITE.mix(0.0))
             .draw()
-            .map_err(|e| error(e.to_string()))?;
+            .map_err(e)?;
         chart
-            .draw_series(bins.iter().map(|bin| {
+            .draw_series(self.bins.iter().map(|bin| {
                 Rectangle::new([(bin.low, 0.0), (bin.high, bin.count as f64)], PALETTE[0].mix(0.75).filled())
             }))
-            .map_err(|e| error(e.to_string()))?;
-        root.present().map_err(|e| error(e.to_string()))?;
+            .map_err(e)?;
+        Ok(())
     }
-    Ok(svg)
 }
 
 /// A per-node timeline: one row per node, coloured by state over time.
-pub fn timeline(title: &str, nodes: u32, rows: &[(u32, f64, f64, NodeState)]) -> Result<String, ReportError> {
-    let error = chart_error(title);
-    let (x0, x1) = span(rows.iter().flat_map(|row| [row.1, row.2]));
-    let height = (120 + nodes.min(60) * 14).max(200);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (SIZE.0, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| error(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    /// Title.
+    pub title: String,
+    /// Cluster size.
+    pub nodes: u32,
+    /// (node, start, end, state) stretches.
+    pub rows: Vec<(u32, f64, f64, NodeState)>,
+}
+
+impl Draw for Timeline {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (SIZE.0, (120 + self.nodes.min(60) * 14).max(200))
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
+        let (x0, x1) = span(self.rows.iter().flat_map(|row| [row.1, row.2]));
+        root.fill(&WHITE).map_err(e)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, 0.0..f64::from(nodes.max(1)))
-            .map_err(|e| error(e.to_string()))?;
+            .build_cartesian_2d(x0..x1, -0.5..f64::from(self.nodes.max(1)) - 0.5)
+            .map_err(e)?;
         chart
             .configure_mesh()
             .x_desc("simulated time (s)")
             .y_desc("node")
-            .y_labels(nodes.clamp(1, 20) as usize)
-            .y_label_formatter(&|y| format!("n{}", *y as u32))
+            .y_labels(self.nodes.clamp(1, 20) as usize)
+            .y_label_formatter(&|y| format!("n{}", y.round() as u32))
             .light_line_style(WHITE.mix(0.0))
             .draw()
-            .map_err(|e| error(e.to_string()))?;
+            .map_err(e)?;
         chart
-            .draw_series(rows.iter().map(|(node, start, end, state)| {
+            .draw_series(self.rows.iter().map(|(node, start, end, state)| {
                 let y = f64::from(*node);
-                Rectangle::new([(*start, y + 0.1), (*end, y + 0.9)], state.colour().filled())
+                // Row k is centred on y = k, where the axis labels n<k>.
+                Rectangle::new([(*start, y - 0.4), (*end, y + 0.4)], state.colour().filled())
             }))
-            .map_err(|e| error(e.to_string()))?;
+            .map_err(e)?;
         for state in [NodeState::Up, NodeState::Partitioned, NodeState::Paused, NodeState::Down] {
             chart
                 .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-                .map_err(|e| error(e.to_string()))?
+                .map_err(e)?
                 .label(state.name())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], state.colour().filled()));
         }
@@ -237,8 +321,7 @@ pub fn timeline(title: &str, nodes: u32, rows: &[(u32, f64, f64, NodeState)]) ->
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
             .draw()
-            .map_err(|e| error(e.to_string()))?;
-        root.present().map_err(|e| error(e.to_string()))?;
+            .map_err(e)?;
+        Ok(())
     }
-    Ok(svg)
 }

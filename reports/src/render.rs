@@ -2,7 +2,7 @@
 //! behind them (CSV), `report.json`, `report.md` and one self-contained
 //! `report.html`.
 
-use crate::charts::{self, Band, NodeState, Series};
+use crate::charts::{self, Band, Histogram, Lines, NodeState, Series, Timeline};
 use crate::input::ReportError;
 use crate::model::{RunRecord, Trace};
 use crate::stats::{self, CampaignStats, Percentiles};
@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub struct ReportOptions {
     /// Page title (default: from the input).
     pub title: Option<String>,
+    /// Also write each chart as `<chart>.png` (for papers).
+    pub png: bool,
 }
 
 /// What a report wrote.
@@ -29,6 +31,8 @@ pub struct ReportFiles {
     pub json: PathBuf,
     /// The data behind each chart.
     pub csv: Vec<PathBuf>,
+    /// PNG charts, when asked for.
+    pub png: Vec<PathBuf>,
 }
 
 /// A campaign with a name (its results file).
@@ -43,12 +47,54 @@ pub struct NamedCampaign {
 /// Failures listed in full in a report.
 const FAILURES_LISTED: usize = 200;
 
+enum Drawing {
+    Lines(Lines),
+    Histogram(Histogram),
+    Timeline(Timeline),
+}
+
 struct Chart {
     id: String,
     title: String,
     caption: String,
-    svg: String,
+    drawing: Drawing,
     csv: String,
+}
+
+impl Chart {
+    fn svg(&self) -> Result<String, ReportError> {
+        match &self.drawing {
+            Drawing::Lines(chart) => charts::svg(chart),
+            Drawing::Histogram(chart) => charts::svg(chart),
+            Drawing::Timeline(chart) => charts::svg(chart),
+        }
+    }
+
+    fn png(&self, path: &Path) -> Result<(), ReportError> {
+        match &self.drawing {
+            Drawing::Lines(chart) => charts::png(chart, path),
+            Drawing::Histogram(chart) => charts::png(chart, path),
+            Drawing::Timeline(chart) => charts::png(chart, path),
+        }
+    }
+}
+
+fn lines(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    bands: &[Band],
+    marker: Option<(f64, &str)>,
+) -> Drawing {
+    Drawing::Lines(Lines {
+        title: title.to_owned(),
+        x_label: x_label.to_owned(),
+        y_label: y_label.to_owned(),
+        series: series.to_vec(),
+        bands: bands.to_vec(),
+        marker: marker.map(|(x, label)| (x, label.to_owned())),
+    })
 }
 
 /// Everything in `report.json`.
@@ -126,14 +172,14 @@ fn run_charts(trace: &Trace) -> Result<Vec<Chart>, ReportError> {
         id: "distinct-states".into(),
         title: "Distinct state hashes over time".into(),
         caption: "Live nodes with different chain hashes; shaded: fault windows; line: convergence.".into(),
-        svg: charts::lines(
+        drawing: lines(
             "Distinct state hashes over time",
             "simulated time (s)",
             "distinct hashes",
             &[Series { name: "distinct chain hashes".into(), points: distinct.clone() }],
             &bands,
             converged.map(|x| (x, "converged")),
-        )?,
+        ),
         csv: csv("t_s,distinct_hashes", distinct.iter().map(|(t, n)| format!("{t:.3},{n}"))),
     });
     let mut rows = Vec::new();
@@ -163,7 +209,11 @@ fn run_charts(trace: &Trace) -> Result<Vec<Chart>, ReportError> {
         id: "node-timeline".into(),
         title: "Per-node timeline".into(),
         caption: "Each node's state over simulated time: up, partitioned, paused or down.".into(),
-        svg: charts::timeline("Per-node timeline", trace.nodes, &rows)?,
+        drawing: Drawing::Timeline(Timeline {
+            title: "Per-node timeline".into(),
+            nodes: trace.nodes,
+            rows: rows.clone(),
+        }),
         csv: csv(
             "node,start_s,end_s,state",
             rows.iter().map(|(n, s, e, st)| format!("{n},{s:.3},{e:.3},{}", st.name())),
@@ -184,14 +234,14 @@ fn run_charts(trace: &Trace) -> Result<Vec<Chart>, ReportError> {
         id: "lane-index".into(),
         title: "Lane index per node".into(),
         caption: format!("Lanes each node holds in canonical order (first {shown} nodes)."),
-        svg: charts::lines(
+        drawing: lines(
             "Lane index per node",
             "simulated time (s)",
             "lane index",
             &lane_series,
             &bands,
             converged.map(|x| (x, "converged")),
-        )?,
+        ),
         csv: csv(
             "t_s,node,lane_index",
             trace.samples.iter().flat_map(|s| {
@@ -205,7 +255,7 @@ fn run_charts(trace: &Trace) -> Result<Vec<Chart>, ReportError> {
         id: "traffic".into(),
         title: "Bytes sent vs bytes missing".into(),
         caption: "Cumulative datagram bytes against the bytes of the lanes receivers lacked.".into(),
-        svg: charts::lines(
+        drawing: lines(
             "Bytes sent vs bytes missing",
             "simulated time (s)",
             "bytes",
@@ -215,7 +265,7 @@ fn run_charts(trace: &Trace) -> Result<Vec<Chart>, ReportError> {
             ],
             &bands,
             None,
-        )?,
+        ),
         csv: csv(
             "t_ms,bytes_sent,bytes_missing",
             trace.traffic.iter().map(|t| format!("{},{},{}", t.t_ms, t.bytes_sent, t.bytes_missing)),
@@ -230,6 +280,7 @@ pub fn write_run_report(trace: &Trace, out_dir: &Path, options: &ReportOptions) 
     let title = options.title.clone().unwrap_or_else(|| format!("{} seed {}", record.scenario, record.seed));
     let charts = run_charts(trace)?;
     let markdown = run_markdown(&title, record, &charts);
+    let svgs = charts.iter().map(Chart::svg).collect::<Result<Vec<_>, _>>()?;
     let body = html! {
         (summary_cards(&[
             ("verdict", if record.passed() { "PASS".into() } else { "FAIL".into() }),
@@ -239,7 +290,7 @@ pub fn write_run_report(trace: &Trace, out_dir: &Path, options: &ReportOptions) 
             ("lanes", record.metrics.lanes.to_string()),
         ]))
         (violations_html(std::slice::from_ref(record)))
-        @for chart in &charts { (chart_html(chart)) }
+        @for (chart, svg) in charts.iter().zip(&svgs) { (chart_html(chart, svg)) }
         h2 { "Faults" }
         table { tr { th { "kind" } th { "start" } th { "heal" } th { "nodes" } }
             @for fault in &record.faults { tr { td { (fault.kind) } td { (fault.start_ms) " ms" } td { (fault.end_ms.map_or("never".into(), |e| format!("{e} ms"))) } td { (format!("{:?}", fault.nodes)) } } }
@@ -255,7 +306,7 @@ pub fn write_run_report(trace: &Trace, out_dir: &Path, options: &ReportOptions) 
         run: Some(record),
         campaigns: Vec::new(),
     };
-    finish(out_dir, &title, body, &markdown, &data, &charts)
+    finish(out_dir, &title, body, &markdown, &data, &charts, options)
 }
 
 fn run_markdown(title: &str, record: &RunRecord, charts: &[Chart]) -> String {
@@ -315,7 +366,7 @@ pub fn write_campaign_report(
         id: "convergence-cdf".into(),
         title: "Convergence time CDF".into(),
         caption: "Fraction of runs converged within x ms of the last heal; further left converges faster.".into(),
-        svg: charts::lines("Convergence time CDF", "ms after the last heal", "fraction of runs", &cdfs, &[], None)?,
+        drawing: lines("Convergence time CDF", "ms after the last heal", "fraction of runs", &cdfs, &[], None),
         csv: csv(
             "campaign,ms,fraction",
             cdfs.iter().flat_map(|s| s.points.iter().map(move |(x, y)| format!("{},{x},{y:.6}", s.name))),
@@ -333,16 +384,22 @@ pub fn write_campaign_report(
             ("round-trips", "Round trips per run", "round trips", &trips),
         ] {
             let bins = stats::histogram(values, 30);
+            let data = csv("low,high,runs", bins.iter().map(|b| format!("{:.6},{:.6},{}", b.low, b.high, b.count)));
             charts.push(Chart {
                 id: format!("{id}{slug}"),
                 title: format!("{name}{suffix}"),
                 caption: percentile_caption(stats::percentiles(values).as_ref(), unit),
-                svg: charts::histogram(&format!("{name}{suffix}"), unit, &bins)?,
-                csv: csv("low,high,runs", bins.iter().map(|b| format!("{:.6},{:.6},{}", b.low, b.high, b.count))),
+                drawing: Drawing::Histogram(Histogram {
+                    title: format!("{name}{suffix}"),
+                    x_label: unit.to_owned(),
+                    bins,
+                }),
+                csv: data,
             });
         }
     }
     let markdown = campaign_markdown(&title, campaigns, &all_stats);
+    let svgs = charts.iter().map(Chart::svg).collect::<Result<Vec<_>, _>>()?;
     let body = html! {
         @for (campaign, stats) in campaigns.iter().zip(&all_stats) {
             h2 { (campaign.name) }
@@ -356,7 +413,7 @@ pub fn write_campaign_report(
             (stats_table(stats))
             (violations_html(&campaign.records))
         }
-        @for chart in &charts { (chart_html(chart)) }
+        @for (chart, svg) in charts.iter().zip(&svgs) { (chart_html(chart, svg)) }
     };
     let data = ReportData {
         kind: if campaigns.len() > 1 { "comparison" } else { "campaign" },
@@ -373,7 +430,7 @@ pub fn write_campaign_report(
             })
             .collect(),
     };
-    finish(out_dir, &title, body, &markdown, &data, &charts)
+    finish(out_dir, &title, body, &markdown, &data, &charts, options)
 }
 
 /// A CDF's points as a step line starting at zero.
@@ -480,8 +537,8 @@ fn summary_cards(cards: &[(&str, String)]) -> Markup {
     html! { div.cards { @for (label, value) in cards { div.card { b { (value) } span { (label) } } } } }
 }
 
-fn chart_html(chart: &Chart) -> Markup {
-    html! { figure id=(chart.id) { (PreEscaped(&chart.svg)) figcaption { (chart.title) ": " (chart.caption) " Data: " code { (chart.id) ".csv" } } } }
+fn chart_html(chart: &Chart, svg: &str) -> Markup {
+    html! { figure id=(chart.id) { (PreEscaped(svg)) figcaption { (chart.title) ": " (chart.caption) " Data: " code { (chart.id) ".csv" } } } }
 }
 
 fn stats_table(stats: &CampaignStats) -> Markup {
@@ -524,6 +581,7 @@ fn finish(
     markdown: &str,
     data: &ReportData<'_>,
     charts: &[Chart],
+    options: &ReportOptions,
 ) -> Result<ReportFiles, ReportError> {
     std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Io { path: out_dir.to_path_buf(), source })?;
     let page = html! {
@@ -547,5 +605,13 @@ fn finish(
         write(&path, chart.csv.as_bytes())?;
         csv_paths.push(path);
     }
-    Ok(ReportFiles { html: html_path, markdown: md_path, json: json_path, csv: csv_paths })
+    let mut png_paths = Vec::new();
+    if options.png {
+        for chart in charts {
+            let path = out_dir.join(format!("{}.png", chart.id));
+            chart.png(&path)?;
+            png_paths.push(path);
+        }
+    }
+    Ok(ReportFiles { html: html_path, markdown: md_path, json: json_path, csv: csv_paths, png: png_paths })
 }

@@ -248,3 +248,18 @@ fn the_html_renders_in_headless_chromium_and_is_not_blank() {
     // Not blank: a white page compresses to a few kilobytes; charts do not.
     assert!(png.len() > 40_000, "the screenshot is {} bytes: a blank page?", png.len());
 }
+
+#[test]
+fn charts_export_as_png_for_papers() {
+    let dir = temp("png");
+    let files = write_run_report(&trace(), &dir, &ReportOptions { title: None, png: true }).unwrap();
+    assert_eq!(files.png.len(), 4, "one PNG per chart");
+    for path in &files.png {
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is a PNG", path.display());
+        assert!(bytes.len() > 10_000, "{} is {} bytes: a blank chart?", path.display(), bytes.len());
+    }
+    let again = temp("png-again");
+    let twice = write_run_report(&trace(), &again, &ReportOptions { title: None, png: true }).unwrap();
+    assert_eq!(std::fs::read(&files.png[0]).unwrap(), std::fs::read(&twice.png[0]).unwrap(), "PNGs are reproducible");
+}

@@ -44,6 +44,9 @@ pub struct ReportArgs {
     /// Page title.
     #[arg(long)]
     pub title: Option<String>,
+    /// Also write each chart as a PNG (for papers).
+    #[arg(long)]
+    pub png: bool,
 }
 
 /// Output format.
@@ -72,6 +75,9 @@ pub struct RunArgs {
     /// Write a convergence report of the run into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// With --report: also write each chart as a PNG.
+    #[arg(long, requires = "report")]
+    pub png: bool,
 }
 
 /// `scx fuzz`.
@@ -108,6 +114,9 @@ pub struct FuzzArgs {
     /// Write a convergence report of the campaign into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// With --report: also write each chart as a PNG.
+    #[arg(long, requires = "report")]
+    pub png: bool,
 }
 
 /// `scx replay`.

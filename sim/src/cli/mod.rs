@@ -68,7 +68,8 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
         output::write_trace(path, &trace).with_context(|| format!("writing the trace to {}", path.display()))?;
     }
     if let Some(dir) = &args.report {
-        let files = scx_reports::write_run_report(&trace, dir, &scx_reports::ReportOptions::default())?;
+        let files =
+            scx_reports::write_run_report(&trace, dir, &scx_reports::ReportOptions { title: None, png: args.png })?;
         eprintln!("report: {}", files.html.display());
     }
     Ok(verdict(record.passed()))
@@ -105,7 +106,11 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.report {
         let name = args.out.as_ref().map_or_else(|| "campaign".to_owned(), |out| out.display().to_string());
         let campaign = scx_reports::NamedCampaign { name, records: records.clone() };
-        let files = scx_reports::write_campaign_report(&[campaign], dir, &scx_reports::ReportOptions::default())?;
+        let files = scx_reports::write_campaign_report(
+            &[campaign],
+            dir,
+            &scx_reports::ReportOptions { title: None, png: args.png },
+        )?;
         eprintln!("report: {}", files.html.display());
     }
     let summary = output::campaign_summary(&records, total, shard, report.elapsed_secs());
@@ -145,7 +150,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let options = scx_reports::ReportOptions { title: args.title.clone() };
+    let options = scx_reports::ReportOptions { title: args.title.clone(), png: args.png };
     let mut campaigns = Vec::new();
     for path in &args.inputs {
         match scx_reports::read_input(path).map_err(|error| BadInput(error.to_string()))? {
