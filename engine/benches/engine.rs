@@ -24,7 +24,7 @@ fn replay(c: &mut Criterion) {
                 for lane in lanes {
                     replica.insert(lane).unwrap();
                 }
-                replica.status()
+                (replica.status(), replica)
             },
             BatchSize::LargeInput,
         );
@@ -64,7 +64,7 @@ fn replay(c: &mut Criterion) {
                 for lane in lanes {
                     replica.insert(lane).unwrap();
                 }
-                replica.status()
+                (replica.status(), replica)
             },
             BatchSize::LargeInput,
         );

@@ -26,6 +26,31 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// Index of a lane in the arena; never reused, so stale indices cannot alias.
 pub(crate) type SlotIdx = u32;
 
+/// A map keyed by lane id, for lookups only (never iterated where order
+/// could leak). Lane ids are uniform blake3 outputs, so the first eight
+/// bytes are already a good hash: no random state, so it is deterministic,
+/// and one word compare instead of a B-tree walk of 32-byte keys.
+pub(crate) type IdMap<V> = hashbrown::HashMap<LaneId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// Hashes a lane id by its first eight bytes.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut head = [0u8; 8];
+        let take = bytes.len().min(8);
+        head[..take].copy_from_slice(&bytes[..take]);
+        self.0 ^= u64::from_le_bytes(head);
+    }
+
+    fn write_usize(&mut self, _length_prefix: usize) {}
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// A lane's position key in the canonical order.
 pub type OrderKey = (u64, NodeId, LaneId);
 
@@ -92,11 +117,11 @@ struct PendingLane<O> {
 #[derive(Debug)]
 pub struct LaneDag<O> {
     slots: Vec<Option<Box<Slot<O>>>>,
-    by_id: BTreeMap<LaneId, SlotIdx>,
+    by_id: IdMap<SlotIdx>,
     chains: BTreeMap<NodeId, Chain>,
     heads: BTreeSet<LaneId>,
-    pending: BTreeMap<LaneId, PendingLane<O>>,
-    waiting: BTreeMap<LaneId, Vec<LaneId>>,
+    pending: IdMap<PendingLane<O>>,
+    waiting: IdMap<Vec<LaneId>>,
     /// Each author's latest pruned lane.
     pruned_tips: BTreeMap<NodeId, Tip>,
     /// Pruned lanes a held or future lane may name: tips and the boundary.
@@ -112,6 +137,8 @@ pub struct LaneDag<O> {
     journal: Option<Vec<Vec<u8>>>,
     /// Member index by node, for the `reached` bits.
     members: BTreeMap<NodeId, usize>,
+    /// Reused stack of the reachability search.
+    mark_stack: Vec<SlotIdx>,
 }
 
 impl<O: Op> LaneDag<O> {
@@ -119,11 +146,11 @@ impl<O: Op> LaneDag<O> {
     pub(crate) fn new(max_pending: usize, journal: bool, members: &BTreeSet<NodeId>) -> Self {
         Self {
             slots: Vec::new(),
-            by_id: BTreeMap::new(),
+            by_id: IdMap::default(),
             chains: BTreeMap::new(),
             heads: BTreeSet::new(),
-            pending: BTreeMap::new(),
-            waiting: BTreeMap::new(),
+            pending: IdMap::default(),
+            waiting: IdMap::default(),
             pruned_tips: BTreeMap::new(),
             pruned_refs: BTreeMap::new(),
             stable_key: None,
@@ -134,6 +161,7 @@ impl<O: Op> LaneDag<O> {
             rejected: Vec::new(),
             journal: journal.then(Vec::new),
             members: members.iter().enumerate().map(|(index, node)| (*node, index)).collect(),
+            mark_stack: Vec::new(),
         }
     }
 
@@ -486,7 +514,8 @@ impl<O: Op> LaneDag<O> {
     /// lanes already marked: each (lane, member) pair is visited once.
     fn mark_reached(&mut self, from: SlotIdx, member: usize) {
         let (word, bit) = (member / 64, 1u64 << (member % 64));
-        let mut stack = vec![from];
+        let mut stack = std::mem::take(&mut self.mark_stack);
+        stack.push(from);
         while let Some(idx) = stack.pop() {
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(|slot| slot.as_deref_mut()) else { continue };
             if slot.reached[word] & bit != 0 {
@@ -496,6 +525,7 @@ impl<O: Op> LaneDag<O> {
             slot.reached_count += 1;
             stack.extend(slot.parent_slots.iter().copied());
         }
+        self.mark_stack = stack;
     }
 
     /// Whether every member's latest lane descends from (or is) this lane.

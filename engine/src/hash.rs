@@ -9,8 +9,23 @@ use std::fmt;
 macro_rules! hash_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
         pub struct $name(pub [u8; 32]);
+
+        // Lexicographic byte order, as a derived `Ord` would give, compared
+        // as four big-endian words: ids are map keys and order keys, and a
+        // `memcmp` call per comparison was the top cost of inserting lanes.
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                words(&self.0).cmp(&words(&other.0))
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
 
         impl $name {
             /// The all-zero value (the genesis chain hash, "no parent").
@@ -64,6 +79,16 @@ hash_type!(
     /// Identity of a snapshot: keyed blake3 of its canonical header.
     SnapshotId
 );
+
+/// The bytes as four big-endian words: their order is the bytes' order.
+fn words(bytes: &[u8; 32]) -> [u64; 4] {
+    let word = |i: usize| {
+        let mut chunk = [0u8; 8];
+        chunk.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+        u64::from_be_bytes(chunk)
+    };
+    [word(0), word(1), word(2), word(3)]
+}
 
 const LANE_KEY: [u8; 32] = *b"scx/lane-id/v1..................";
 const CHAIN_KEY: [u8; 32] = *b"scx/chain-hash/v1...............";
@@ -125,6 +150,22 @@ mod tests {
         let ab = chain_step(&chain_step(&ChainHash::ZERO, &a), &b);
         let ba = chain_step(&chain_step(&ChainHash::ZERO, &b), &a);
         assert_ne!(ab, ba);
+    }
+
+    #[test]
+    fn order_is_lexicographic_byte_order() {
+        let mut ids: Vec<LaneId> = (0..200u32)
+            .map(|i| {
+                let mut bytes = [0u8; 32];
+                bytes[(i % 32) as usize] = (i * 37 % 256) as u8;
+                bytes[31 - (i % 7) as usize] = i as u8;
+                LaneId(bytes)
+            })
+            .collect();
+        let mut by_bytes = ids.clone();
+        by_bytes.sort_by_key(|id| id.0);
+        ids.sort();
+        assert_eq!(ids, by_bytes);
     }
 
     #[test]

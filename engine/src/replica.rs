@@ -379,7 +379,9 @@ impl<L: Law> Replica<L> {
     /// Inserts a lane from a peer or a log. Idempotent; missing ancestry
     /// parks it; a bad lane is refused and changes nothing.
     pub fn insert(&mut self, lane: Lane<L::Op>) -> Result<Inserted, LaneError> {
-        let id = lane.id();
+        self.scratch.clear();
+        lane.encode(&mut self.scratch);
+        let id = hash::lane_id(&self.scratch);
         self.insert_with_id(id, lane)
     }
 

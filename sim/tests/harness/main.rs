@@ -5,3 +5,4 @@ mod checkers;
 mod cli;
 mod scenarios;
 mod smoke;
+mod tidy;
