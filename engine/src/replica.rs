@@ -567,19 +567,8 @@ impl<L: Law> Replica<L> {
     fn apply_in_arrival_order(&mut self, arrival: &[SlotIdx]) {
         let Self { law, dag, state, chain, conflicts, .. } = self;
         for (offset, idx) in arrival.iter().enumerate() {
-            let slot = dag.slot(*idx);
             let lane_index = self.prune_index + self.applied as u64 + offset as u64 + 1;
-            let context = LaneContext {
-                id: &slot.id,
-                author: slot.lane.author,
-                seq: slot.lane.seq,
-                lamport: slot.lane.lamport,
-                lane_index,
-            };
-            for op in &slot.lane.ops {
-                *conflicts += u64::from(law.apply(state, &context, op).conflicts);
-            }
-            *chain = hash::chain_step(chain, &slot.id);
+            apply_lane(law, dag.slot(*idx), lane_index, state, chain, conflicts);
         }
         self.applied = self.order.len();
         self.digest = None;
@@ -605,19 +594,8 @@ impl<L: Law> Replica<L> {
     fn replay(&mut self) {
         let Self { law, dag, order, state, chain, conflicts, .. } = self;
         while self.applied < order.len() {
-            let slot = dag.slot(order[self.applied]);
             let lane_index = self.prune_index + self.applied as u64 + 1;
-            let context = LaneContext {
-                id: &slot.id,
-                author: slot.lane.author,
-                seq: slot.lane.seq,
-                lamport: slot.lane.lamport,
-                lane_index,
-            };
-            for op in &slot.lane.ops {
-                *conflicts += u64::from(law.apply(state, &context, op).conflicts);
-            }
-            *chain = hash::chain_step(chain, &slot.id);
+            apply_lane(law, dag.slot(order[self.applied]), lane_index, state, chain, conflicts);
             self.applied += 1;
             self.metrics.lanes_replayed += 1;
             if lane_index.is_multiple_of(self.config.checkpoint_interval) {
@@ -790,6 +768,29 @@ impl<L: Law> Replica<L> {
         self.stability_dirty = true;
         self.materialize();
     }
+}
+
+/// Applies one lane at `lane_index`: its ops through the law, then one
+/// step of the chain hash.
+fn apply_lane<L: Law>(
+    law: &L,
+    slot: &crate::dag::Slot<L::Op>,
+    lane_index: u64,
+    state: &mut L::State,
+    chain: &mut ChainHash,
+    conflicts: &mut u64,
+) {
+    let context = LaneContext {
+        id: &slot.id,
+        author: slot.lane.author,
+        seq: slot.lane.seq,
+        lamport: slot.lane.lamport,
+        lane_index,
+    };
+    for op in &slot.lane.ops {
+        *conflicts += u64::from(law.apply(state, &context, op).conflicts);
+    }
+    *chain = hash::chain_step(chain, &slot.id);
 }
 
 /// Checkpoints kept before a replay in progress thins them.

@@ -63,6 +63,15 @@ pub struct Metrics {
     pub rollbacks: u64,
     /// Crashes.
     pub crashes: u64,
+    /// Snapshots received but refused (digest or id mismatch).
+    #[serde(default)]
+    pub snapshots_rejected: u64,
+    /// Snapshots installed from peers.
+    #[serde(default)]
+    pub snapshots_installed: u64,
+    /// Bytes of unsynced writes lost to crashes.
+    #[serde(default)]
+    pub unsynced_bytes_lost: u64,
 }
 
 /// One fault as it ran.

@@ -411,6 +411,7 @@ pub fn write_campaign_report(
                 ("convergence p50 / p99", stats.convergence_ms.map_or("-".into(), |p| format!("{:.0} / {:.0} ms", p.p50, p.p99))),
             ]))
             (stats_table(stats))
+            (scenario_table(&campaign.records))
             (violations_html(&campaign.records))
         }
         @for (chart, svg) in charts.iter().zip(&svgs) { (chart_html(chart, svg)) }
@@ -495,6 +496,18 @@ fn campaign_markdown(title: &str, campaigns: &[NamedCampaign], all_stats: &[Camp
             s.scenarios.iter().map(|(n, h)| format!("{n} (`{h}`)")).collect::<Vec<_>>().join(", "),
             s.versions.join(", ")
         );
+        md.push_str("\n| scenario | file | faulty phase | settle bound | faults (first seed) |\n| --- | --- | ---: | ---: | --- |\n");
+        for record in scenario_records(&campaign.records) {
+            let _ = writeln!(
+                md,
+                "| {} | `{}` | {} ms | {} ms | {} |",
+                record.scenario,
+                record.scenario_path,
+                record.duration_ms,
+                record.settle_ms,
+                fault_summary(record)
+            );
+        }
         let failures: Vec<&RunRecord> = campaign.records.iter().filter(|r| !r.passed()).collect();
         if failures.is_empty() {
             md.push_str("\nNo failing seeds.\n");
@@ -555,6 +568,43 @@ fn stats_table(stats: &CampaignStats) -> Markup {
             (row("round trips", stats.round_trips))
         }
         p { "Scenarios: " @for (name, hash) in &stats.scenarios { (name) " " code { (hash) } " " } "· scx " (stats.versions.join(", ")) }
+    }
+}
+
+/// One record per scenario: its parameters as the run reported them.
+fn scenario_records(records: &[RunRecord]) -> Vec<&RunRecord> {
+    let mut seen: Vec<&RunRecord> = Vec::new();
+    for record in records {
+        if !seen.iter().any(|s| s.scenario_hash == record.scenario_hash) {
+            seen.push(record);
+        }
+    }
+    seen
+}
+
+fn fault_summary(record: &RunRecord) -> String {
+    if record.faults.is_empty() {
+        return "none (or chosen per seed by swarm)".into();
+    }
+    record
+        .faults
+        .iter()
+        .map(|f| {
+            format!("{} {}..{} ms {:?}", f.kind, f.start_ms, f.end_ms.map_or("end".into(), |e| e.to_string()), f.nodes)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn scenario_table(records: &[RunRecord]) -> Markup {
+    html! {
+        table {
+            tr { th { "scenario" } th { "file" } th { "hash" } th { "faulty phase" } th { "settle bound" } th { "faults (first seed)" } }
+            @for record in scenario_records(records) {
+                tr { td { (record.scenario) } td { code { (record.scenario_path) } } td { code { (record.scenario_hash) } }
+                     td { (record.duration_ms) " ms" } td { (record.settle_ms) " ms" } td { (fault_summary(record)) } }
+            }
+        }
     }
 }
 

@@ -21,7 +21,6 @@ pub fn reproduce_command(scenario_path: &str, seed: u64, scenario_hash: &str) ->
 pub fn from_outcome(outcome: &RunOutcome, scenario_path: &str, scenario_hash: &str) -> RunRecord {
     let spec = &outcome.spec;
     let ms = |ns: u64| ns / 1_000_000;
-    let metrics = outcome.metrics;
     RunRecord {
         scx_version: SCX_VERSION.to_owned(),
         scenario: spec.name.clone(),
@@ -46,21 +45,7 @@ pub fn from_outcome(outcome: &RunOutcome, scenario_path: &str, scenario_hash: &s
                 node: violation.node,
             })
             .collect(),
-        metrics: Metrics {
-            bytes_sent: metrics.bytes_sent,
-            bytes_missing: metrics.bytes_missing,
-            round_trips: metrics.round_trips,
-            sessions: metrics.sessions,
-            sessions_abandoned: metrics.sessions_abandoned,
-            lanes: metrics.lanes,
-            messages_sent: metrics.messages_sent,
-            messages_dropped: metrics.messages_dropped,
-            forks: metrics.forks,
-            conflicts: metrics.conflicts,
-            snapshots: metrics.snapshots,
-            rollbacks: metrics.rollbacks,
-            crashes: metrics.crashes,
-        },
+        metrics: outcome.metrics,
         coverage: outcome.coverage.iter().map(|(name, count)| ((*name).to_owned(), *count)).collect(),
         faults: spec
             .faults

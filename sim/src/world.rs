@@ -53,42 +53,9 @@ pub enum Life {
     Paused,
 }
 
-/// Counters over the whole run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RunMetrics {
-    /// Datagram bytes sent by all nodes.
-    pub bytes_sent: u64,
-    /// Canonical bytes of lanes receivers lacked.
-    pub bytes_missing: u64,
-    /// Request/response exchanges.
-    pub round_trips: u64,
-    /// Sessions completed (initiator side).
-    pub sessions: u64,
-    /// Sessions abandoned on timeout.
-    pub sessions_abandoned: u64,
-    /// Lanes acknowledged.
-    pub lanes: u64,
-    /// Datagrams sent.
-    pub messages_sent: u64,
-    /// Datagrams dropped by the network.
-    pub messages_dropped: u64,
-    /// Forks between authored lanes.
-    pub forks: u64,
-    /// Conflicts the law resolved (at the first live node, at the end).
-    pub conflicts: u64,
-    /// Snapshots committed (all nodes).
-    pub snapshots: u64,
-    /// Snapshots received but refused (digest or id mismatch).
-    pub snapshots_rejected: u64,
-    /// Snapshots installed from peers.
-    pub snapshots_installed: u64,
-    /// Crashes.
-    pub crashes: u64,
-    /// Bytes of unsynced writes lost to crashes.
-    pub unsynced_bytes_lost: u64,
-    /// Rollbacks forced by late lanes (all nodes, live at the end).
-    pub rollbacks: u64,
-}
+/// Counters over the whole run: the report model's metrics, so a record
+/// carries them as they are.
+pub type RunMetrics = scx_reports::model::Metrics;
 
 /// One run's shared state.
 #[derive(Debug)]

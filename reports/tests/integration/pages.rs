@@ -154,6 +154,13 @@ fn a_campaign_report_is_well_formed_self_contained_and_correct() {
         assert!(markdown.contains(&record.reproduce));
     }
     assert!(html.contains("seed 13 &lt;did not&gt; converge"), "messages are escaped");
+    assert!(
+        markdown.contains(
+            "| synthetic | `scenarios/synthetic.toml` | 10000 ms | 10000 ms | partition 2000..5000 ms [0, 1] |"
+        ),
+        "the scenario parameters:\n{markdown}"
+    );
+    assert!(html.contains("faulty phase"));
 }
 
 #[test]
