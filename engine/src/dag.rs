@@ -279,6 +279,13 @@ impl<O: Op> LaneDag<O> {
         Ok(Inserted::Admitted(admitted))
     }
 
+    /// Parents that pending lanes wait for, sorted.
+    pub(crate) fn missing_parents(&self) -> Vec<LaneId> {
+        let mut missing: Vec<LaneId> = self.waiting.keys().copied().collect();
+        missing.sort_unstable();
+        missing
+    }
+
     /// Takes the lanes admitted since the last call, in admission order.
     pub(crate) fn take_fresh(&mut self) -> Vec<SlotIdx> {
         std::mem::take(&mut self.fresh)

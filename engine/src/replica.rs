@@ -358,6 +358,17 @@ impl<L: Law> Replica<L> {
         &self.registry
     }
 
+    /// Order key of the last lane of the stable prefix (every member holds
+    /// every lane at or below it).
+    pub fn stable_key(&self) -> Option<crate::dag::OrderKey> {
+        self.dag.stable_key()
+    }
+
+    /// Parents that pending lanes wait for, sorted.
+    pub fn missing_parents(&self) -> Vec<LaneId> {
+        self.dag.missing_parents()
+    }
+
     /// Lamport stamp the stable prefix ends at.
     pub fn stable_max_lamport(&self) -> u64 {
         self.dag.stable_key().map_or(0, |key| key.0)

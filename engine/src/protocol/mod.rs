@@ -30,11 +30,15 @@
 //!   reordered datagrams are expected: late or repeated messages for a closed
 //!   session are ignored, and inserting a lane twice is idempotent.
 
+mod bloom;
 mod session;
 mod wire;
 
-pub use session::{Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SyncEvent, Syncer, apply_bundle, bundle};
+pub use bloom::Bloom;
+pub use session::{
+    Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SummaryMode, SyncEvent, Syncer, apply_bundle, bundle,
+};
 pub use wire::{
-    MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, SummaryEntry, WireError, WireSnapshot, WireStatus,
-    WireTip, decode, encode,
+    CompactSummary, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, Summary, SummaryEntry, WireError,
+    WireSnapshot, WireStatus, WireTip, decode, encode,
 };

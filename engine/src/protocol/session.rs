@@ -4,10 +4,15 @@
 //! `insert_bytes` and `install_snapshot`, which verify everything, so a
 //! malicious or corrupt peer can waste bandwidth but not corrupt state.
 
-use super::wire::{self, MAX_BATCH_BYTES, Message, SummaryEntry, WireError, WireSnapshot, WireStatus};
+use super::bloom::Bloom;
+use super::wire::{
+    self, CompactSummary, MAX_BATCH_BYTES, Message, Summary, SummaryEntry, WireError, WireSnapshot, WireStatus,
+};
 use crate::bugs::Bugs;
 use crate::dag::Inserted;
+use crate::dag::OrderKey;
 use crate::error::LaneError;
+use crate::hash::LaneId;
 use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
@@ -35,6 +40,28 @@ pub enum Expect {
     Reply,
     /// The responder waits for `Lanes`.
     Lanes,
+    /// The initiator asked for lanes a compact summary hid and waits for `Supply`.
+    Supply,
+}
+
+/// Which summary a node states in handshakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryMode {
+    /// Always the exact per-author summary.
+    Exact,
+    /// Always heads plus a Bloom filter.
+    Compact,
+    /// Exact up to this many members, compact above.
+    Auto {
+        /// Largest membership summarised exactly.
+        max_exact_members: usize,
+    },
+}
+
+impl Default for SummaryMode {
+    fn default() -> Self {
+        Self::Auto { max_exact_members: 64 }
+    }
 }
 
 /// How a session ended.
@@ -159,6 +186,8 @@ struct Session {
     expect: Expect,
     metrics: SessionMetrics,
     more: bool,
+    /// The initiator's compact summary, kept by a responder to answer `need`.
+    peer_summary: Option<CompactSummary>,
 }
 
 /// Runs every sync session of one node.
@@ -172,6 +201,8 @@ pub struct Syncer {
     outbox: VecDeque<(NodeId, Vec<u8>)>,
     events: VecDeque<SyncEvent>,
     bugs: Bugs,
+    mode: SummaryMode,
+    bloom_bits_per_lane: usize,
 }
 
 impl Syncer {
@@ -186,7 +217,21 @@ impl Syncer {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             bugs: Bugs::NONE,
+            mode: SummaryMode::default(),
+            bloom_bits_per_lane: super::bloom::BITS_PER_LANE,
         }
+    }
+
+    /// Which summary this node states (default: exact up to 64 members).
+    pub fn set_summary_mode(&mut self, mode: SummaryMode) {
+        self.mode = mode;
+    }
+
+    /// Bloom filter size of compact summaries (default 10 bits per lane,
+    /// about 1% false positives). Small values make false positives common,
+    /// which tests use to exercise the fallback.
+    pub fn set_bloom_bits_per_lane(&mut self, bits: usize) {
+        self.bloom_bits_per_lane = bits.max(1);
     }
 
     /// Planted bugs (effective only with the `planted-bugs` feature).
@@ -222,9 +267,14 @@ impl Syncer {
         let id = (u64::from(self.node.0) << 40) | self.next_session;
         self.next_session += 1;
         let status = WireStatus::from(&replica.status());
-        let hello = Message::Hello { session: id, status, summary: summary(replica) };
-        let mut session =
-            Session { role: Role::Initiator, expect: Expect::Reply, metrics: SessionMetrics::default(), more: false };
+        let hello = Message::Hello { session: id, status, summary: self.summary_of(replica, id) };
+        let mut session = Session {
+            role: Role::Initiator,
+            expect: Expect::Reply,
+            metrics: SessionMetrics::default(),
+            more: false,
+            peer_summary: None,
+        };
         self.send(peer, &hello, &mut session.metrics);
         self.open.insert((peer, id), session);
         id
@@ -267,9 +317,10 @@ impl Syncer {
             Message::Delta { session, status: _, summary, snapshot, lanes, more } => {
                 self.finish_delta(peer, session, received, &summary, snapshot, lanes, more, replica);
             }
-            Message::Lanes { session, snapshot, lanes, more } => {
-                self.finish_lanes(peer, session, received, snapshot, lanes, more, replica);
+            Message::Lanes { session, snapshot, lanes, more, need } => {
+                self.finish_lanes(peer, session, received, snapshot, lanes, more, &need, replica);
             }
+            Message::Supply { session, lanes } => self.finish_supply(peer, session, received, &lanes, replica),
         }
     }
 
@@ -281,7 +332,7 @@ impl Syncer {
         session: u64,
         received: u64,
         theirs: &WireStatus,
-        their_summary: &[SummaryEntry],
+        their_summary: &Summary,
         replica: &mut Replica<L>,
     ) {
         let mut metrics = SessionMetrics { bytes_received: received, ..SessionMetrics::default() };
@@ -305,16 +356,22 @@ impl Syncer {
         if let Err(error) = check_snapshot_chain(replica, theirs) {
             self.events.push_back(SyncEvent::Diverged { peer, error });
         }
-        let summary = summary(replica);
-        let forks = self.detect_forks(peer, replica, their_summary);
-        let delta = build_delta(replica, their_summary, &forks, self.bugs);
+        let summary = self.summary_of(replica, session);
+        let delta = self.delta_for(peer, replica, their_summary);
         metrics.lanes_sent = delta.lanes.len() as u64;
         metrics.snapshots_sent = u64::from(delta.snapshot.is_some());
         let more = delta.more;
         let message =
             Message::Delta { session, status: ours, summary, snapshot: delta.snapshot, lanes: delta.lanes, more };
         self.send(peer, &message, &mut metrics);
-        self.open.insert((peer, session), Session { role: Role::Responder, expect: Expect::Lanes, metrics, more });
+        let peer_summary = match their_summary {
+            Summary::Compact(compact) => Some(compact.clone()),
+            Summary::Exact(_) => None,
+        };
+        self.open.insert(
+            (peer, session),
+            Session { role: Role::Responder, expect: Expect::Lanes, metrics, more, peer_summary },
+        );
     }
 
     fn finish_in_sync(&mut self, peer: NodeId, session: u64, received: u64) {
@@ -337,7 +394,7 @@ impl Syncer {
         peer: NodeId,
         session: u64,
         received: u64,
-        their_summary: &[SummaryEntry],
+        their_summary: &Summary,
         snapshot: Option<WireSnapshot>,
         lanes: Vec<Vec<u8>>,
         more: bool,
@@ -347,13 +404,25 @@ impl Syncer {
         open.metrics.bytes_received += received;
         open.metrics.round_trips += 1;
         self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
-        let forks = self.detect_forks(peer, replica, their_summary);
-        let delta = build_delta(replica, their_summary, &forks, self.bugs);
+        let delta = self.delta_for(peer, replica, their_summary);
         open.metrics.lanes_sent += delta.lanes.len() as u64;
         open.metrics.snapshots_sent += u64::from(delta.snapshot.is_some());
-        let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more };
+        let need = match their_summary {
+            Summary::Compact(compact) => still_missing(replica, &compact.heads),
+            Summary::Exact(_) => Vec::new(),
+        };
+        let asking = !need.is_empty();
+        let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more, need };
         self.send(peer, &reply, &mut open.metrics);
-        let outcome = Outcome::Synced { more: more || delta.more };
+        open.more = more || delta.more;
+        if asking {
+            // A compact summary hid lanes: wait for them (one bounded extra step).
+            open.expect = Expect::Supply;
+            self.recent_set.remove(&(peer, session));
+            self.open.insert((peer, session), open);
+            return;
+        }
+        let outcome = Outcome::Synced { more: open.more };
         self.events.push_back(SyncEvent::Completed {
             peer,
             session,
@@ -372,11 +441,17 @@ impl Syncer {
         snapshot: Option<WireSnapshot>,
         lanes: Vec<Vec<u8>>,
         more: bool,
+        need: &[LaneId],
         replica: &mut Replica<L>,
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Lanes) else { return };
         open.metrics.bytes_received += received;
         self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
+        if !need.is_empty() {
+            let supply = supply(replica, need, open.peer_summary.as_ref());
+            open.metrics.lanes_sent += supply.len() as u64;
+            self.send(peer, &Message::Supply { session, lanes: supply }, &mut open.metrics);
+        }
         let outcome = Outcome::Synced { more: more || open.more };
         self.events.push_back(SyncEvent::Completed {
             peer,
@@ -387,7 +462,65 @@ impl Syncer {
         });
     }
 
+    fn finish_supply<L: Law>(
+        &mut self,
+        peer: NodeId,
+        session: u64,
+        received: u64,
+        lanes: &[Vec<u8>],
+        replica: &mut Replica<L>,
+    ) {
+        let Some(mut open) = self.take_open(peer, session, Expect::Supply) else { return };
+        open.metrics.bytes_received += received;
+        open.metrics.round_trips += 1;
+        self.apply(peer, None, lanes, replica, &mut open.metrics);
+        let outcome = Outcome::Synced { more: open.more };
+        self.events.push_back(SyncEvent::Completed {
+            peer,
+            session,
+            role: Role::Initiator,
+            outcome,
+            metrics: open.metrics,
+        });
+    }
+
     // ---- helpers ---------------------------------------------------------
+
+    /// The summary this node states, per its mode.
+    fn summary_of<L: Law>(&self, replica: &mut Replica<L>, session: u64) -> Summary {
+        let compact = match self.mode {
+            SummaryMode::Exact => false,
+            SummaryMode::Compact => true,
+            SummaryMode::Auto { max_exact_members } => replica.config().members.len() > max_exact_members,
+        };
+        if !compact {
+            return Summary::Exact(summary(replica));
+        }
+        let stable_key = replica.stable_key();
+        let above: Vec<LaneId> = replica
+            .canonical_lanes()
+            .filter(|(id, lane)| Some((lane.lamport, lane.author, *id)) > stable_key)
+            .map(|(id, _)| id)
+            .collect();
+        // The salt varies per session so a false positive does not repeat.
+        let mut bloom =
+            Bloom::with_capacity(above.len(), self.bloom_bits_per_lane, session ^ 0x5c5_b100_u64.rotate_left(17));
+        for id in &above {
+            bloom.insert(id);
+        }
+        Summary::Compact(CompactSummary { stable_key, heads: replica.heads().iter().copied().collect(), bloom })
+    }
+
+    /// The lanes a peer with `theirs` lacks, by the kind of summary it sent.
+    fn delta_for<L: Law>(&mut self, peer: NodeId, replica: &mut Replica<L>, theirs: &Summary) -> Delta {
+        match theirs {
+            Summary::Exact(entries) => {
+                let forks = self.detect_forks(peer, replica, entries);
+                build_delta(replica, entries, &forks, self.bugs)
+            }
+            Summary::Compact(compact) => build_delta_compact(replica, compact, self.bugs),
+        }
+    }
 
     fn send(&mut self, peer: NodeId, message: &Message, metrics: &mut SessionMetrics) {
         let bytes = wire::encode(message);
@@ -493,6 +626,96 @@ fn check_snapshot_chain<L: Law>(replica: &Replica<L>, theirs: &WireStatus) -> Re
     }
 }
 
+/// Lanes a compact summary may hide: above the peer's stable point, not
+/// ancestors of its heads, and not (it seems) in its Bloom filter; plus every
+/// candidate ancestor of a lane sent, so a Bloom false positive never leaves
+/// a sent lane without its parent. In canonical order, cut at the batch limit.
+fn build_delta_compact<L: Law>(replica: &mut Replica<L>, theirs: &CompactSummary, bugs: Bugs) -> Delta {
+    let floor = theirs.stable_key;
+    let candidates: Vec<(OrderKey, LaneId, Vec<LaneId>)> = replica
+        .canonical_lanes()
+        .filter(|(id, lane)| Some((lane.lamport, lane.author, *id)) > floor)
+        .map(|(id, lane)| ((lane.lamport, lane.author, id), id, lane.parents.clone()))
+        .collect();
+    let parents: BTreeMap<LaneId, &Vec<LaneId>> = candidates.iter().map(|(_, id, parents)| (*id, parents)).collect();
+    // Ancestors of the peer's heads that this node holds: the peer holds them.
+    let mut known: BTreeSet<LaneId> = BTreeSet::new();
+    let mut stack: Vec<LaneId> = theirs.heads.iter().copied().filter(|id| parents.contains_key(id)).collect();
+    while let Some(id) = stack.pop() {
+        if known.insert(id) {
+            stack.extend(parents.get(&id).into_iter().flat_map(|ps| ps.iter()).filter(|p| parents.contains_key(p)));
+        }
+    }
+    let mut send: BTreeSet<LaneId> = candidates
+        .iter()
+        .map(|(_, id, _)| *id)
+        .filter(|id| !known.contains(id) && !theirs.bloom.may_contain(id))
+        .collect();
+    let mut stack: Vec<LaneId> = send.iter().copied().collect();
+    while let Some(id) = stack.pop() {
+        for parent in parents.get(&id).into_iter().flat_map(|ps| ps.iter()) {
+            if parents.contains_key(parent) && !known.contains(parent) && send.insert(*parent) {
+                stack.push(*parent);
+            }
+        }
+    }
+    let lanes = candidates
+        .iter()
+        .filter(|(_, id, _)| send.contains(id))
+        .filter_map(|(_, id, _)| replica.lane(id).map(|lane| lane.to_bytes()));
+    batch(lanes, bugs)
+}
+
+/// Ids a peer's heads name that this node still lacks, plus parents its
+/// pending lanes wait for: what to ask a compact-summary peer for.
+fn still_missing<L: Law>(replica: &Replica<L>, their_heads: &[LaneId]) -> Vec<LaneId> {
+    let mut need: BTreeSet<LaneId> = their_heads.iter().copied().filter(|id| !replica.holds(id)).collect();
+    need.extend(replica.missing_parents());
+    need.into_iter().take(MAX_NEED).collect()
+}
+
+/// Most lane ids one `need` may name.
+const MAX_NEED: usize = 4096;
+
+/// The needed lanes and their ancestors above the peer's stable point.
+fn supply<L: Law>(replica: &mut Replica<L>, need: &[LaneId], theirs: Option<&CompactSummary>) -> Vec<Vec<u8>> {
+    let floor = theirs.and_then(|summary| summary.stable_key);
+    let mut chosen: BTreeSet<LaneId> = BTreeSet::new();
+    let mut stack: Vec<LaneId> = need.iter().copied().take(MAX_NEED).collect();
+    while let Some(id) = stack.pop() {
+        let Some(lane) = replica.lane(&id) else { continue };
+        if Some((lane.lamport, lane.author, id)) <= floor || !chosen.insert(id) {
+            continue;
+        }
+        stack.extend(lane.parents.iter().copied());
+    }
+    let mut lanes: Vec<(OrderKey, Vec<u8>)> = chosen
+        .iter()
+        .filter_map(|id| replica.lane(id).map(|lane| ((lane.lamport, lane.author, *id), lane.to_bytes())))
+        .collect();
+    lanes.sort_unstable_by_key(|entry| entry.0);
+    lanes.into_iter().map(|(_, bytes)| bytes).collect()
+}
+
+/// Cuts canonical-order lanes at [`MAX_BATCH_BYTES`].
+fn batch(lanes: impl Iterator<Item = Vec<u8>>, bugs: Bugs) -> Delta {
+    let mut out = Vec::new();
+    let mut batch_bytes = 0;
+    let mut more = false;
+    for bytes in lanes {
+        if batch_bytes + bytes.len() > MAX_BATCH_BYTES && !out.is_empty() {
+            more = true;
+            break;
+        }
+        batch_bytes += bytes.len();
+        out.push(bytes);
+    }
+    if bugs.delta_skips_last() && !more {
+        out.pop();
+    }
+    Delta { snapshot: None, lanes: out, more }
+}
+
 struct Delta {
     snapshot: Option<WireSnapshot>,
     lanes: Vec<Vec<u8>>,
@@ -564,7 +787,7 @@ pub fn bundle<L: Law>(replica: &mut Replica<L>) -> Vec<u8> {
         WireSnapshot { bytes: snapshot.to_bytes(), boundary: boundary.into_iter().map(Into::into).collect() }
     });
     let lanes = replica.canonical_lanes().map(|(_, lane)| lane.to_bytes()).collect();
-    wire::encode(&Message::Lanes { session: 0, snapshot, lanes, more: false })
+    wire::encode(&Message::Lanes { session: 0, snapshot, lanes, more: false, need: Vec::new() })
 }
 
 /// Applies a bundle file: verifies and installs its snapshot, then inserts

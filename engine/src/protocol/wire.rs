@@ -73,6 +73,28 @@ pub struct SummaryEntry {
     pub tip: u64,
 }
 
+/// What a peer holds, as a handshake states it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Summary {
+    /// One entry per author: names the held set exactly (modest memberships).
+    Exact(Vec<SummaryEntry>),
+    /// Heads plus a Bloom filter of the lanes above the stable point (large
+    /// memberships); it may claim lanes the peer lacks (false positives).
+    Compact(CompactSummary),
+}
+
+/// The compact summary of a held set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactSummary {
+    /// Order key of the last lane of the sender's stable prefix: every
+    /// member holds every lane at or below it.
+    pub stable_key: Option<(u64, NodeId, LaneId)>,
+    /// The sender's heads: it holds them and all their ancestors.
+    pub heads: Vec<LaneId>,
+    /// The sender's lanes above the stable point.
+    pub bloom: super::bloom::Bloom,
+}
+
 /// A snapshot in transit: canonical bytes and the covered lanes the
 /// sender's held lanes name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,8 +139,8 @@ pub enum Message {
         session: u64,
         /// Position and hashes.
         status: WireStatus,
-        /// Exact summary of the held set.
-        summary: Vec<SummaryEntry>,
+        /// Summary of the held set.
+        summary: Summary,
     },
     /// Responder to initiator: same hashes, nothing to do.
     InSync {
@@ -131,8 +153,8 @@ pub enum Message {
         session: u64,
         /// Position and hashes.
         status: WireStatus,
-        /// Exact summary of the held set (before the initiator's lanes).
-        summary: Vec<SummaryEntry>,
+        /// Summary of the held set (before the initiator's lanes).
+        summary: Summary,
         /// Present when the initiator is behind the responder's prune point.
         snapshot: Option<WireSnapshot>,
         /// Canonical lane bytes in canonical (hence causal) order.
@@ -150,6 +172,16 @@ pub enum Message {
         lanes: Vec<Vec<u8>>,
         /// More lanes did not fit; sync again.
         more: bool,
+        /// Lanes the initiator still lacks after the delta (compact summaries
+        /// can hide them); the responder answers with `Supply`.
+        need: Vec<LaneId>,
+    },
+    /// Responder to initiator: the lanes asked for in `need`, with ancestors.
+    Supply {
+        /// Session id.
+        session: u64,
+        /// Canonical lane bytes in canonical order.
+        lanes: Vec<Vec<u8>>,
     },
 }
 
@@ -160,7 +192,8 @@ impl Message {
             Self::Hello { session, .. }
             | Self::InSync { session }
             | Self::Delta { session, .. }
-            | Self::Lanes { session, .. } => *session,
+            | Self::Lanes { session, .. }
+            | Self::Supply { session, .. } => *session,
         }
     }
 
@@ -171,6 +204,7 @@ impl Message {
             Self::InSync { .. } => "in-sync",
             Self::Delta { .. } => "delta",
             Self::Lanes { .. } => "lanes",
+            Self::Supply { .. } => "supply",
         }
     }
 }

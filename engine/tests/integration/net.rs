@@ -3,7 +3,7 @@
 //! (quinn-proto's `Pair`, for N nodes).
 
 use crate::support::{Rng, config, random_ops};
-use scx_engine::protocol::{Outcome, SessionMetrics, SyncEvent, Syncer};
+use scx_engine::protocol::{Outcome, SessionMetrics, SummaryMode, SyncEvent, Syncer};
 use scx_engine::{NodeId, Replica, Status, World};
 
 pub(crate) struct Faults {
@@ -20,6 +20,8 @@ pub(crate) struct Cluster {
     pub(crate) replicas: Vec<Replica<World>>,
     pub(crate) syncers: Vec<Syncer>,
     pub(crate) events: Vec<(usize, SyncEvent)>,
+    /// Kinds of the datagrams delivered, in order.
+    pub(crate) delivered: Vec<&'static str>,
     in_flight: Vec<(usize, usize, Vec<u8>)>,
     rng: Rng,
 }
@@ -34,7 +36,25 @@ impl Cluster {
             })
             .collect();
         let syncers = (0..nodes).map(|node| Syncer::new(NodeId(node))).collect();
-        Self { replicas, syncers, events: Vec::new(), in_flight: Vec::new(), rng: Rng::new(seed) }
+        Self {
+            replicas,
+            syncers,
+            events: Vec::new(),
+            delivered: Vec::new(),
+            in_flight: Vec::new(),
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// A cluster whose nodes all state compact summaries with `bits_per_lane`
+    /// Bloom bits (small values make false positives common).
+    pub(crate) fn compact(nodes: u32, seed: u64, prune: bool, bits_per_lane: usize) -> Self {
+        let mut cluster = Self::new(nodes, seed, prune);
+        for syncer in &mut cluster.syncers {
+            syncer.set_summary_mode(SummaryMode::Compact);
+            syncer.set_bloom_bits_per_lane(bits_per_lane);
+        }
+        cluster
     }
 
     /// Node `node` writes `lanes` lanes of random ops.
@@ -109,6 +129,9 @@ impl Cluster {
                 continue;
             }
             let copies = if faults.duplicate > 0 && self.rng.below(100) < faults.duplicate { 2 } else { 1 };
+            if let Ok(message) = scx_engine::protocol::decode(&bytes) {
+                self.delivered.push(message.kind());
+            }
             for _ in 0..copies {
                 self.syncers[to].handle(NodeId(from as u32), &bytes, &mut self.replicas[to]);
             }

@@ -110,6 +110,86 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn compact_summaries_converge_divergent_replicas(
+        seed: u64, shared in 0usize..60, a_new in 0usize..30, b_new in 0usize..30, prune: bool,
+    ) {
+        let mut cluster = Cluster::compact(2, seed, prune, 10);
+        cluster.write(0, shared);
+        cluster.copy_all(0, 1);
+        cluster.write(0, a_new);
+        cluster.write(1, b_new);
+        cluster.sync(1, 0, &Faults::NONE).expect("a clean network completes");
+        // The initiator always ends with everything: the need step covers what
+        // the responder's Bloom hid. The responder may need its own session.
+        prop_assert_eq!(cluster.status(1).lane_index, (shared + a_new + b_new) as u64);
+        cluster.sync(0, 1, &Faults::NONE);
+        prop_assert_eq!(cluster.status(0), cluster.status(1));
+    }
+
+    #[test]
+    fn saturated_blooms_never_lose_a_lane(seed: u64, nodes in 2u32..5, rounds in 1usize..5) {
+        // One bit per lane: most lookups are false positives, so the closure
+        // over ancestors, the heads check and the need step do the work.
+        let mut cluster = Cluster::compact(nodes, seed, false, 1);
+        let mut rng = Rng::new(seed);
+        let mut written = 0;
+        for _ in 0..rounds {
+            for node in 0..nodes as usize {
+                let lanes = rng.below(15) as usize;
+                cluster.write(node, lanes);
+                written += lanes;
+            }
+            for _ in 0..nodes * 2 {
+                let a = rng.below(u64::from(nodes)) as usize;
+                let b = (a + 1 + rng.below(u64::from(nodes) - 1) as usize) % nodes as usize;
+                cluster.sync(a, b, &Faults::NONE);
+            }
+        }
+        for _ in 0..3 {
+            for a in 0..nodes as usize {
+                cluster.sync(a, (a + 1) % nodes as usize, &Faults::NONE);
+            }
+        }
+        let expected = cluster.status(0);
+        prop_assert_eq!(expected.lane_index, written as u64);
+        for node in 1..nodes as usize {
+            prop_assert_eq!(cluster.status(node), expected.clone());
+        }
+    }
+}
+
+#[test]
+fn a_compact_session_stays_within_four_messages() {
+    let mut cluster = Cluster::compact(3, 9, false, 1);
+    cluster.write(0, 40);
+    cluster.write(1, 40);
+    cluster.write(2, 40);
+    cluster.copy_all(2, 0);
+    let before = cluster.events.len();
+    cluster.delivered.clear();
+    cluster.sync(0, 1, &Faults::NONE).unwrap();
+    assert_eq!(
+        cluster.delivered,
+        ["hello", "delta", "lanes", "supply"],
+        "a saturated Bloom hides lanes; one need step recovers them"
+    );
+    let sent: u64 = cluster.events[before..]
+        .iter()
+        .filter_map(|(_, event)| match event {
+            SyncEvent::Completed { metrics, .. } => Some(metrics.lanes_sent),
+            _ => None,
+        })
+        .sum();
+    assert!(sent > 0);
+    let initiator = cluster.replicas[0].status();
+    assert_eq!(initiator.lane_index, 120, "the initiator holds everything after one session");
+    assert!(cluster.syncers.iter().all(|syncer| syncer.open_sessions().count() == 0), "no session is left open");
+}
+
 #[test]
 fn in_sync_costs_one_round_trip_and_few_bytes() {
     let mut cluster = Cluster::new(2, 1, false);
