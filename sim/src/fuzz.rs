@@ -36,17 +36,28 @@ pub struct Campaign {
     pub jobs: usize,
     /// Run each seed twice and compare trace hashes.
     pub check_determinism: bool,
+    /// Seeds that failed before, by scenario path: they run first.
+    pub replay_first: Vec<(String, u64)>,
 }
 
 impl Campaign {
     /// Every (scenario index, seed) this shard runs, in output order.
     pub fn work(&self) -> Vec<(usize, u64)> {
         let mut work = Vec::new();
+        if self.shard.index == 1 {
+            for (path, seed) in &self.replay_first {
+                if let Some(index) = self.scenarios.iter().position(|entry| entry.path == *path) {
+                    work.push((index, *seed));
+                }
+            }
+        }
         for (index, entry) in self.scenarios.iter().enumerate() {
             let range =
                 self.seeds.unwrap_or(SeedRange { start: entry.scenario.seeds.start, end: entry.scenario.seeds.end });
             work.extend(range.seeds(self.shard).map(|seed| (index, seed)));
         }
+        let mut seen = std::collections::BTreeSet::new();
+        work.retain(|item| seen.insert(*item));
         work
     }
 }
@@ -108,4 +119,38 @@ pub fn run(
 pub fn normalise(records: &mut Vec<RunRecord>) {
     records.sort_by(|a, b| (&a.scenario_path, a.seed).cmp(&(&b.scenario_path, b.seed)));
     records.dedup_by(|a, b| a.scenario_path == b.scenario_path && a.seed == b.seed);
+}
+
+/// Reads a failures file: lines `<scenario path> seed <N> # why`; blank
+/// lines and `#` comments are skipped. A malformed line is an error naming it.
+pub fn read_failures(text: &str, file: &str) -> Result<Vec<(String, u64)>, String> {
+    let mut seeds = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next().map(str::parse::<u64>), words.next()) {
+            (Some(path), Some("seed"), Some(Ok(seed)), None) => seeds.push((path.to_owned(), seed)),
+            _ => return Err(format!("{file}:{}: expected `<scenario> seed <N> # why`, found `{line}`", number + 1)),
+        }
+    }
+    Ok(seeds)
+}
+
+/// The failures-file lines for failing `records` not already listed.
+pub fn new_failure_lines(records: &[RunRecord], listed: &[(String, u64)]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|record| !record.passed())
+        .filter(|record| !listed.iter().any(|(path, seed)| *path == record.scenario_path && *seed == record.seed))
+        .map(|record| {
+            let why = record.violations.first().map_or_else(String::new, |v| {
+                let message: String = v.message.chars().take(120).collect();
+                format!("{}: {}", v.checker, message.replace('\n', " "))
+            });
+            format!("{} seed {} # {why}", record.scenario_path, record.seed)
+        })
+        .collect()
 }

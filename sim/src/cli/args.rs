@@ -117,6 +117,10 @@ pub struct FuzzArgs {
     /// With --report: also write each chart as a PNG.
     #[arg(long, requires = "report")]
     pub png: bool,
+    /// A file of failing seeds (`<scenario> seed N # why`), as proptest keeps
+    /// one: its seeds run first (in shard 1), and new failures are appended.
+    #[arg(long)]
+    pub failures: Option<PathBuf>,
 }
 
 /// `scx replay`.

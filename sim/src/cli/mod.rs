@@ -89,7 +89,21 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
         (None, None) => None,
     };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let campaign = Campaign { scenarios, seeds, shard, jobs, check_determinism: args.check_determinism };
+    let listed = match &args.failures {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            fuzz::read_failures(&text, &path.display().to_string()).map_err(BadInput)?
+        }
+        _ => Vec::new(),
+    };
+    let campaign = Campaign {
+        scenarios,
+        seeds,
+        shard,
+        jobs,
+        check_determinism: args.check_determinism,
+        replay_first: listed.clone(),
+    };
     let total = campaign.work().len();
     let report = output::CampaignProgress::start(total as u64, args.duration);
     let mut records = fuzz::run(&campaign, &|| report.keep_going(), &|record| report.finished(record));
@@ -112,6 +126,20 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
             &scx_reports::ReportOptions { title: None, png: args.png },
         )?;
         eprintln!("report: {}", files.html.display());
+    }
+    if let Some(path) = &args.failures {
+        let lines = fuzz::new_failure_lines(&records, &listed);
+        if !lines.is_empty() {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            for line in &lines {
+                writeln!(file, "{line}")?;
+            }
+            eprintln!("{} new failing seeds recorded in {}", lines.len(), path.display());
+        }
     }
     let summary = output::campaign_summary(&records, total, shard, report.elapsed_secs());
     eprint!("{summary}");

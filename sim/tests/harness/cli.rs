@@ -243,3 +243,27 @@ fn reports_come_from_runs_traces_and_compared_campaigns() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("bad.jsonl:1: not a result record"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn failing_seeds_are_recorded_and_replayed_first() {
+    let dir = temp("failures");
+    let file = dir.join("scx.failures");
+    let fixture = "sim/tests/fixtures/failing/never-heals.toml";
+    let out = scx(&["fuzz", fixture, "--seeds", "1..2", "--failures", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let recorded = std::fs::read_to_string(&file).unwrap();
+    assert!(recorded.starts_with(&format!("{fixture} seed 1 # convergence: ")), "{recorded}");
+    // A later campaign over other seeds replays the recorded one first.
+    let out = scx(&["fuzz", fixture, "--seeds", "0..1", "--failures", file.to_str().unwrap()]);
+    let seeds: Vec<u64> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, [0, 1]);
+    let recorded = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(recorded.lines().count(), 2, "seed 0 is new, seed 1 was listed: {recorded}");
+    std::fs::write(&file, "oops\n").unwrap();
+    let out = scx(&["fuzz", fixture, "--failures", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("scx.failures:1: expected"));
+}

@@ -57,7 +57,14 @@ fn every_shipped_scenario_passes_its_default_seeds() {
         .map(|path| CampaignScenario { path: path.display().to_string(), scenario: Scenario::from_path(path).unwrap() })
         .collect();
     let jobs = std::thread::available_parallelism().map_or(2, usize::from);
-    let campaign = Campaign { scenarios, seeds: None, shard: Shard::ALL, jobs, check_determinism: false };
+    let campaign = Campaign {
+        scenarios,
+        seeds: None,
+        shard: Shard::ALL,
+        jobs,
+        check_determinism: false,
+        replay_first: Vec::new(),
+    };
     let records = fuzz::run(&campaign, &|| true, &|_| {});
     let failures: Vec<String> =
         records.iter().filter(|r| !r.passed()).map(|r| format!("{}: {:?}", r.reproduce, r.violations)).collect();
