@@ -30,10 +30,12 @@
 //!   reordered datagrams are expected: late or repeated messages for a closed
 //!   session are ignored, and inserting a lane twice is idempotent.
 
+mod batch;
 mod bloom;
 mod session;
 mod wire;
 
+pub use batch::{BATCH_FORMAT_VERSION, decode_batch, encode_batch};
 pub use bloom::Bloom;
 pub use session::{
     Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SummaryMode, SyncEvent, Syncer, apply_bundle, bundle,

@@ -361,8 +361,14 @@ impl Syncer {
         metrics.lanes_sent = delta.lanes.len() as u64;
         metrics.snapshots_sent = u64::from(delta.snapshot.is_some());
         let more = delta.more;
-        let message =
-            Message::Delta { session, status: ours, summary, snapshot: delta.snapshot, lanes: delta.lanes, more };
+        let message = Message::Delta {
+            session,
+            status: ours,
+            summary,
+            snapshot: delta.snapshot,
+            lanes: to_batch::<L>(&delta.lanes),
+            more,
+        };
         self.send(peer, &message, &mut metrics);
         let peer_summary = match their_summary {
             Summary::Compact(compact) => Some(compact.clone()),
@@ -396,7 +402,7 @@ impl Syncer {
         received: u64,
         their_summary: &Summary,
         snapshot: Option<WireSnapshot>,
-        lanes: Vec<Vec<u8>>,
+        lanes: Vec<u8>,
         more: bool,
         replica: &mut Replica<L>,
     ) {
@@ -412,7 +418,13 @@ impl Syncer {
             Summary::Exact(_) => Vec::new(),
         };
         let asking = !need.is_empty();
-        let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more, need };
+        let reply = Message::Lanes {
+            session,
+            snapshot: delta.snapshot,
+            lanes: to_batch::<L>(&delta.lanes),
+            more: delta.more,
+            need,
+        };
         self.send(peer, &reply, &mut open.metrics);
         open.more = more || delta.more;
         if asking {
@@ -439,7 +451,7 @@ impl Syncer {
         session: u64,
         received: u64,
         snapshot: Option<WireSnapshot>,
-        lanes: Vec<Vec<u8>>,
+        lanes: Vec<u8>,
         more: bool,
         need: &[LaneId],
         replica: &mut Replica<L>,
@@ -450,7 +462,7 @@ impl Syncer {
         if !need.is_empty() {
             let supply = supply(replica, need, open.peer_summary.as_ref());
             open.metrics.lanes_sent += supply.len() as u64;
-            self.send(peer, &Message::Supply { session, lanes: supply }, &mut open.metrics);
+            self.send(peer, &Message::Supply { session, lanes: to_batch::<L>(&supply) }, &mut open.metrics);
         }
         let outcome = Outcome::Synced { more: more || open.more };
         self.events.push_back(SyncEvent::Completed {
@@ -467,7 +479,7 @@ impl Syncer {
         peer: NodeId,
         session: u64,
         received: u64,
-        lanes: &[Vec<u8>],
+        lanes: &[u8],
         replica: &mut Replica<L>,
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Supply) else { return };
@@ -553,7 +565,7 @@ impl Syncer {
         &mut self,
         peer: NodeId,
         snapshot: Option<WireSnapshot>,
-        lanes: &[Vec<u8>],
+        batch: &[u8],
         replica: &mut Replica<L>,
         metrics: &mut SessionMetrics,
     ) {
@@ -566,7 +578,15 @@ impl Syncer {
                 Err(error) => self.events.push_back(SyncEvent::Diverged { peer, error }),
             }
         }
-        for bytes in lanes {
+        let lanes = match super::batch::decode_batch::<L::Op>(batch) {
+            Ok(lanes) => lanes,
+            Err(error) => {
+                let error = WireError::Malformed { reason: format!("lane batch: {error}") };
+                self.events.push_back(SyncEvent::BadMessage { peer, error });
+                return;
+            }
+        };
+        for bytes in &lanes {
             metrics.lanes_received += 1;
             match replica.insert_bytes(bytes) {
                 Ok(Inserted::Admitted(_) | Inserted::Pending) => {
@@ -716,6 +736,16 @@ fn batch(lanes: impl Iterator<Item = Vec<u8>>, bugs: Bugs) -> Delta {
     Delta { snapshot: None, lanes: out, more }
 }
 
+/// Canonical lane bytes (ours, so they decode) as one wire batch.
+fn to_batch<L: Law>(canonical: &[Vec<u8>]) -> Vec<u8> {
+    let lanes: Vec<(LaneId, crate::Lane<L::Op>)> = canonical
+        .iter()
+        .map(|bytes| crate::Lane::decode(bytes).expect("lanes this node holds have canonical bytes"))
+        .collect();
+    let refs: Vec<(LaneId, &crate::Lane<L::Op>)> = lanes.iter().map(|(id, lane)| (*id, lane)).collect();
+    super::batch::encode_batch(&refs)
+}
+
 struct Delta {
     snapshot: Option<WireSnapshot>,
     lanes: Vec<Vec<u8>>,
@@ -786,7 +816,8 @@ pub fn bundle<L: Law>(replica: &mut Replica<L>) -> Vec<u8> {
         let (snapshot, boundary) = replica.snapshot_transfer();
         WireSnapshot { bytes: snapshot.to_bytes(), boundary: boundary.into_iter().map(Into::into).collect() }
     });
-    let lanes = replica.canonical_lanes().map(|(_, lane)| lane.to_bytes()).collect();
+    let lanes: Vec<(LaneId, &crate::Lane<L::Op>)> = replica.canonical_lanes().collect();
+    let lanes = super::batch::encode_batch(&lanes);
     wire::encode(&Message::Lanes { session: 0, snapshot, lanes, more: false, need: Vec::new() })
 }
 

@@ -157,8 +157,8 @@ pub enum Message {
         summary: Summary,
         /// Present when the initiator is behind the responder's prune point.
         snapshot: Option<WireSnapshot>,
-        /// Canonical lane bytes in canonical (hence causal) order.
-        lanes: Vec<Vec<u8>>,
+        /// The lanes, as one batch (`batch.rs`) in canonical (hence causal) order.
+        lanes: Vec<u8>,
         /// More lanes did not fit; sync again.
         more: bool,
     },
@@ -168,8 +168,8 @@ pub enum Message {
         session: u64,
         /// Present when the responder is behind the initiator's prune point.
         snapshot: Option<WireSnapshot>,
-        /// Canonical lane bytes in canonical order.
-        lanes: Vec<Vec<u8>>,
+        /// The lanes, as one batch (`batch.rs`) in canonical order.
+        lanes: Vec<u8>,
         /// More lanes did not fit; sync again.
         more: bool,
         /// Lanes the initiator still lacks after the delta (compact summaries
@@ -180,8 +180,8 @@ pub enum Message {
     Supply {
         /// Session id.
         session: u64,
-        /// Canonical lane bytes in canonical order.
-        lanes: Vec<Vec<u8>>,
+        /// The lanes, as one batch (`batch.rs`) in canonical order.
+        lanes: Vec<u8>,
     },
 }
 

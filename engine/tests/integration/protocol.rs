@@ -90,6 +90,20 @@ proptest! {
     #[test]
     fn the_decoder_never_panics_on_random_bytes(bytes: Vec<u8>) {
         let _ = protocol::decode(&bytes);
+        let _ = protocol::decode_batch::<scx_engine::WorldOp>(&bytes);
+    }
+
+    #[test]
+    fn lane_batches_round_trip_any_history(seed: u64, authors in 1u32..5, steps in 1usize..150) {
+        let lanes = crate::support::history(seed, authors, steps);
+        let (mut replica, _) = crate::support::replay(0, authors, &lanes);
+        let ordered: Vec<_> = replica.canonical_lanes().map(|(id, lane)| (id, lane.clone())).collect();
+        let refs: Vec<_> = ordered.iter().map(|(id, lane)| (*id, lane)).collect();
+        let batch = protocol::encode_batch(&refs);
+        let decoded = protocol::decode_batch::<scx_engine::WorldOp>(&batch).unwrap();
+        let canonical: Vec<Vec<u8>> = ordered.iter().map(|(_, lane)| lane.to_bytes()).collect();
+        prop_assert!(batch.len() <= canonical.iter().map(Vec::len).sum::<usize>() + 8);
+        prop_assert_eq!(decoded, canonical);
     }
 
     #[test]
