@@ -9,9 +9,9 @@
 //! is a typed error, never a panic.
 
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint};
+use crate::dag::IdMap;
 use crate::hash::LaneId;
 use crate::lane::{LANE_FORMAT_VERSION, Lane, MAX_OPS_PER_LANE, MAX_PARENTS, NodeId, Op};
-use std::collections::BTreeMap;
 
 /// Format version of a lane batch.
 pub const BATCH_FORMAT_VERSION: u8 = 1;
@@ -20,46 +20,92 @@ pub(crate) const MAX_BATCH_LANES: usize = 1 << 20;
 
 const PARENT_ID: u64 = 0;
 
-/// Encodes lanes (in canonical order) as one batch.
-pub fn encode_batch<O: Op>(lanes: &[(LaneId, &Lane<O>)]) -> Vec<u8> {
-    let mut out = vec![BATCH_FORMAT_VERSION];
-    put_varint(&mut out, lanes.len() as u64);
-    let mut position: BTreeMap<LaneId, u64> = BTreeMap::new();
-    for (index, (id, lane)) in lanes.iter().enumerate() {
-        put_varint(&mut out, u64::from(lane.author.0));
-        put_varint(&mut out, lane.seq);
-        put_varint(&mut out, lane.lamport);
-        put_varint(&mut out, lane.parents.len() as u64);
+/// Writes lanes, in canonical order, into one batch.
+#[derive(Debug)]
+pub(crate) struct BatchWriter {
+    out: Vec<u8>,
+    position: IdMap<u64>,
+    count: u64,
+}
+
+impl BatchWriter {
+    pub(crate) fn new() -> Self {
+        Self { out: vec![BATCH_FORMAT_VERSION], position: IdMap::default(), count: 0 }
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Lanes written so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Appends one lane; parents written earlier become back-references.
+    pub(crate) fn push<O: Op>(&mut self, id: LaneId, lane: &Lane<O>) {
+        let out = &mut self.out;
+        put_varint(out, u64::from(lane.author.0));
+        put_varint(out, lane.seq);
+        put_varint(out, lane.lamport);
+        put_varint(out, lane.parents.len() as u64);
         for parent in &lane.parents {
-            match position.get(parent) {
+            match self.position.get(parent) {
                 // Distance back to the parent, at least 1; 0 means a full id follows.
-                Some(at) => put_varint(&mut out, index as u64 - at),
+                Some(at) => put_varint(out, self.count - at),
                 None => {
-                    put_varint(&mut out, PARENT_ID);
+                    put_varint(out, PARENT_ID);
                     out.extend_from_slice(parent.as_bytes());
                 }
             }
         }
-        put_varint(&mut out, lane.ops.len() as u64);
+        put_varint(out, lane.ops.len() as u64);
         for op in &lane.ops {
-            op.encode(&mut out);
+            op.encode(out);
         }
-        position.insert(*id, index as u64);
+        self.position.insert(id, self.count);
+        self.count += 1;
     }
-    out
+
+    pub(crate) fn finish(self) -> Vec<u8> {
+        self.out
+    }
+}
+
+/// Encodes lanes (in canonical order) as one batch.
+pub fn encode_batch<O: Op>(lanes: &[(LaneId, &Lane<O>)]) -> Vec<u8> {
+    let mut writer = BatchWriter::new();
+    for (id, lane) in lanes {
+        writer.push(*id, lane);
+    }
+    writer.finish()
 }
 
 /// Decodes a batch into canonical lane bytes, in the batch's order.
 pub fn decode_batch<O: Op>(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
+    Ok(decode_batch_lanes::<O>(bytes)?.into_iter().map(|(_, lane, _)| lane.to_bytes()).collect())
+}
+
+/// Decodes a batch into lanes with their ids (computed from the rebuilt
+/// canonical bytes) and canonical sizes.
+pub(crate) fn decode_batch_lanes<O: Op>(bytes: &[u8]) -> Result<Vec<(LaneId, Lane<O>, usize)>, DecodeError> {
     let mut reader = Reader::new(bytes);
     let version = reader.byte("batch version")?;
     if version != BATCH_FORMAT_VERSION {
         return Err(reader.error(DecodeErrorKind::UnknownVersion { found: version, expected: BATCH_FORMAT_VERSION }));
     }
-    let count = reader.count("batch lanes", MAX_BATCH_LANES as u64, 5)?;
-    let mut ids: Vec<LaneId> = Vec::with_capacity(count);
-    let mut out = Vec::with_capacity(count);
-    for index in 0..count {
+    let mut out: Vec<(LaneId, Lane<O>, usize)> = Vec::new();
+    let mut canonical = Vec::with_capacity(128);
+    while reader.remaining() > 0 {
+        if out.len() >= MAX_BATCH_LANES {
+            return Err(reader.error(DecodeErrorKind::TooLong {
+                what: "batch lanes",
+                found: out.len() as u64 + 1,
+                limit: MAX_BATCH_LANES as u64,
+            }));
+        }
+        let index = out.len() as u64;
         let author = NodeId(reader.varint_u32("lane author")?);
         let seq = reader.varint("lane seq")?;
         let lamport = reader.varint("lane lamport")?;
@@ -70,26 +116,36 @@ pub fn decode_batch<O: Op>(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
             if back == PARENT_ID {
                 parents.push(LaneId(reader.array32("parent id")?));
             } else {
-                let at = (index as u64).checked_sub(back).ok_or_else(|| {
+                let at = index.checked_sub(back).ok_or_else(|| {
                     reader.error(DecodeErrorKind::Invalid { what: "parent reference", rule: "points before the batch" })
                 })?;
-                parents.push(ids[at as usize]);
+                parents.push(out[at as usize].0);
             }
         }
         let op_count = reader.count("lane ops", MAX_OPS_PER_LANE as u64, 1)?;
+        let ops_start = reader.offset();
         let mut ops = Vec::with_capacity(op_count);
         for _ in 0..op_count {
             ops.push(O::decode(&mut reader)?);
         }
-        // Lane::new sorts parents; a batch written from canonical lanes holds
-        // them sorted already, and the canonical bytes below carry that order.
+        // Parents keep the order they were written in (a canonical lane's),
+        // so the rebuilt bytes are the sender's canonical bytes. Ops are
+        // encoded alike in both formats: their bytes are copied, not re-encoded.
+        canonical.clear();
+        canonical.push(LANE_FORMAT_VERSION);
+        put_varint(&mut canonical, u64::from(author.0));
+        put_varint(&mut canonical, seq);
+        put_varint(&mut canonical, lamport);
+        put_varint(&mut canonical, parents.len() as u64);
+        for parent in &parents {
+            canonical.extend_from_slice(parent.as_bytes());
+        }
+        put_varint(&mut canonical, ops.len() as u64);
+        canonical.extend_from_slice(&bytes[ops_start..reader.offset()]);
         let lane = Lane { parents, author, seq, lamport, ops };
-        let canonical = lane.to_bytes();
-        debug_assert_eq!(canonical[0], LANE_FORMAT_VERSION);
-        ids.push(crate::hash::lane_id(&canonical));
-        out.push(canonical);
+        debug_assert_eq!(canonical, lane.to_bytes(), "the rebuilt bytes are the canonical encoding");
+        out.push((crate::hash::lane_id(&canonical), lane, canonical.len()));
     }
-    reader.finish()?;
     Ok(out)
 }
 
@@ -134,17 +190,20 @@ mod tests {
         let lanes = chain(10);
         let refs: Vec<(LaneId, &Lane<WorldOp>)> = lanes.iter().map(|(id, lane)| (*id, lane)).collect();
         let batch = encode_batch(&refs);
+        // A batch cut between lanes is a shorter valid batch; cut inside a lane, an error.
         for len in 0..batch.len() {
-            assert!(decode_batch::<WorldOp>(&batch[..len]).is_err(), "a {len}-byte prefix decoded");
+            if let Ok(lanes) = decode_batch::<WorldOp>(&batch[..len]) {
+                assert!(lanes.len() < 10);
+            }
         }
+        assert!(decode_batch::<WorldOp>(&batch[..batch.len() - 1]).is_err());
         for position in 0..batch.len() {
             let mut bad = batch.clone();
             bad[position] ^= 0x5a;
             let _ = decode_batch::<WorldOp>(&bad);
         }
         // A back-reference before the start of the batch.
-        let mut forged = vec![BATCH_FORMAT_VERSION, 1, 0, 1, 1, 1, 7, 0];
-        forged.push(0);
+        let forged = vec![BATCH_FORMAT_VERSION, 0, 1, 1, 1, 7, 0];
         assert!(decode_batch::<WorldOp>(&forged).is_err());
     }
 }

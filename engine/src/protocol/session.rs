@@ -358,17 +358,11 @@ impl Syncer {
         }
         let summary = self.summary_of(replica, session);
         let delta = self.delta_for(peer, replica, their_summary);
-        metrics.lanes_sent = delta.lanes.len() as u64;
+        metrics.lanes_sent = delta.count;
         metrics.snapshots_sent = u64::from(delta.snapshot.is_some());
         let more = delta.more;
-        let message = Message::Delta {
-            session,
-            status: ours,
-            summary,
-            snapshot: delta.snapshot,
-            lanes: to_batch::<L>(&delta.lanes),
-            more,
-        };
+        let message =
+            Message::Delta { session, status: ours, summary, snapshot: delta.snapshot, lanes: delta.lanes, more };
         self.send(peer, &message, &mut metrics);
         let peer_summary = match their_summary {
             Summary::Compact(compact) => Some(compact.clone()),
@@ -411,20 +405,14 @@ impl Syncer {
         open.metrics.round_trips += 1;
         self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
         let delta = self.delta_for(peer, replica, their_summary);
-        open.metrics.lanes_sent += delta.lanes.len() as u64;
+        open.metrics.lanes_sent += delta.count;
         open.metrics.snapshots_sent += u64::from(delta.snapshot.is_some());
         let need = match their_summary {
             Summary::Compact(compact) => still_missing(replica, &compact.heads),
             Summary::Exact(_) => Vec::new(),
         };
         let asking = !need.is_empty();
-        let reply = Message::Lanes {
-            session,
-            snapshot: delta.snapshot,
-            lanes: to_batch::<L>(&delta.lanes),
-            more: delta.more,
-            need,
-        };
+        let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more, need };
         self.send(peer, &reply, &mut open.metrics);
         open.more = more || delta.more;
         if asking {
@@ -460,9 +448,9 @@ impl Syncer {
         open.metrics.bytes_received += received;
         self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
         if !need.is_empty() {
-            let supply = supply(replica, need, open.peer_summary.as_ref());
-            open.metrics.lanes_sent += supply.len() as u64;
-            self.send(peer, &Message::Supply { session, lanes: to_batch::<L>(&supply) }, &mut open.metrics);
+            let (supply, count) = supply(replica, need, open.peer_summary.as_ref());
+            open.metrics.lanes_sent += count;
+            self.send(peer, &Message::Supply { session, lanes: supply }, &mut open.metrics);
         }
         let outcome = Outcome::Synced { more: more || open.more };
         self.events.push_back(SyncEvent::Completed {
@@ -578,7 +566,7 @@ impl Syncer {
                 Err(error) => self.events.push_back(SyncEvent::Diverged { peer, error }),
             }
         }
-        let lanes = match super::batch::decode_batch::<L::Op>(batch) {
+        let lanes = match super::batch::decode_batch_lanes::<L::Op>(batch) {
             Ok(lanes) => lanes,
             Err(error) => {
                 let error = WireError::Malformed { reason: format!("lane batch: {error}") };
@@ -586,12 +574,12 @@ impl Syncer {
                 return;
             }
         };
-        for bytes in &lanes {
+        for (id, lane, canonical_len) in lanes {
             metrics.lanes_received += 1;
-            match replica.insert_bytes(bytes) {
+            match replica.insert_with_known_id(id, lane) {
                 Ok(Inserted::Admitted(_) | Inserted::Pending) => {
                     metrics.lanes_missing += 1;
-                    metrics.bytes_missing += bytes.len() as u64;
+                    metrics.bytes_missing += canonical_len as u64;
                 }
                 Ok(Inserted::Duplicate) => metrics.lanes_redundant += 1,
                 Err(error) => {
@@ -679,11 +667,14 @@ fn build_delta_compact<L: Law>(replica: &mut Replica<L>, theirs: &CompactSummary
             }
         }
     }
-    let lanes = candidates
+    let replica = &*replica;
+    let lanes: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = candidates
         .iter()
         .filter(|(_, id, _)| send.contains(id))
-        .filter_map(|(_, id, _)| replica.lane(id).map(|lane| lane.to_bytes()));
-    batch(lanes, bugs)
+        .filter_map(|(key, id, _)| replica.lane(id).map(|lane| (*key, *id, lane)))
+        .collect();
+    let (lanes, count, more) = write_batch(&lanes, bugs);
+    Delta { snapshot: None, lanes, count, more }
 }
 
 /// Ids a peer's heads name that this node still lacks, plus parents its
@@ -698,7 +689,7 @@ fn still_missing<L: Law>(replica: &Replica<L>, their_heads: &[LaneId]) -> Vec<La
 const MAX_NEED: usize = 4096;
 
 /// The needed lanes and their ancestors above the peer's stable point.
-fn supply<L: Law>(replica: &mut Replica<L>, need: &[LaneId], theirs: Option<&CompactSummary>) -> Vec<Vec<u8>> {
+fn supply<L: Law>(replica: &mut Replica<L>, need: &[LaneId], theirs: Option<&CompactSummary>) -> (Vec<u8>, u64) {
     let floor = theirs.and_then(|summary| summary.stable_key);
     let mut chosen: BTreeSet<LaneId> = BTreeSet::new();
     let mut stack: Vec<LaneId> = need.iter().copied().take(MAX_NEED).collect();
@@ -709,46 +700,22 @@ fn supply<L: Law>(replica: &mut Replica<L>, need: &[LaneId], theirs: Option<&Com
         }
         stack.extend(lane.parents.iter().copied());
     }
-    let mut lanes: Vec<(OrderKey, Vec<u8>)> = chosen
+    let replica = &*replica;
+    let mut lanes: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = chosen
         .iter()
-        .filter_map(|id| replica.lane(id).map(|lane| ((lane.lamport, lane.author, *id), lane.to_bytes())))
+        .filter_map(|id| replica.lane(id).map(|lane| ((lane.lamport, lane.author, *id), *id, lane)))
         .collect();
     lanes.sort_unstable_by_key(|entry| entry.0);
-    lanes.into_iter().map(|(_, bytes)| bytes).collect()
-}
-
-/// Cuts canonical-order lanes at [`MAX_BATCH_BYTES`].
-fn batch(lanes: impl Iterator<Item = Vec<u8>>, bugs: Bugs) -> Delta {
-    let mut out = Vec::new();
-    let mut batch_bytes = 0;
-    let mut more = false;
-    for bytes in lanes {
-        if batch_bytes + bytes.len() > MAX_BATCH_BYTES && !out.is_empty() {
-            more = true;
-            break;
-        }
-        batch_bytes += bytes.len();
-        out.push(bytes);
-    }
-    if bugs.delta_skips_last() && !more {
-        out.pop();
-    }
-    Delta { snapshot: None, lanes: out, more }
-}
-
-/// Canonical lane bytes (ours, so they decode) as one wire batch.
-fn to_batch<L: Law>(canonical: &[Vec<u8>]) -> Vec<u8> {
-    let lanes: Vec<(LaneId, crate::Lane<L::Op>)> = canonical
-        .iter()
-        .map(|bytes| crate::Lane::decode(bytes).expect("lanes this node holds have canonical bytes"))
-        .collect();
-    let refs: Vec<(LaneId, &crate::Lane<L::Op>)> = lanes.iter().map(|(id, lane)| (*id, lane)).collect();
-    super::batch::encode_batch(&refs)
+    let (batch, count, _) = write_batch(&lanes, Bugs::NONE);
+    (batch, count)
 }
 
 struct Delta {
     snapshot: Option<WireSnapshot>,
-    lanes: Vec<Vec<u8>>,
+    /// The lanes as one wire batch.
+    lanes: Vec<u8>,
+    /// How many lanes the batch holds.
+    count: u64,
     more: bool,
 }
 
@@ -776,37 +743,49 @@ fn build_delta<L: Law>(
         }
         WireSnapshot { bytes: snapshot.to_bytes(), boundary: boundary.into_iter().map(Into::into).collect() }
     });
-    let mut keyed = Vec::new();
+    let replica = &*replica;
+    let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = Vec::new();
     for (author, seq) in &held {
         let after = floor.get(author).copied().unwrap_or(0);
         if after >= *seq {
             continue;
         }
         for (id, lane) in replica.lanes_after(*author, after).unwrap_or_default() {
-            keyed.push(((lane.lamport, lane.author, id), lane.to_bytes()));
+            keyed.push(((lane.lamport, lane.author, id), id, lane));
         }
     }
     for (author, seq) in forks {
-        if let Some(lane) = replica.lane_bytes_at(*author, *seq) {
-            keyed.push(((0, *author, crate::LaneId::ZERO), lane));
+        if let Some(lane) = replica.lane_at(*author, *seq).and_then(|id| replica.lane(&id).map(|lane| (id, lane))) {
+            keyed.push(((0, *author, LaneId::ZERO), lane.0, lane.1));
         }
     }
     keyed.sort_unstable_by_key(|entry| entry.0);
-    let mut lanes = Vec::with_capacity(keyed.len());
-    let mut batch_bytes = 0;
-    let mut more = false;
-    for (_, bytes) in keyed {
-        if batch_bytes + bytes.len() > MAX_BATCH_BYTES && !lanes.is_empty() {
-            more = true;
+    let (lanes, count, more) = write_batch(&keyed, bugs);
+    Delta { snapshot, lanes, count, more }
+}
+
+/// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`];
+/// returns the batch, how many lanes it holds, and whether some did not fit.
+fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs: Bugs) -> (Vec<u8>, u64, bool) {
+    let mut writer = super::batch::BatchWriter::new();
+    let mut take = lanes.len();
+    for (index, (_, id, lane)) in lanes.iter().enumerate() {
+        if writer.len() > MAX_BATCH_BYTES && writer.count() > 0 {
+            take = index;
             break;
         }
-        batch_bytes += bytes.len();
-        lanes.push(bytes);
+        writer.push(*id, lane);
     }
-    if bugs.delta_skips_last() && !more {
-        lanes.pop();
+    let more = take < lanes.len();
+    if bugs.delta_skips_last() && !more && take > 0 {
+        let mut writer = super::batch::BatchWriter::new();
+        for (_, id, lane) in &lanes[..take - 1] {
+            writer.push(*id, lane);
+        }
+        return (writer.finish(), (take - 1) as u64, false);
     }
-    Delta { snapshot, lanes, more }
+    let count = writer.count();
+    (writer.finish(), count, more)
 }
 
 /// A bundle file: everything `replica` holds (and its snapshot, if it
