@@ -153,7 +153,7 @@ async fn supervise(world: Arc<World>) -> (Vec<Sample>, Option<u64>, u64) {
             .build();
         nodes.push(node.id());
     }
-    madsim::task::spawn(nemesis::run(world.clone(), nodes));
+    madsim::task::spawn(nemesis::run(world.clone(), nodes.clone()));
     let quiescent = world.spec.quiescent_at().as_nanos() as u64;
     let end = world.spec.run_time().as_nanos() as u64;
     let mut samples = Vec::new();
@@ -189,7 +189,16 @@ async fn supervise(world: Arc<World>) -> (Vec<Sample>, Option<u64>, u64) {
         }
     }
     final_checks(&world);
-    (samples, converged_at, now_ns())
+    let ended_at = now_ns();
+    // Kill every node and let the executor drop their tasks: a pending
+    // task holds the world, and madsim's network holds the task's waker, so
+    // without this the whole run would leak when the runtime is dropped.
+    for node in &nodes {
+        handle.kill(*node);
+    }
+    lock(&world.cores).iter_mut().for_each(|core| *core = None);
+    madsim::time::sleep(Duration::from_nanos(1)).await;
+    (samples, converged_at, ended_at)
 }
 
 fn sample(world: &World, at_ns: u64) -> Sample {
