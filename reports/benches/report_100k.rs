@@ -18,7 +18,12 @@ fn records(count: u64) -> Vec<RunRecord> {
                 seed,
                 status: if failed { Verdict::Fail } else { Verdict::Pass },
                 trace_hash: format!("{mixed:064x}"),
-                converged_at_ms: (!failed).then_some(100 + mixed % 3000),
+                converged_at_ms: ((!failed).then_some(100 + mixed % 3000)).map(|ms| ms + 10_000),
+                converged_after_last_heal_ms: (!failed).then_some(100 + mixed % 3000),
+                converged_after_last_write_ms: (!failed).then_some(100 + mixed % 3000),
+                last_heal_at_ms: Some(10_000),
+                last_write_at_ms: Some(10_000),
+                sample_interval_ms: 100,
                 duration_ms: 60_000,
                 settle_ms: 30_000,
                 quiescent_at_ms: 60_000,
@@ -34,6 +39,7 @@ fn records(count: u64) -> Vec<RunRecord> {
                 } else {
                     Vec::new()
                 },
+                note: None,
                 metrics: Metrics {
                     bytes_sent: 100_000 + mixed % 50_000,
                     bytes_missing: 80_000,

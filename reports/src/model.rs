@@ -9,14 +9,35 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Pass or fail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What a run proved. Only `Pass` passes: a run that could not finish, that
+/// hit a bug of the harness itself, or that tested nothing is never green.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
-    /// Every invariant held.
+    /// Every invariant held, and the run tested something.
     Pass,
-    /// Some invariant was violated.
+    /// Some invariant of the engine was violated.
     Fail,
+    /// The run did not finish within the campaign's wall-clock limit per seed.
+    Timeout,
+    /// The harness itself failed (a panic outside the engine): not a verdict
+    /// on the engine.
+    HarnessError,
+    /// The run wrote nothing or ended with no live node: nothing was tested.
+    NothingTested,
+}
+
+impl Verdict {
+    /// The name as written in results files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::Timeout => "timeout",
+            Self::HarnessError => "harness-error",
+            Self::NothingTested => "nothing-tested",
+        }
+    }
 }
 
 /// One violation.
@@ -104,18 +125,37 @@ pub struct RunRecord {
     pub status: Verdict,
     /// Hash of the event trace.
     pub trace_hash: String,
-    /// Milliseconds from the last heal to convergence; null if none.
+    /// Simulated time at which every live node was first seen converged
+    /// (ms); null if they never were. Quantised to `sample_interval_ms`.
     pub converged_at_ms: Option<u64>,
+    /// Milliseconds from the last heal to convergence; null when nothing
+    /// healed or nothing converged.
+    pub converged_after_last_heal_ms: Option<u64>,
+    /// Milliseconds from the last acknowledged write to convergence; null
+    /// when nothing was written or nothing converged.
+    pub converged_after_last_write_ms: Option<u64>,
+    /// When the last fault healed (simulated ms); null if none healed.
+    pub last_heal_at_ms: Option<u64>,
+    /// When the last write was acknowledged (simulated ms); null if none was.
+    pub last_write_at_ms: Option<u64>,
+    /// Convergence is sampled every this many simulated ms, so every
+    /// convergence figure is rounded up to a multiple of it.
+    pub sample_interval_ms: u64,
     /// Faulty phase (ms).
     pub duration_ms: u64,
     /// Settle bound (ms).
     pub settle_ms: u64,
-    /// When the last fault healed (ms).
+    /// When the convergence checker started probing: the end of the faulty
+    /// phase or the last heal, whichever is later (ms).
     pub quiescent_at_ms: u64,
     /// When the run stopped (ms).
     pub ended_at_ms: u64,
     /// Violations.
     pub violations: Vec<ViolationRecord>,
+    /// Why a run that is neither a pass nor a fail (a timeout, a harness
+    /// error, nothing tested) ended as it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Counters.
     pub metrics: Metrics,
     /// "Sometimes" properties reached, by name.

@@ -151,7 +151,7 @@ fn fault_bands(record: &RunRecord) -> Vec<Band> {
 fn run_charts(trace: &Trace) -> Result<Vec<Chart>, ReportError> {
     let record = &trace.record;
     let bands = fault_bands(record);
-    let converged = record.converged_at_ms.map(|ms| secs(record.quiescent_at_ms + ms));
+    let converged = record.converged_at_ms.map(secs);
     let distinct: Vec<(f64, f64)> = trace
         .samples
         .iter()
@@ -284,7 +284,8 @@ pub fn write_run_report(trace: &Trace, out_dir: &Path, options: &ReportOptions) 
     let body = html! {
         (summary_cards(&[
             ("verdict", if record.passed() { "PASS".into() } else { "FAIL".into() }),
-            ("converged after the last heal", record.converged_at_ms.map_or("never".into(), |ms| format!("{ms} ms"))),
+            ("converged after the last heal", after_ms(record.converged_after_last_heal_ms, record.converged_at_ms)),
+            ("converged after the last write", after_ms(record.converged_after_last_write_ms, record.converged_at_ms)),
             ("bytes sent / missing", record.bytes_ratio().map_or("-".into(), |r| format!("{r:.2}x"))),
             ("round trips", record.metrics.round_trips.to_string()),
             ("lanes", record.metrics.lanes.to_string()),
@@ -314,8 +315,10 @@ fn run_markdown(title: &str, record: &RunRecord, charts: &[Chart]) -> String {
     let _ = writeln!(md, "| verdict | {} |", if record.passed() { "PASS" } else { "FAIL" });
     let _ = writeln!(
         md,
-        "| converged after the last heal | {} |",
-        record.converged_at_ms.map_or("never".into(), |ms| format!("{ms} ms"))
+        "| converged after the last heal | {} |\n| converged after the last write | {} |\n| sampled every | {} ms |",
+        after_ms(record.converged_after_last_heal_ms, record.converged_at_ms),
+        after_ms(record.converged_after_last_write_ms, record.converged_at_ms),
+        record.sample_interval_ms
     );
     let _ = writeln!(
         md,
@@ -358,7 +361,8 @@ pub fn write_campaign_report(
     let cdfs: Vec<Series> = campaigns
         .iter()
         .map(|c| {
-            let values = stats::sorted(c.records.iter().filter_map(|r| r.converged_at_ms.map(|ms| ms as f64)));
+            let values =
+                stats::sorted(c.records.iter().filter_map(|r| r.converged_after_last_heal_ms.map(|ms| ms as f64)));
             Series { name: c.name.clone(), points: steps(&stats::cdf(&values, 400)) }
         })
         .collect();
@@ -375,7 +379,8 @@ pub fn write_campaign_report(
     for campaign in campaigns {
         let suffix = if campaigns.len() > 1 { format!(" ({})", campaign.name) } else { String::new() };
         let slug = if campaigns.len() > 1 { format!("-{}", slugify(&campaign.name)) } else { String::new() };
-        let convergence = stats::sorted(campaign.records.iter().filter_map(|r| r.converged_at_ms.map(|ms| ms as f64)));
+        let convergence =
+            stats::sorted(campaign.records.iter().filter_map(|r| r.converged_after_last_heal_ms.map(|ms| ms as f64)));
         let ratios = stats::sorted(campaign.records.iter().filter_map(RunRecord::bytes_ratio));
         let trips = stats::sorted(campaign.records.iter().map(|r| r.metrics.round_trips as f64));
         for (id, name, unit, values) in [
@@ -432,6 +437,16 @@ pub fn write_campaign_report(
             .collect(),
     };
     finish(out_dir, &title, body, &markdown, &data, &charts, options)
+}
+
+/// "N ms" after an event; "never" when nothing converged, "-" when the
+/// event did not happen.
+fn after_ms(after: Option<u64>, converged_at: Option<u64>) -> String {
+    match (after, converged_at) {
+        (Some(ms), _) => format!("{ms} ms"),
+        (None, None) => "never".into(),
+        (None, Some(_)) => "-".into(),
+    }
 }
 
 /// A CDF's points as a step line starting at zero.

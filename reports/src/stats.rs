@@ -131,7 +131,8 @@ pub fn campaign(records: &[RunRecord]) -> CampaignStats {
     let mut versions: Vec<String> = records.iter().map(|record| record.scx_version.clone()).collect();
     versions.sort();
     versions.dedup();
-    let convergence = sorted(records.iter().filter_map(|record| record.converged_at_ms.map(|ms| ms as f64)));
+    let convergence =
+        sorted(records.iter().filter_map(|record| record.converged_after_last_heal_ms.map(|ms| ms as f64)));
     CampaignStats {
         runs: records.len(),
         passed,
