@@ -141,7 +141,7 @@ fn main() {
             kind: FaultKind::Partition { groups: vec![minority, majority] },
         }];
         let outcome = run(&spec, RunOptions::default());
-        if let Some(ms) = outcome.converged_after_ms() {
+        if let Some(ms) = outcome.converged_after_last_write_ms() {
             intervals.push(ms as f64 / 200.0);
         }
     }
@@ -168,7 +168,7 @@ fn main() {
         "3. 1,000 nodes, p2p, 5 s of writes + settle: {} in {:.1} s wall, converged {:?} ms after the last write; peak RSS {:.0} MiB (before: {before:.0} MiB; target <= 8 GiB)",
         if outcome.passed() { "passed" } else { "FAILED" },
         started.elapsed().as_secs_f64(),
-        outcome.converged_after_ms(),
+        outcome.converged_after_last_write_ms(),
         peak_rss_mib()
     );
 }

@@ -7,6 +7,7 @@ use scx_sim::scenario::ScenarioError;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    scx_sim::heap::configure();
     // Logging only when asked for: madsim opens a span per task poll, and a
     // subscriber that filters them all out still costs a few percent.
     if std::env::var_os("RUST_LOG").is_some() {

@@ -30,6 +30,11 @@ impl Oracle {
         self.acked.insert(id, Acked { author, lane, at_ns });
     }
 
+    /// When the last write was acknowledged (simulated ns), if any was.
+    pub fn last_ack_at_ns(&self) -> Option<u64> {
+        self.acked.values().map(|acked| acked.at_ns).max()
+    }
+
     /// Lanes `node` acknowledged.
     pub fn acked_by(&self, node: u32) -> impl Iterator<Item = &LaneId> + '_ {
         self.by_node.get(&node).into_iter().flatten()

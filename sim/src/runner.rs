@@ -9,12 +9,15 @@
 use crate::checkers::{self, convergence::Probe};
 use crate::nemesis;
 use crate::node::{self, NodeCore};
+use crate::panics;
+use crate::record::Verdict;
 use crate::rng::derive_seed;
 use crate::spec::RunSpec;
 use crate::trace::Stamped;
 use crate::world::{Life, RunMetrics, Violation, World, lock, now_ns};
 use madsim::runtime::{Handle, Runtime};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
@@ -22,11 +25,47 @@ use std::time::Duration;
 /// enough for deep engine calls, small enough that mapping it per seed is cheap.
 const SEED_THREAD_STACK_BYTES: usize = 16 << 20;
 
-/// What to keep from a run.
-#[derive(Clone, Copy, Debug, Default)]
+/// What to keep from a run, and when to give up on it.
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Keep the event list (for `scx replay`, `--trace` and reports).
     pub keep_events: bool,
+    /// Set by the campaign when it is interrupted: the run stops at its next
+    /// sample and is discarded.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Set by the per-seed watchdog: the run stops at its next sample with a
+    /// `timeout` verdict.
+    pub timed_out: Option<Arc<AtomicBool>>,
+}
+
+impl RunOptions {
+    fn flag(flag: Option<&Arc<AtomicBool>>) -> bool {
+        flag.is_some_and(|flag| flag.load(Ordering::Relaxed))
+    }
+}
+
+/// How a run ended, besides its violations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// It ran to its end (converged, or a checker stopped it).
+    Finished,
+    /// The campaign was interrupted: the run is incomplete and must be discarded.
+    Interrupted,
+    /// The per-seed watchdog stopped it.
+    TimedOut {
+        /// How much wall time it was given.
+        limit: Duration,
+    },
+    /// The harness itself panicked: not a verdict on the engine.
+    HarnessPanic {
+        /// Where and why.
+        message: String,
+    },
+    /// The run finished but tested nothing.
+    NothingTested {
+        /// Why not.
+        reason: String,
+    },
 }
 
 /// One node at one sample time.
@@ -80,37 +119,138 @@ pub struct RunOutcome {
     pub samples: Vec<Sample>,
     /// Kept events.
     pub events: Vec<Stamped>,
-    /// Final short chain hash per live node.
-    pub final_chains: Vec<(u32, String)>,
+    /// When the last write was acknowledged (simulated ns), if any was.
+    pub last_write_at_ns: Option<u64>,
+    /// How it ended.
+    pub ending: Ending,
 }
 
 impl RunOutcome {
-    /// Every invariant held.
+    /// Every invariant held and the run tested something.
     pub fn passed(&self) -> bool {
-        self.violations.is_empty()
+        self.verdict() == Verdict::Pass
+    }
+
+    /// The run's verdict: a violation fails it whatever else happened.
+    pub fn verdict(&self) -> Verdict {
+        if !self.violations.is_empty() {
+            return Verdict::Fail;
+        }
+        match self.ending {
+            Ending::Finished => Verdict::Pass,
+            Ending::Interrupted | Ending::TimedOut { .. } => Verdict::Timeout,
+            Ending::HarnessPanic { .. } => Verdict::HarnessError,
+            Ending::NothingTested { .. } => Verdict::NothingTested,
+        }
+    }
+
+    /// Why a run that is not a plain pass or fail ended as it did.
+    pub fn note(&self) -> Option<String> {
+        match &self.ending {
+            Ending::Finished => None,
+            Ending::Interrupted => Some("interrupted before it finished".to_owned()),
+            Ending::TimedOut { limit } => Some(format!(
+                "the seed ran longer than its wall-clock limit of {}; stopped at {} ms of simulated time",
+                humantime::format_duration(*limit),
+                self.ended_at_ns / 1_000_000
+            )),
+            Ending::HarnessPanic { message } => {
+                Some(format!("the harness panicked (a bug of scx, not of the engine): {message}"))
+            }
+            Ending::NothingTested { reason } => Some(format!("nothing was tested: {reason}")),
+        }
+    }
+
+    /// When the last fault healed (simulated ns), if one healed.
+    pub fn last_heal_at_ns(&self) -> Option<u64> {
+        self.spec.faults.iter().filter_map(|fault| fault.end).max().map(|end| end.as_nanos() as u64)
     }
 
     /// Milliseconds from the last heal to convergence.
-    pub fn converged_after_ms(&self) -> Option<u64> {
-        self.converged_at_ns.map(|at| at.saturating_sub(self.quiescent_at_ns) / 1_000_000)
+    pub fn converged_after_last_heal_ms(&self) -> Option<u64> {
+        Some(self.converged_at_ns?.saturating_sub(self.last_heal_at_ns()?) / 1_000_000)
+    }
+
+    /// Milliseconds from the last acknowledged write to convergence.
+    pub fn converged_after_last_write_ms(&self) -> Option<u64> {
+        Some(self.converged_at_ns?.saturating_sub(self.last_write_at_ns?) / 1_000_000)
     }
 }
 
-/// Runs `spec` on a fresh OS thread and returns what it found. A panic
-/// inside the simulation (an engine assertion) is reported as a violation.
+/// Runs `spec` on a fresh OS thread and returns what it found. A panic of
+/// the engine is a `panic` violation; a panic of the harness is a harness
+/// error, never blamed on the engine.
 pub fn run(spec: &RunSpec, options: RunOptions) -> RunOutcome {
     std::thread::scope(|scope| {
         // Outside any simulation: the per-seed thread madsim needs (see module docs).
         let worker = std::thread::Builder::new()
             .name(format!("scx-seed-{}", spec.seed))
             .stack_size(SEED_THREAD_STACK_BYTES)
-            .spawn_scoped(scope, || run_here(spec, options));
+            .spawn_scoped(scope, || run_caught(spec, options));
         match worker.map(|handle| handle.join()) {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(panic)) => panicked(spec, &panic_message(panic.as_ref())),
-            Err(error) => panicked(spec, &format!("could not start the seed's thread: {error}")),
+            Ok(Err(panic)) => harness_failed(spec, panics::payload_message(panic.as_ref())),
+            Err(error) => harness_failed(spec, format!("could not start the seed's thread: {error}")),
         }
     })
+}
+
+/// Runs `spec` like [`run`], under a wall-clock watchdog: after `limit` the
+/// run is asked to stop (it does at its next sample) and is recorded as a
+/// timeout. A run that does not even stop then (an engine call that never
+/// returns) is left behind on its thread, and the campaign goes on.
+pub fn run_watched(spec: &RunSpec, mut options: RunOptions, limit: Duration) -> RunOutcome {
+    let timed_out = Arc::new(AtomicBool::new(false));
+    options.timed_out = Some(timed_out.clone());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let owned = spec.clone();
+    // Outside any simulation: a detached thread, so a seed that never returns cannot hold the campaign.
+    let spawned = std::thread::Builder::new()
+        .name(format!("scx-seed-{}", spec.seed))
+        .stack_size(SEED_THREAD_STACK_BYTES)
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_caught(&owned, options)))
+                .unwrap_or_else(|panic| harness_failed(&owned, panics::payload_message(panic.as_ref())));
+            let _ = sender.send(outcome);
+        });
+    if let Err(error) = spawned {
+        return harness_failed(spec, format!("could not start the seed's thread: {error}"));
+    }
+    let mut outcome = match receiver.recv_timeout(limit) {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            timed_out.store(true, Ordering::Relaxed);
+            receiver.recv_timeout(WATCHDOG_GRACE).unwrap_or_else(|_| harness_failed(spec, String::new()))
+        }
+    };
+    if timed_out.load(Ordering::Relaxed) && outcome.violations.is_empty() {
+        outcome.ending = Ending::TimedOut { limit };
+    }
+    outcome
+}
+
+/// How long a timed-out run has to stop by itself before it is left behind.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs on the seed's thread, turning a panic into a violation (engine) or
+/// a harness error (anything else).
+fn run_caught(spec: &RunSpec, options: RunOptions) -> RunOutcome {
+    panics::capture_on_this_thread();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_here(spec, options))) {
+        Ok(outcome) => outcome,
+        Err(payload) => {
+            let caught = panics::take().unwrap_or(panics::CaughtPanic {
+                culprit: panics::Culprit::Harness,
+                location: String::new(),
+                message: panics::payload_message(payload.as_ref()),
+            });
+            let message = format!("{} (at {})", caught.message, caught.location);
+            match caught.culprit {
+                panics::Culprit::Engine => engine_panicked(spec, message),
+                panics::Culprit::Harness => harness_failed(spec, message),
+            }
+        }
+    }
 }
 
 fn run_here(spec: &RunSpec, options: RunOptions) -> RunOutcome {
@@ -120,27 +260,48 @@ fn run_here(spec: &RunSpec, options: RunOptions) -> RunOutcome {
     config.net.send_latency = Duration::from_nanos(1)..Duration::from_nanos(2);
     let runtime = Runtime::with_seed_and_config(derive_seed(spec.seed, "madsim", 0), config);
     let world = World::new(spec.clone(), options.keep_events);
-    let (samples, converged_at_ns, ended_at_ns) = runtime.block_on(supervise(world.clone()));
+    let supervised = runtime.block_on(supervise(world.clone(), options.clone()));
     drop(runtime);
     let metrics = *lock(&world.metrics);
+    let last_write_at_ns = lock(&world.oracle).last_ack_at_ns();
+    let ending = if RunOptions::flag(options.stop.as_ref()) {
+        Ending::Interrupted
+    } else if RunOptions::flag(options.timed_out.as_ref()) {
+        Ending::TimedOut { limit: Duration::ZERO }
+    } else if metrics.lanes == 0 {
+        Ending::NothingTested { reason: "no node acknowledged a write".to_owned() }
+    } else if supervised.live_at_end == 0 {
+        Ending::NothingTested { reason: "no node was up at the end of the run".to_owned() }
+    } else {
+        Ending::Finished
+    };
     let mut trace = lock(&world.trace);
     RunOutcome {
         spec: spec.clone(),
         violations: lock(&world.violations).clone(),
         trace_hash: trace.hash(),
         events_total: trace.total(),
-        converged_at_ns,
+        converged_at_ns: supervised.converged_at_ns,
         quiescent_at_ns: spec.quiescent_at().as_nanos() as u64,
-        ended_at_ns,
+        ended_at_ns: supervised.ended_at_ns,
         coverage: checkers::coverage::reached(&metrics),
         metrics,
-        samples,
+        samples: supervised.samples,
         events: trace.take_events(),
-        final_chains: Vec::new(),
+        last_write_at_ns,
+        ending,
     }
 }
 
-async fn supervise(world: Arc<World>) -> (Vec<Sample>, Option<u64>, u64) {
+/// What the supervisor saw.
+struct Supervised {
+    samples: Vec<Sample>,
+    converged_at_ns: Option<u64>,
+    ended_at_ns: u64,
+    live_at_end: usize,
+}
+
+async fn supervise(world: Arc<World>, options: RunOptions) -> Supervised {
     let handle = Handle::current();
     let mut nodes = Vec::new();
     for index in 0..world.spec.nodes {
@@ -162,7 +323,10 @@ async fn supervise(world: Arc<World>) -> (Vec<Sample>, Option<u64>, u64) {
         madsim::time::sleep(world.spec.sample_interval).await;
         let now = now_ns();
         samples.push(sample(&world, now));
-        if !lock(&world.violations).is_empty() {
+        if !lock(&world.violations).is_empty()
+            || RunOptions::flag(options.stop.as_ref())
+            || RunOptions::flag(options.timed_out.as_ref())
+        {
             break;
         }
         if now >= quiescent {
@@ -190,6 +354,7 @@ async fn supervise(world: Arc<World>) -> (Vec<Sample>, Option<u64>, u64) {
     }
     final_checks(&world);
     let ended_at = now_ns();
+    let live_at_end = world.live_nodes().len();
     // Kill every node and let the executor drop their tasks: a pending
     // task holds the world, and madsim's network holds the task's waker, so
     // without this the whole run would leak when the runtime is dropped.
@@ -198,7 +363,7 @@ async fn supervise(world: Arc<World>) -> (Vec<Sample>, Option<u64>, u64) {
     }
     lock(&world.cores).iter_mut().for_each(|core| *core = None);
     madsim::time::sleep(Duration::from_nanos(1)).await;
-    (samples, converged_at, ended_at)
+    Supervised { samples, converged_at_ns: converged_at, ended_at_ns: ended_at, live_at_end }
 }
 
 fn sample(world: &World, at_ns: u64) -> Sample {
@@ -246,24 +411,17 @@ fn final_checks(world: &World) {
     metrics.conflicts = conflicts.unwrap_or(0);
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|message| (*message).to_owned()))
-        .unwrap_or_else(|| "a panic with a non-string payload".to_owned())
+fn engine_panicked(spec: &RunSpec, message: String) -> RunOutcome {
+    let mut outcome = harness_failed(spec, String::new());
+    outcome.ending = Ending::Finished;
+    outcome.violations.push(Violation { checker: "panic", kind: "always", message, at_ns: 0, node: None });
+    outcome
 }
 
-fn panicked(spec: &RunSpec, message: &str) -> RunOutcome {
+fn harness_failed(spec: &RunSpec, message: String) -> RunOutcome {
     RunOutcome {
         spec: spec.clone(),
-        violations: vec![Violation {
-            checker: "panic",
-            kind: "always",
-            message: message.to_owned(),
-            at_ns: 0,
-            node: None,
-        }],
+        violations: Vec::new(),
         trace_hash: String::new(),
         events_total: 0,
         converged_at_ns: None,
@@ -273,6 +431,7 @@ fn panicked(spec: &RunSpec, message: &str) -> RunOutcome {
         coverage: BTreeMap::new(),
         samples: Vec::new(),
         events: Vec::new(),
-        final_chains: Vec::new(),
+        last_write_at_ns: None,
+        ending: Ending::HarnessPanic { message },
     }
 }

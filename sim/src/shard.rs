@@ -28,9 +28,24 @@ impl SeedRange {
         self.len() == 0
     }
 
-    /// The seeds of `shard`, ascending.
-    pub fn seeds(&self, shard: Shard) -> impl Iterator<Item = u64> + '_ {
-        (self.start..self.end).filter(move |seed| shard.owns(*seed - self.start))
+    /// The seeds of `shard`, ascending, computed lazily (a range of ten
+    /// million seeds costs nothing to plan).
+    pub fn seeds(&self, shard: Shard) -> impl Iterator<Item = u64> + use<> {
+        let first = self.start.saturating_add(shard.index - 1);
+        // A step that does not fit a usize is larger than any range: one seed at most.
+        let step = usize::try_from(shard.count).unwrap_or(usize::MAX);
+        (first..self.end.max(first)).step_by(step)
+    }
+
+    /// How many seeds `shard` runs, without enumerating them.
+    pub fn count(&self, shard: Shard) -> u64 {
+        let first = self.start.saturating_add(shard.index - 1);
+        if first >= self.end { 0 } else { (self.end - first - 1) / shard.count + 1 }
+    }
+
+    /// Whether `seed` is in the range and belongs to `shard`.
+    pub fn owns(&self, shard: Shard, seed: u64) -> bool {
+        (self.start..self.end).contains(&seed) && shard.owns(seed - self.start)
     }
 }
 
@@ -153,6 +168,14 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (10..47).collect::<Vec<_>>());
         assert_eq!(range.seeds(Shard::new(2, 4).unwrap()).next(), Some(11));
+        for index in 1..=4 {
+            let shard = Shard::new(index, 4).unwrap();
+            assert_eq!(range.count(shard), range.seeds(shard).count() as u64);
+            assert!(range.seeds(shard).all(|seed| range.owns(shard, seed)));
+        }
+        let huge = SeedRange { start: 0, end: 100_000_000 };
+        assert_eq!(huge.count(Shard::new(3, 7).unwrap()), 14_285_714);
+        assert_eq!(huge.seeds(Shard::new(3, 7).unwrap()).nth(2), Some(16));
         assert!("0/4".parse::<Shard>().is_err() && "5/4".parse::<Shard>().is_err() && "1/0".parse::<Shard>().is_err());
     }
 

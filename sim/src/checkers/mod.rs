@@ -14,6 +14,7 @@
 
 pub mod convergence;
 pub mod coverage;
+pub mod determinism;
 pub mod durability;
 pub mod forks;
 pub mod replay;

@@ -121,6 +121,14 @@ pub struct FuzzArgs {
     /// one: its seeds run first (in shard 1), and new failures are appended.
     #[arg(long)]
     pub failures: Option<PathBuf>,
+    /// Continue the campaign whose results are in --out: keep its records
+    /// (dropping a torn last line) and run only the seeds it lacks.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Wall-clock limit per seed run ("5m"); a seed past it is recorded as a
+    /// `timeout`, and the campaign goes on.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
 }
 
 /// `scx replay`.

@@ -9,17 +9,16 @@
 )]
 
 pub mod args;
+mod campaign;
+mod merge;
 mod output;
 mod shrink;
 
-use crate::fuzz::{self, Campaign, CampaignScenario};
 use crate::plan;
-use crate::record::RunRecord;
 use crate::runner::{self, RunOptions};
 use crate::scenario::{Scenario, ScenarioError};
-use crate::shard::Shard;
 use anyhow::Context as _;
-use args::{Cli, Command, Format, FuzzArgs, MergeArgs, ReplayArgs, ReportArgs, RunArgs};
+use args::{Cli, Command, Format, ReplayArgs, ReportArgs, RunArgs};
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -33,10 +32,10 @@ pub struct BadInput(pub String);
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run_one(&args),
-        Command::Fuzz(args) => run_fuzz(&args),
+        Command::Fuzz(args) => campaign::run(&args),
         Command::Replay(args) => replay(&args),
         Command::Shrink(args) => shrink::shrink(&args),
-        Command::Merge(args) => merge(&args),
+        Command::Merge(args) => merge::run(&args),
         Command::Report(args) => report(&args),
     }
 }
@@ -55,7 +54,7 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let seed = args.seed.unwrap_or(scenario.seeds.start);
     let spec = plan::resolve(&scenario, seed, None);
     let keep_events = args.trace.is_some() || args.report.is_some();
-    let outcome = runner::run(&spec, RunOptions { keep_events });
+    let outcome = runner::run(&spec, RunOptions { keep_events, ..RunOptions::default() });
     let path = args.scenario.display().to_string();
     let record = crate::record::from_outcome(&outcome, &path, &scenario.content_hash());
     let mut stdout = std::io::stdout().lock();
@@ -75,82 +74,10 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(verdict(record.passed()))
 }
 
-fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
-    let mut scenarios = Vec::new();
-    for path in &args.scenarios {
-        scenarios.push(CampaignScenario { path: path.display().to_string(), scenario: load(path)? });
-    }
-    let env_shard = Shard::from_env(|name| std::env::var(name).ok()).map_err(BadInput)?;
-    let shard = args.shard.or(env_shard).unwrap_or(Shard::ALL);
-    let seeds = match (args.seeds, args.count) {
-        (Some(range), _) => Some(range),
-        (None, Some(0)) => return Err(BadInput("--count must be at least 1".into()).into()),
-        (None, Some(count)) => Some(crate::shard::SeedRange { start: 0, end: count }),
-        (None, None) => None,
-    };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let listed = match &args.failures {
-        Some(path) if path.exists() => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            fuzz::read_failures(&text, &path.display().to_string()).map_err(BadInput)?
-        }
-        _ => Vec::new(),
-    };
-    let campaign = Campaign {
-        scenarios,
-        seeds,
-        shard,
-        jobs,
-        check_determinism: args.check_determinism,
-        replay_first: listed.clone(),
-    };
-    let total = campaign.work().len();
-    let report = output::CampaignProgress::start(total as u64, args.duration);
-    let mut records = fuzz::run(&campaign, &|| report.keep_going(), &|record| report.finished(record));
-    report.finish();
-    fuzz::normalise(&mut records);
-    let mut sink = output::sink(args.out.as_deref())?;
-    for record in &records {
-        writeln!(sink, "{}", serde_json::to_string(record)?)?;
-        sink.flush()?;
-    }
-    if let Some(junit) = &args.junit {
-        output::write_junit(junit, &records).with_context(|| format!("writing JUnit XML to {}", junit.display()))?;
-    }
-    if let Some(dir) = &args.report {
-        let name = args.out.as_ref().map_or_else(|| "campaign".to_owned(), |out| out.display().to_string());
-        let campaign = scx_reports::NamedCampaign { name, records: records.clone() };
-        let files = scx_reports::write_campaign_report(
-            &[campaign],
-            dir,
-            &scx_reports::ReportOptions { title: None, png: args.png },
-        )?;
-        eprintln!("report: {}", files.html.display());
-    }
-    if let Some(path) = &args.failures {
-        let lines = fuzz::new_failure_lines(&records, &listed);
-        if !lines.is_empty() {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            for line in &lines {
-                writeln!(file, "{line}")?;
-            }
-            eprintln!("{} new failing seeds recorded in {}", lines.len(), path.display());
-        }
-    }
-    let summary = output::campaign_summary(&records, total, shard, report.elapsed_secs());
-    eprint!("{summary}");
-    output::append_step_summary(&records, shard);
-    Ok(verdict(records.iter().all(RunRecord::passed)))
-}
-
 fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let scenario = load(&args.scenario)?;
     let spec = plan::resolve(&scenario, args.seed, None);
-    let outcome = runner::run(&spec, RunOptions { keep_events: true });
+    let outcome = runner::run(&spec, RunOptions { keep_events: true, ..RunOptions::default() });
     let path = args.scenario.display().to_string();
     let record = crate::record::from_outcome(&outcome, &path, &scenario.content_hash());
     let mut stdout = std::io::stdout().lock();
@@ -201,32 +128,5 @@ fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let files = scx_reports::write_campaign_report(&campaigns, &args.out, &options)?;
     eprintln!("report: {}", files.html.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-fn merge(args: &MergeArgs) -> anyhow::Result<ExitCode> {
-    let mut records = Vec::new();
-    for input in &args.inputs {
-        let text = std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
-        for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-            let record: RunRecord = serde_json::from_str(line).map_err(|error| {
-                BadInput(format!("{}:{}: not a result record: {error}", input.display(), number + 1))
-            })?;
-            records.push(record);
-        }
-    }
-    fuzz::normalise(&mut records);
-    let mut sink = output::sink(args.out.as_deref())?;
-    for record in &records {
-        writeln!(sink, "{}", serde_json::to_string(record)?)?;
-    }
-    sink.flush()?;
-    let failed = records.iter().filter(|record| !record.passed()).count();
-    eprintln!(
-        "merged {} records from {} files: {} passed, {failed} failed",
-        records.len(),
-        args.inputs.len(),
-        records.len() - failed
-    );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,12 @@
 //! What the command line prints and writes: run summaries, trace files,
 //! campaign progress and summaries, JUnit XML and the CI step summary.
 
-use crate::record::RunRecord;
+use crate::fuzz::{Campaign, Item, Stopped};
+use crate::record::{RunRecord, Verdict};
 use crate::runner::RunOutcome;
 use crate::shard::Shard;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -18,43 +20,25 @@ const STEP_SUMMARY_BUDGET_BYTES: usize = 512 << 10;
 /// Failures listed in summaries before "N more".
 const FAILURES_LISTED: usize = 20;
 
-/// stdout, or a file.
-pub(super) fn sink(path: Option<&Path>) -> io::Result<Box<dyn Write>> {
-    Ok(match path {
-        Some(path) => Box::new(BufWriter::new(File::create(path)?)),
-        None => Box::new(BufWriter::new(io::stdout())),
-    })
-}
-
 /// The human summary of one run.
 pub(super) fn summary(record: &RunRecord, outcome: &RunOutcome) -> String {
     let mut out = String::new();
     let m = &record.metrics;
-    let verdict = if record.passed() { "PASS" } else { "FAIL" };
     let _ = writeln!(
         out,
-        "{verdict}  {} seed {}  (scx {}, scenario {})",
-        record.scenario, record.seed, record.scx_version, record.scenario_hash
+        "{}  {} seed {}  (scx {}, scenario {})",
+        record.status.name().to_uppercase(),
+        record.scenario,
+        record.seed,
+        record.scx_version,
+        record.scenario_hash
     );
-    let converged = match record.converged_at_ms {
-        Some(ms) => format!("converged {ms} ms after the last heal at {} ms", record.quiescent_at_ms),
-        None => "did not converge".to_owned(),
-    };
-    let _ = writeln!(out, "  {converged}; run stopped at {} ms", record.ended_at_ms);
-    let finals: Vec<String> = outcome
-        .samples
-        .last()
-        .map(|sample| {
-            sample
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, node)| format!("n{i}={}", if node.chain.is_empty() { "down" } else { &node.chain }))
-                .collect()
-        })
-        .unwrap_or_default();
-    if !finals.is_empty() {
-        let _ = writeln!(out, "  chain hashes: {}", finals.join(" "));
+    if let Some(note) = &record.note {
+        let _ = writeln!(out, "  {note}");
+    }
+    let _ = writeln!(out, "  {}; run stopped at {} ms", convergence_line(record), record.ended_at_ms);
+    if let Some(sample) = outcome.samples.last() {
+        let _ = writeln!(out, "  {}", agreement_line(sample));
     }
     for fault in &record.faults {
         let end = fault.end_ms.map_or_else(|| "never".to_owned(), |end| format!("{end} ms"));
@@ -84,6 +68,58 @@ pub(super) fn summary(record: &RunRecord, outcome: &RunOutcome) -> String {
         let _ = writeln!(out, "  reproduce: {}", record.reproduce);
     }
     out
+}
+
+/// "converged at T ms: A ms after the last heal (at H ms), B ms after the
+/// last write (at W ms), sampled every S ms", or why not.
+fn convergence_line(record: &RunRecord) -> String {
+    let Some(at) = record.converged_at_ms else { return "did not converge".to_owned() };
+    let mut parts = Vec::new();
+    if let (Some(after), Some(heal)) = (record.converged_after_last_heal_ms, record.last_heal_at_ms) {
+        parts.push(format!("{after} ms after the last heal (at {heal} ms)"));
+    }
+    if let (Some(after), Some(write)) = (record.converged_after_last_write_ms, record.last_write_at_ms) {
+        parts.push(format!("{after} ms after the last write (at {write} ms)"));
+    }
+    let after = if parts.is_empty() { String::new() } else { format!(": {}", parts.join(", ")) };
+    format!("converged at {at} ms{after}; sampled every {} ms", record.sample_interval_ms)
+}
+
+/// How many live nodes agree on the final chain hash, naming the outliers
+/// (one line for a thousand nodes).
+fn agreement_line(sample: &crate::runner::Sample) -> String {
+    const OUTLIERS_NAMED: usize = 8;
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut down = Vec::new();
+    for (index, node) in sample.nodes.iter().enumerate() {
+        if node.chain.is_empty() {
+            down.push(index);
+        } else {
+            groups.entry(node.chain.as_str()).or_default().push(index);
+        }
+    }
+    let names = |nodes: &[usize]| -> String {
+        let mut named: Vec<String> = nodes.iter().take(OUTLIERS_NAMED).map(|node| format!("n{node}")).collect();
+        if nodes.len() > OUTLIERS_NAMED {
+            named.push(format!("and {} more", nodes.len() - OUTLIERS_NAMED));
+        }
+        named.join(" ")
+    };
+    let mut ranked: Vec<(&str, Vec<usize>)> = groups.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    let mut line = match ranked.split_first() {
+        None => "no live node".to_owned(),
+        Some(((chain, nodes), [])) => format!("all {} live nodes hold chain {chain}", nodes.len()),
+        Some(((chain, nodes), rest)) => {
+            let others: Vec<String> =
+                rest.iter().map(|(chain, nodes)| format!("{} on {chain}", names(nodes))).collect();
+            format!("{} live nodes hold chain {chain}; apart: {}", nodes.len(), others.join("; "))
+        }
+    };
+    if !down.is_empty() {
+        let _ = write!(line, "; down: {}", names(&down));
+    }
+    line
 }
 
 /// The trace of a run in the report model: record, samples, traffic, events.
@@ -176,7 +212,7 @@ impl CampaignProgress {
     pub(super) fn finished(&self, record: &RunRecord) {
         if !record.passed() {
             let failed = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
-            self.bar.set_message(format!("{failed} failed"));
+            self.bar.set_message(format!("{failed} did not pass"));
             let mut first = self.first_failure.lock().expect("progress lock");
             if first.is_none() {
                 *first = Some(record.reproduce.clone());
@@ -184,6 +220,11 @@ impl CampaignProgress {
             }
         }
         self.bar.inc(1);
+    }
+
+    /// Counts records kept from an earlier results file as done.
+    pub(super) fn resumed(&self, records: u64) {
+        self.bar.inc(records);
     }
 
     pub(super) fn finish(&self) {
@@ -195,54 +236,149 @@ impl CampaignProgress {
     }
 }
 
-/// The campaign summary printed on stderr.
-pub(super) fn campaign_summary(records: &[RunRecord], planned: usize, shard: Shard, elapsed_secs: f64) -> String {
-    let failed: Vec<&RunRecord> = records.iter().filter(|record| !record.passed()).collect();
-    let mut out = String::new();
-    let rate = records.len() as f64 / elapsed_secs.max(1e-9);
-    let _ = writeln!(
-        out,
-        "{} seeds run (of {planned} planned, shard {shard}): {} passed, {} failed; {rate:.1} seeds/s",
-        records.len(),
-        records.len() - failed.len(),
-        failed.len()
-    );
-    for record in failed.iter().take(FAILURES_LISTED) {
-        let checker = record.violations.first().map_or("?", |violation| violation.checker.as_str());
-        let _ = writeln!(out, "  FAIL {checker}: {}", record.reproduce);
+/// What a campaign has written so far, in bounded memory: counts by
+/// verdict and by scenario, the first failures, and the CI summary rows.
+pub(super) struct Tally {
+    /// Seeds the campaign plans.
+    pub(super) planned: u64,
+    /// Records this invocation ran (the rest came from an earlier file).
+    pub(super) new_records: u64,
+    by_verdict: BTreeMap<Verdict, u64>,
+    per_scenario: Vec<u64>,
+    failures: Vec<String>,
+    step_rows: String,
+    step_rows_left_out: u64,
+}
+
+impl Tally {
+    pub(super) fn new(scenarios: usize) -> Self {
+        Self {
+            planned: 0,
+            new_records: 0,
+            by_verdict: BTreeMap::new(),
+            per_scenario: vec![0; scenarios],
+            failures: Vec::new(),
+            step_rows: String::new(),
+            step_rows_left_out: 0,
+        }
     }
-    if failed.len() > FAILURES_LISTED {
-        let _ = writeln!(out, "  {} more failures in the results file", failed.len() - FAILURES_LISTED);
+
+    pub(super) fn add(&mut self, item: Item, record: &RunRecord) {
+        *self.by_verdict.entry(record.status).or_default() += 1;
+        self.per_scenario[item.scenario] += 1;
+        if record.passed() {
+            return;
+        }
+        let why = record.violations.first().map_or(record.status.name(), |violation| violation.checker.as_str());
+        if self.failures.len() < FAILURES_LISTED {
+            self.failures.push(format!("  {} {why}: {}", record.status.name().to_uppercase(), record.reproduce));
+        }
+        let row = format!("| {} | {} | {why} | `{}` |\n", record.scenario, record.seed, record.reproduce);
+        if self.step_rows_left_out == 0 && self.step_rows.len() + row.len() <= STEP_SUMMARY_BUDGET_BYTES {
+            self.step_rows.push_str(&row);
+        } else {
+            self.step_rows_left_out += 1;
+        }
     }
-    out
+
+    /// Records written, old and new.
+    pub(super) fn total(&self) -> u64 {
+        self.by_verdict.values().sum()
+    }
+
+    /// Records that did not pass.
+    pub(super) fn not_passed(&self) -> u64 {
+        self.total() - self.count(Verdict::Pass)
+    }
+
+    fn count(&self, verdict: Verdict) -> u64 {
+        self.by_verdict.get(&verdict).copied().unwrap_or(0)
+    }
+
+    pub(super) fn all_passed(&self) -> bool {
+        self.not_passed() == 0
+    }
+
+    /// Scenarios that planned seeds but ran none (a budget that ended early).
+    pub(super) fn unrun_scenarios(&self, campaign: &Campaign) -> Vec<String> {
+        (0..self.per_scenario.len())
+            .filter(|index| self.per_scenario[*index] == 0 && campaign.planned_for(*index) > 0)
+            .map(|index| {
+                format!("{} ran 0 of {} planned seeds", campaign.scenarios()[index].path, campaign.planned_for(index))
+            })
+            .collect()
+    }
+
+    /// The summary printed on stderr at the end.
+    pub(super) fn summary(&self, campaign: &Campaign, stopped: Stopped, elapsed_secs: f64) -> String {
+        let mut out = String::new();
+        let total = self.total();
+        let mut counts = format!("{} passed, {} failed", self.count(Verdict::Pass), self.count(Verdict::Fail));
+        for (verdict, what) in [
+            (Verdict::Timeout, "timed out"),
+            (Verdict::HarnessError, "harness errors"),
+            (Verdict::NothingTested, "tested nothing"),
+        ] {
+            if self.count(verdict) > 0 {
+                let _ = write!(counts, ", {} {what}", self.count(verdict));
+            }
+        }
+        let rate = self.new_records as f64 / elapsed_secs.max(1e-9);
+        let resumed = if total > self.new_records {
+            format!(" ({} new, {} from the earlier results)", self.new_records, total - self.new_records)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{total} seeds run{resumed} (of {} planned, shard {}): {counts}; {rate:.1} seeds/s",
+            self.planned, campaign.shard
+        );
+        match stopped {
+            Stopped::Completed => {}
+            Stopped::Budget => {
+                let _ = writeln!(out, "the --duration budget ended after {total} of {} planned seeds", self.planned);
+            }
+            Stopped::Interrupted => {
+                let _ = writeln!(
+                    out,
+                    "interrupted after {total} of {} planned seeds; the results written so far are valid, continue with --resume",
+                    self.planned
+                );
+            }
+        }
+        if total == 0 {
+            let _ = writeln!(out, "NOT TESTED: no seed ran");
+        }
+        for unrun in self.unrun_scenarios(campaign) {
+            let _ = writeln!(out, "NOT TESTED: scenario {unrun}");
+        }
+        for failure in &self.failures {
+            let _ = writeln!(out, "{failure}");
+        }
+        let listed = self.failures.len() as u64;
+        if self.not_passed() > listed {
+            let _ = writeln!(out, "  {} more in the results file", self.not_passed() - listed);
+        }
+        out
+    }
 }
 
 /// Appends a Markdown summary to `$GITHUB_STEP_SUMMARY` when CI sets it.
-pub(super) fn append_step_summary(records: &[RunRecord], shard: Shard) {
+pub(super) fn append_step_summary(tally: &Tally, shard: Shard) {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return };
-    let failed: Vec<&RunRecord> = records.iter().filter(|record| !record.passed()).collect();
     let mut out = format!(
-        "## scx fuzz (shard {shard})\n\n{} seeds: {} passed, {} failed\n\n",
-        records.len(),
-        records.len() - failed.len(),
-        failed.len()
+        "## scx fuzz (shard {shard})\n\n{} seeds: {} passed, {} did not pass\n\n",
+        tally.total(),
+        tally.count(Verdict::Pass),
+        tally.not_passed()
     );
-    if !failed.is_empty() {
-        out.push_str("| scenario | seed | checker | reproduce |\n| --- | --- | --- | --- |\n");
+    if !tally.step_rows.is_empty() {
+        out.push_str("| scenario | seed | why | reproduce |\n| --- | --- | --- | --- |\n");
+        out.push_str(&tally.step_rows);
     }
-    for (listed, record) in failed.iter().enumerate() {
-        let row = format!(
-            "| {} | {} | {} | `{}` |\n",
-            record.scenario,
-            record.seed,
-            record.violations.first().map_or("?", |violation| violation.checker.as_str()),
-            record.reproduce
-        );
-        if out.len() + row.len() > STEP_SUMMARY_BUDGET_BYTES {
-            let _ = writeln!(out, "\n{} more in the artifact", failed.len() - listed);
-            break;
-        }
-        out.push_str(&row);
+    if tally.step_rows_left_out > 0 {
+        let _ = writeln!(out, "\n{} more in the artifact", tally.step_rows_left_out);
     }
     if let Ok(mut file) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
         let _ = file.write_all(out.as_bytes());
@@ -253,30 +389,32 @@ fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// JUnit XML with one test case per seed, as most CI dashboards read it.
-pub(super) fn write_junit(path: &Path, records: &[RunRecord]) -> io::Result<()> {
-    let failures = records.iter().filter(|record| !record.passed()).count();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(out, "<testsuites name=\"scx fuzz\" tests=\"{}\" failures=\"{failures}\">", records.len());
-    let _ = writeln!(out, "  <testsuite name=\"scx\" tests=\"{}\" failures=\"{failures}\">", records.len());
-    for record in records {
-        let name = xml_escape(&format!("{} seed {}", record.scenario, record.seed));
-        let _ = write!(out, "    <testcase classname=\"{}\" name=\"{name}\"", xml_escape(&record.scenario_path));
-        if record.passed() {
-            out.push_str("/>\n");
-            continue;
-        }
-        let message = record
-            .violations
-            .first()
-            .map_or_else(String::new, |violation| format!("{}: {}", violation.checker, violation.message));
-        let _ = writeln!(
-            out,
-            ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-            xml_escape(&message),
-            xml_escape(&record.reproduce)
-        );
+/// One JUnit test case (one seed).
+pub(super) fn junit_case(record: &RunRecord) -> String {
+    let name = xml_escape(&format!("{} seed {}", record.scenario, record.seed));
+    let mut out = format!("    <testcase classname=\"{}\" name=\"{name}\"", xml_escape(&record.scenario_path));
+    if record.passed() {
+        out.push_str("/>\n");
+        return out;
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    std::fs::write(path, out)
+    let message = match (record.violations.first(), &record.note) {
+        (Some(violation), _) => format!("{}: {}", violation.checker, violation.message),
+        (None, Some(note)) => format!("{}: {note}", record.status.name()),
+        (None, None) => record.status.name().to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+        xml_escape(&message),
+        xml_escape(&record.reproduce)
+    );
+    out
+}
+
+/// The JUnit XML before and after the test cases.
+pub(super) fn junit_frame(tests: u64, failures: u64) -> (String, String) {
+    let mut head = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(head, "<testsuites name=\"scx fuzz\" tests=\"{tests}\" failures=\"{failures}\">");
+    let _ = writeln!(head, "  <testsuite name=\"scx\" tests=\"{tests}\" failures=\"{failures}\">");
+    (head, "  </testsuite>\n</testsuites>\n".to_owned())
 }

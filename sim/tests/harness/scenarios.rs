@@ -54,22 +54,18 @@ fn every_shipped_scenario_round_trips() {
 fn every_shipped_scenario_passes_its_default_seeds() {
     let scenarios = shipped()
         .iter()
-        .map(|path| CampaignScenario { path: path.display().to_string(), scenario: Scenario::from_path(path).unwrap() })
+        .map(|path| CampaignScenario::new(path.display().to_string(), Scenario::from_path(path).unwrap()))
         .collect();
-    let jobs = std::thread::available_parallelism().map_or(2, usize::from);
-    let campaign = Campaign {
-        scenarios,
-        seeds: None,
-        shard: Shard::ALL,
-        jobs,
-        check_determinism: false,
-        replay_first: Vec::new(),
-    };
-    let records = fuzz::run(&campaign, &|| true, &|_| {});
-    let failures: Vec<String> =
-        records.iter().filter(|r| !r.passed()).map(|r| format!("{}: {:?}", r.reproduce, r.violations)).collect();
+    let mut campaign = Campaign::new(scenarios, None, Shard::ALL, &[]);
+    campaign.jobs = std::thread::available_parallelism().map_or(2, usize::from);
+    let records = fuzz::run_to_vec(&campaign).expect("the campaign runs");
+    let failures: Vec<String> = records
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| format!("{} {}: {:?} {:?}", r.status.name(), r.reproduce, r.violations, r.note))
+        .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(records.len(), campaign.work().len());
+    assert_eq!(records.len() as u64, campaign.planned());
 }
 
 proptest! {
