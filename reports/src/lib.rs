@@ -9,11 +9,14 @@
 //! Invariant: the same input gives byte-identical output files: no
 //! timestamps, stable ordering, fixed float formatting.
 
+pub mod aggregate;
 pub mod charts;
+pub mod distribution;
 pub mod input;
 pub mod model;
 mod render;
 pub mod stats;
 
+pub use aggregate::CampaignAggregate;
 pub use input::{Input, ReportError, read_input, read_results, read_trace};
 pub use render::{NamedCampaign, ReportFiles, ReportOptions, write_campaign_report, write_run_report};
