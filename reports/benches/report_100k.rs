@@ -65,8 +65,10 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("read 100k results (JSON lines) and write the campaign report", |b| {
         b.iter(|| {
-            let campaign =
-                NamedCampaign { name: "bench".into(), records: scx_reports::read_results(&results).unwrap() };
+            let campaign = NamedCampaign {
+                name: "bench".into(),
+                records: scx_reports::ResultsReader::open(&results).unwrap().map(Result::unwrap).collect(),
+            };
             write_campaign_report(&[campaign], &dir.join("out"), &ReportOptions::default()).unwrap()
         });
     });

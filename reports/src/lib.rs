@@ -18,5 +18,5 @@ mod render;
 pub mod stats;
 
 pub use aggregate::CampaignAggregate;
-pub use input::{Input, ReportError, read_input, read_results, read_trace};
+pub use input::{Input, ReportError, ResultsReader, read_input, read_results_into, read_trace};
 pub use render::{NamedCampaign, ReportFiles, ReportOptions, write_campaign_report, write_run_report};

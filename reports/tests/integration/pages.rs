@@ -6,7 +6,7 @@
 //! comparison overlays, and a headless Chromium render that is not blank.
 
 use scx_reports::model::*;
-use scx_reports::{NamedCampaign, ReportOptions, write_campaign_report, write_run_report};
+use scx_reports::{CampaignAggregate, Input, NamedCampaign, ReportOptions, write_campaign_report, write_run_report};
 use std::path::{Path, PathBuf};
 
 fn temp(name: &str) -> PathBuf {
@@ -217,16 +217,48 @@ fn a_run_report_shows_faults_convergence_and_traffic() {
 }
 
 #[test]
-fn bad_inputs_are_located_errors() {
+fn bad_inputs_are_located_errors_and_a_torn_last_line_says_so() {
     let dir = temp("bad-input");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("results.jsonl");
+    let read = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        scx_reports::read_results_into(&path, &mut CampaignAggregate::new("bad"))
+    };
     let good = serde_json::to_string(&record(1, Some(5))).unwrap();
-    std::fs::write(&path, format!("{good}\n{{not json}}\n")).unwrap();
-    let error = scx_reports::read_results(&path).unwrap_err().to_string();
-    assert!(error.starts_with(&format!("{}:2: ", path.display())), "{error}");
-    std::fs::write(&path, "\n\n").unwrap();
-    assert!(scx_reports::read_results(&path).unwrap_err().to_string().contains("no result records"));
+    let error = read(&format!("{good}\n{{not json}}\n{good}\n")).unwrap_err().to_string();
+    assert!(error.starts_with(&format!("{}:2: not a result record: ", path.display())), "{error}");
+    assert!(read("\n\n").unwrap_err().to_string().contains("no result records"));
+    let torn = &good[..good.len() / 2];
+    let error = read(&format!("{good}\n\n{torn}")).unwrap_err().to_string();
+    assert!(error.starts_with(&format!("{}:3: the last line is not a result record", path.display())), "{error}");
+    assert!(error.contains("probably torn"), "{error}");
+    assert_eq!(read(&format!("{good}\n{good}")).unwrap(), 2, "a whole last line needs no newline");
+    let error = read(&format!("{torn}\n{good}\n")).unwrap_err().to_string();
+    assert!(
+        error.contains(":1: not a result record") && !error.contains("torn"),
+        "only the last line is torn: {error}"
+    );
+    let trace_path = dir.join("trace.json");
+    std::fs::write(&trace_path, "{\"record\": {\"scx_version\": 1}}").unwrap();
+    let error = scx_reports::read_input(&trace_path).unwrap_err().to_string();
+    assert!(error.starts_with(&format!("{}:1:", trace_path.display())) && error.contains("not a trace"), "{error}");
+}
+
+#[test]
+fn inputs_are_told_apart_by_their_first_bytes() {
+    let dir = temp("inputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace_path = dir.join("trace.json");
+    std::fs::write(&trace_path, serde_json::to_string(&trace()).unwrap()).unwrap();
+    assert!(matches!(scx_reports::read_input(&trace_path).unwrap(), Input::Trace(_)));
+    std::fs::write(&trace_path, serde_json::to_string_pretty(&trace()).unwrap()).unwrap();
+    assert!(matches!(scx_reports::read_input(&trace_path).unwrap(), Input::Trace(_)), "pretty traces too");
+    let results_path = dir.join("results.jsonl");
+    let lines: Vec<String> = campaign(50, 0).iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    std::fs::write(&results_path, format!("\n{}\n", lines.join("\n"))).unwrap();
+    let Input::Results(aggregate) = scx_reports::read_input(&results_path).unwrap() else { panic!("not results") };
+    assert_eq!((aggregate.runs(), aggregate.name()), (50, results_path.display().to_string().as_str()));
 }
 
 #[test]
