@@ -3,11 +3,11 @@
 //! that reproduces it.
 
 use super::{Chart, Drawing, ReportData, ReportFiles, ReportOptions, after_ms, csv, fault_bands, finish, lines, secs};
-use super::{chart_html, summary_cards, violations_html};
+use super::{chart_html, summary_cards};
 use crate::charts::{NodeState, Series, Timeline};
 use crate::input::ReportError;
 use crate::model::{RunRecord, Trace};
-use maud::html;
+use maud::{Markup, html};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -146,14 +146,14 @@ pub fn write_run_report(trace: &Trace, out_dir: &Path, options: &ReportOptions) 
     let svgs = charts.iter().map(Chart::svg).collect::<Result<Vec<_>, _>>()?;
     let body = html! {
         (summary_cards(&[
-            ("verdict", if record.passed() { "PASS".into() } else { "FAIL".into() }),
+            ("verdict", record.status.name().to_uppercase()),
             ("converged after the last heal", after_ms(record.converged_after_last_heal_ms, record.converged_at_ms)),
             ("converged after the last write", after_ms(record.converged_after_last_write_ms, record.converged_at_ms)),
             ("bytes sent / missing", record.bytes_ratio().map_or("-".into(), |r| format!("{r:.2}x"))),
             ("round trips", record.metrics.round_trips.to_string()),
             ("lanes", record.metrics.lanes.to_string()),
         ]))
-        (violations_html(std::slice::from_ref(record)))
+        (violations_html(record))
         @for (chart, svg) in charts.iter().zip(&svgs) { (chart_html(chart, svg)) }
         h2 { "Faults" }
         table { tr { th { "kind" } th { "start" } th { "heal" } th { "nodes" } }
@@ -175,7 +175,10 @@ pub fn write_run_report(trace: &Trace, out_dir: &Path, options: &ReportOptions) 
 
 fn run_markdown(title: &str, record: &RunRecord, charts: &[Chart]) -> String {
     let mut md = format!("# {title}\n\n| | |\n| --- | --- |\n");
-    let _ = writeln!(md, "| verdict | {} |", if record.passed() { "PASS" } else { "FAIL" });
+    let _ = writeln!(md, "| verdict | {} |", record.status.name().to_uppercase());
+    if let Some(note) = &record.note {
+        let _ = writeln!(md, "| note | {} |", note.replace('|', "\\|").replace('\n', " "));
+    }
     let _ = writeln!(
         md,
         "| converged after the last heal | {} |\n| converged after the last write | {} |\n| sampled every | {} ms |",
@@ -204,4 +207,24 @@ fn run_markdown(title: &str, record: &RunRecord, charts: &[Chart]) -> String {
         charts.iter().map(|c| c.title.as_str()).collect::<Vec<_>>().join(", ")
     );
     md
+}
+
+/// The run's violations, or the note of a run that ended without a
+/// verdict on the engine.
+fn violations_html(record: &RunRecord) -> Markup {
+    html! {
+        @if !record.violations.is_empty() {
+            h2.fail { "Violations (" (record.violations.len()) ")" }
+            table {
+                tr { th { "checker" } th { "kind" } th { "at" } th { "node" } th { "violation" } }
+                @for violation in &record.violations {
+                    tr { td { (violation.checker) } td { (violation.kind) } td.n { (violation.at_ms) " ms" }
+                         td { (violation.node.map_or("-".into(), |node| format!("n{node}"))) } td { (violation.message) } }
+                }
+            }
+        }
+        @if let Some(note) = &record.note {
+            p.note { (record.status.name()) ": " (note) }
+        }
+    }
 }

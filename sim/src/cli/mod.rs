@@ -119,7 +119,10 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &args.report {
         let name = args.out.as_ref().map_or_else(|| "campaign".to_owned(), |out| out.display().to_string());
-        let campaign = scx_reports::NamedCampaign { name, records: records.clone() };
+        let mut campaign = scx_reports::CampaignAggregate::new(name);
+        for record in &records {
+            campaign.add(record);
+        }
         let files = scx_reports::write_campaign_report(
             &[campaign],
             dir,
@@ -194,9 +197,7 @@ fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .into());
             }
-            scx_reports::Input::Results(records) => {
-                campaigns.push(scx_reports::NamedCampaign { name: path.display().to_string(), records });
-            }
+            scx_reports::Input::Results(aggregate) => campaigns.push(*aggregate),
         }
     }
     let files = scx_reports::write_campaign_report(&campaigns, &args.out, &options)?;
