@@ -40,6 +40,12 @@ pub const MAX_FAULTS_SHOWN: usize = 16;
 /// Characters of a violation message or note kept for a listed run.
 pub const MAX_DETAIL_CHARS: usize = 500;
 
+// `scx fuzz` feeds an aggregate from its collector thread.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<CampaignAggregate>();
+};
+
 /// Bytes ratios are recorded as integers of this many parts per unit.
 const RATIO_SCALE: u64 = 1_000;
 

@@ -295,3 +295,15 @@ fn charts_export_as_png_for_papers() {
     let twice = write_run_report(&trace(), &again, &ReportOptions { title: None, png: true }).unwrap();
     assert_eq!(std::fs::read(&files.png[0]).unwrap(), std::fs::read(&twice.png[0]).unwrap(), "PNGs are reproducible");
 }
+
+#[test]
+fn a_campaign_with_no_runs_still_renders_a_well_formed_page() {
+    let dir = temp("empty");
+    let files =
+        write_campaign_report(&[CampaignAggregate::new("nothing ran")], &dir, &ReportOptions::default()).unwrap();
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert_well_formed(&html);
+    assert_eq!(html.matches("<svg").count(), chart_count(&dir));
+    let markdown = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(markdown.contains("| nothing ran | 0 | 0 | 0 | 0 | 0 | 0 | - | - |"), "{markdown}");
+}
