@@ -661,15 +661,6 @@ impl CampaignAggregate {
         self.scenarios.overflow.as_ref()
     }
 
-    /// One figure over every scenario (the overflow included), merged.
-    pub fn overall(&self, pick: impl Fn(&ScenarioStats) -> &Distribution) -> Distribution {
-        let mut all = Distribution::new();
-        for stats in self.scenarios.kept.values().chain(&self.scenarios.overflow) {
-            all.merge(pick(stats));
-        }
-        all
-    }
-
     /// Every scenario's figures pooled: counts, distributions, sums.
     pub fn overall_stats(&self) -> ScenarioStats {
         let mut all = ScenarioStats::default();
