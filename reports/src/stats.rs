@@ -1,7 +1,8 @@
-//! Statistics for reports: percentiles, histograms and CDFs, computed
-//! exactly on sorted values (100,000 records sort in milliseconds).
+//! Exact statistics of small samples: nearest-rank percentiles, histograms
+//! and CDFs of sorted values, and the `Percentiles` and `Bin` types the
+//! reports share. Campaigns use the bounded-memory `distribution` module
+//! instead, which holds no values.
 
-use crate::model::RunRecord;
 use serde::Serialize;
 
 /// Order statistics of a set of values (nearest-rank percentiles).
@@ -92,60 +93,6 @@ pub fn cdf(values: &[f64], points: usize) -> Vec<(f64, f64)> {
         out.push((values[count - 1], 1.0));
     }
     out
-}
-
-/// A campaign's figures.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CampaignStats {
-    /// Records.
-    pub runs: usize,
-    /// Passing records.
-    pub passed: usize,
-    /// Failing records.
-    pub failed: usize,
-    /// Smallest seed.
-    pub seed_min: u64,
-    /// Largest seed.
-    pub seed_max: u64,
-    /// Scenarios (name and hash), sorted.
-    pub scenarios: Vec<(String, String)>,
-    /// Tool versions seen, sorted.
-    pub versions: Vec<String>,
-    /// Runs that converged.
-    pub converged: usize,
-    /// Convergence time after the last heal (ms), over runs that converged.
-    pub convergence_ms: Option<Percentiles>,
-    /// Bytes sent per byte of missing lanes.
-    pub bytes_ratio: Option<Percentiles>,
-    /// Round trips per run.
-    pub round_trips: Option<Percentiles>,
-}
-
-/// The figures of `records`.
-pub fn campaign(records: &[RunRecord]) -> CampaignStats {
-    let passed = records.iter().filter(|record| record.passed()).count();
-    let mut scenarios: Vec<(String, String)> =
-        records.iter().map(|record| (record.scenario.clone(), record.scenario_hash.clone())).collect();
-    scenarios.sort();
-    scenarios.dedup();
-    let mut versions: Vec<String> = records.iter().map(|record| record.scx_version.clone()).collect();
-    versions.sort();
-    versions.dedup();
-    let convergence =
-        sorted(records.iter().filter_map(|record| record.converged_after_last_heal_ms.map(|ms| ms as f64)));
-    CampaignStats {
-        runs: records.len(),
-        passed,
-        failed: records.len() - passed,
-        seed_min: records.iter().map(|record| record.seed).min().unwrap_or(0),
-        seed_max: records.iter().map(|record| record.seed).max().unwrap_or(0),
-        scenarios,
-        versions,
-        converged: convergence.len(),
-        convergence_ms: percentiles(&convergence),
-        bytes_ratio: percentiles(&sorted(records.iter().filter_map(RunRecord::bytes_ratio))),
-        round_trips: percentiles(&sorted(records.iter().map(|record| record.metrics.round_trips as f64))),
-    }
 }
 
 #[cfg(test)]

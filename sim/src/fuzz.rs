@@ -419,7 +419,7 @@ fn collect<I: Iterator<Item = Item>>(
             let Some(record) = buffer.remove(&next) else { break };
             expected.next();
             hand_over(next, record)?;
-            if dispatcher.written.load(Ordering::Relaxed) % TRIM_EVERY_RECORDS == 0 {
+            if dispatcher.written.load(Ordering::Relaxed).is_multiple_of(TRIM_EVERY_RECORDS) {
                 crate::heap::release_free_memory();
             }
         }

@@ -281,16 +281,15 @@ struct Sinks {
     failures: Option<Failures>,
     report: Option<PathBuf>,
     png: bool,
-    report_name: String,
-    /// Records kept for the report (to be replaced by bounded aggregates).
-    report_records: Vec<RunRecord>,
+    /// The campaign's statistics for `--report`, in bounded memory.
+    aggregate: Option<scx_reports::CampaignAggregate>,
     tally: output::Tally,
 }
 
 struct Resume {
     partial: PathBuf,
     target: PathBuf,
-    earlier: std::iter::Peekable<Box<dyn Iterator<Item = anyhow::Result<(Item, String)>> + Send>>,
+    earlier: std::iter::Peekable<EarlierRecords>,
 }
 
 impl Sinks {
@@ -320,6 +319,7 @@ impl Sinks {
         let junit = args.junit.as_ref().map(|path| Junit::create(path)).transpose()?;
         let failures = args.failures.as_ref().map(|path| Failures { path: path.clone(), listed, added: 0 });
         let report_name = args.out.as_ref().map_or_else(|| "campaign".to_owned(), |out| out.display().to_string());
+        let aggregate = args.report.as_ref().map(|_| scx_reports::CampaignAggregate::new(report_name));
         let mut sinks = Self {
             results,
             resume,
@@ -327,8 +327,7 @@ impl Sinks {
             failures,
             report: args.report.clone(),
             png: args.png,
-            report_name,
-            report_records: Vec::new(),
+            aggregate,
             tally: output::Tally::new(campaign.scenarios().len()),
         };
         sinks.tally.planned = campaign.planned();
@@ -378,8 +377,8 @@ impl Sinks {
         if let Some(junit) = &mut self.junit {
             junit.add(record)?;
         }
-        if self.report.is_some() {
-            self.report_records.push(record.clone());
+        if let Some(aggregate) = &mut self.aggregate {
+            aggregate.add(record);
         }
         Ok(())
     }
@@ -399,13 +398,9 @@ impl Sinks {
         {
             eprintln!("{} new failing seeds recorded in {}", failures.added, failures.path.display());
         }
-        if let Some(dir) = &self.report {
-            let campaign = scx_reports::NamedCampaign {
-                name: self.report_name.clone(),
-                records: std::mem::take(&mut self.report_records),
-            };
+        if let (Some(dir), Some(aggregate)) = (&self.report, self.aggregate.take()) {
             let options = scx_reports::ReportOptions { title: None, png: self.png };
-            let files = scx_reports::write_campaign_report(&[campaign], dir, &options)?;
+            let files = scx_reports::write_campaign_report(&[aggregate], dir, &options)?;
             eprintln!("report: {}", files.html.display());
         }
         let summary = self.tally.summary(campaign, stopped, elapsed_secs);
@@ -422,11 +417,15 @@ impl Sinks {
     }
 }
 
+/// The records of an earlier results file with their items, as a stream
+/// that owns its file.
+type EarlierRecords = Box<dyn Iterator<Item = anyhow::Result<(Item, String)>> + Send>;
+
 /// The earlier records as a stream that owns its file.
 fn earlier_records(
     earlier: &Earlier,
     campaign: &Campaign,
-) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<(Item, String)>> + Send>> {
+) -> anyhow::Result<EarlierRecords> {
     // Items are resolved now, against this campaign, into owned values.
     let path = earlier.path.clone();
     let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;

@@ -121,9 +121,7 @@ fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .into());
             }
-            scx_reports::Input::Results(records) => {
-                campaigns.push(scx_reports::NamedCampaign { name: path.display().to_string(), records });
-            }
+            scx_reports::Input::Results(aggregate) => campaigns.push(*aggregate),
         }
     }
     let files = scx_reports::write_campaign_report(&campaigns, &args.out, &options)?;

@@ -235,8 +235,11 @@ fn reports_come_from_runs_traces_and_compared_campaigns() {
     let compare = dir.join("compare");
     let out = scx(&["report", a.to_str().unwrap(), b.to_str().unwrap(), "--out", compare.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let cdf = std::fs::read_to_string(compare.join("convergence-cdf.csv")).unwrap();
-    assert!(cdf.contains("a.jsonl,") && cdf.contains("b.jsonl,"), "{cdf}");
+    let after_write = std::fs::read_to_string(compare.join("convergence-after-write-cdf.csv")).unwrap();
+    assert!(after_write.contains("a.jsonl,") && after_write.contains("b.jsonl,"), "{after_write}");
+    let after_heal = std::fs::read_to_string(compare.join("convergence-cdf.csv")).unwrap();
+    assert!(after_heal.contains("a.jsonl,"), "quickstart heals a partition: {after_heal}");
+    assert!(!after_heal.contains("b.jsonl,"), "p2p-gossip has no heal to measure from: {after_heal}");
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, "{\"nope\": 1}\n").unwrap();
     let out = scx(&["report", bad.to_str().unwrap(), "--out", dir.join("x").to_str().unwrap()]);
