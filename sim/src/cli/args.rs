@@ -5,9 +5,31 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Exit codes and examples, shown by `scx --help` and every subcommand's help.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    every run passed: every invariant held and every run tested something
+  1    a run did not pass (a violation, a timeout, a harness error, nothing
+       tested), or a campaign left a scenario without seeds
+  2    bad input: a scenario file, an argument, a results file
+  130  interrupted by SIGINT (results so far are valid; continue with --resume)
+  143  stopped by SIGTERM (likewise)
+
+Examples:
+  scx run scenarios/quickstart.toml --seed 1
+  scx fuzz scenarios/*.toml --seeds 0..2000 --out results.jsonl --report out/
+  scx fuzz scenarios/*.toml --seeds 0..2000 --out results.jsonl --resume
+  scx fuzz scenarios/swarm-mesh.toml --shard 2/8 --out part-2.jsonl
+  scx merge part-*.jsonl --out results.jsonl
+  scx replay scenarios/quickstart.toml --seed 7 --check-determinism
+  scx shrink scenarios/x.toml --seed 7 --out minimal.toml
+  scx report a.jsonl b.jsonl --out compare/
+
+Scenario files are described in docs/SCENARIOS.md.";
+
 /// SCX: a deterministic simulation-cluster test harness for the SCX sync engine.
 #[derive(Debug, Parser)]
-#[command(name = "scx", version, about, long_about = None, propagate_version = true)]
+#[command(name = "scx", version, about, long_about = None, propagate_version = true, after_help = AFTER_HELP)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -18,8 +40,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one scenario at one seed and judge it.
+    #[command(after_help = AFTER_HELP)]
     Run(RunArgs),
-    /// Run many seeds of one or more scenarios in parallel.
+    /// Run many seeds of one or more scenarios in parallel, streaming results.
+    #[command(after_help = AFTER_HELP)]
     Fuzz(FuzzArgs),
     /// Re-run a seed and print its event trace.
     Replay(ReplayArgs),
@@ -93,6 +117,8 @@ pub struct FuzzArgs {
     #[arg(long)]
     pub count: Option<u64>,
     /// Stop starting new seeds after this much wall time ("90s", "10m").
+    /// Seeds are interleaved across scenarios, so each gets its share; a
+    /// scenario left with no seed fails the campaign.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Parallel seeds (default: the machine's cores).

@@ -422,10 +422,7 @@ impl Sinks {
 type EarlierRecords = Box<dyn Iterator<Item = anyhow::Result<(Item, String)>> + Send>;
 
 /// The earlier records as a stream that owns its file.
-fn earlier_records(
-    earlier: &Earlier,
-    campaign: &Campaign,
-) -> anyhow::Result<EarlierRecords> {
+fn earlier_records(earlier: &Earlier, campaign: &Campaign) -> anyhow::Result<EarlierRecords> {
     // Items are resolved now, against this campaign, into owned values.
     let path = earlier.path.clone();
     let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;

@@ -1,6 +1,7 @@
 //! The harness's integration suite, linked once.
 
 mod bugs;
+mod campaign;
 mod checkers;
 mod cli;
 mod scenarios;

@@ -1,0 +1,240 @@
+//! Goal: a campaign's results mean what they say however it ends: streamed
+//! in order, valid after SIGINT/SIGTERM, completed byte-identically by
+//! `--resume`, never stale, never blamed on the engine when the harness or
+//! the budget is at fault, and merged only when shards agree.
+//! Method: run the built `scx` binary on shipped scenarios, interrupt it
+//! with real signals, and compare files byte for byte.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn scx(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scx")).args(args).current_dir(workspace()).output().expect("the scx binary runs")
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("sim sits in the workspace").to_path_buf()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scx-campaign-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn path(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+/// (seed, scenario path) of every line, checking each line is a record.
+fn keys(file: &Path) -> Vec<(u64, String)> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("every line is a record");
+            (value["seed"].as_u64().unwrap(), value["scenario_path"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+const CAMPAIGN: [&str; 5] =
+    ["fuzz", "scenarios/partition-heal-mesh.toml", "scenarios/quickstart.toml", "--seeds", "0..40"];
+
+/// Starts the campaign writing to `out`, waits until it has written a few
+/// records, sends `signal`, and returns how it ended.
+fn interrupt(out: &Path, signal: &str) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_scx"))
+        .args(CAMPAIGN)
+        .args(["--jobs", "2", "--out", path(out)])
+        .current_dir(workspace())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the scx binary starts");
+    let mut waited = 0;
+    while std::fs::read_to_string(out).map_or(0, |text| text.lines().count()) < 4 {
+        assert!(waited < 600, "the campaign wrote nothing within a minute");
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    let sent = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill runs");
+    assert!(sent.success());
+    child.wait_with_output().expect("the campaign ends")
+}
+
+#[test]
+fn an_interrupted_campaign_leaves_sorted_results_that_resume_completes_byte_identically() {
+    let dir = temp("interrupt");
+    let whole = dir.join("whole.jsonl");
+    let out = scx(&[&CAMPAIGN[..], &["--jobs", "2", "--out", path(&whole)]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let all = keys(&whole);
+    assert_eq!(all.len(), 80);
+    assert!(all.windows(2).all(|pair| pair[0] < pair[1]), "results are sorted by seed, then scenario");
+
+    let partial = dir.join("partial.jsonl");
+    let stopped = interrupt(&partial, "-INT");
+    assert_eq!(stopped.status.code(), Some(130), "{}", text(&stopped.stderr));
+    let stderr = text(&stopped.stderr);
+    assert!(stderr.contains("interrupted after") && stderr.contains("--resume"), "{stderr}");
+    let kept = keys(&partial);
+    assert!(!kept.is_empty() && kept.len() < all.len(), "interrupted part-way: {} records", kept.len());
+    assert!(kept.windows(2).all(|pair| pair[0] < pair[1]), "what was written is sorted");
+    assert!(kept.iter().all(|key| all.contains(key)));
+
+    let resumed = scx(&[&CAMPAIGN[..], &["--jobs", "1", "--out", path(&partial), "--resume"]].concat());
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    assert!(text(&resumed.stderr).contains(&format!("{} from the earlier results", kept.len())));
+    assert_eq!(std::fs::read(&partial).unwrap(), std::fs::read(&whole).unwrap(), "resumed = uninterrupted");
+}
+
+#[test]
+fn sigterm_stops_a_campaign_with_exit_143_and_valid_results() {
+    let dir = temp("sigterm");
+    let out = dir.join("results.jsonl");
+    let stopped = interrupt(&out, "-TERM");
+    assert_eq!(stopped.status.code(), Some(143), "{}", text(&stopped.stderr));
+    let kept = keys(&out);
+    assert!(kept.windows(2).all(|pair| pair[0] < pair[1]));
+}
+
+#[test]
+fn resume_drops_a_torn_last_line_and_refuses_another_campaigns_file() {
+    let dir = temp("torn");
+    let whole = dir.join("whole.jsonl");
+    let args = ["fuzz", "scenarios/quickstart.toml", "--seeds", "0..12"];
+    assert_eq!(scx(&[&args[..], &["--out", path(&whole)]].concat()).status.code(), Some(0));
+    let text_whole = std::fs::read_to_string(&whole).unwrap();
+    let torn = dir.join("torn.jsonl");
+    let head: String = text_whole.lines().take(5).map(|line| format!("{line}\n")).collect();
+    std::fs::write(&torn, format!("{head}{}", &text_whole.lines().nth(5).unwrap()[..40])).unwrap();
+    let out = scx(&[&args[..], &["--out", path(&torn), "--resume"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("a torn last line of 40 bytes dropped"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&torn).unwrap(), text_whole);
+
+    let other = scx(&["fuzz", "scenarios/p2p-gossip.toml", "--seeds", "0..12", "--out", path(&torn), "--resume"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other.stderr).contains("torn.jsonl:1: scenarios/quickstart.toml seed 0 is not part of this campaign")
+    );
+    assert_eq!(std::fs::read_to_string(&torn).unwrap(), text_whole, "a refused resume leaves the file alone");
+}
+
+#[test]
+fn a_new_campaign_never_leaves_an_older_results_file_looking_current() {
+    let dir = temp("stale");
+    let out = dir.join("results.jsonl");
+    std::fs::write(&out, "stale\nstale\nstale\n").unwrap();
+    let run = scx(&["fuzz", "scenarios/quickstart.toml", "--seeds", "0..2", "--out", path(&out)]);
+    assert_eq!(run.status.code(), Some(0));
+    assert_eq!(keys(&out).len(), 2);
+}
+
+#[test]
+fn outputs_are_checked_before_any_seed_runs() {
+    let dir = temp("outputs");
+    let scenario = dir.join("x.toml");
+    std::fs::copy(workspace().join("scenarios/quickstart.toml"), &scenario).unwrap();
+    let before = std::fs::read(&scenario).unwrap();
+    let same = format!("{}/./x.toml", dir.display());
+    let out = scx(&["fuzz", path(&scenario), "--out", &same]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is the scenario file"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&scenario).unwrap(), before, "the scenario is untouched");
+
+    let missing = dir.join("no/such/dir/results.jsonl");
+    let out = scx(&["fuzz", "scenarios/quickstart.toml", "--out", path(&missing)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(&format!("creating the results file {}", missing.display())));
+    assert!(out.stdout.is_empty() && !text(&out.stderr).contains("seeds run"), "no seed ran");
+
+    let both = dir.join("both.xml");
+    let out = scx(&["fuzz", "scenarios/quickstart.toml", "--out", path(&both), "--junit", path(&both)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--out and --junit both name"));
+}
+
+#[test]
+fn a_seed_past_its_wall_clock_limit_is_a_timeout_not_a_pass() {
+    let out = scx(&["fuzz", "scenarios/partition-heal-mesh.toml", "--seeds", "0..1", "--timeout", "1ms"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["status"], "timeout");
+    assert!(record["note"].as_str().unwrap().contains("wall-clock limit of 1ms"), "{record}");
+    assert!(text(&out.stderr).contains("0 passed, 0 failed, 1 timed out"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_budget_that_leaves_a_scenario_untested_fails_the_campaign() {
+    let out = scx(&[
+        "fuzz",
+        "scenarios/quickstart.toml",
+        "scenarios/p2p-gossip.toml",
+        "scenarios/partition-heal-mesh.toml",
+        "--seeds",
+        "0..1000",
+        "--jobs",
+        "1",
+        "--duration",
+        "1ms",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the --duration budget ended after"), "{stderr}");
+    assert!(stderr.contains("NOT TESTED: scenario scenarios/quickstart.toml ran 0 of 1000 planned seeds"), "{stderr}");
+}
+
+#[test]
+fn merge_refuses_conflicting_records_and_mixed_versions_and_keeps_exact_duplicates_once() {
+    let dir = temp("merge");
+    let results = dir.join("a.jsonl");
+    assert_eq!(
+        scx(&["fuzz", "scenarios/quickstart.toml", "--seeds", "0..3", "--out", path(&results)]).status.code(),
+        Some(0)
+    );
+    let text_a = std::fs::read_to_string(&results).unwrap();
+    let merged = dir.join("merged.jsonl");
+    let out = scx(&["merge", path(&results), path(&results), "--out", path(&merged)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("3 exact duplicates dropped"));
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), text_a);
+
+    let conflicting = dir.join("b.jsonl");
+    std::fs::write(&conflicting, text_a.replacen("\"status\":\"pass\"", "\"status\":\"fail\"", 1)).unwrap();
+    let out = scx(&["merge", path(&results), path(&conflicting)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("disagree about scenarios/quickstart.toml seed 0 (pass vs fail)"));
+
+    let older = dir.join("c.jsonl");
+    std::fs::write(&older, text_a.replace("\"scx_version\":\"", "\"scx_version\":\"0.0.1-")).unwrap();
+    let out = scx(&["merge", path(&results), path(&older)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("merge results of one version"), "{}", text(&out.stderr));
+
+    let out = scx(&["merge", path(&results), "--out", path(&results)]);
+    assert_eq!(out.status.code(), Some(2), "the output may not be an input");
+}
+
+#[test]
+fn failures_files_name_one_scenario_however_its_path_is_spelled() {
+    let dir = temp("spelling");
+    let file = dir.join("scx.failures");
+    std::fs::write(&file, "./sim/tests/fixtures/failing/never-heals.toml seed 5 # earlier\n").unwrap();
+    let out =
+        scx(&["fuzz", "sim/tests/fixtures/failing/never-heals.toml", "--seeds", "0..1", "--failures", path(&file)]);
+    assert_eq!(out.status.code(), Some(1));
+    let seeds: Vec<u64> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, [0, 5], "the listed seed ran although its path was spelled ./sim/...");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 2, "seed 5 was not appended again");
+}
