@@ -192,6 +192,9 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
         snapshots_rejected,
         snapshots_installed,
         unsynced_bytes_lost,
+        crashes_mid_operation,
+        torn_writes,
+        torn_tails_recovered,
     } = *run;
     for (sum, value) in [
         (&mut total.bytes_sent, bytes_sent),
@@ -210,6 +213,9 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
         (&mut total.snapshots_rejected, snapshots_rejected),
         (&mut total.snapshots_installed, snapshots_installed),
         (&mut total.unsynced_bytes_lost, unsynced_bytes_lost),
+        (&mut total.crashes_mid_operation, crashes_mid_operation),
+        (&mut total.torn_writes, torn_writes),
+        (&mut total.torn_tails_recovered, torn_tails_recovered),
     ] {
         *sum = sum.saturating_add(value);
     }

@@ -93,6 +93,15 @@ pub struct Metrics {
     /// Bytes of unsynced writes lost to crashes.
     #[serde(default)]
     pub unsynced_bytes_lost: u64,
+    /// Crashes that landed inside an IO operation (a write or an fsync).
+    #[serde(default)]
+    pub crashes_mid_operation: u64,
+    /// Crashes that left a torn write (part of a record) on the disk.
+    #[serde(default)]
+    pub torn_writes: u64,
+    /// Recoveries that found and truncated a torn tail.
+    #[serde(default)]
+    pub torn_tails_recovered: u64,
 }
 
 /// One fault as it ran.

@@ -1,16 +1,18 @@
 //! The nemesis: executes the fault schedule at its simulated times.
 //!
-//! Partitions and network changes go to the network model; crashes drop the
-//! node's unsynced writes (tearing the last one when asked) and kill it in
-//! madsim, restarts re-run its boot, which recovers from its disk; pauses
-//! freeze it in madsim; clock skew shifts its timers.
+//! Partitions and network changes go to the network model. A crash is armed
+//! on the node's disk at one of its next IO operations, drawn from the seed
+//! (see `storage.rs`): the node dies inside a write or an fsync, losing its
+//! unsynced bytes or tearing them. A node that does no IO for a while is
+//! crashed between steps instead. Restarts re-run its boot, which recovers
+//! from its disk; pauses freeze it in madsim; clock skew shifts its timers.
 
 use crate::rng::SimRng;
 use crate::spec::{FaultKind, FaultSpec};
+use crate::storage::{CrashEffect, CrashPoint};
 use crate::trace::Event;
 use crate::world::{Life, World, lock, now_ns};
 use madsim::runtime::Handle;
-use madsim::task::NodeId as MadsimNode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +22,14 @@ enum Step {
     Heal,
 }
 
-/// Runs the schedule; `nodes` are the madsim ids of the SCX nodes.
-pub async fn run(world: Arc<World>, nodes: Vec<MadsimNode>) {
+/// A crash lands at one of the node's next this-many IO operations.
+const CRASH_OPS_AHEAD: u64 = 4;
+/// A node that does no IO for this long after its crash was armed is
+/// crashed between steps.
+const CRASH_DEADLINE: Duration = Duration::from_millis(250);
+
+/// Runs the schedule.
+pub async fn run(world: Arc<World>) {
     let mut steps: Vec<(Duration, Step, usize)> = Vec::new();
     for (index, fault) in world.spec.faults.iter().enumerate() {
         steps.push((fault.start, Step::Start, index));
@@ -40,25 +48,25 @@ pub async fn run(world: Arc<World>, nodes: Vec<MadsimNode>) {
         }
         let fault = &world.spec.faults[index];
         match step {
-            Step::Start => start(&world, &handle, &nodes, fault, &mut rng),
-            Step::Heal => heal(&world, &handle, &nodes, fault),
+            Step::Start => start(&world, &handle, fault, &mut rng),
+            Step::Heal => heal(&world, &handle, fault),
         }
     }
 }
 
-fn start(world: &World, handle: &Handle, nodes: &[MadsimNode], fault: &FaultSpec, rng: &mut SimRng) {
+fn start(world: &Arc<World>, handle: &Handle, fault: &FaultSpec, rng: &mut SimRng) {
     tracing::info!(t_ms = now_ns() / 1_000_000, fault = fault.kind.name(), nodes = ?fault.kind.nodes(), "fault started");
     world.record(Event::Fault { name: fault.kind.name(), healed: false, nodes: fault.kind.nodes() });
     match &fault.kind {
         FaultKind::Crash { nodes: crashed, tear } => {
             for &node in crashed {
-                crash(world, handle, nodes[node as usize], node, *tear, rng);
+                arm_crash(world, node, *tear, rng);
             }
         }
         FaultKind::Pause { nodes: paused } => {
             for &node in paused {
                 if world.life(node) == Life::Up {
-                    handle.pause(nodes[node as usize]);
+                    handle.pause(world.madsim_node(node));
                     lock(&world.life)[node as usize] = Life::Paused;
                 }
             }
@@ -72,15 +80,22 @@ fn start(world: &World, handle: &Handle, nodes: &[MadsimNode], fault: &FaultSpec
     }
 }
 
-fn heal(world: &World, handle: &Handle, nodes: &[MadsimNode], fault: &FaultSpec) {
+fn heal(world: &World, handle: &Handle, fault: &FaultSpec) {
     tracing::info!(t_ms = now_ns() / 1_000_000, fault = fault.kind.name(), nodes = ?fault.kind.nodes(), "fault healed");
     world.record(Event::Fault { name: fault.kind.name(), healed: true, nodes: fault.kind.nodes() });
     match &fault.kind {
         FaultKind::Crash { nodes: crashed, .. } => {
             for &node in crashed {
+                // A crash that has not landed yet lands now, so the restart
+                // always follows a crash.
+                if world.life(node) != Life::Down {
+                    let effect = world.disks[node as usize].crash_now();
+                    take_down(world, node, effect);
+                }
                 if world.life(node) == Life::Down {
+                    world.disks[node as usize].restart();
                     lock(&world.life)[node as usize] = Life::Up;
-                    handle.restart(nodes[node as usize]);
+                    handle.restart(world.madsim_node(node));
                 }
             }
         }
@@ -88,7 +103,7 @@ fn heal(world: &World, handle: &Handle, nodes: &[MadsimNode], fault: &FaultSpec)
             for &node in paused {
                 if world.life(node) == Life::Paused {
                     lock(&world.life)[node as usize] = Life::Up;
-                    handle.resume(nodes[node as usize]);
+                    handle.resume(world.madsim_node(node));
                 }
             }
         }
@@ -101,33 +116,57 @@ fn heal(world: &World, handle: &Handle, nodes: &[MadsimNode], fault: &FaultSpec)
     }
 }
 
-/// Crashes `node`: its unsynced writes are lost (the last one torn when
-/// `tear`), its tasks die and its sockets close.
-fn crash(world: &World, handle: &Handle, id: MadsimNode, node: u32, tear: bool, rng: &mut SimRng) {
+/// Arms a crash at one of `node`'s next IO operations (drawn from the seed)
+/// and a deadline after which it crashes between steps.
+fn arm_crash(world: &Arc<World>, node: u32, tear: bool, rng: &mut SimRng) {
     if world.life(node) == Life::Down {
         return;
     }
+    // Cannot truncate: both are below a million.
+    let point = CrashPoint {
+        at_op: 1 + rng.below(CRASH_OPS_AHEAD) as u32,
+        tear_ppm: tear.then(|| rng.below(1_000_000) as u32),
+    };
+    world.disks[node as usize].arm(point);
+    let world = world.clone();
+    madsim::task::spawn(async move {
+        madsim::time::sleep(CRASH_DEADLINE).await;
+        if world.life(node) != Life::Down {
+            let effect = world.disks[node as usize].crash_now();
+            take_down(&world, node, effect);
+        }
+    });
+}
+
+/// Takes `node` down after its disk crashed: its tasks die and its sockets
+/// close. Called by the node itself when its disk dies mid-operation, or
+/// by the nemesis when the crash lands between steps.
+pub fn take_down(world: &World, node: u32, effect: CrashEffect) {
+    if world.life(node) == Life::Down {
+        return;
+    }
+    let handle = Handle::current();
+    let id = world.madsim_node(node);
     if world.life(node) == Life::Paused {
         handle.resume(id);
     }
-    let disk = &world.disks[node as usize];
-    let unsynced = disk.unsynced_bytes();
-    let tear_bytes = (tear && unsynced > 1).then(|| 1 + rng.below(unsynced - 1) as usize);
-    let lost = disk.crash(tear_bytes);
     // Kill before restart, always: a restart without a kill keeps the old sockets.
     handle.kill(id);
     lock(&world.life)[node as usize] = Life::Down;
     lock(&world.cores)[node as usize] = None;
     let mut metrics = lock(&world.metrics);
     metrics.crashes += 1;
-    metrics.unsynced_bytes_lost += lost;
+    metrics.unsynced_bytes_lost += effect.unsynced_bytes_lost;
+    metrics.crashes_mid_operation += u64::from(effect.mid_operation);
+    metrics.torn_writes += u64::from(effect.torn_bytes > 0);
     drop(metrics);
     tracing::info!(
         t_ms = now_ns() / 1_000_000,
         node,
-        unsynced_bytes_lost = lost,
-        torn = tear_bytes.is_some(),
+        unsynced_bytes_lost = effect.unsynced_bytes_lost,
+        torn_bytes = effect.torn_bytes,
+        mid_operation = effect.mid_operation,
         "crashed"
     );
-    world.record(Event::Crash { node, unsynced_bytes: lost, torn: tear_bytes.is_some() });
+    world.record(Event::Crash { node, unsynced_bytes: effect.unsynced_bytes_lost, torn: effect.torn_bytes > 0 });
 }

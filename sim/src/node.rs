@@ -151,6 +151,9 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
         lane_index = status.lane_index,
         "booted from its log"
     );
+    if report.torn_tail_bytes > 0 {
+        lock(&world.metrics).torn_tails_recovered += 1;
+    }
     if boot > 1 {
         world.record(Event::Recover {
             node,
@@ -209,7 +212,12 @@ async fn workload_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
         let ops = workload::next_ops(&mut rng, &spec, core.durable.replica().state());
         let op_count = ops.len() as u32;
         let index = core.index;
-        match core.durable.create_lane(ops) {
+        let created = core.durable.create_lane(ops);
+        if crash_landed(&world, index) {
+            // The write died with the node: not acknowledged.
+            return;
+        }
+        match created {
             Ok((id, lane)) => {
                 lock(&world.authored).insert(id);
                 let seq = lane.seq;
@@ -291,10 +299,24 @@ fn carry_bundle(world: &Arc<World>, core: &mut NodeCore) {
     pump(world, &mut target);
 }
 
+/// Whether the node's disk died under it (its crash point was an IO
+/// operation of this step); if so the node goes down now, and the caller
+/// must do nothing more: not acknowledge, not transmit.
+fn crash_landed(world: &World, node: u32) -> bool {
+    let Some(effect) = world.disks[node as usize].crashed() else { return false };
+    crate::nemesis::take_down(world, node, effect);
+    true
+}
+
 /// Flushes to disk, then transmits, then reports: the write-ahead rule.
+/// Nothing is transmitted unless the flush succeeded.
 pub fn pump(world: &Arc<World>, core: &mut NodeCore) {
     let node = core.index;
-    match core.durable.flush() {
+    let flushed = core.durable.flush();
+    if crash_landed(world, node) {
+        return;
+    }
+    match flushed {
         Ok(events) => {
             for event in events {
                 if let scx_engine::Event::SnapshotCommitted { lane_index, id } = event {
@@ -304,7 +326,10 @@ pub fn pump(world: &Arc<World>, core: &mut NodeCore) {
                 }
             }
         }
-        Err(error) => world.violate("write", "always", Some(node), format!("n{node} could not sync its log: {error}")),
+        Err(error) => {
+            world.violate("write", "always", Some(node), format!("n{node} could not sync its log: {error}"));
+            return;
+        }
     }
     while let Some((to, bytes)) = core.syncer.poll_transmit() {
         send(world, &core.endpoint, node, to.0, bytes);

@@ -314,7 +314,8 @@ async fn supervise(world: Arc<World>, options: RunOptions) -> Supervised {
             .build();
         nodes.push(node.id());
     }
-    madsim::task::spawn(nemesis::run(world.clone(), nodes.clone()));
+    *lock(&world.madsim_nodes) = nodes.clone();
+    madsim::task::spawn(nemesis::run(world.clone()));
     let quiescent = world.spec.quiescent_at().as_nanos() as u64;
     let end = world.spec.run_time().as_nanos() as u64;
     let mut samples = Vec::new();

@@ -64,6 +64,8 @@ pub struct World {
     pub spec: RunSpec,
     /// Each node's disk.
     pub disks: Vec<SimDisk>,
+    /// Each node's id in madsim (set when the nodes are created).
+    pub madsim_nodes: Mutex<Vec<madsim::task::NodeId>>,
     /// Each live node's core (None while down).
     pub cores: Mutex<Vec<Option<Arc<Mutex<NodeCore>>>>>,
     /// Each node's life.
@@ -92,7 +94,8 @@ impl World {
     pub fn new(spec: RunSpec, keep_trace: bool) -> Arc<Self> {
         let nodes = spec.nodes as usize;
         Arc::new(Self {
-            disks: (0..nodes).map(|_| SimDisk::new()).collect(),
+            disks: (0..spec.nodes).map(SimDisk::new).collect(),
+            madsim_nodes: Mutex::new(Vec::new()),
             cores: Mutex::new(vec![None; nodes]),
             life: Mutex::new(vec![Life::Up; nodes]),
             boots: Mutex::new(vec![0; nodes]),
@@ -126,6 +129,11 @@ impl World {
     /// The node's core, if it is up.
     pub fn core(&self, node: u32) -> Option<Arc<Mutex<NodeCore>>> {
         lock(&self.cores)[node as usize].clone()
+    }
+
+    /// The node's id in madsim.
+    pub fn madsim_node(&self, node: u32) -> madsim::task::NodeId {
+        lock(&self.madsim_nodes)[node as usize]
     }
 
     /// The node's life.
