@@ -1,4 +1,9 @@
-//! The model crate's integration suite, linked once: the tidy check that
-//! keeps the model independent of the engine it judges.
+//! The model crate's integration suite, linked once: the engine judged by
+//! the model over generated histories, and the tidy check that keeps the
+//! model independent.
 
+mod support;
+
+mod durable;
+mod replica;
 mod tidy;
