@@ -220,6 +220,8 @@ pub(crate) struct Coverage {
     pub(crate) crashes: u64,
     pub(crate) recoveries_from_snapshot: u64,
     pub(crate) present_values_read: u64,
+    /// The case number (from 1) of the first failure, before shrinking.
+    pub(crate) first_failure: Option<u64>,
 }
 
 /// Compares `replica` with the model's replay of `expected` (the set it
@@ -305,7 +307,11 @@ pub(crate) fn run(
     let result = runner.run(&case(), |case| {
         let mut coverage = coverage.borrow_mut();
         coverage.cases += 1;
-        property(&case, &mut coverage).map_err(TestCaseError::fail)
+        let outcome = property(&case, &mut coverage);
+        if outcome.is_err() && coverage.first_failure.is_none() {
+            coverage.first_failure = Some(coverage.cases);
+        }
+        outcome.map_err(TestCaseError::fail)
     });
     (result, coverage.into_inner())
 }
