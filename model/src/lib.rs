@@ -19,7 +19,7 @@
 //!
 //! Obviously correct beats fast: a replay starts from nothing every time.
 //! The one exception is [`Model::read`], which the simulator calls for every
-//! read, so it folds only the lanes of one key (see [`read`](crate::read)).
+//! read, so it folds only the lanes of one key (see [`read`]).
 //!
 //! Invariant: the model accepts only lanes that keep the rules of
 //! DESIGN.md §2 (stamps one more than the largest parent's, author chains
