@@ -17,6 +17,15 @@ pub struct Bugs {
     pub delta_skips_last: bool,
     /// Snapshots are installed without checking their state digest.
     pub unverified_snapshot: bool,
+    /// The world's add-wins set merges as remove-wins: a remove deletes
+    /// every tag of the element, concurrent inserts included (a law bug).
+    pub remove_wins_set: bool,
+    /// Lanes with equal Lamport stamps are ordered by author descending: still
+    /// a topological order, but not the canonical one. Only the replica's
+    /// order uses it; admission and snapshot boundaries keep the true key.
+    pub author_descending_ties: bool,
+    /// The chain step hashes `id ‖ previous` instead of `previous ‖ id`.
+    pub swapped_chain_step: bool,
 }
 
 impl Bugs {
@@ -26,6 +35,9 @@ impl Bugs {
         prune_past_stable: false,
         delta_skips_last: false,
         unverified_snapshot: false,
+        remove_wins_set: false,
+        author_descending_ties: false,
+        swapped_chain_step: false,
     };
 
     pub(crate) fn arrival_order_merge(&self) -> bool {
@@ -42,5 +54,17 @@ impl Bugs {
 
     pub(crate) fn unverified_snapshot(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.unverified_snapshot
+    }
+
+    pub(crate) fn remove_wins_set(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.remove_wins_set
+    }
+
+    pub(crate) fn author_descending_ties(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.author_descending_ties
+    }
+
+    pub(crate) fn swapped_chain_step(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.swapped_chain_step
     }
 }

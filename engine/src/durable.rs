@@ -230,11 +230,18 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
     /// Rewrites the log as: latest snapshot with its boundary, then the held
     /// lanes in canonical order.
     fn compact(&mut self) -> Result<(), StoreError> {
+        // Materialise before taking the snapshot: listing the lanes below
+        // would, and lanes admitted since the last replay can advance the
+        // stable point and prune past a snapshot taken first, leaving the
+        // lanes between the two out of the log. Snapshots this commits are
+        // recorded by the next flush.
+        self.replica.materialize();
         let (snapshot, boundary) = self.replica.snapshot_transfer();
         let mut records = vec![(RecordKind::Snapshot, encode_snapshot_record(snapshot, &boundary))];
         let base = snapshot.header.lane_index;
-        debug_assert_eq!(base, self.replica.prune_index(), "compaction follows pruning to the base");
+        assert_eq!(base, self.replica.prune_index(), "compaction follows pruning to the base");
         records.extend(self.replica.canonical_lanes().map(|(_, lane)| (RecordKind::Lane, lane.to_bytes())));
+        assert_eq!(self.replica.prune_index(), base, "listing the lanes did not move the prune point");
         self.store.replace(&records)?;
         self.unsynced = false;
         Ok(())

@@ -6,6 +6,7 @@
 //! local node identity), because every replica replays the same order and
 //! must reach the same state; the engine checks this by comparing digests.
 
+use crate::bugs::Bugs;
 use crate::codec::{DecodeError, Reader};
 use crate::hash::LaneId;
 use crate::lane::{Dot, NodeId, Op};
@@ -56,6 +57,16 @@ pub trait Law: Clone + fmt::Debug {
 
     /// Applies one op of `lane` to `state`.
     fn apply(&self, state: &mut Self::State, lane: &LaneContext<'_>, op: &Self::Op) -> Applied;
+
+    /// [`Law::apply`] as the replica calls it, with its planted bugs
+    /// (`ReplicaConfig::bugs`, effective only with feature `planted-bugs`).
+    /// A law has no planted bug unless it overrides this; the built-in world
+    /// has one.
+    #[doc(hidden)]
+    fn apply_planted(&self, state: &mut Self::State, lane: &LaneContext<'_>, op: &Self::Op, bugs: &Bugs) -> Applied {
+        let _ = bugs;
+        self.apply(state, lane, op)
+    }
 
     /// Appends the canonical encoding of `state` (hashed into the digest).
     fn encode_state(&self, state: &Self::State, out: &mut Vec<u8>);

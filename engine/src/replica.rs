@@ -534,6 +534,10 @@ impl<L: Law> Replica<L> {
 
     fn key(&self, idx: SlotIdx) -> (u64, NodeId, LaneId) {
         let slot = self.dag.slot(idx);
+        if self.config.bugs.author_descending_ties() {
+            // Planted bug: equal stamps sort by author descending.
+            return (slot.lane.lamport, NodeId(u32::MAX - slot.lane.author.0), slot.id);
+        }
         (slot.lane.lamport, slot.lane.author, slot.id)
     }
 
@@ -576,10 +580,10 @@ impl<L: Law> Replica<L> {
     /// Planted bug: applies the late lanes on top of the current state in
     /// the order they arrived, instead of rolling back and replaying.
     fn apply_in_arrival_order(&mut self, arrival: &[SlotIdx]) {
-        let Self { law, dag, state, chain, conflicts, .. } = self;
+        let Self { law, config, dag, state, chain, conflicts, .. } = self;
         for (offset, idx) in arrival.iter().enumerate() {
             let lane_index = self.prune_index + self.applied as u64 + offset as u64 + 1;
-            apply_lane(law, dag.slot(*idx), lane_index, state, chain, conflicts);
+            apply_lane(law, &config.bugs, dag.slot(*idx), lane_index, state, chain, conflicts);
         }
         self.applied = self.order.len();
         self.digest = None;
@@ -603,13 +607,13 @@ impl<L: Law> Replica<L> {
 
     /// Applies `order[applied..]`, recording checkpoints and snapshot points.
     fn replay(&mut self) {
-        let Self { law, dag, order, state, chain, conflicts, .. } = self;
+        let Self { law, config, dag, order, state, chain, conflicts, .. } = self;
         while self.applied < order.len() {
             let lane_index = self.prune_index + self.applied as u64 + 1;
-            apply_lane(law, dag.slot(order[self.applied]), lane_index, state, chain, conflicts);
+            apply_lane(law, &config.bugs, dag.slot(order[self.applied]), lane_index, state, chain, conflicts);
             self.applied += 1;
             self.metrics.lanes_replayed += 1;
-            if lane_index.is_multiple_of(self.config.checkpoint_interval) {
+            if lane_index.is_multiple_of(config.checkpoint_interval) {
                 self.checkpoints.push(Checkpoint {
                     lane_index,
                     state: state.clone(),
@@ -617,10 +621,10 @@ impl<L: Law> Replica<L> {
                     conflicts: *conflicts,
                 });
                 if self.checkpoints.len() > MAX_CHECKPOINTS_BEFORE_THINNING {
-                    thin(&mut self.checkpoints, lane_index, self.config.checkpoint_interval);
+                    thin(&mut self.checkpoints, lane_index, config.checkpoint_interval);
                 }
             }
-            if lane_index.is_multiple_of(self.config.snapshot_interval) {
+            if lane_index.is_multiple_of(config.snapshot_interval) {
                 let digest = digest_into(law, state, &mut self.scratch);
                 self.marks.push(Mark { lane_index, chain: *chain, digest });
             }
@@ -782,9 +786,10 @@ impl<L: Law> Replica<L> {
 }
 
 /// Applies one lane at `lane_index`: its ops through the law, then one
-/// step of the chain hash.
+/// step of the chain hash (`bugs` are the planted ones, if any).
 fn apply_lane<L: Law>(
     law: &L,
+    bugs: &crate::bugs::Bugs,
     slot: &crate::dag::Slot<L::Op>,
     lane_index: u64,
     state: &mut L::State,
@@ -799,9 +804,14 @@ fn apply_lane<L: Law>(
         lane_index,
     };
     for op in &slot.lane.ops {
-        *conflicts += u64::from(law.apply(state, &context, op).conflicts);
+        *conflicts += u64::from(law.apply_planted(state, &context, op, bugs).conflicts);
     }
-    *chain = hash::chain_step(chain, &slot.id);
+    *chain = if bugs.swapped_chain_step() {
+        // Planted bug: the operands of the chain step swapped.
+        hash::chain_step(&ChainHash(slot.id.0), &LaneId(chain.0))
+    } else {
+        hash::chain_step(chain, &slot.id)
+    };
 }
 
 /// Checkpoints kept before a replay in progress thins them.

@@ -13,6 +13,7 @@
 //! Invariant: the state's canonical encoding is sorted by key, element and
 //! dot (BTreeMap/BTreeSet), so equal states have equal digests.
 
+use crate::bugs::Bugs;
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint};
 use crate::lane::{Dot, Op};
 use crate::law::{Applied, LaneContext, Law};
@@ -215,6 +216,18 @@ impl Law for World {
                 Applied::default()
             }
             WorldOp::Remove { key, element, seen } => remove(state, *key, *element, seen),
+        }
+    }
+
+    fn apply_planted(&self, state: &mut WorldState, lane: &LaneContext<'_>, op: &WorldOp, bugs: &Bugs) -> Applied {
+        match op {
+            // Planted bug: the remove takes every tag, so it wins over concurrent inserts.
+            WorldOp::Remove { key, element, .. } if bugs.remove_wins_set() => {
+                let tags = state.sets.get(key).and_then(|set| set.get(element));
+                let every_tag: Vec<Dot> = tags.into_iter().flatten().copied().collect();
+                remove(state, *key, *element, &every_tag)
+            }
+            _ => self.apply(state, lane, op),
         }
     }
 

@@ -12,6 +12,9 @@ pub fn engine_bugs(bug: Option<PlantedBug>) -> Bugs {
         Some(PlantedBug::PrunePastStable) => bugs.prune_past_stable = true,
         Some(PlantedBug::DeltaSkipsLast) => bugs.delta_skips_last = true,
         Some(PlantedBug::UnverifiedSnapshot) => bugs.unverified_snapshot = true,
+        Some(PlantedBug::RemoveWinsSet) => bugs.remove_wins_set = true,
+        Some(PlantedBug::AuthorDescendingTies) => bugs.author_descending_ties = true,
+        Some(PlantedBug::SwappedChainStep) => bugs.swapped_chain_step = true,
         // Lives in the node driver (lazy sync), not in the engine's logic.
         Some(PlantedBug::SendBeforeDurable) | None => {}
     }

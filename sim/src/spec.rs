@@ -203,16 +203,26 @@ pub enum PlantedBug {
     DeltaSkipsLast,
     /// Snapshots are installed without checking their state digest.
     UnverifiedSnapshot,
+    /// The add-wins set merges as remove-wins (a law bug every node shares).
+    RemoveWinsSet,
+    /// Equal Lamport stamps are ordered by author descending (a wrong
+    /// canonical tie-break every node shares).
+    AuthorDescendingTies,
+    /// The chain step hashes its operands swapped (a hash bug every node shares).
+    SwappedChainStep,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::ArrivalOrderMerge,
         Self::SendBeforeDurable,
         Self::PrunePastStable,
         Self::DeltaSkipsLast,
         Self::UnverifiedSnapshot,
+        Self::RemoveWinsSet,
+        Self::AuthorDescendingTies,
+        Self::SwappedChainStep,
     ];
 
     /// Its command-line name.
@@ -223,6 +233,9 @@ impl PlantedBug {
             Self::PrunePastStable => "prune-past-stable",
             Self::DeltaSkipsLast => "delta-skips-last",
             Self::UnverifiedSnapshot => "unverified-snapshot",
+            Self::RemoveWinsSet => "remove-wins-set",
+            Self::AuthorDescendingTies => "author-descending-ties",
+            Self::SwappedChainStep => "swapped-chain-step",
         }
     }
 }

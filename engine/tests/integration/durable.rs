@@ -111,3 +111,36 @@ fn a_corrupt_snapshot_record_is_a_recovery_error() {
         Err(error) => assert!(matches!(error, RecoveryError::Snapshot { .. }), "{error}"),
     }
 }
+
+/// Regression (found by the model-based property in `model/tests`): a flush
+/// whose compaction listed the held lanes materialised them first, which
+/// advanced the stable point and pruned past the snapshot the compaction had
+/// already taken; the lanes between the two were missing from the log and
+/// the node could not recover (`DanglingLanes`).
+#[test]
+fn compaction_keeps_lanes_that_become_stable_while_it_runs() {
+    use scx_engine::{Lane, NodeId};
+    let b1 = Lane::new(NodeId(1), 1, 1, vec![], vec![WorldOp::Add { key: 0, delta: 1 }]);
+    let a1 = Lane::new(NodeId(0), 1, 2, vec![b1.id()], vec![WorldOp::Add { key: 0, delta: 2 }]);
+    let b2 = Lane::new(NodeId(1), 2, 3, vec![a1.id(), b1.id()], vec![WorldOp::Add { key: 0, delta: 4 }]);
+    let mut config = config(0, 2);
+    (config.snapshot_interval, config.checkpoint_interval, config.prune) = (1, 1, true);
+    let mut durable = DurableReplica::open(World, config.clone(), MemStore::new()).unwrap().0;
+    durable.replica().insert(b1).unwrap();
+    durable.replica().insert(a1).unwrap();
+    // b1 is stable (both members hold it): snapshot at 1, pruned.
+    assert_eq!(durable.replica().status().snapshot_index, 1);
+    // b2 makes a1 stable too, but nothing has materialised it yet.
+    durable.replica().insert(b2).unwrap();
+    durable.flush().unwrap();
+    let flushed = durable.replica().status();
+    assert_eq!(flushed.lane_index, 3);
+    let mut store = durable.store().clone();
+    store.crash(None);
+    let (mut recovered, _) = DurableReplica::open(World, config, store).expect("a flushed log recovers");
+    let status = recovered.replica().status();
+    assert_eq!(
+        (status.lane_index, status.chain_hash, status.state_digest),
+        (3, flushed.chain_hash, flushed.state_digest)
+    );
+}

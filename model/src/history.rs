@@ -1,0 +1,273 @@
+//! Every lane the model has seen, checked against the rules of DESIGN.md §2,
+//! and the causal questions about lane sets: closure and closed subsets.
+//!
+//! Lanes arrive in any order. A lane is *valid* once every parent is valid,
+//! its Lamport stamp is one more than its largest parent's, and it extends
+//! its author's chain; a lane that breaks a rule, or descends from one that
+//! did, is *refused*; a lane with an unknown ancestor waits. Nothing here
+//! depends on arrival order.
+//!
+//! Invariant: the valid lanes are causally closed, each carries its stamp
+//! rule, so `(lamport, author, id)` order is a topological order of any set
+//! of valid lanes.
+
+use crate::error::ModelError;
+use crate::law::op_key;
+use scx_engine::{Dot, Lane, LaneId, NodeId, WorldOp};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A lane's key in the canonical order: `(lamport, author, id)`.
+pub type OrderKey = (u64, NodeId, LaneId);
+
+/// Per author, the seq and id of the latest lane of a causally closed set.
+pub type Frontier = BTreeMap<NodeId, (u64, LaneId)>;
+
+/// What the model concluded about a lane whose ancestry is known.
+#[derive(Debug)]
+enum Verdict {
+    /// Valid; `horizon` is, per author, the highest seq in its ancestry
+    /// (itself included).
+    Valid { horizon: BTreeMap<NodeId, u64> },
+    /// Refused, and why.
+    Refused(ModelError),
+}
+
+/// The reference model: every lane ever added, by id, and the members.
+#[derive(Debug, Default)]
+pub struct Model {
+    pub(crate) members: BTreeSet<NodeId>,
+    pub(crate) lanes: BTreeMap<LaneId, Lane<WorldOp>>,
+    verdicts: BTreeMap<LaneId, Verdict>,
+    /// Unknown or unsettled parent → lanes waiting for it.
+    waiting: BTreeMap<LaneId, BTreeSet<LaneId>>,
+    /// Every lane seen at each `(author, seq)`; two or more are a fork.
+    pub(crate) by_dot: BTreeMap<Dot, BTreeSet<LaneId>>,
+    /// Authors with a fork somewhere in their chain.
+    pub(crate) forked_authors: BTreeSet<NodeId>,
+    /// Valid lanes with an op on each key, in canonical order.
+    pub(crate) by_key: BTreeMap<u32, BTreeSet<OrderKey>>,
+}
+
+impl Model {
+    /// An empty model of a cluster with these members.
+    pub fn new(members: impl IntoIterator<Item = NodeId>) -> Self {
+        Self { members: members.into_iter().collect(), ..Self::default() }
+    }
+
+    /// The members.
+    pub fn members(&self) -> &BTreeSet<NodeId> {
+        &self.members
+    }
+
+    /// Adds a lane (any order, idempotent). Returns its id, or why the lane
+    /// is refused when that is already known. A lane whose ancestry is still
+    /// missing is kept and judged when the ancestry arrives; a refusal found
+    /// then surfaces in [`Model::closure`], [`Model::replay`] and
+    /// [`Model::read`].
+    pub fn add(&mut self, lane: Lane<WorldOp>) -> Result<LaneId, ModelError> {
+        let id = lane.id();
+        if !self.lanes.contains_key(&id) {
+            let dot = lane.dot();
+            let at_dot = self.by_dot.entry(dot).or_default();
+            at_dot.insert(id);
+            if at_dot.len() > 1 {
+                self.forked_authors.insert(dot.author);
+            }
+            self.lanes.insert(id, lane);
+            self.settle(id);
+        }
+        match self.verdicts.get(&id) {
+            Some(Verdict::Refused(error)) => Err(error.clone()),
+            _ => Ok(id),
+        }
+    }
+
+    /// A lane the model has seen (valid, waiting or refused).
+    pub fn lane(&self, id: &LaneId) -> Option<&Lane<WorldOp>> {
+        self.lanes.get(id)
+    }
+
+    /// Whether the lane is valid: known, with a known and valid ancestry.
+    pub fn is_valid(&self, id: &LaneId) -> bool {
+        matches!(self.verdicts.get(id), Some(Verdict::Valid { .. }))
+    }
+
+    /// Number of lanes seen.
+    pub fn len(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// Whether no lane was seen.
+    pub fn is_empty(&self) -> bool {
+        self.lanes.is_empty()
+    }
+
+    /// The tips and all their ancestors. Fails on the first lane in that
+    /// ancestry that is unknown or refused.
+    pub fn closure(&self, tips: impl IntoIterator<Item = LaneId>) -> Result<BTreeSet<LaneId>, ModelError> {
+        let mut closure = BTreeSet::new();
+        let mut stack: Vec<LaneId> = tips.into_iter().collect();
+        while let Some(id) = stack.pop() {
+            if !closure.insert(id) {
+                continue;
+            }
+            let Some(lane) = self.lanes.get(&id) else {
+                return Err(ModelError::MissingLane { id });
+            };
+            if let Some(Verdict::Refused(error)) = self.verdicts.get(&id) {
+                return Err(error.clone());
+            }
+            // A waiting lane's parents are walked too: its missing ancestor
+            // is an unknown lane further up, reported above.
+            stack.extend(lane.parents.iter().copied());
+        }
+        assert!(closure.iter().all(|id| self.is_valid(id)), "a known, unrefused, complete ancestry is valid");
+        Ok(closure)
+    }
+
+    /// The lanes of `delivered` whose ancestors were all delivered and are
+    /// valid: what a replica holds after these deliveries (the rest wait
+    /// in its pending set or were refused).
+    pub fn closed_subset(&self, delivered: &BTreeSet<LaneId>) -> BTreeSet<LaneId> {
+        let mut candidates: Vec<OrderKey> =
+            delivered.iter().filter(|id| self.is_valid(id)).map(|id| self.order_key(id)).collect();
+        // Parents of a valid lane have smaller stamps, so they are decided first.
+        candidates.sort_unstable();
+        let mut closed = BTreeSet::new();
+        for (_, _, id) in candidates {
+            if self.lanes[&id].parents.iter().all(|parent| closed.contains(parent)) {
+                closed.insert(id);
+            }
+        }
+        closed
+    }
+
+    /// Each author's latest lane in `set` (by seq, then id if `set` holds a fork).
+    pub fn frontier_of(&self, set: &BTreeSet<LaneId>) -> Frontier {
+        let mut frontier = Frontier::new();
+        for id in set {
+            let Some(lane) = self.lanes.get(id) else { continue };
+            let entry = frontier.entry(lane.author).or_insert((lane.seq, *id));
+            *entry = (*entry).max((lane.seq, *id));
+        }
+        frontier
+    }
+
+    /// Order key of a known lane.
+    pub(crate) fn order_key(&self, id: &LaneId) -> OrderKey {
+        let lane = &self.lanes[id];
+        (lane.lamport, lane.author, *id)
+    }
+
+    /// Per author, the highest seq in a valid lane's ancestry.
+    pub(crate) fn horizon(&self, id: &LaneId) -> Option<&BTreeMap<NodeId, u64>> {
+        match self.verdicts.get(id) {
+            Some(Verdict::Valid { horizon }) => Some(horizon),
+            _ => None,
+        }
+    }
+
+    /// The error that keeps `id` out of every valid set: unknown, refused,
+    /// or waiting for an unknown ancestor.
+    pub(crate) fn why_invalid(&self, id: &LaneId) -> ModelError {
+        match self.closure([*id]) {
+            Err(error) => error,
+            Ok(_) => unreachable!("why_invalid is only asked about lanes that are not valid"),
+        }
+    }
+
+    /// Judges `first` and then every lane that waited for a lane just judged.
+    fn settle(&mut self, first: LaneId) {
+        let mut queue = vec![first];
+        while let Some(id) = queue.pop() {
+            if self.verdicts.contains_key(&id) {
+                continue;
+            }
+            let verdict = match self.judge(id) {
+                Ok(verdict) => verdict,
+                Err(unsettled_parents) => {
+                    for parent in unsettled_parents {
+                        self.waiting.entry(parent).or_default().insert(id);
+                    }
+                    continue;
+                }
+            };
+            if let Verdict::Valid { .. } = verdict {
+                let key = self.order_key(&id);
+                for op in &self.lanes[&id].ops {
+                    self.by_key.entry(op_key(op)).or_default().insert(key);
+                }
+            }
+            self.verdicts.insert(id, verdict);
+            queue.extend(self.waiting.remove(&id).into_iter().flatten());
+        }
+    }
+
+    /// The verdict on a known lane, or the parents that have none yet.
+    fn judge(&self, id: LaneId) -> Result<Verdict, Vec<LaneId>> {
+        let lane = &self.lanes[&id];
+        if let Err(rule) = check_shape(lane) {
+            return Ok(Verdict::Refused(ModelError::Shape { id, rule }));
+        }
+        let mut unsettled = Vec::new();
+        let mut parent_horizons = Vec::new();
+        for parent in &lane.parents {
+            match self.verdicts.get(parent) {
+                None => unsettled.push(*parent),
+                Some(Verdict::Refused(_)) => {
+                    return Ok(Verdict::Refused(ModelError::RefusedParent { id, parent: *parent }));
+                }
+                Some(Verdict::Valid { horizon }) => parent_horizons.push(horizon),
+            }
+        }
+        if !unsettled.is_empty() {
+            return Err(unsettled);
+        }
+        if let Err(error) = self.check_ancestry(id, lane) {
+            return Ok(Verdict::Refused(error));
+        }
+        let mut horizon = BTreeMap::new();
+        for parent_horizon in parent_horizons {
+            for (author, seq) in parent_horizon {
+                let entry = horizon.entry(*author).or_insert(0);
+                *entry = (*entry).max(*seq);
+            }
+        }
+        horizon.insert(lane.author, lane.seq);
+        Ok(Verdict::Valid { horizon })
+    }
+
+    /// The Lamport rule and the author-chain rule, given valid parents.
+    fn check_ancestry(&self, id: LaneId, lane: &Lane<WorldOp>) -> Result<(), ModelError> {
+        let parents: Vec<&Lane<WorldOp>> = lane.parents.iter().map(|parent| &self.lanes[parent]).collect();
+        let largest = parents.iter().map(|parent| parent.lamport).max().unwrap_or(0);
+        let Some(expected) = largest.checked_add(1) else {
+            return Err(ModelError::Shape { id, rule: "a parent's lamport is u64::MAX, so no lane can follow it" });
+        };
+        if lane.lamport != expected {
+            return Err(ModelError::BadLamport { id, lamport: lane.lamport, expected });
+        }
+        let own_parent_seqs: Vec<u64> =
+            parents.iter().filter(|parent| parent.author == lane.author).map(|parent| parent.seq).collect();
+        let extends_chain = if lane.seq == 1 { own_parent_seqs.is_empty() } else { own_parent_seqs == [lane.seq - 1] };
+        if !extends_chain {
+            return Err(ModelError::BrokenChain { id, dot: lane.dot(), own_parent_seqs });
+        }
+        Ok(())
+    }
+}
+
+/// The rules a lane must keep on its own (DESIGN.md §2 and the canonical
+/// encoding: seqs and stamps start at 1, parents strictly ascending).
+fn check_shape(lane: &Lane<WorldOp>) -> Result<(), &'static str> {
+    if lane.seq == 0 {
+        return Err("seq must be at least 1");
+    }
+    if lane.lamport == 0 {
+        return Err("lamport must be at least 1");
+    }
+    if lane.parents.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err("parents must be strictly ascending");
+    }
+    Ok(())
+}

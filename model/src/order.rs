@@ -1,0 +1,119 @@
+//! Replay: the canonical order of a lane set, the world it materialises and
+//! both hashes, computed from scratch on every call.
+//!
+//! The canonical order is found the naive way, with Kahn's algorithm: among
+//! the lanes whose parents are all placed, the one with the smallest
+//! `(lamport, author, id)` goes next.
+//!
+//! Invariant: a replay only accepts a causally closed set of valid lanes,
+//! and its order places every lane after all of its parents.
+
+use crate::error::ModelError;
+use crate::hash::{GENESIS_CHAIN, chain_next};
+use crate::history::{Model, OrderKey};
+use crate::law::ModelState;
+use scx_engine::{ChainHash, LaneId, StateDigest};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The result of replaying a lane set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replayed {
+    /// The canonical order.
+    pub order: Vec<LaneId>,
+    /// Lanes in the order (the tip's position).
+    pub lane_index: u64,
+    /// Chain hash at the tip.
+    pub chain_hash: ChainHash,
+    /// Digest of the state's canonical encoding.
+    pub state_digest: StateDigest,
+    /// The materialised world.
+    pub state: ModelState,
+    /// Conflicts the law resolved along the way.
+    pub conflicts: u64,
+}
+
+impl Replayed {
+    /// How many leading lanes of the order are in `stable`: where the stable
+    /// prefix ends (DESIGN.md §2: the prefix that can never change).
+    pub fn stable_prefix_len(&self, stable: &BTreeSet<LaneId>) -> u64 {
+        self.order.iter().take_while(|id| stable.contains(id)).count() as u64
+    }
+}
+
+impl Model {
+    /// Replays `set`, which must be a causally closed set of valid lanes.
+    pub fn replay(&self, set: &BTreeSet<LaneId>) -> Result<Replayed, ModelError> {
+        self.check_closed(set)?;
+        let order = self.canonical_order(set);
+        let mut state = ModelState::default();
+        let mut chain_hash = GENESIS_CHAIN;
+        let mut conflicts = 0;
+        for id in &order {
+            let lane = &self.lanes[id];
+            conflicts += state.apply_ops(lane.dot(), &lane.ops);
+            chain_hash = chain_next(&chain_hash, id);
+        }
+        Ok(Replayed {
+            lane_index: order.len() as u64,
+            state_digest: state.digest(),
+            order,
+            chain_hash,
+            state,
+            conflicts,
+        })
+    }
+
+    /// Every lane of `set` is valid and has its parents in `set`.
+    fn check_closed(&self, set: &BTreeSet<LaneId>) -> Result<(), ModelError> {
+        for id in set {
+            if !self.is_valid(id) {
+                return Err(self.why_invalid(id));
+            }
+            if let Some(parent) = self.lanes[id].parents.iter().find(|parent| !set.contains(parent)) {
+                return Err(ModelError::NotClosed { lane: *id, parent: *parent });
+            }
+        }
+        Ok(())
+    }
+
+    /// Kahn's topological sort, smallest order key first among ready lanes.
+    fn canonical_order(&self, set: &BTreeSet<LaneId>) -> Vec<LaneId> {
+        let mut unplaced_parents: BTreeMap<LaneId, usize> = BTreeMap::new();
+        let mut children: BTreeMap<LaneId, Vec<LaneId>> = BTreeMap::new();
+        for id in set {
+            let parents = &self.lanes[id].parents;
+            unplaced_parents.insert(*id, parents.len());
+            for parent in parents {
+                children.entry(*parent).or_default().push(*id);
+            }
+        }
+        let mut ready: BTreeSet<OrderKey> =
+            unplaced_parents.iter().filter(|(_, count)| **count == 0).map(|(id, _)| self.order_key(id)).collect();
+        let mut order = Vec::with_capacity(set.len());
+        while let Some((_, _, id)) = ready.pop_first() {
+            order.push(id);
+            for child in children.get(&id).into_iter().flatten() {
+                let count = unplaced_parents.get_mut(child).expect("children are members of the set");
+                *count -= 1;
+                if *count == 0 {
+                    ready.insert(self.order_key(child));
+                }
+            }
+        }
+        assert_eq!(order.len(), set.len(), "a closed set of valid lanes has no cycle: ids hash their parents");
+        order
+    }
+
+    /// The lanes of `held` that are causally stable (DESIGN.md §2): every
+    /// member has a lane in `held` whose ancestry includes them. With no
+    /// members that holds for every lane of `held`'s closure.
+    pub fn stable(&self, held: &BTreeSet<LaneId>) -> Result<BTreeSet<LaneId>, ModelError> {
+        let mut stable = self.closure(held.iter().copied())?;
+        for member in &self.members {
+            let tips = held.iter().filter(|id| self.lanes[*id].author == *member).copied();
+            let reached = self.closure(tips)?;
+            stable.retain(|id| reached.contains(id));
+        }
+        Ok(stable)
+    }
+}
