@@ -32,7 +32,7 @@
     reason = "a scenario error carries its source text for the caret; it is built once per bad file, never on a hot path"
 )]
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 use std::fmt::Write as _;
@@ -52,7 +52,7 @@ pub const DISTRIBUTIONS: [&str; 3] = ["uniform", "normal", "long-tail"];
 pub const MAX_NODES: u32 = 100_000;
 
 /// A bad scenario, located.
-#[derive(Debug, thiserror::Error, Diagnostic)]
+#[derive(Debug, thiserror::Error)]
 #[error("{location}: {message}")]
 pub struct ScenarioError {
     /// `file:line:column`, or `file` and a key path when there is no span.
@@ -60,16 +60,29 @@ pub struct ScenarioError {
     /// What is wrong.
     pub message: String,
     /// How to fix it.
-    #[help]
     pub help: Option<String>,
     /// The file's text.
-    #[source_code]
     pub source_code: NamedSource<String>,
     /// Where in it.
-    #[label("{label}")]
     pub span: Option<SourceSpan>,
-    /// The caret's text.
+    /// Text beside the caret; empty for none (the message above says it).
     pub label: String,
+}
+
+impl Diagnostic for ScenarioError {
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help.as_ref().map(|help| Box::new(help) as Box<dyn std::fmt::Display + 'a>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.source_code)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.span?;
+        let label = (!self.label.is_empty()).then(|| self.label.clone());
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(label, span))))
+    }
 }
 
 /// Where an error points: a byte range, or a key path.
@@ -95,7 +108,7 @@ impl Source<'_> {
         };
         ScenarioError {
             location,
-            label: message.clone(),
+            label: String::new(),
             message,
             help,
             source_code: NamedSource::new(self.name, self.text.to_owned()),
