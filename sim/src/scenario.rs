@@ -37,7 +37,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 use std::fmt::Write as _;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::spec::{FaultKind, Latency, Topology};
@@ -126,6 +126,38 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |tail| tail.chars().count()) + 1;
     (line, column)
+}
+
+/// `path` as one name for one file, lexically: `./x.toml`, `x.toml` and
+/// `a/../x.toml` all give `x.toml`. It drops `.` components, folds `a/..`
+/// unless `a` is a symbolic link (where `..` leaves the link's target, not
+/// `a`'s parent), keeps a leading `..` and keeps relative paths relative.
+/// It reads no file; it only asks whether a prefix is a symbolic link.
+pub fn normalise_path(path: &Path) -> String {
+    let mut parts: Vec<Component<'_>> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match parts.last() {
+                Some(Component::Normal(_)) if !is_symlink(&parts) => {
+                    parts.pop();
+                }
+                // The parent of the root is the root.
+                Some(Component::RootDir) => {}
+                _ => parts.push(component),
+            },
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        return ".".to_owned();
+    }
+    parts.iter().collect::<PathBuf>().display().to_string()
+}
+
+fn is_symlink(parts: &[Component<'_>]) -> bool {
+    let prefix: PathBuf = parts.iter().collect();
+    std::fs::symlink_metadata(prefix).is_ok_and(|metadata| metadata.file_type().is_symlink())
 }
 
 // ---- the file's shape ------------------------------------------------------
@@ -310,9 +342,10 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Reads and validates the scenario file at `path`.
+    /// Reads and validates the scenario file at `path`; errors name it as
+    /// [`normalise_path`] does.
     pub fn from_path(path: &Path) -> Result<Self, ScenarioError> {
-        let name = path.display().to_string();
+        let name = normalise_path(path);
         let text = std::fs::read_to_string(path).map_err(|error| {
             Source { name: &name, text: "" }.error(
                 At::Key("(file)"),
@@ -953,5 +986,44 @@ mod tests {
         let text = format!("{MINIMAL}[[faults]]\nat = \"1s\"\nkind = \"crash\"\nnodes = [7]\n");
         let error = Scenario::from_toml(&text, "bad.toml").unwrap_err();
         assert_eq!(error.to_string(), "bad.toml:10:9: node index 7 out of range (cluster has 3 nodes)");
+    }
+
+    #[test]
+    fn normalise_path_names_one_file_one_way() {
+        let cases = [
+            ("./x.toml", "x.toml"),
+            ("x.toml", "x.toml"),
+            ("././x.toml", "x.toml"),
+            ("a/./b.toml", "a/b.toml"),
+            ("a/../b.toml", "b.toml"),
+            ("a/b/../../c.toml", "c.toml"),
+            ("../x.toml", "../x.toml"),
+            ("./../x.toml", "../x.toml"),
+            ("../../a/../x.toml", "../../x.toml"),
+            ("a/..", "."),
+            (".", "."),
+            ("/x/../y.toml", "/y.toml"),
+            ("/../y.toml", "/y.toml"),
+            ("a//b.toml", "a/b.toml"),
+            ("scenarios/", "scenarios"),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(normalise_path(Path::new(path)), expected, "{path}");
+        }
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn normalise_path_keeps_dot_dot_after_a_symbolic_link() {
+        let dir = std::env::temp_dir().join(format!("scx-normalise-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real/inner")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real/inner"), dir.join("link")).unwrap();
+        let through_link = dir.join("link/../x.toml");
+        let expected = format!("{}/link/../x.toml", dir.display());
+        assert_eq!(normalise_path(&through_link), expected, "`link/..` is `real`, not `dir`");
+        let plain = dir.join("real/../x.toml");
+        assert_eq!(normalise_path(&plain), format!("{}/x.toml", dir.display()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -54,3 +54,13 @@ fn a_scenario_error_is_printed_once_with_its_caret_and_help() {
     assert_refused("node-range", "12:9", "node index 7 out of range (cluster has 3 nodes)");
     assert_refused("unknown-key", "10:1", "unknown field `latncy`");
 }
+
+#[test]
+fn a_path_is_named_the_same_way_however_it_is_written() {
+    for written in ["./sim/tests/fixtures/bad/node-range.toml", "sim/./tests/../tests/fixtures/bad/node-range.toml"] {
+        let out = scx(&["run", written]);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: sim/tests/fixtures/bad/node-range.toml:12:9: "), "{written}: {stderr}");
+    }
+}
