@@ -23,15 +23,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             if let Some(scenario) = error.downcast_ref::<ScenarioError>() {
-                let report = miette::Report::new(ScenarioError {
-                    location: scenario.location.clone(),
-                    message: scenario.message.clone(),
-                    help: scenario.help.clone(),
-                    source_code: scenario.source_code.clone(),
-                    span: scenario.span,
-                    label: scenario.label.clone(),
-                });
-                eprintln!("error: {scenario}\n{report:?}");
+                eprint!("{}", scenario_report(scenario));
             } else if error.downcast_ref::<BadInput>().is_some() {
                 eprintln!("error: {error}");
             } else {
@@ -40,4 +32,19 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A scenario error as the user reads it: one `error: file:line:column:
+/// message` line to grep and click, then miette's snippet with the caret
+/// and the help line. miette's own first line repeats the message, so it
+/// is left out: the message is printed once.
+fn scenario_report(error: &ScenarioError) -> String {
+    let mut rendered = String::new();
+    let handler = miette::GraphicalReportHandler::new().with_wrap_lines(false);
+    if handler.render_report(&mut rendered, error).is_err() {
+        // Rendering into a String cannot fail; keep the located line regardless.
+        rendered.clear();
+    }
+    let snippet = rendered.split_once('\n').map_or("", |(_, rest)| rest);
+    format!("error: {error}\n{snippet}")
 }

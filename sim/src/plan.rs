@@ -7,8 +7,10 @@
 //! heals inside the faulty phase, so convergence is still required.
 
 use crate::rng::SimRng;
-use crate::scenario::Scenario;
-use crate::spec::{BundleSpec, FaultKind, FaultSpec, Latency, NetworkSpec, PlantedBug, RunSpec, WorkloadSpec};
+use crate::scenario::{MAX_RUN_TIME, Scenario};
+use crate::spec::{
+    BundleSpec, FaultKind, FaultSpec, Latency, NetworkSpec, PlantedBug, RunSpec, Topology, WorkloadSpec,
+};
 use std::time::Duration;
 
 /// The plan for `scenario` at `seed`.
@@ -38,11 +40,7 @@ pub fn resolve(scenario: &Scenario, seed: u64, bug: Option<PlantedBug>) -> RunSp
         faults: scenario
             .faults
             .iter()
-            .map(|fault| FaultSpec {
-                start: fault.at,
-                end: fault.lasts.map(|lasts| fault.at + lasts),
-                kind: fault.kind.clone(),
-            })
+            .map(|fault| FaultSpec { start: fault.at, end: fault.end(), kind: fault.kind.clone() })
             .collect(),
         bundles: scenario.bundles.iter().map(|b| BundleSpec { at: b.at, from: b.from, to: b.to }).collect(),
         snapshot_interval: scenario.snapshot_interval,
@@ -53,16 +51,22 @@ pub fn resolve(scenario: &Scenario, seed: u64, bug: Option<PlantedBug>) -> RunSp
     if scenario.swarm {
         swarm(&mut spec, scenario);
     }
+    // Validation bounded every time of the scenario and swarm faults heal
+    // inside the faulty phase, so the run's clock sums stay small.
+    assert!(spec.run_time() <= MAX_RUN_TIME, "a validated scenario's run fits MAX_RUN_TIME");
     spec
 }
 
 /// Adds a seeded fault mix to `spec`.
 fn swarm(spec: &mut RunSpec, scenario: &Scenario) {
     let mut rng = SimRng::new(spec.seed, "swarm", 0);
-    let scale = |rng: &mut SimRng, p: f64| if rng.chance(0.5) { p * 2.0 * rng.unit() } else { 0.0 };
-    spec.network.loss = scale(&mut rng, spec.network.loss.max(0.02)).min(0.5);
-    spec.network.duplicate = scale(&mut rng, spec.network.duplicate.max(0.02)).min(0.5);
-    spec.network.reorder = scale(&mut rng, spec.network.reorder.max(0.05)).min(0.5);
+    // Air-gapped nodes send no datagrams: their network noise would change nothing.
+    if spec.topology != Topology::AirGapped {
+        let scale = |rng: &mut SimRng, p: f64| if rng.chance(0.5) { p * 2.0 * rng.unit() } else { 0.0 };
+        spec.network.loss = scale(&mut rng, spec.network.loss.max(0.02)).min(0.5);
+        spec.network.duplicate = scale(&mut rng, spec.network.duplicate.max(0.02)).min(0.5);
+        spec.network.reorder = scale(&mut rng, spec.network.reorder.max(0.05)).min(0.5);
+    }
     let count = 1 + rng.below(u64::from(scenario.swarm_max_faults)) as usize;
     let mut busy: Vec<(u32, Duration, Duration)> = spec
         .faults

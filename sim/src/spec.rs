@@ -278,9 +278,13 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// Total simulated time: faulty phase plus settle.
+    /// Total simulated time: `settle` after the last heal (the end of the
+    /// faulty phase, or later when a fault heals inside the settle phase),
+    /// so every run gets its whole convergence bound. Saturating: a plan from
+    /// a scenario is far inside the limits, and a hand-built one must not
+    /// panic here.
     pub fn run_time(&self) -> Duration {
-        self.duration + self.settle
+        self.quiescent_at().saturating_add(self.settle)
     }
 
     /// When the last fault that heals heals (or the end of the faulty phase,

@@ -76,7 +76,7 @@ fn bad_scenario_files_exit_2_with_located_errors() {
         ("overlapping-crashes", "16:6", "node 1 is already crashed or paused"),
         ("fault-kind", "11:8", "unknown fault kind `meteor`"),
         ("zero-settle", "3:10", "settle must be longer than zero"),
-        ("wrong-window-key", "11:8", "`restart_after` does not apply to a partition fault"),
+        ("wrong-window-key", "13:17", "`restart_after` does not apply to a partition fault"),
         ("skew", "13:8", "`soon` is not a clock skew"),
         ("hub", "8:8", "node index 5 out of range"),
         ("latency-order", "10:33", "latency.max is below latency.min"),

@@ -1,5 +1,6 @@
 //! The harness's integration suite, linked once.
 
+mod bad_input;
 mod bugs;
 mod campaign;
 mod checkers;

@@ -1,12 +1,17 @@
-//! Goal: the shipped scenario library is valid, documented and green.
+//! Goal: the shipped scenario library is valid, documented and green, and
+//! the format reference (`docs/SCENARIOS.md`) is in step with the parser.
 //! Method: parse every file in `scenarios/`, round-trip it through
 //! `to_toml_string`, run every default seed of it, and feed the parser
-//! random and mutated text (it must never panic).
+//! random and mutated text (it must never panic); compare the keys and
+//! limits the reference documents with `scenario::KEYS` (which a unit test
+//! compares with the serde structs) and the limit constants, and parse its
+//! complete examples.
 
 use proptest::prelude::*;
 use scx_sim::fuzz::{self, Campaign, CampaignScenario};
-use scx_sim::scenario::Scenario;
+use scx_sim::scenario::{self, Scenario};
 use scx_sim::shard::Shard;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn shipped() -> Vec<PathBuf> {
@@ -66,6 +71,141 @@ fn every_shipped_scenario_passes_its_default_seeds() {
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(records.len() as u64, campaign.planned());
+}
+
+fn reference() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/SCENARIOS.md")).unwrap()
+}
+
+/// The text of `## {title}` up to the next `## ` heading.
+fn section<'a>(doc: &'a str, title: &str) -> &'a str {
+    let start = doc.find(&format!("\n## {title}\n")).unwrap_or_else(|| panic!("SCENARIOS.md has no `## {title}`"));
+    let body = &doc[start + 1..];
+    let end = body[3..].find("\n## ").map_or(body.len(), |end| end + 3);
+    &body[..end]
+}
+
+/// Code spans in the first cell of each row of the tables whose first
+/// column is `column` (`key` in the reference, `limit` in the limits).
+fn first_cell_code_spans(text: &str, column: &str) -> Vec<String> {
+    let header = format!("| {column} |");
+    let mut in_table = false;
+    let mut spans = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with('|') {
+            in_table = false;
+        } else if line.starts_with(&header) {
+            in_table = true;
+        } else if in_table && !line.starts_with("| ---") {
+            let cell = line.trim_start_matches("| ").split(" |").next().unwrap_or_default();
+            spans.extend(cell.split('`').skip(1).step_by(2).map(str::to_owned));
+        }
+    }
+    spans
+}
+
+#[test]
+fn the_reference_documents_every_key_the_parser_accepts_and_no_other() {
+    let doc = reference();
+    let keys = section(&doc, "Reference");
+    let mut documented: BTreeSet<(String, String)> = first_cell_code_spans(keys, "key")
+        .into_iter()
+        .map(|path| match path.rsplit_once('.') {
+            Some((table, key)) => (table.to_owned(), key.to_owned()),
+            None => (String::new(), path),
+        })
+        .collect();
+    // Tables are documented by their headings: `### `[cluster]``, `### `[[faults]]``.
+    for heading in keys.lines().filter_map(|line| line.strip_prefix("### `")) {
+        let table = heading.trim_end_matches('`').trim_matches(|c| c == '[' || c == ']');
+        documented.insert((String::new(), table.to_owned()));
+    }
+    let known: BTreeSet<(String, String)> =
+        scenario::KEYS.iter().map(|(table, key)| ((*table).to_owned(), (*key).to_owned())).collect();
+    let undocumented: Vec<_> = known.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&known).collect();
+    assert!(
+        undocumented.is_empty(),
+        "keys the parser accepts but docs/SCENARIOS.md does not document: {undocumented:?}"
+    );
+    assert!(unknown.is_empty(), "keys docs/SCENARIOS.md documents but the parser refuses: {unknown:?}");
+}
+
+#[test]
+fn every_documented_key_is_accepted_in_a_minimal_file() {
+    let doc = reference();
+    for span in first_cell_code_spans(section(&doc, "Reference"), "key") {
+        let Some((table, key)) = span.rsplit_once('.') else { continue };
+        // Put `key = 0` where it belongs and check the parser does not call it unknown.
+        let text = match table {
+            "network.latency" | "faults.latency" => {
+                let (top, inner) = table.split_once('.').unwrap();
+                let header = if top == "faults" { "[[faults]]" } else { "[network]" };
+                format!("{MINIMAL}{header}\n{inner} = {{ {key} = 0 }}\n")
+            }
+            "faults" | "bundles" => format!("{MINIMAL}[[{table}]]\n{key} = 0\n"),
+            "cluster" => MINIMAL.replace("[cluster]\n", &format!("[cluster]\n{key} = 0\n")),
+            _ => format!("{MINIMAL}[{table}]\n{key} = 0\n"),
+        };
+        if let Err(error) = Scenario::from_toml(&text, "key.toml") {
+            assert!(!error.to_string().contains("unknown field"), "`{span}` is documented but refused: {error}");
+        }
+    }
+}
+
+const MINIMAL: &str = "name = \"t\"\nduration = \"10s\"\nsettle = \"5s\"\n[cluster]\nnodes = 3\ntopology = \"mesh\"\n";
+
+#[test]
+fn the_reference_gives_every_limit_its_value() {
+    let doc = reference();
+    let limits = section(&doc, "Limits");
+    let hours = |value: std::time::Duration| value.as_secs() / 3600;
+    let values = [
+        ("MAX_NODES", format!("| {} |", scenario::MAX_NODES)),
+        ("MAX_RUN_TIME", format!("| {} day |", hours(scenario::MAX_RUN_TIME) / 24)),
+        ("MIN_INTERVAL", format!("| {} ms |", scenario::MIN_INTERVAL.as_millis())),
+        ("MAX_LANES_PER_SEC_PER_NODE", format!("| {} |", scenario::MAX_LANES_PER_SEC_PER_NODE)),
+        ("MAX_SYNC_TICKS", format!("| {} |", thousands(scenario::MAX_SYNC_TICKS))),
+        ("MAX_HELD_LANES", format!("| {} |", thousands(scenario::MAX_HELD_LANES))),
+        ("MAX_SYNC_WORK", format!("| {} |", thousands(scenario::MAX_SYNC_WORK))),
+        ("MAX_SAMPLED_STATES", format!("| {} |", thousands(scenario::MAX_SAMPLED_STATES))),
+        ("MAX_LATENCY", format!("| {} minute |", scenario::MAX_LATENCY.as_secs() / 60)),
+        ("MAX_CLOCK_SKEW", format!("| {} hour |", hours(scenario::MAX_CLOCK_SKEW))),
+    ];
+    for (name, value) in &values {
+        let row = limits
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("docs/SCENARIOS.md, Limits, has no row for {name}"));
+        assert!(row.contains(value.as_str()), "docs/SCENARIOS.md gives {name} another value than {value}: {row}");
+    }
+    assert_eq!(first_cell_code_spans(limits, "limit").len(), values.len(), "a limit documented but not checked here");
+}
+
+fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[test]
+fn the_references_complete_examples_parse() {
+    let doc = reference();
+    let mut examples = 0;
+    for block in doc.split("```toml\n").skip(1) {
+        let text = block.split("```").next().unwrap();
+        let scenario =
+            Scenario::from_toml(text, "SCENARIOS.md example").unwrap_or_else(|error| panic!("{error}\n{text}"));
+        assert!(!scenario.name.is_empty());
+        examples += 1;
+    }
+    assert!(examples >= 1, "docs/SCENARIOS.md has a complete example");
 }
 
 proptest! {
