@@ -5,6 +5,9 @@
 //! build every check below is `false` at compile time, so a production build
 //! cannot carry a planted bug by configuration.
 
+/// Whether this build carries the planted-bug switches at all.
+pub const COMPILED: bool = cfg!(feature = "planted-bugs");
+
 /// Which planted bugs are on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Bugs {

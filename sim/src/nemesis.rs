@@ -9,7 +9,7 @@
 
 use crate::rng::SimRng;
 use crate::spec::{FaultKind, FaultSpec};
-use crate::storage::{CrashEffect, CrashPoint};
+use crate::storage::CrashPoint;
 use crate::trace::Event;
 use crate::world::{Life, World, lock, now_ns};
 use madsim::runtime::Handle;
@@ -90,7 +90,7 @@ fn heal(world: &World, handle: &Handle, fault: &FaultSpec) {
                 // always follows a crash.
                 if world.life(node) != Life::Down {
                     let effect = world.disks[node as usize].crash_now();
-                    take_down(world, node, effect);
+                    world.take_down(node, effect);
                 }
                 if world.life(node) == Life::Down {
                     world.disks[node as usize].restart();
@@ -133,40 +133,7 @@ fn arm_crash(world: &Arc<World>, node: u32, tear: bool, rng: &mut SimRng) {
         madsim::time::sleep(CRASH_DEADLINE).await;
         if world.life(node) != Life::Down {
             let effect = world.disks[node as usize].crash_now();
-            take_down(&world, node, effect);
+            world.take_down(node, effect);
         }
     });
-}
-
-/// Takes `node` down after its disk crashed: its tasks die and its sockets
-/// close. Called by the node itself when its disk dies mid-operation, or
-/// by the nemesis when the crash lands between steps.
-pub fn take_down(world: &World, node: u32, effect: CrashEffect) {
-    if world.life(node) == Life::Down {
-        return;
-    }
-    let handle = Handle::current();
-    let id = world.madsim_node(node);
-    if world.life(node) == Life::Paused {
-        handle.resume(id);
-    }
-    // Kill before restart, always: a restart without a kill keeps the old sockets.
-    handle.kill(id);
-    lock(&world.life)[node as usize] = Life::Down;
-    lock(&world.cores)[node as usize] = None;
-    let mut metrics = lock(&world.metrics);
-    metrics.crashes += 1;
-    metrics.unsynced_bytes_lost += effect.unsynced_bytes_lost;
-    metrics.crashes_mid_operation += u64::from(effect.mid_operation);
-    metrics.torn_writes += u64::from(effect.torn_bytes > 0);
-    drop(metrics);
-    tracing::info!(
-        t_ms = now_ns() / 1_000_000,
-        node,
-        unsynced_bytes_lost = effect.unsynced_bytes_lost,
-        torn_bytes = effect.torn_bytes,
-        mid_operation = effect.mid_operation,
-        "crashed"
-    );
-    world.record(Event::Crash { node, unsynced_bytes: effect.unsynced_bytes_lost, torn: effect.torn_bytes > 0 });
 }

@@ -5,18 +5,19 @@
 //! the disk (the write-ahead rule), then hand datagrams to the network, then
 //! report events. Nothing leaves a node before it is durable there.
 
-use crate::checkers;
 use crate::network::Fate;
+use crate::node_state::NodeCore;
+use crate::observation::{EngineWarning, Observation, StatusView};
 use crate::rng::SimRng;
 use crate::spec::{PlantedBug, Topology};
-use crate::storage::SimDisk;
 use crate::trace::{DropReason, Event};
 use crate::workload;
 use crate::world::{Life, World, lock, now_ns};
 use madsim::net::Endpoint;
 use scx_engine::durable::DurableReplica;
 use scx_engine::protocol::{self, Outcome, Role, SyncEvent, Syncer};
-use scx_engine::{LaneError, NodeId, ReplicaConfig, SnapshotError};
+use scx_engine::{LaneError, NodeId, Replica, ReplicaConfig, SnapshotError, WorldState};
+use scx_model::{Frontier, ModelValue, RegisterValue};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
@@ -46,50 +47,28 @@ pub fn node_of(address: SocketAddr) -> Option<u32> {
     }
 }
 
-/// A node's state while it is up.
-pub struct NodeCore {
-    /// The node.
-    pub index: u32,
-    /// Replica and disk.
-    pub durable: DurableReplica<scx_engine::World, SimDisk>,
-    /// Sync sessions.
-    pub syncer: Syncer,
-    rng: SimRng,
-    open_since: BTreeMap<(NodeId, u64), u64>,
-    rotation: u32,
-    endpoint: Endpoint,
-}
-
-impl std::fmt::Debug for NodeCore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeCore").field("index", &self.index).field("durable", &self.durable).finish_non_exhaustive()
+/// The peer to sync with now, by topology.
+fn pick_peer(core: &mut NodeCore, world: &World) -> Option<u32> {
+    let nodes = world.spec.nodes;
+    let me = core.index;
+    if nodes < 2 {
+        return None;
     }
-}
-
-impl NodeCore {
-    /// The peer to sync with now, by topology.
-    fn pick_peer(&mut self, world: &World) -> Option<u32> {
-        let nodes = world.spec.nodes;
-        let me = self.index;
-        if nodes < 2 {
-            return None;
+    let random_other = |rng: &mut SimRng| (me + 1 + rng.below(u64::from(nodes - 1)) as u32) % nodes;
+    match &world.spec.topology {
+        Topology::Mesh => {
+            core.rotation = core.rotation % (nodes - 1) + 1;
+            Some((me + core.rotation) % nodes)
         }
-        let random_other = |rng: &mut SimRng| (me + 1 + rng.below(u64::from(nodes - 1)) as u32) % nodes;
-        match &world.spec.topology {
-            Topology::Mesh => {
-                self.rotation = self.rotation % (nodes - 1) + 1;
-                Some((me + self.rotation) % nodes)
-            }
-            Topology::PeerToPeer | Topology::AirGapped => Some(random_other(&mut self.rng)),
-            Topology::ClientServer { server } => (me != *server).then_some(*server),
-            Topology::Edge { hubs } => {
-                if hubs.contains(&me) {
-                    let others: Vec<u32> = hubs.iter().copied().filter(|hub| *hub != me).collect();
-                    self.rotation = self.rotation.wrapping_add(1);
-                    others.get(self.rotation as usize % others.len().max(1)).copied()
-                } else {
-                    hubs.get(me as usize % hubs.len().max(1)).copied()
-                }
+        Topology::PeerToPeer | Topology::AirGapped => Some(random_other(&mut core.rng)),
+        Topology::ClientServer { server } => (me != *server).then_some(*server),
+        Topology::Edge { hubs } => {
+            if hubs.contains(&me) {
+                let others: Vec<u32> = hubs.iter().copied().filter(|hub| *hub != me).collect();
+                core.rotation = core.rotation.wrapping_add(1);
+                others.get(core.rotation as usize % others.len().max(1)).copied()
+            } else {
+                hubs.get(me as usize % hubs.len().max(1)).copied()
             }
         }
     }
@@ -124,7 +103,7 @@ pub async fn main(world: Arc<World>, node: u32) {
     sync_loop(world, core).await;
 }
 
-/// Recovers the node from its disk and checks nothing it acknowledged was lost.
+/// Recovers the node from its disk and tells the checkers what it recovered.
 fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
     let boot = {
         let mut boots = lock(&world.boots);
@@ -136,7 +115,7 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
     let (mut durable, report) = match opened {
         Ok(opened) => opened,
         Err(error) => {
-            world.violate("recovery", "always", Some(node), format!("n{node} could not recover its log: {error}"));
+            world.observe(Observation::RecoveryFailed { node, error: error.to_string() });
             return None;
         }
     };
@@ -161,8 +140,15 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
             torn_tail_bytes: report.torn_tail_bytes,
             lane_index: status.lane_index,
         });
-        checkers::durability::check_node(world, node, durable.replica());
     }
+    let replica = durable.replica();
+    world.observe(Observation::Booted {
+        node,
+        boot,
+        frontier: frontier(replica),
+        status: status_view(replica),
+        torn_tail_bytes: report.torn_tail_bytes,
+    });
     let mut syncer = Syncer::new(NodeId(node));
     syncer.set_bugs(crate::bugs::engine_bugs(world.spec.bug));
     Some(NodeCore {
@@ -189,48 +175,96 @@ async fn receive_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>, endpoint: E
     }
 }
 
+/// Writes lanes at the workload's rate (a Poisson process on an absolute
+/// schedule, so a wake-up writes every lane that is due and madsim's 1 ms
+/// floor does not lower the rate), and reads a key after each write.
 async fn workload_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
     let spec = world.spec.workload.clone();
-    let mut rng = {
-        let core = lock(&core);
-        SimRng::new(
-            world.spec.seed,
-            "workload",
-            u64::from(core.index) << 32 | u64::from(lock(&world.boots)[core.index as usize]),
-        )
-    };
+    let node = lock(&core).index;
+    let boot = lock(&world.boots)[node as usize];
+    let mut rng = SimRng::new(world.spec.seed, "workload", u64::from(node) << 32 | u64::from(boot));
+    let end_ns = world.spec.duration.as_nanos() as u64;
+    let mut due_ns = now_ns() as f64;
     loop {
-        let delay = workload::next_delay_secs(&mut rng, &spec);
-        if !delay.is_finite() {
+        let gap = workload::next_delay_secs(&mut rng, &spec);
+        if !gap.is_finite() {
             break;
         }
-        madsim::time::sleep(Duration::from_secs_f64(delay.min(3600.0))).await;
-        if now_ns() >= world.spec.duration.as_nanos() as u64 {
+        due_ns += gap * 1e9;
+        if due_ns >= end_ns as f64 {
+            break;
+        }
+        let now = now_ns();
+        if due_ns > now as f64 {
+            madsim::time::sleep(Duration::from_nanos(due_ns as u64 - now).max(workload::MIN_SLEEP)).await;
+        }
+        if now_ns() >= end_ns {
             break;
         }
         let mut core = lock(&core);
-        let ops = workload::next_ops(&mut rng, &spec, core.durable.replica().state());
-        let op_count = ops.len() as u32;
-        let index = core.index;
-        let created = core.durable.create_lane(ops);
-        if crash_landed(&world, index) {
-            // The write died with the node: not acknowledged.
+        if !write_lane(&world, &mut core, &mut rng, &spec) {
             return;
         }
-        match created {
-            Ok((id, lane)) => {
-                lock(&world.authored).insert(id);
-                let seq = lane.seq;
-                lock(&world.oracle).ack(index, id, lane, now_ns());
-                lock(&world.metrics).lanes += 1;
-                tracing::trace!(t_ms = now_ns() / 1_000_000, node = index, seq, ops = op_count, "wrote a lane");
-                world.record(Event::Write { node: index, seq, ops: op_count });
-            }
-            Err(error) => world.violate("write", "always", Some(index), format!("n{index} could not write: {error}")),
-        }
+        let key = workload::read_key(&mut rng, &spec);
+        read(&world, &mut core, key);
         pump(&world, &mut core);
     }
     std::future::pending::<()>().await;
+}
+
+/// Authors one lane; `false` when the node's disk died under the write.
+fn write_lane(world: &World, core: &mut NodeCore, rng: &mut SimRng, spec: &crate::spec::WorkloadSpec) -> bool {
+    let ops = workload::next_ops(rng, spec, core.durable.replica().state());
+    let op_count = ops.len() as u32;
+    let index = core.index;
+    let created = core.durable.create_lane(ops);
+    if crash_landed(world, index) {
+        // The write died with the node: not acknowledged.
+        return false;
+    }
+    match created {
+        Ok((id, lane)) => {
+            let seq = lane.seq;
+            lock(&world.metrics).lanes += 1;
+            tracing::trace!(t_ms = now_ns() / 1_000_000, node = index, seq, ops = op_count, "wrote a lane");
+            world.record(Event::Write { node: index, seq, ops: op_count });
+            world.observe(Observation::Wrote { node: index, id, lane });
+        }
+        Err(error) => world.observe(Observation::StoreFailed { node: index, error: error.to_string() }),
+    }
+    true
+}
+
+/// Reads one key, as an application would, and shows the checkers what
+/// it returned and what the node held.
+fn read(world: &World, core: &mut NodeCore, key: u32) {
+    let replica = core.durable.replica();
+    let value = read_value(replica.state(), key);
+    let frontier = frontier(replica);
+    world.observe(Observation::Read { node: core.index, key, value, frontier });
+}
+
+/// One key of the engine's state, in the model's shape.
+fn read_value(state: &WorldState, key: u32) -> ModelValue {
+    ModelValue {
+        register: state
+            .registers
+            .get(&key)
+            .map(|register| RegisterValue { value: register.value, writer: register.writer }),
+        counter: state.counters.get(&key).copied(),
+        set: state.sets.get(&key).cloned().unwrap_or_default(),
+    }
+}
+
+/// What the replica holds, as per-author tips.
+fn frontier(replica: &Replica<scx_engine::World>) -> Frontier {
+    replica.author_tips()
+}
+
+/// The replica's hashes and position.
+pub fn status_view(replica: &mut Replica<scx_engine::World>) -> StatusView {
+    let status = replica.status();
+    StatusView { lane_index: status.lane_index, chain_hash: status.chain_hash, state_digest: status.state_digest }
 }
 
 async fn sync_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
@@ -251,13 +285,15 @@ async fn sync_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
             carry_bundle(&world, &mut core);
             continue;
         }
-        let Some(peer) = core.pick_peer(&world) else { continue };
+        let Some(peer) = pick_peer(&mut core, &world) else { continue };
         if core.syncer.is_syncing_with(NodeId(peer)) {
             continue;
         }
         let core = &mut *core;
+        let status = status_view(core.durable.replica());
         let session = core.syncer.initiate(NodeId(peer), core.durable.replica());
         core.open_since.insert((NodeId(peer), session), now_ns());
+        world.observe(Observation::SessionStarted { node, peer, session, status });
         pump(&world, core);
     }
 }
@@ -278,7 +314,7 @@ fn expire_sessions(world: &World, core: &mut NodeCore) {
 /// Carries a bundle file of everything this node holds to a random peer
 /// (air-gapped topology: no network, a courier at every tick).
 fn carry_bundle(world: &Arc<World>, core: &mut NodeCore) {
-    let Some(peer) = core.pick_peer(world) else { return };
+    let Some(peer) = pick_peer(core, world) else { return };
     let Some(target) = world.core(peer) else { return };
     if world.life(peer) != Life::Up {
         return;
@@ -294,8 +330,16 @@ fn carry_bundle(world: &Arc<World>, core: &mut NodeCore) {
         world.record(Event::Corrupt { from, to: peer });
     }
     let mut target = lock(&target);
-    let metrics = protocol::apply_bundle(&bundle, target.durable.replica());
-    world.record(Event::Bundle { from, to: peer, lanes: metrics.map_or(0, |m| m.lanes_missing) });
+    let applied = protocol::apply_bundle(&bundle, target.durable.replica());
+    let lanes = applied.as_ref().map_or(0, |metrics| metrics.lanes_missing);
+    world.record(Event::Bundle { from, to: peer, lanes });
+    if let Err(error) = applied {
+        world.observe(Observation::Warning {
+            node: peer,
+            peer: Some(from),
+            warning: EngineWarning::BadMessage(error.to_string()),
+        });
+    }
     pump(world, &mut target);
 }
 
@@ -304,7 +348,7 @@ fn carry_bundle(world: &Arc<World>, core: &mut NodeCore) {
 /// must do nothing more: not acknowledge, not transmit.
 fn crash_landed(world: &World, node: u32) -> bool {
     let Some(effect) = world.disks[node as usize].crashed() else { return false };
-    crate::nemesis::take_down(world, node, effect);
+    world.take_down(node, effect);
     true
 }
 
@@ -319,15 +363,11 @@ pub fn pump(world: &Arc<World>, core: &mut NodeCore) {
     match flushed {
         Ok(events) => {
             for event in events {
-                if let scx_engine::Event::SnapshotCommitted { lane_index, id } = event {
-                    tracing::debug!(t_ms = now_ns() / 1_000_000, node, lane_index, id = %id.short(), "committed a stable snapshot");
-                    lock(&world.metrics).snapshots += 1;
-                    world.record(Event::Snapshot { node, lane_index });
-                }
+                replica_event(world, core, event);
             }
         }
         Err(error) => {
-            world.violate("write", "always", Some(node), format!("n{node} could not sync its log: {error}"));
+            world.observe(Observation::StoreFailed { node, error: error.to_string() });
             return;
         }
     }
@@ -336,6 +376,45 @@ pub fn pump(world: &Arc<World>, core: &mut NodeCore) {
     }
     while let Some(event) = core.syncer.poll_event() {
         report(world, core, event);
+    }
+}
+
+/// What the replica told its driver, as observations.
+fn replica_event(world: &World, core: &mut NodeCore, event: scx_engine::Event) {
+    let node = core.index;
+    match event {
+        scx_engine::Event::SnapshotCommitted { lane_index, id } => {
+            tracing::debug!(t_ms = now_ns() / 1_000_000, node, lane_index, id = %id.short(), "committed a stable snapshot");
+            lock(&world.metrics).snapshots += 1;
+            world.record(Event::Snapshot { node, lane_index });
+            let replica = core.durable.replica();
+            // The registry holds every snapshot the replica passed; the one just committed is among them.
+            let header = replica
+                .snapshots()
+                .latest()
+                .filter(|latest| latest.header.id() == id)
+                .map(|latest| (latest.header.chain_hash, latest.header.state_digest));
+            if let Some((chain_hash, state_digest)) = header {
+                let frontier = frontier(replica);
+                world.observe(Observation::SnapshotCommitted {
+                    node,
+                    lane_index,
+                    id,
+                    chain_hash,
+                    state_digest,
+                    frontier,
+                });
+            }
+        }
+        scx_engine::Event::Fork(proof) => {
+            world.observe(Observation::ForkEvidence { node, dot: proof.dot, kept: proof.kept, other: proof.other });
+        }
+        scx_engine::Event::Rejected { id, error } => world.observe(Observation::Warning {
+            node,
+            peer: None,
+            warning: EngineWarning::LaneRejected(format!("pending lane {} released but invalid: {error}", id.short())),
+        }),
+        scx_engine::Event::Pruned { .. } => {}
     }
 }
 
@@ -370,6 +449,21 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
                 in_sync: outcome == Outcome::InSync,
                 lanes_received: metrics.lanes_missing,
             });
+            let status = status_view(core.durable.replica());
+            world.observe(Observation::SessionEnded {
+                node,
+                peer: peer.0,
+                session,
+                initiator: role == Role::Initiator,
+                in_sync: outcome == Outcome::InSync,
+                status,
+                lanes_received: metrics.lanes_missing,
+            });
+            if metrics.lanes_missing > 0 {
+                // Read what the session brought, as an application would.
+                let key = workload::read_key(&mut core.rng, &world.spec.workload);
+                read(world, core, key);
+            }
         }
         SyncEvent::Failed { peer, session, metrics, .. } => {
             core.open_since.remove(&(peer, session));
@@ -382,14 +476,35 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
             world.record(Event::SessionTimeout { node, peer: peer.0 });
         }
         SyncEvent::LaneRejected { error: LaneError::Fork { dot, kept, other }, .. } => {
-            checkers::forks::check(world, node, dot, kept, other);
+            world.observe(Observation::ForkEvidence { node, dot, kept, other });
         }
-        SyncEvent::ForkSuspected { .. } | SyncEvent::LaneRejected { .. } | SyncEvent::BadMessage { .. } => {}
+        SyncEvent::LaneRejected { peer, error } => world.observe(Observation::Warning {
+            node,
+            peer: Some(peer.0),
+            warning: EngineWarning::LaneRejected(error.to_string()),
+        }),
+        SyncEvent::ForkSuspected { peer, author, seq } => world.observe(Observation::Warning {
+            node,
+            peer: Some(peer.0),
+            warning: EngineWarning::ForkSuspected { author: author.0, seq },
+        }),
+        SyncEvent::BadMessage { peer, error } => world.observe(Observation::Warning {
+            node,
+            peer: Some(peer.0),
+            warning: EngineWarning::BadMessage(error.to_string()),
+        }),
         SyncEvent::Diverged { peer, error } => match error {
             SnapshotError::Diverged { .. } | SnapshotError::ContradictsHistory { .. } => {
-                world.violate("snapshot-chain", "always", Some(node), format!("n{node} and n{}: {error}", peer.0))
+                world.observe(Observation::SnapshotChainDiverged { node, peer: peer.0, error: error.to_string() });
             }
-            _ => lock(&world.metrics).snapshots_rejected += 1,
+            _ => {
+                lock(&world.metrics).snapshots_rejected += 1;
+                world.observe(Observation::Warning {
+                    node,
+                    peer: Some(peer.0),
+                    warning: EngineWarning::SnapshotRejected(error.to_string()),
+                });
+            }
         },
     }
 }

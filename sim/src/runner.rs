@@ -6,19 +6,20 @@
 //! runs on a fresh OS thread, because madsim seeds std's hash keys per
 //! thread and a reused thread would carry state from the previous seed.
 
-use crate::checkers::{self, convergence::Probe};
+use crate::checkers;
 use crate::nemesis;
-use crate::node::{self, NodeCore};
+use crate::node;
+use crate::observation::{NodeView, Observation, StatusView};
 use crate::panics;
-use crate::record::Verdict;
 use crate::rng::derive_seed;
 use crate::spec::RunSpec;
 use crate::trace::Stamped;
 use crate::world::{Life, RunMetrics, Violation, World, lock, now_ns};
 use madsim::runtime::{Handle, Runtime};
+use scx_reports::model::Verdict;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 /// Stack of a seed's thread: madsim runs every task of the run on it. Large
@@ -263,7 +264,7 @@ fn run_here(spec: &RunSpec, options: RunOptions) -> RunOutcome {
     let supervised = runtime.block_on(supervise(world.clone(), options.clone()));
     drop(runtime);
     let metrics = *lock(&world.metrics);
-    let last_write_at_ns = lock(&world.oracle).last_ack_at_ns();
+    let last_write_at_ns = lock(&world.checkers).last_write_at_ns();
     let ending = if RunOptions::flag(options.stop.as_ref()) {
         Ending::Interrupted
     } else if RunOptions::flag(options.timed_out.as_ref()) {
@@ -278,7 +279,7 @@ fn run_here(spec: &RunSpec, options: RunOptions) -> RunOutcome {
     let mut trace = lock(&world.trace);
     RunOutcome {
         spec: spec.clone(),
-        violations: lock(&world.violations).clone(),
+        violations: lock(&world.checkers).violations().to_vec(),
         trace_hash: trace.hash(),
         events_total: trace.total(),
         converged_at_ns: supervised.converged_at_ns,
@@ -319,41 +320,29 @@ async fn supervise(world: Arc<World>, options: RunOptions) -> Supervised {
     let quiescent = world.spec.quiescent_at().as_nanos() as u64;
     let end = world.spec.run_time().as_nanos() as u64;
     let mut samples = Vec::new();
-    let mut converged_at = None;
     loop {
         madsim::time::sleep(world.spec.sample_interval).await;
         let now = now_ns();
-        samples.push(sample(&world, now));
-        if !lock(&world.violations).is_empty()
+        let (taken, observation) = sample(&world, now, now >= quiescent);
+        samples.push(taken);
+        world.observe(observation);
+        if world.violated()
             || RunOptions::flag(options.stop.as_ref())
             || RunOptions::flag(options.timed_out.as_ref())
+            || lock(&world.checkers).converged_at_ns().is_some()
         {
             break;
         }
-        if now >= quiescent {
-            match checkers::convergence::probe(&world) {
-                Probe::Converged => {
-                    converged_at = Some(now);
-                    break;
-                }
-                Probe::WrongState(message) => {
-                    world.violate("convergence", "eventually", None, message);
-                    break;
-                }
-                Probe::Apart => {}
-            }
-        }
         if now >= end {
-            let message = format!(
-                "live nodes did not converge within the settle bound of {:?} after the last heal at {:?}",
-                world.spec.settle,
-                Duration::from_nanos(quiescent)
-            );
-            world.violate("convergence", "eventually", None, message);
+            world.observe(Observation::SettleEnded {
+                settle_ms: world.spec.settle.as_millis() as u64,
+                quiescent_at_ms: quiescent / 1_000_000,
+            });
             break;
         }
     }
-    final_checks(&world);
+    let converged_at = lock(&world.checkers).converged_at_ns();
+    finish(&world);
     let ended_at = now_ns();
     let live_at_end = world.live_nodes().len();
     // Kill every node and let the executor drop their tasks: a pending
@@ -367,46 +356,98 @@ async fn supervise(world: Arc<World>, options: RunOptions) -> Supervised {
     Supervised { samples, converged_at_ns: converged_at, ended_at_ns: ended_at, live_at_end }
 }
 
-fn sample(world: &World, at_ns: u64) -> Sample {
+/// The cluster now: the trace's sample (and its hash) and the checkers'
+/// observation. When every live node holds the same status after the
+/// faults healed, the observation carries their shared frontier.
+fn sample(world: &World, at_ns: u64, quiescent: bool) -> (Sample, Observation) {
     let network = lock(&world.network);
     let partitioned: Vec<bool> = (0..world.spec.nodes).map(|node| network.is_partitioned(node)).collect();
     drop(network);
-    let nodes = (0..world.spec.nodes)
-        .map(|node| {
-            let life = world.life(node);
-            let (lane_index, chain) = match world.core(node) {
-                Some(core) if life != Life::Down => {
-                    let (lane_index, chain) = lock(&core).durable.replica().tip();
-                    (lane_index, chain.short())
+    let mut samples = Vec::with_capacity(world.spec.nodes as usize);
+    let mut views = Vec::with_capacity(world.spec.nodes as usize);
+    let mut first_up: Option<(u32, StatusView)> = None;
+    let mut agree = true;
+    let mut hashed = Vec::new();
+    for node in 0..world.spec.nodes {
+        let life = world.life(node);
+        let status = match world.core(node) {
+            Some(core) if life != Life::Down => Some(node::status_view(lock(&core).durable.replica())),
+            _ => None,
+        };
+        let view = match (life, status) {
+            (Life::Up, Some(status)) => {
+                match first_up {
+                    None => first_up = Some((node, status)),
+                    Some((_, first)) => agree &= first == status,
                 }
-                _ => (0, String::new()),
-            };
-            NodeSample { life, partitioned: partitioned[node as usize], lane_index, chain }
-        })
-        .collect();
+                NodeView::Up(status)
+            }
+            (Life::Paused, _) => NodeView::Paused,
+            _ => NodeView::Down,
+        };
+        hash_view(&mut hashed, &view);
+        views.push(view);
+        samples.push(NodeSample {
+            life,
+            partitioned: partitioned[node as usize],
+            lane_index: status.map_or(0, |status| status.lane_index),
+            chain: status.map_or_else(String::new, |status| status.chain_hash.short()),
+        });
+    }
+    lock(&world.trace).absorb(&hashed);
+    let agreed = match first_up {
+        Some((node, _)) if agree && quiescent => {
+            world.core(node).map(|core| lock(&core).durable.replica().author_tips())
+        }
+        _ => None,
+    };
     let metrics = lock(&world.metrics);
-    Sample { at_ns, nodes, bytes_sent: metrics.bytes_sent, bytes_missing: metrics.bytes_missing }
+    let taken = Sample { at_ns, nodes: samples, bytes_sent: metrics.bytes_sent, bytes_missing: metrics.bytes_missing };
+    (taken, Observation::Sampled { nodes: views, agreed, quiescent })
 }
 
-/// The safety checkers over every live node at the end of the run.
-fn final_checks(world: &World) {
-    let cores: Vec<(u32, Arc<std::sync::Mutex<NodeCore>>)> =
-        (0..world.spec.nodes).filter_map(|node| world.core(node).map(|core| (node, core))).collect();
-    let mut guards: Vec<(u32, MutexGuard<'_, NodeCore>)> =
-        cores.iter().map(|(node, core)| (*node, lock(core))).collect();
+/// A node's view in the trace hash: its life and, when up, its hashes.
+fn hash_view(out: &mut Vec<u8>, view: &NodeView) {
+    match view {
+        NodeView::Down => out.push(0),
+        NodeView::Paused => out.push(1),
+        NodeView::Up(status) => {
+            out.push(2);
+            out.extend_from_slice(&status.lane_index.to_le_bytes());
+            out.extend_from_slice(status.chain_hash.as_bytes());
+            out.extend_from_slice(status.state_digest.as_bytes());
+        }
+    }
+}
+
+/// The end of the run: every live node's final state goes to the checkers,
+/// and the replicas' own counters to the metrics.
+fn finish(world: &World) {
     let mut rollbacks = 0;
     let mut conflicts = None;
-    for (node, core) in &mut guards {
+    for node in 0..world.spec.nodes {
+        let Some(core) = world.core(node) else { continue };
+        if world.life(node) == Life::Down {
+            continue;
+        }
+        let mut core = lock(&core);
         let replica = core.durable.replica();
-        checkers::durability::check_node(world, *node, replica);
-        checkers::replay::check_node(world, *node, replica);
+        let status = node::status_view(replica);
         let metrics = replica.metrics();
         rollbacks += metrics.rollbacks;
         conflicts.get_or_insert(metrics.conflicts);
+        let latest_snapshot_error =
+            replica.snapshots().latest().and_then(|latest| latest.verify(replica.law()).err()).map(|e| e.to_string());
+        let observation = Observation::Final {
+            node,
+            status,
+            frontier: replica.author_tips(),
+            lineage: replica.snapshots().lineage().collect(),
+            latest_snapshot_error,
+        };
+        drop(core);
+        world.observe(observation);
     }
-    let mut replicas: Vec<(u32, &mut scx_engine::Replica<scx_engine::World>)> =
-        guards.iter_mut().map(|(node, core)| (*node, core.durable.replica())).collect();
-    checkers::snapshots::check(world, &mut replicas);
     let mut metrics = lock(&world.metrics);
     metrics.rollbacks = rollbacks;
     metrics.conflicts = conflicts.unwrap_or(0);
@@ -415,7 +456,7 @@ fn final_checks(world: &World) {
 fn engine_panicked(spec: &RunSpec, message: String) -> RunOutcome {
     let mut outcome = harness_failed(spec, String::new());
     outcome.ending = Ending::Finished;
-    outcome.violations.push(Violation { checker: "panic", kind: "always", message, at_ns: 0, node: None });
+    outcome.violations.push(checkers::panic::violation(message));
     outcome
 }
 

@@ -259,6 +259,15 @@ impl Trace {
         }
     }
 
+    /// Folds bytes that are not an event (each node's hashes at a sample)
+    /// into the trace hash, so the determinism check covers node state too.
+    pub fn absorb(&mut self, bytes: &[u8]) {
+        self.scratch.clear();
+        put_varint(&mut self.scratch, bytes.len() as u64);
+        self.hasher.update(&self.scratch);
+        self.hasher.update(bytes);
+    }
+
     /// The hash of every event so far.
     pub fn hash(&self) -> String {
         self.hasher.finalize().to_hex().to_string()

@@ -34,6 +34,15 @@ pub fn next_ops(rng: &mut SimRng, spec: &WorkloadSpec, state: &WorldState) -> Ve
         .collect()
 }
 
+/// The key a read looks at: hot keys as often as writes hit them, so reads
+/// see the conflicts.
+pub fn read_key(rng: &mut SimRng, spec: &WorkloadSpec) -> u32 {
+    let keys = u64::from(spec.keys.max(1));
+    let hot_keys = (keys / 20).max(1);
+    // Cannot truncate: both bounds are u32 values.
+    (if rng.chance(spec.conflict_ratio) { rng.below(hot_keys) } else { rng.below(keys) }) as u32
+}
+
 /// Simulated seconds until the next lane at `ops_per_sec` ops per second.
 pub fn next_delay_secs(rng: &mut SimRng, spec: &WorkloadSpec) -> f64 {
     let lanes_per_sec = spec.ops_per_sec / f64::from(spec.ops_per_lane.max(1));

@@ -1,20 +1,22 @@
 //! The world of one run: everything that lives outside the nodes and
-//! survives their crashes: disks, the network model, the oracle, the trace,
-//! violations and metrics, and a handle on each live node for the checkers.
+//! survives their crashes: disks, the network model, the trace, the
+//! checkers and metrics, and a handle on each live node for the simulator
+//! (never for the checkers, which see only observations).
 //!
 //! Invariant: all of it is created from the run's seed and touched only from
 //! madsim tasks of that run's single-threaded runtime, in the order madsim's
 //! seeded scheduler picks, so a seed fixes everything in it.
 
+use crate::checkers::Checkers;
 use crate::network::Network;
-use crate::node::NodeCore;
-use crate::oracle::Oracle;
+use crate::node_state::NodeCore;
+use crate::observation::Observation;
 use crate::spec::RunSpec;
-use crate::storage::SimDisk;
+use crate::storage::{CrashEffect, SimDisk};
 use crate::trace::{Event, Trace};
-use scx_engine::LaneId;
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use crate::checkers::Violation;
 
 /// Locks a world mutex. Every task of a run shares one OS thread, so a lock
 /// is never contended; poisoning means a panic already ended the run.
@@ -25,21 +27,6 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Simulated nanoseconds since the run started.
 pub fn now_ns() -> u64 {
     madsim::time::TimeHandle::current().elapsed().as_nanos() as u64
-}
-
-/// A safety or liveness violation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    /// The checker's name.
-    pub checker: &'static str,
-    /// "always", "eventually" or "sometimes".
-    pub kind: &'static str,
-    /// What went wrong, for a human.
-    pub message: String,
-    /// Simulated time.
-    pub at_ns: u64,
-    /// The node, if one.
-    pub node: Option<u32>,
 }
 
 /// Whether a node runs.
@@ -78,13 +65,8 @@ pub struct World {
     pub network: Mutex<Network>,
     /// The trace.
     pub trace: Mutex<Trace>,
-    /// Acknowledged writes.
-    pub oracle: Mutex<Oracle>,
-    /// Every lane any node authored, acknowledged or not (fork evidence is
-    /// real only between authored lanes; corrupted bytes can look like forks).
-    pub authored: Mutex<BTreeSet<LaneId>>,
-    /// Violations found.
-    pub violations: Mutex<Vec<Violation>>,
+    /// The checkers, fed every observation.
+    pub checkers: Mutex<Checkers>,
     /// Counters.
     pub metrics: Mutex<RunMetrics>,
 }
@@ -102,9 +84,7 @@ impl World {
             skew_ns: Mutex::new(vec![0; nodes]),
             network: Mutex::new(Network::new(&spec)),
             trace: Mutex::new(Trace::new(keep_trace)),
-            oracle: Mutex::new(Oracle::default()),
-            authored: Mutex::new(BTreeSet::new()),
-            violations: Mutex::new(Vec::new()),
+            checkers: Mutex::new(Checkers::new(&spec)),
             metrics: Mutex::new(RunMetrics::default()),
             spec,
         })
@@ -115,15 +95,57 @@ impl World {
         lock(&self.trace).record(now_ns(), event);
     }
 
-    /// Reports a violation now (once per checker and node).
-    pub fn violate(&self, checker: &'static str, kind: &'static str, node: Option<u32>, message: String) {
-        let mut violations = lock(&self.violations);
-        if violations.iter().any(|v| v.checker == checker && v.node == node) {
+    /// Feeds an observation to the checkers now; a violation it reveals is
+    /// recorded in the trace.
+    pub fn observe(&self, observation: Observation) {
+        let found = lock(&self.checkers).observe(now_ns(), &observation);
+        for violation in found {
+            tracing::info!(t_ms = now_ns() / 1_000_000, checker = violation.checker, node = ?violation.node, "{}", violation.message);
+            self.record(Event::Violation { checker: violation.checker, node: violation.node });
+        }
+    }
+
+    /// Takes `node` down after its disk crashed: its tasks die and its
+    /// sockets close. Called by the node itself when its disk dies
+    /// mid-operation, or by the nemesis when the crash lands between steps.
+    pub fn take_down(&self, node: u32, effect: CrashEffect) {
+        if self.life(node) == Life::Down {
             return;
         }
-        violations.push(Violation { checker, kind, message, at_ns: now_ns(), node });
-        drop(violations);
-        self.record(Event::Violation { checker, node });
+        let handle = madsim::runtime::Handle::current();
+        let id = self.madsim_node(node);
+        if self.life(node) == Life::Paused {
+            handle.resume(id);
+        }
+        // Kill before restart, always: a restart without a kill keeps the old sockets.
+        handle.kill(id);
+        lock(&self.life)[node as usize] = Life::Down;
+        lock(&self.cores)[node as usize] = None;
+        let mut metrics = lock(&self.metrics);
+        metrics.crashes += 1;
+        metrics.unsynced_bytes_lost += effect.unsynced_bytes_lost;
+        metrics.crashes_mid_operation += u64::from(effect.mid_operation);
+        metrics.torn_writes += u64::from(effect.torn_bytes > 0);
+        drop(metrics);
+        tracing::info!(
+            t_ms = now_ns() / 1_000_000,
+            node,
+            unsynced_bytes_lost = effect.unsynced_bytes_lost,
+            torn_bytes = effect.torn_bytes,
+            mid_operation = effect.mid_operation,
+            "crashed"
+        );
+        self.record(Event::Crash { node, unsynced_bytes: effect.unsynced_bytes_lost, torn: effect.torn_bytes > 0 });
+        self.observe(Observation::Crashed {
+            node,
+            unsynced_bytes_lost: effect.unsynced_bytes_lost,
+            torn_bytes: effect.torn_bytes,
+        });
+    }
+
+    /// Whether a checker found a violation.
+    pub fn violated(&self) -> bool {
+        !lock(&self.checkers).violations().is_empty()
     }
 
     /// The node's core, if it is up.

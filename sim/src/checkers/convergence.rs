@@ -1,62 +1,112 @@
 //! Eventually: after the last fault heals, every live node reaches the same
 //! chain hash and state digest within the settle bound, and that state is
-//! the oracle's replay of every acknowledged lane they should hold.
+//! the model's replay of what they hold, which must include every lane a
+//! live node acknowledged. Nodes that agree with each other but not with
+//! the model fail at once: a mistake every node shares (a merge rule, the
+//! tie-break, a chain step) is invisible to agreement alone.
 
-use crate::world::{Life, World, lock};
-use scx_engine::{ChainHash, StateDigest};
+use super::{Checker, Found, Kind, Knowledge};
+use crate::observation::{NodeView, Observation, StatusView};
+use scx_engine::NodeId;
+use scx_model::Frontier;
 
-/// What a convergence probe found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Probe {
-    /// Live nodes still differ (or one is paused).
-    Apart,
-    /// All live nodes agree, and the oracle agrees.
-    Converged,
-    /// All live nodes agree on a state the oracle does not reach.
-    WrongState(String),
+/// The convergence checker; the supervisor asks it when to stop.
+#[derive(Debug, Default)]
+pub struct Convergence {
+    converged_at_ns: Option<u64>,
+    wrong: bool,
 }
 
-/// Probes the live nodes now.
-pub fn probe(world: &World) -> Probe {
-    let mut agreed: Option<(ChainHash, StateDigest, u64)> = None;
-    let mut live = Vec::new();
-    for node in 0..world.spec.nodes {
-        match world.life(node) {
-            Life::Down => continue,
-            Life::Paused => return Probe::Apart,
-            Life::Up => {}
-        }
-        let Some(core) = world.core(node) else { return Probe::Apart };
-        let status = lock(&core).durable.replica().status();
-        let key = (status.chain_hash, status.state_digest, status.lane_index);
-        match agreed {
-            None => agreed = Some(key),
-            Some(seen) if seen != key => return Probe::Apart,
-            Some(_) => {}
-        }
-        live.push(node);
+impl Convergence {
+    /// When the live nodes were first seen converged on the model's state.
+    pub fn converged_at_ns(&self) -> Option<u64> {
+        self.converged_at_ns
     }
-    let Some((chain, digest, lane_index)) = agreed else { return Probe::Converged };
-    let held_by_live = |id: &scx_engine::LaneId| {
-        live.iter().any(|node| world.core(*node).is_some_and(|core| lock(&core).durable.replica().holds(id)))
+}
+
+impl Checker for Convergence {
+    fn name(&self) -> &'static str {
+        "convergence"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Eventually
+    }
+
+    fn observe(&mut self, at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
+        if self.converged_at_ns.is_some() || self.wrong {
+            return;
+        }
+        match observation {
+            Observation::Sampled { nodes, agreed, quiescent: true } => {
+                match probe(nodes, agreed.as_ref(), knowledge) {
+                    Probe::Apart => {}
+                    Probe::Converged => self.converged_at_ns = Some(at_ns),
+                    Probe::Wrong(message) => {
+                        self.wrong = true;
+                        found.violation(None, message);
+                    }
+                }
+            }
+            Observation::SettleEnded { settle_ms, quiescent_at_ms } => found.violation(
+                None,
+                format!(
+                    "live nodes did not converge within the settle bound of {settle_ms} ms after the last heal at {quiescent_at_ms} ms"
+                ),
+            ),
+            _ => {}
+        }
+    }
+}
+
+enum Probe {
+    Apart,
+    Converged,
+    Wrong(String),
+}
+
+fn probe(nodes: &[NodeView], agreed: Option<&Frontier>, knowledge: &Knowledge) -> Probe {
+    let mut status: Option<&StatusView> = None;
+    let mut live = Vec::new();
+    for (node, view) in nodes.iter().enumerate() {
+        match view {
+            NodeView::Down => {}
+            NodeView::Paused => return Probe::Apart,
+            NodeView::Up(view) => {
+                if status.is_some_and(|seen| seen != view) {
+                    return Probe::Apart;
+                }
+                status = Some(view);
+                live.push(node as u32);
+            }
+        }
+    }
+    let (Some(status), Some(frontier)) = (status, agreed) else {
+        // No live node: nothing to converge (the run reports that it tested nothing).
+        return if live.is_empty() { Probe::Converged } else { Probe::Apart };
     };
-    let expected = lock(&world.oracle).replay(world.spec.nodes, world.spec.snapshot_interval, |id, acked| {
-        live.contains(&acked.author) || held_by_live(id)
-    });
-    if expected.chain_hash == chain && expected.state_digest == digest {
-        Probe::Converged
-    } else if expected.lane_index > lane_index {
-        // Agreement without everything acknowledged: lanes still in flight
-        // from a node that is down at the moment count as not yet converged.
-        Probe::Apart
-    } else {
-        Probe::WrongState(format!(
-            "live nodes agree on chain {} digest {} at lane index {lane_index}, but the oracle's replay of the acknowledged lanes gives chain {} digest {} at {}",
-            chain.short(),
-            digest.short(),
-            expected.chain_hash.short(),
-            expected.state_digest.short(),
-            expected.lane_index
-        ))
+    // Every lane a live node acknowledged must be there; until then, wait.
+    for node in &live {
+        if let Some((seq, _)) = knowledge.last_acked(*node)
+            && frontier.get(&NodeId(*node)).is_none_or(|(held, _)| *held < seq)
+        {
+            return Probe::Apart;
+        }
+    }
+    let replayed = knowledge.model.closure(Knowledge::tips(frontier)).and_then(|held| knowledge.model.replay(&held));
+    match replayed {
+        Ok(model) if model.chain_hash == status.chain_hash && model.state_digest == status.state_digest => {
+            Probe::Converged
+        }
+        Ok(model) => Probe::Wrong(format!(
+            "live nodes agree on chain {} digest {} at lane index {}, but the model's replay of the lanes they hold gives chain {} digest {} at {}",
+            status.chain_hash.short(),
+            status.state_digest.short(),
+            status.lane_index,
+            model.chain_hash.short(),
+            model.state_digest.short(),
+            model.lane_index
+        )),
+        Err(error) => Probe::Wrong(format!("live nodes agree on a set of lanes the model refuses: {error}")),
     }
 }

@@ -3,7 +3,7 @@
 //! snapshots installed from peers); a campaign that never reaches one of
 //! them did not test what it claims to.
 
-use crate::world::RunMetrics;
+use scx_reports::model::Metrics as RunMetrics;
 use std::collections::BTreeMap;
 
 /// The "sometimes" properties a run reached, by name.

@@ -1,26 +1,56 @@
-//! Always: no acknowledged lane is lost. Checked when a node recovers
-//! from a crash (and at the end of the run): every lane the node
-//! acknowledged must be in what it recovered, with the same id.
+//! Always: no acknowledged lane is lost. Checked when a node boots after a
+//! crash and at the end of the run: every lane the node acknowledged must
+//! be in what it holds (on its own chain, up to its tip), with the same id.
 
-use crate::world::{World, lock};
-use scx_engine::{Law, Replica};
+use super::{Checker, Found, Kind, Knowledge};
+use crate::observation::Observation;
+use scx_engine::NodeId;
+use scx_model::Frontier;
 
-/// Checks `node`'s replica against the oracle's record of its acknowledged writes.
-pub fn check_node<L: Law>(world: &World, node: u32, replica: &Replica<L>) {
-    let acked = lock(&world.oracle).dots_acked_by(node);
-    let held = replica.version_vector();
-    for (id, dot) in acked {
-        let covered = held.get(&dot.author).is_some_and(|seq| *seq >= dot.seq);
-        let same = replica.lane_at(dot.author, dot.seq).is_none_or(|found| found == id);
-        if !covered || !same {
-            let message = format!(
-                "n{node} acknowledged lane {} (seq {}) but after recovery {}",
-                id.short(),
-                dot.seq,
-                if covered { "holds a different lane at that seq" } else { "does not hold it" }
-            );
-            world.violate("durability", "always", Some(node), message);
-            return;
+/// The durability checker.
+#[derive(Debug)]
+pub struct Durability;
+
+impl Checker for Durability {
+    fn name(&self) -> &'static str {
+        "durability"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Always
+    }
+
+    fn observe(&mut self, _at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
+        let (node, frontier, when) = match observation {
+            Observation::Booted { node, frontier, boot, .. } if *boot > 1 => (*node, frontier, "after recovery"),
+            Observation::Final { node, frontier, .. } => (*node, frontier, "at the end of the run"),
+            _ => return,
+        };
+        if let Some(message) = missing_acked(knowledge, node, frontier) {
+            found.violation(Some(node), format!("n{node} {message} {when}"));
         }
     }
+}
+
+/// Why `frontier` does not hold every lane `node` acknowledged, if it does not.
+fn missing_acked(knowledge: &Knowledge, node: u32, frontier: &Frontier) -> Option<String> {
+    let (last_seq, last_id) = knowledge.last_acked(node)?;
+    let Some((tip_seq, tip)) = frontier.get(&NodeId(node)) else {
+        return Some(format!("acknowledged {last_seq} lanes but holds none of its own"));
+    };
+    if *tip_seq < last_seq {
+        return Some(format!(
+            "acknowledged lane {} (seq {last_seq}) but holds its own chain only up to seq {tip_seq}",
+            last_id.short()
+        ));
+    }
+    let chain = match knowledge.model.closure([*tip]) {
+        Ok(chain) => chain,
+        Err(error) => return Some(format!("holds a chain the model cannot follow: {error}")),
+    };
+    let acked = knowledge.acked.get(&node).into_iter().flatten();
+    acked
+        .filter(|(_, id)| !chain.contains(id))
+        .map(|(seq, id)| format!("acknowledged lane {} (seq {seq}) but holds a different lane at that seq", id.short()))
+        .next()
 }

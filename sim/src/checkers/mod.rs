@@ -1,21 +1,227 @@
 //! Invariant checkers, one file per property, named by kind as stateright
-//! names them:
+//! names them. Each is fed every [`Observation`] as the run goes, so a
+//! safety violation is reported at the step where it happens; none of them
+//! reaches into a live replica. They judge against the reference model
+//! (`scx-model`) kept in [`Knowledge`], never against the engine's own code.
 //!
 //! | checker | kind | property |
 //! | --- | --- | --- |
+//! | `convergence` | eventually | after the last heal every live node reaches the same hashes, equal to the model's replay |
+//! | `reads` | always | every read equals the model's value over what the node held; read-your-writes, monotonic reads |
+//! | `replay` | always | a node's hashes equal the model's replay of what it holds, after recovery and at the end |
+//! | `snapshots` | always | snapshots are stable prefixes with the model's hashes, and nodes agree on every snapshot id |
+//! | `snapshot-chain` | always | no two nodes' snapshot chains diverge |
 //! | `durability` | always | a node's log holds every lane it acknowledged, after every crash |
 //! | `forks` | always | no author signs two different lanes with one seq |
-//! | `replay` | always | a node's hashes equal a from-scratch replay of what it holds |
-//! | `snapshots` | always | snapshots verify, and nodes agree on the id at every snapshot point |
-//! | `convergence` | eventually | after the last heal, every live node reaches the same hashes, equal to the oracle's replay |
-//! | `coverage` | sometimes | the faults actually bit (drops, crash losses, rollbacks...), reported per run |
+//! | `in-sync` | always | a node answers "in sync" only when the hashes really match |
+//! | `warnings` | always | with honest nodes and network, the engine raises no warning |
+//! | `recovery` | always | a node recovers its log |
+//! | `write` | always | a healthy disk takes every write |
+//! | `determinism` | always | one seed, one trace (compared across two runs) |
+//! | `panic` | always | the engine never panics |
+//! | `coverage` | sometimes | the faults actually bit (drops, crash losses, rollbacks...) |
 //!
-//! Every checker has a test that makes it fail (`sim/tests/`).
+//! Every checker has a test that makes it fail through a real run
+//! (`sim/tests/harness/checkers.rs`).
 
 pub mod convergence;
 pub mod coverage;
 pub mod determinism;
 pub mod durability;
 pub mod forks;
+pub mod in_sync;
+pub mod panic;
+pub mod reads;
+pub mod recovery;
 pub mod replay;
+pub mod snapshot_chain;
 pub mod snapshots;
+pub mod warnings;
+pub mod write;
+
+use crate::observation::Observation;
+use crate::spec::RunSpec;
+use scx_engine::{LaneId, NodeId};
+use scx_model::{Frontier, Model};
+use std::collections::BTreeMap;
+
+/// What kind of property a checker checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Safety: must hold at every step.
+    Always,
+    /// Liveness: must hold within a bound after the faults heal.
+    Eventually,
+    /// Coverage: must happen at least once.
+    Sometimes,
+}
+
+impl Kind {
+    /// The name used in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::Eventually => "eventually",
+            Self::Sometimes => "sometimes",
+        }
+    }
+}
+
+/// A safety or liveness violation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The checker's name.
+    pub checker: &'static str,
+    /// "always", "eventually" or "sometimes".
+    pub kind: &'static str,
+    /// What went wrong, for a human.
+    pub message: String,
+    /// Simulated time.
+    pub at_ns: u64,
+    /// The node, if one.
+    pub node: Option<u32>,
+}
+
+/// What every checker may consult: the model of every lane any node
+/// authored, and which of them each node acknowledged. Updated from the
+/// observations before the checkers see them.
+#[derive(Debug)]
+pub struct Knowledge {
+    /// Every authored lane (acknowledged or not).
+    pub model: Model,
+    /// Per node, the lanes it acknowledged, by seq.
+    pub acked: BTreeMap<u32, BTreeMap<u64, LaneId>>,
+    /// The run has a corrupting network (datagrams or bundles), so the
+    /// engine is expected to refuse some inputs.
+    pub corrupting_network: bool,
+}
+
+impl Knowledge {
+    fn new(spec: &RunSpec) -> Self {
+        Self {
+            model: Model::new((0..spec.nodes).map(NodeId)),
+            acked: BTreeMap::new(),
+            corrupting_network: spec.network.corrupt > 0.0,
+        }
+    }
+
+    fn learn(&mut self, observation: &Observation) {
+        if let Observation::Wrote { node, id, lane } = observation {
+            // An invalid own lane is reported by the checkers that meet it.
+            let _ = self.model.add(lane.clone());
+            self.acked.entry(*node).or_default().insert(lane.seq, *id);
+        }
+    }
+
+    /// The highest seq `node` acknowledged, with its lane.
+    pub fn last_acked(&self, node: u32) -> Option<(u64, LaneId)> {
+        self.acked.get(&node)?.last_key_value().map(|(seq, id)| (*seq, *id))
+    }
+
+    /// The tips of a frontier.
+    pub fn tips(frontier: &Frontier) -> impl Iterator<Item = LaneId> + '_ {
+        frontier.values().map(|(_, id)| *id)
+    }
+}
+
+/// Where a checker reports what it found during one observation.
+#[derive(Debug, Default)]
+pub struct Found {
+    violations: Vec<(Option<u32>, String)>,
+}
+
+impl Found {
+    /// Reports a violation at `node` (or the whole cluster).
+    pub fn violation(&mut self, node: Option<u32>, message: String) {
+        self.violations.push((node, message));
+    }
+}
+
+/// One property, fed every observation.
+pub trait Checker: Send + std::fmt::Debug {
+    /// Its name in records.
+    fn name(&self) -> &'static str;
+    /// What kind of property it is.
+    fn kind(&self) -> Kind;
+    /// Looks at one observation (after `knowledge` learned from it).
+    fn observe(&mut self, at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found);
+}
+
+/// Every checker of a run, with the knowledge they share.
+#[derive(Debug)]
+pub struct Checkers {
+    knowledge: Knowledge,
+    convergence: convergence::Convergence,
+    list: Vec<Box<dyn Checker>>,
+    violations: Vec<Violation>,
+    last_write_at_ns: Option<u64>,
+}
+
+impl Checkers {
+    /// The checkers for a run of `spec`.
+    pub fn new(spec: &RunSpec) -> Self {
+        Self {
+            knowledge: Knowledge::new(spec),
+            convergence: convergence::Convergence::default(),
+            list: vec![
+                Box::new(reads::Reads::default()),
+                Box::new(replay::Replay::default()),
+                Box::new(snapshots::Snapshots::default()),
+                Box::new(snapshot_chain::SnapshotChain),
+                Box::new(durability::Durability),
+                Box::new(forks::Forks),
+                Box::new(in_sync::InSync::default()),
+                Box::new(warnings::Warnings),
+                Box::new(recovery::Recovery),
+                Box::new(write::Write),
+            ],
+            violations: Vec::new(),
+            last_write_at_ns: None,
+        }
+    }
+
+    /// Feeds one observation to every checker; returns the violations it
+    /// newly revealed (at most one per checker and node).
+    pub fn observe(&mut self, at_ns: u64, observation: &Observation) -> Vec<Violation> {
+        self.knowledge.learn(observation);
+        if matches!(observation, Observation::Wrote { .. }) {
+            self.last_write_at_ns = Some(at_ns);
+        }
+        let mut new = Vec::new();
+        let checkers = std::iter::once(&mut self.convergence as &mut dyn Checker)
+            .chain(self.list.iter_mut().map(|checker| &mut **checker as &mut dyn Checker));
+        for checker in checkers {
+            let mut found = Found::default();
+            checker.observe(at_ns, observation, &self.knowledge, &mut found);
+            for (node, message) in found.violations {
+                let name = checker.name();
+                let seen = self.violations.iter().chain(&new).any(|v: &Violation| v.checker == name && v.node == node);
+                if !seen {
+                    new.push(Violation { checker: name, kind: checker.kind().name(), message, at_ns, node });
+                }
+            }
+        }
+        self.violations.extend(new.iter().cloned());
+        new
+    }
+
+    /// Every violation found so far.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// When the live nodes were first seen converged on the model's state.
+    pub fn converged_at_ns(&self) -> Option<u64> {
+        self.convergence.converged_at_ns()
+    }
+
+    /// When the last write was acknowledged (simulated ns), if any was.
+    pub fn last_write_at_ns(&self) -> Option<u64> {
+        self.last_write_at_ns
+    }
+
+    /// The shared knowledge (the model and the acknowledged lanes).
+    pub fn knowledge(&self) -> &Knowledge {
+        &self.knowledge
+    }
+}

@@ -1,42 +1,116 @@
-//! Always: every node's newest snapshot verifies (id and digest), and any
-//! two nodes that passed one snapshot point name it with the same id: the
-//! stable prefix is final and shared.
+//! Always: a snapshot is a stable prefix with the model's hashes, and the
+//! stable prefix is shared. For every snapshot a node commits, the model
+//! replays the first `lane_index` lanes of the canonical order of what the
+//! node held and must reach the snapshot's chain hash and digest; every
+//! lane of that prefix must be causally stable (DESIGN.md §2) at the node;
+//! and any two nodes that committed a snapshot at one lane index name it
+//! with the same id. At the end, each node's newest snapshot verifies.
 
-use crate::world::World;
-use scx_engine::{Replica, SnapshotId};
-use std::collections::BTreeMap;
+use super::{Checker, Found, Kind, Knowledge};
+use crate::observation::Observation;
+use scx_engine::{ChainHash, LaneId, SnapshotId, StateDigest};
+use scx_model::Frontier;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Checks the nodes' snapshots; `replicas` are the live nodes' replicas.
-pub fn check(world: &World, replicas: &mut [(u32, &mut Replica<scx_engine::World>)]) {
-    let mut seen: BTreeMap<u64, (u32, SnapshotId)> = BTreeMap::new();
-    for (node, replica) in replicas.iter_mut() {
-        let node = *node;
-        if let Some(latest) = replica.snapshots().latest()
-            && let Err(error) = latest.verify(replica.law())
-        {
-            world.violate(
-                "snapshots",
-                "always",
-                Some(node),
-                format!("n{node}'s newest snapshot does not verify: {error}"),
-            );
-        }
-        let lineage: Vec<(u64, SnapshotId)> = replica.snapshots().lineage().collect();
-        for (index, id) in lineage {
-            match seen.get(&index) {
-                Some((other, theirs)) if *theirs != id => {
-                    let message = format!(
-                        "n{node} and n{other} disagree on the snapshot at lane index {index}: {} vs {}",
-                        id.short(),
-                        theirs.short()
-                    );
-                    world.violate("snapshots", "always", Some(node), message);
+/// The snapshots checker.
+#[derive(Debug, Default)]
+pub struct Snapshots {
+    /// The first id seen at each lane index, and who committed it.
+    ids: BTreeMap<u64, (u32, SnapshotId)>,
+    /// Snapshots the model already confirmed.
+    verified: BTreeSet<(u64, SnapshotId)>,
+}
+
+impl Checker for Snapshots {
+    fn name(&self) -> &'static str {
+        "snapshots"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Always
+    }
+
+    fn observe(&mut self, _at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
+        match observation {
+            Observation::SnapshotCommitted { node, lane_index, id, chain_hash, state_digest, frontier } => {
+                if let Some(message) = self.agree(*node, *lane_index, *id) {
+                    found.violation(Some(*node), message);
                 }
-                Some(_) => {}
-                None => {
-                    seen.insert(index, (node, id));
+                if self.verified.contains(&(*lane_index, *id)) {
+                    return;
+                }
+                match check_prefix(knowledge, frontier, *lane_index, chain_hash, state_digest) {
+                    Ok(()) => {
+                        self.verified.insert((*lane_index, *id));
+                    }
+                    Err(message) => {
+                        found.violation(Some(*node), format!("n{node}'s snapshot {}: {message}", id.short()))
+                    }
                 }
             }
+            Observation::Final { node, lineage, latest_snapshot_error, .. } => {
+                if let Some(error) = latest_snapshot_error {
+                    found.violation(Some(*node), format!("n{node}'s newest snapshot does not verify: {error}"));
+                }
+                for (lane_index, id) in lineage {
+                    if let Some(message) = self.agree(*node, *lane_index, *id) {
+                        found.violation(Some(*node), message);
+                    }
+                }
+            }
+            _ => {}
         }
     }
+}
+
+impl Snapshots {
+    /// Why `id` at `lane_index` disagrees with another node's, if it does.
+    fn agree(&mut self, node: u32, lane_index: u64, id: SnapshotId) -> Option<String> {
+        let (other, theirs) = *self.ids.entry(lane_index).or_insert((node, id));
+        (theirs != id).then(|| {
+            format!(
+                "n{node} and n{other} disagree on the snapshot at lane index {lane_index}: {} vs {}",
+                id.short(),
+                theirs.short()
+            )
+        })
+    }
+}
+
+/// The model's view of the first `lane_index` lanes of what `frontier` holds.
+fn check_prefix(
+    knowledge: &Knowledge,
+    frontier: &Frontier,
+    lane_index: u64,
+    chain_hash: &ChainHash,
+    state_digest: &StateDigest,
+) -> Result<(), String> {
+    let model = &knowledge.model;
+    let held = model
+        .closure(Knowledge::tips(frontier))
+        .map_err(|error| format!("the model refuses the lanes held: {error}"))?;
+    let order = model.replay(&held).map_err(|error| format!("the model cannot replay the lanes held: {error}"))?.order;
+    let Some(prefix) = order.get(..lane_index as usize) else {
+        return Err(format!("lane index {lane_index} is past the {} lanes the node held", order.len()));
+    };
+    let prefix: BTreeSet<LaneId> = prefix.iter().copied().collect();
+    let replayed = model.replay(&prefix).map_err(|error| format!("its prefix is not causally closed: {error}"))?;
+    if replayed.chain_hash != *chain_hash || replayed.state_digest != *state_digest {
+        return Err(format!(
+            "at lane index {lane_index} it has chain {} digest {}, but the model's replay of that prefix gives chain {} digest {}",
+            chain_hash.short(),
+            state_digest.short(),
+            replayed.chain_hash.short(),
+            replayed.state_digest.short()
+        ));
+    }
+    let stable = model.stable(&held).map_err(|error| format!("the model cannot judge stability: {error}"))?;
+    if let Some(unstable) = replayed.order.iter().find(|id| !stable.contains(id)) {
+        return Err(format!(
+            "its prefix of {lane_index} lanes includes lane {}, which is not causally stable at the node (only {} of its lanes are)",
+            unstable.short(),
+            stable.len()
+        ));
+    }
+    Ok(())
 }

@@ -53,6 +53,26 @@ pub enum Command {
     Merge(MergeArgs),
     /// Write a convergence report (HTML, Markdown, JSON) from a trace or results files.
     Report(ReportArgs),
+    /// Hunt planted bugs with scenarios and their default seeds (a build
+    /// with `--features planted-bugs`); prints where each bug was found.
+    Hunt(HuntArgs),
+}
+
+/// `scx hunt`.
+#[derive(Debug, Args)]
+pub struct HuntArgs {
+    /// Scenario files (the shipped library: scenarios/*.toml).
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Hunt only these bugs (default: every planted bug).
+    #[arg(long = "bug")]
+    pub bugs: Vec<String>,
+    /// Parallel seeds (default: the machine's cores).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Wall-clock limit per seed run.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
 }
 
 /// `scx report`.

@@ -19,6 +19,7 @@ use super::args::FuzzArgs;
 use super::output::{self, CampaignProgress};
 use crate::fuzz::{self, Campaign, CampaignScenario, Item, Stopped};
 use crate::record::RunRecord;
+use crate::scenario::normalise_path;
 use crate::shard::Shard;
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
@@ -99,31 +100,6 @@ pub(super) fn run(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
         Some(code) => ExitCode::from(code),
         None => sinks.exit_code(&campaign),
     })
-}
-
-/// `./x.toml`, `x.toml` and `a/../x.toml` name one scenario: the path is
-/// normalised lexically (no filesystem access), keeping it relative.
-pub(super) fn normalise_path(path: &Path) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    let text = path.to_string_lossy();
-    let absolute = text.starts_with('/');
-    for part in text.split('/') {
-        match part {
-            "" | "." => {}
-            ".." if parts.last().is_some_and(|last| *last != "..") => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    if absolute {
-        format!("/{joined}")
-    } else if joined.is_empty() {
-        ".".to_owned()
-    } else {
-        joined
-    }
 }
 
 /// Refuses outputs that would overwrite an input or each other, before any
@@ -538,25 +514,6 @@ impl Signals {
             Some(143)
         } else {
             None
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_normalise_lexically() {
-        for (given, normal) in [
-            ("./x.toml", "x.toml"),
-            ("x.toml", "x.toml"),
-            ("a/./b/../x.toml", "a/x.toml"),
-            ("../x.toml", "../x.toml"),
-            ("scenarios//x.toml", "scenarios/x.toml"),
-            ("/tmp/./x.toml", "/tmp/x.toml"),
-        ] {
-            assert_eq!(normalise_path(Path::new(given)), normal, "{given}");
         }
     }
 }

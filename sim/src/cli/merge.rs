@@ -59,7 +59,7 @@ pub(super) fn run(args: &MergeArgs) -> anyhow::Result<ExitCode> {
         && args
             .inputs
             .iter()
-            .any(|input| super::campaign::normalise_path(input) == super::campaign::normalise_path(out))
+            .any(|input| crate::scenario::normalise_path(input) == crate::scenario::normalise_path(out))
     {
         return Err(BadInput(format!("--out {} is also an input; write the merge elsewhere", out.display())).into());
     }

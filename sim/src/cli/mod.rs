@@ -18,7 +18,7 @@ use crate::plan;
 use crate::runner::{self, RunOptions};
 use crate::scenario::{Scenario, ScenarioError};
 use anyhow::Context as _;
-use args::{Cli, Command, Format, ReplayArgs, ReportArgs, RunArgs};
+use args::{Cli, Command, Format, HuntArgs, ReplayArgs, ReportArgs, RunArgs};
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shrink(args) => shrink::shrink(&args),
         Command::Merge(args) => merge::run(&args),
         Command::Report(args) => report(&args),
+        Command::Hunt(args) => hunt(&args),
     }
 }
 
@@ -127,4 +128,54 @@ fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let files = scx_reports::write_campaign_report(&campaigns, &args.out, &options)?;
     eprintln!("report: {}", files.html.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn hunt(args: &HuntArgs) -> anyhow::Result<ExitCode> {
+    use crate::spec::PlantedBug;
+    if !scx_engine::bugs::COMPILED {
+        return Err(BadInput(
+            "this scx was built without planted bugs; run `cargo run --release --features planted-bugs -- hunt ...`"
+                .into(),
+        )
+        .into());
+    }
+    let bugs: Vec<PlantedBug> = if args.bugs.is_empty() {
+        PlantedBug::ALL.to_vec()
+    } else {
+        let mut bugs = Vec::new();
+        for name in &args.bugs {
+            let bug = PlantedBug::ALL.into_iter().find(|bug| bug.name() == name).ok_or_else(|| {
+                let known: Vec<&str> = PlantedBug::ALL.iter().map(|bug| bug.name()).collect();
+                BadInput(format!("--bug {name}: no such planted bug; known: {}", known.join(", ")))
+            })?;
+            bugs.push(bug);
+        }
+        bugs
+    };
+    let mut scenarios = Vec::new();
+    for path in &args.scenarios {
+        scenarios.push(crate::fuzz::CampaignScenario::new(crate::scenario::normalise_path(path), load(path)?));
+    }
+    let mut campaign = crate::fuzz::Campaign::new(scenarios, None, crate::shard::Shard::ALL, &[]);
+    campaign.jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let mut results = Vec::new();
+    for bug in bugs {
+        let result = crate::hunt::hunt(&campaign, bug, args.timeout);
+        match &result.caught {
+            Some(catch) => eprintln!(
+                "{}: found by {} at {} seed {} after {} runs",
+                bug.name(),
+                catch.checker,
+                catch.scenario_path,
+                catch.seed,
+                catch.runs_to_first_failure
+            ),
+            None => eprintln!("{}: NOT FOUND in {} runs", bug.name(), result.runs),
+        }
+        results.push(result);
+    }
+    print!("{}", crate::hunt::table(&results, campaign.planned()));
+    let all_found =
+        results.iter().all(|result| result.caught.as_ref().is_some_and(|catch| catch.passes_without_the_bug));
+    Ok(verdict(all_found))
 }

@@ -1,171 +1,89 @@
-//! Goal: every checker can fail; a checker that cannot fail checks nothing.
-//! Method: build the violating situation directly (inside a madsim runtime,
-//! since checkers stamp simulated time) or as a run plan, and assert the
-//! checker reports it by name.
+//! Goal: every checker can fail, through the real path; a checker that
+//! cannot fail checks nothing.
+//! Method: run a shipped scenario (or a fixture) as a real cluster with a
+//! planted bug that breaks the checker's property, assert that checker
+//! reports it, and assert the same seed passes without the bug. No checker
+//! function is called directly.
 
-use scx_engine::bugs::Bugs;
-use scx_engine::{LaneId, NodeId, Replica, ReplicaConfig, World as Law, WorldOp};
-use scx_sim::checkers;
-use scx_sim::runner::{RunOptions, run};
-use scx_sim::spec::{FaultKind, FaultSpec, RunSpec};
-use scx_sim::world::World;
-use std::time::Duration;
+use scx_sim::plan;
+use scx_sim::runner::{RunOptions, RunOutcome, run};
+use scx_sim::scenario::Scenario;
+use scx_sim::spec::PlantedBug;
+use std::path::Path;
 
-fn in_runtime<T>(body: impl FnOnce(std::sync::Arc<World>) -> T + Send + 'static) -> (T, Vec<&'static str>)
-where
-    T: Send + 'static,
-{
-    let runtime = madsim::runtime::Runtime::new();
-    let world = World::new(RunSpec::basic("checker", 1, 3), false);
-    let result = runtime.block_on({
-        let world = world.clone();
-        async move { body(world) }
-    });
-    let names = scx_sim::world::lock(&world.violations).iter().map(|violation| violation.checker).collect();
-    (result, names)
+fn scenario(path: &str) -> Scenario {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("sim sits in the workspace");
+    Scenario::from_path(&root.join(path)).expect("a valid scenario")
 }
 
-fn replica(node: u32, bugs: Bugs) -> Replica<Law> {
-    let mut config = ReplicaConfig::new(NodeId(node), (0..3).map(NodeId));
-    config.snapshot_interval = 4;
-    config.checkpoint_interval = 2;
-    config.bugs = bugs;
-    Replica::new(Law, config)
+fn outcome(path: &str, seed: u64, bug: Option<PlantedBug>) -> RunOutcome {
+    run(&plan::resolve(&scenario(path), seed, bug), RunOptions::default())
+}
+
+/// Runs `path` at `seed` with `bug` and asserts `checker` reports the
+/// violation; the same run without the bug passes.
+fn fails_through(checker: &str, path: &str, seed: u64, bug: PlantedBug) -> String {
+    let broken = outcome(path, seed, Some(bug));
+    let found = broken.violations.iter().find(|violation| violation.checker == checker);
+    let Some(found) = found else {
+        panic!("{} with {} at seed {seed}: {checker} did not fire: {:?}", path, bug.name(), broken.violations)
+    };
+    let clean = outcome(path, seed, None);
+    assert!(clean.passed(), "{path} seed {seed} fails without the bug too: {:?} {:?}", clean.violations, clean.note());
+    found.message.clone()
 }
 
 #[test]
 fn convergence_fails_when_a_partition_never_heals() {
-    let mut spec = RunSpec::basic("split-forever", 3, 4);
-    spec.settle = Duration::from_secs(3);
-    spec.faults = vec![FaultSpec {
-        start: Duration::from_secs(1),
-        end: None,
-        kind: FaultKind::Partition { groups: vec![vec![0, 1], vec![2, 3]] },
-    }];
-    let outcome = run(&spec, RunOptions::default());
-    assert_eq!(outcome.violations.len(), 1, "{:?}", outcome.violations);
-    assert_eq!(outcome.violations[0].checker, "convergence");
-    assert_eq!(outcome.violations[0].kind, "eventually");
+    let never = outcome("sim/tests/fixtures/failing/never-heals.toml", 0, None);
+    assert_eq!(never.violations.len(), 1, "{:?}", never.violations);
+    assert_eq!((never.violations[0].checker, never.violations[0].kind), ("convergence", "eventually"));
 }
 
 #[test]
-fn forks_fail_on_two_authored_lanes_with_one_seq() {
-    let (_, names) = in_runtime(|world| {
-        let (a, b) = (LaneId([1; 32]), LaneId([2; 32]));
-        scx_sim::world::lock(&world.authored).extend([a, b]);
-        checkers::forks::check(&world, 0, scx_engine::Dot { author: NodeId(1), seq: 4 }, a, b);
-        // Corrupted bytes that collide with a real lane are not a fork.
-        checkers::forks::check(&world, 2, scx_engine::Dot { author: NodeId(2), seq: 4 }, a, LaneId([9; 32]));
-    });
-    assert_eq!(names, ["forks"]);
+fn convergence_fails_when_deltas_leave_out_a_lane() {
+    let message = fails_through("convergence", "scenarios/quickstart.toml", 0, PlantedBug::DeltaSkipsLast);
+    assert!(message.contains("did not converge"), "{message}");
 }
 
 #[test]
-fn replay_fails_when_state_depends_on_arrival_order() {
-    let (_, names) = in_runtime(|world| {
-        let mut writer = replica(0, Bugs::NONE);
-        let mut other = replica(1, Bugs::NONE);
-        let mut lanes = Vec::new();
-        for key in 0..6 {
-            let put = writer.state().put(key % 2, u64::from(key));
-            lanes.push(writer.create_lane(vec![put]).unwrap().1);
-            let put = other.state().put(key % 2, 100 + u64::from(key));
-            lanes.push(other.create_lane(vec![put]).unwrap().1);
-        }
-        let bugs = Bugs { arrival_order_merge: true, ..Bugs::NONE };
-        let mut buggy = replica(2, bugs);
-        for lane in lanes.iter().rev().chain(lanes.iter()) {
-            let _ = buggy.insert(lane.clone());
-            let _ = buggy.status();
-        }
-        checkers::replay::check_node(&world, 2, &mut buggy);
-    });
-    assert_eq!(names, ["replay"]);
+fn reads_fail_when_the_add_wins_set_merges_as_remove_wins() {
+    let message = fails_through("reads", "scenarios/quickstart.toml", 0, PlantedBug::RemoveWinsSet);
+    assert!(message.contains("but the model gives") && message.contains("lanes on this key"), "{message}");
 }
 
 #[test]
-fn durability_fails_when_an_acknowledged_lane_is_missing() {
-    let (_, names) = in_runtime(|world| {
-        let mut writer = replica(0, Bugs::NONE);
-        let (id, lane) = writer.create_lane(vec![WorldOp::Add { key: 1, delta: 1 }]).unwrap();
-        scx_sim::world::lock(&world.oracle).ack(0, id, lane, 0);
-        let amnesiac = replica(0, Bugs::NONE);
-        checkers::durability::check_node(&world, 0, &writer);
-        checkers::durability::check_node(&world, 0, &amnesiac);
-    });
-    assert_eq!(names, ["durability"]);
+fn reads_fail_when_equal_stamps_are_ordered_by_author_descending() {
+    fails_through("reads", "scenarios/partition-heal-mesh.toml", 0, PlantedBug::AuthorDescendingTies);
 }
 
 #[test]
-fn snapshots_fail_when_nodes_disagree_on_a_snapshot_point() {
-    let (_, names) = in_runtime(|world| {
-        // One member only: everything it writes is stable at once.
-        let solo = |node| {
-            let mut config = ReplicaConfig::new(NodeId(node), [NodeId(node)]);
-            config.snapshot_interval = 4;
-            config.checkpoint_interval = 2;
-            Replica::new(Law, config)
-        };
-        let (mut x, mut y) = (solo(0), solo(0));
-        for key in 0..8 {
-            x.create_lane(vec![WorldOp::Add { key, delta: 1 }]).unwrap();
-            y.create_lane(vec![WorldOp::Add { key, delta: 2 }]).unwrap();
-        }
-        x.status();
-        y.status();
-        checkers::snapshots::check(&world, &mut [(0, &mut x), (1, &mut y)]);
-    });
-    assert_eq!(names, ["snapshots"]);
+fn reads_fail_when_late_lanes_are_applied_where_they_arrive() {
+    fails_through("reads", "scenarios/quickstart.toml", 0, PlantedBug::ArrivalOrderMerge);
 }
 
 #[test]
-fn recovery_fails_on_a_log_that_does_not_replay() {
-    // A lane record whose parent is not in the log (its bytes were damaged
-    // above the checksum layer) cannot be recovered; the node reports it.
-    let runtime = madsim::runtime::Runtime::new();
-    let world = World::new(RunSpec::basic("bad-disk", 4, 2), false);
-    let names: Vec<&str> = runtime.block_on({
-        let world = world.clone();
-        async move {
-            use scx_engine::store::{RecordKind, Store};
-            let mut disk = world.disks[0].clone();
-            let mut forged = writer_lane_bytes();
-            forged[3] ^= 0x01;
-            disk.append(RecordKind::Lane, &forged).unwrap();
-            disk.sync().unwrap();
-            let opened = scx_engine::durable::DurableReplica::open(
-                Law,
-                ReplicaConfig::new(NodeId(0), [NodeId(0), NodeId(1)]),
-                disk,
-            );
-            if let Err(error) = opened {
-                world.violate("recovery", "always", Some(0), error.to_string());
-            }
-            scx_sim::world::lock(&world.violations).iter().map(|violation| violation.checker).collect()
-        }
-    });
-    assert_eq!(names, ["recovery"]);
+fn snapshots_fail_when_pruning_passes_the_stable_point() {
+    let message = fails_through("snapshots", "scenarios/quickstart.toml", 0, PlantedBug::PrunePastStable);
+    assert!(message.contains("not causally stable") || message.contains("model"), "{message}");
 }
 
-fn writer_lane_bytes() -> Vec<u8> {
-    let mut writer = replica(0, Bugs::NONE);
-    writer.create_lane(vec![WorldOp::Add { key: 1, delta: 1 }]).unwrap();
-    let (_, lane) = writer.create_lane(vec![WorldOp::Add { key: 2, delta: 1 }]).unwrap();
-    lane.to_bytes()
+#[test]
+fn snapshots_fail_when_the_chain_step_swaps_its_operands() {
+    let message = fails_through("snapshots", "scenarios/quickstart.toml", 0, PlantedBug::SwappedChainStep);
+    assert!(message.contains("the model's replay of that prefix"), "{message}");
+}
+
+#[test]
+fn durability_fails_when_lanes_are_sent_before_they_are_durable() {
+    fails_through("durability", "scenarios/crash-torn-writes.toml", 0, PlantedBug::SendBeforeDurable);
 }
 
 #[test]
 fn coverage_reports_what_the_faults_did() {
-    let mut spec = RunSpec::basic("coverage", 5, 3);
-    spec.network.loss = 0.2;
-    spec.faults = vec![FaultSpec {
-        start: Duration::from_secs(2),
-        end: Some(Duration::from_secs(4)),
-        kind: FaultKind::Crash { nodes: vec![1], tear: false },
-    }];
-    let outcome = run(&spec, RunOptions::default());
-    assert!(outcome.passed(), "{:?}", outcome.violations);
-    assert!(outcome.coverage["messages-dropped"] > 0);
-    assert_eq!(outcome.coverage["crashes"], 1);
-    assert!(outcome.coverage["rollbacks"] > 0, "concurrent writers force late lanes");
+    let crashes = outcome("scenarios/crash-torn-writes.toml", 0, None);
+    assert!(crashes.passed(), "{:?}", crashes.violations);
+    assert!(crashes.coverage["crashes"] > 0);
+    assert!(crashes.coverage["unsynced-bytes-lost"] > 0, "crashes land inside IO operations");
+    assert!(crashes.coverage["rollbacks"] > 0, "concurrent writers force late lanes");
 }

@@ -1,0 +1,76 @@
+//! Always: a node says "in sync" only when the hashes really match. A
+//! responder that answers "in sync" must hold exactly the status the
+//! initiator sent in its hello; an initiator that concludes "in sync" must
+//! have started from the status the responder held when it answered. A
+//! node that ends a session early on a wrong comparison never learns the
+//! lanes it lacks, and would only surface later as a convergence timeout.
+
+use super::{Checker, Found, Kind, Knowledge};
+use crate::observation::{Observation, StatusView};
+use std::collections::BTreeMap;
+
+/// Open sessions remembered at most; older ones (abandoned) are forgotten.
+const REMEMBERED_SESSIONS: usize = 4096;
+
+/// The in-sync checker.
+#[derive(Debug, Default)]
+pub struct InSync {
+    /// (initiator, session) → the initiator's status at its hello.
+    started: BTreeMap<(u32, u64), StatusView>,
+    /// (initiator, session) → (responder, its status when it answered in sync).
+    answered: BTreeMap<(u32, u64), (u32, StatusView)>,
+}
+
+impl Checker for InSync {
+    fn name(&self) -> &'static str {
+        "in-sync"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Always
+    }
+
+    fn observe(&mut self, _at_ns: u64, observation: &Observation, _: &Knowledge, found: &mut Found) {
+        match observation {
+            Observation::SessionStarted { node, session, status, .. } => {
+                if self.started.len() >= REMEMBERED_SESSIONS {
+                    self.started.pop_first();
+                }
+                self.started.insert((*node, *session), *status);
+            }
+            Observation::SessionEnded { node, peer, session, initiator: false, in_sync: true, status, .. } => {
+                if let Some(sent) = self.started.get(&(*peer, *session))
+                    && sent != status
+                {
+                    found.violation(Some(*node), mismatch("answered", *node, status, *peer, sent));
+                }
+                if self.answered.len() >= REMEMBERED_SESSIONS {
+                    self.answered.pop_first();
+                }
+                self.answered.insert((*peer, *session), (*node, *status));
+            }
+            Observation::SessionEnded { node, session, initiator: true, in_sync, .. } => {
+                let sent = self.started.remove(&(*node, *session));
+                let answer = self.answered.remove(&(*node, *session));
+                if let (true, Some(sent), Some((responder, held))) = (*in_sync, sent, answer)
+                    && sent != held
+                {
+                    found.violation(Some(*node), mismatch("concluded", *node, &sent, responder, &held));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn mismatch(verb: &str, node: u32, own: &StatusView, peer: u32, theirs: &StatusView) -> String {
+    format!(
+        "n{node} {verb} \"in sync\" with n{peer} while it held chain {} digest {} at lane index {} and n{peer} held chain {} digest {} at {}",
+        own.chain_hash.short(),
+        own.state_digest.short(),
+        own.lane_index,
+        theirs.chain_hash.short(),
+        theirs.state_digest.short(),
+        theirs.lane_index
+    )
+}

@@ -1,0 +1,122 @@
+//! The blind bug hunt: every planted bug is hunted with one plan, the
+//! shipped scenarios and their default seeds, unchanged. No scenario, knob
+//! or seed is chosen for a bug, so "found" means the library and its
+//! checkers find that kind of bug, not that someone aimed at it.
+//!
+//! Seeds run in the campaign's canonical order (seed-major across the
+//! scenarios, as `scx fuzz` runs them); the first engine violation ends the
+//! hunt for that bug, and that seed is run again without the bug, which
+//! must pass (otherwise the hunt found something else).
+//!
+//! Invariant: a hunt's result depends only on the scenarios and the bug.
+
+use crate::fuzz::{Campaign, Item};
+use crate::plan;
+use crate::record::Verdict;
+use crate::runner::{self, RunOptions, RunOutcome};
+use crate::spec::PlantedBug;
+use std::time::Duration;
+
+/// Where and how a bug was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Catch {
+    /// The checker that caught it.
+    pub checker: String,
+    /// The violation's message.
+    pub message: String,
+    /// The scenario.
+    pub scenario_path: String,
+    /// The seed.
+    pub seed: u64,
+    /// Runs in the hunt's order up to and including this one.
+    pub runs_to_first_failure: u64,
+    /// Whether the same seed passes without the bug.
+    pub passes_without_the_bug: bool,
+}
+
+/// One bug's hunt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HuntResult {
+    /// The bug.
+    pub bug: PlantedBug,
+    /// Where it was found, if it was.
+    pub caught: Option<Catch>,
+    /// Runs made.
+    pub runs: u64,
+    /// Runs that ended as neither pass nor engine failure (timeouts, harness
+    /// errors, nothing tested), which a hunt must not count as finds.
+    pub inconclusive: u64,
+}
+
+/// Hunts `bug` through `campaign`'s seeds (its scenarios' default seeds),
+/// `campaign.jobs` at a time, stopping at the first engine violation.
+pub fn hunt(campaign: &Campaign, bug: PlantedBug, seed_timeout: Duration) -> HuntResult {
+    let order: Vec<Item> = campaign.output_order().collect();
+    let mut result = HuntResult { bug, caught: None, runs: 0, inconclusive: 0 };
+    for chunk in order.chunks(campaign.jobs.max(1)) {
+        let outcomes: Vec<RunOutcome> = std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                chunk.iter().map(|item| scope.spawn(move || run(campaign, *item, Some(bug), seed_timeout))).collect();
+            handles.into_iter().map(|handle| handle.join().expect("runs catch their own panics")).collect()
+        });
+        for (item, outcome) in chunk.iter().zip(outcomes) {
+            result.runs += 1;
+            match outcome.verdict() {
+                Verdict::Fail => {
+                    let entry = &campaign.scenarios()[item.scenario];
+                    let violation = &outcome.violations[0];
+                    let clean = run(campaign, *item, None, seed_timeout);
+                    result.caught = Some(Catch {
+                        checker: violation.checker.to_owned(),
+                        message: violation.message.clone(),
+                        scenario_path: entry.path.clone(),
+                        seed: item.seed,
+                        runs_to_first_failure: result.runs,
+                        passes_without_the_bug: clean.passed(),
+                    });
+                    return result;
+                }
+                Verdict::Pass => {}
+                Verdict::Timeout | Verdict::HarnessError | Verdict::NothingTested => result.inconclusive += 1,
+            }
+        }
+    }
+    result
+}
+
+fn run(campaign: &Campaign, item: Item, bug: Option<PlantedBug>, seed_timeout: Duration) -> RunOutcome {
+    let spec = plan::resolve(&campaign.scenarios()[item.scenario].scenario, item.seed, bug);
+    runner::run_watched(&spec, RunOptions::default(), seed_timeout)
+}
+
+/// The hunt's table in Markdown: bug, found or not, checker, scenario and
+/// seed, runs to the first failure.
+pub fn table(results: &[HuntResult], planned: u64) -> String {
+    let mut out = String::from(
+        "| planted bug | found | checker | scenario | seed | runs to first failure | passes without the bug |\n| --- | --- | --- | --- | ---: | ---: | --- |\n",
+    );
+    for result in results {
+        let row = match &result.caught {
+            Some(catch) => format!(
+                "| {} | yes | {} | {} | {} | {} | {} |\n",
+                result.bug.name(),
+                catch.checker,
+                catch.scenario_path,
+                catch.seed,
+                catch.runs_to_first_failure,
+                if catch.passes_without_the_bug { "yes" } else { "**no**" }
+            ),
+            None => format!(
+                "| {} | **no** | - | - | - | not in {planned} runs{} | - |\n",
+                result.bug.name(),
+                if result.inconclusive > 0 {
+                    format!(" ({} inconclusive)", result.inconclusive)
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        out.push_str(&row);
+    }
+    out
+}
