@@ -55,7 +55,7 @@ pub fn next_delay_secs(rng: &mut SimRng, spec: &WorkloadSpec) -> f64 {
 /// 93% at 300, 73% at 1,000.
 pub fn written_share(lanes_per_sec: f64) -> f64 {
     let x = lanes_per_sec * MIN_SLEEP.as_secs_f64();
-    if x <= 0.0 { 1.0 } else { 1.0 / (x + (-x).exp()) }
+    if x <= 0.0 { 1.0 } else { 1.0 / (x + libm::exp(-x)) }
 }
 
 #[cfg(test)]

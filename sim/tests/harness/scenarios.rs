@@ -55,11 +55,24 @@ fn every_shipped_scenario_round_trips() {
     }
 }
 
+/// The committed table of (scenario, seed, trace hash) for every default
+/// seed of the shipped library.
+const GOLDEN: &str = "tests/golden/trace-hashes.txt";
+
+/// Every default seed of every shipped scenario passes, and reproduces the
+/// trace hash committed in the golden table: a seed must run the same on
+/// every machine. An intended change rewrites the table in the same commit
+/// (`SCX_UPDATE_GOLDEN=1 cargo test --release -p scx-sim --test harness
+/// every_shipped`) and says why.
 #[test]
-fn every_shipped_scenario_passes_its_default_seeds() {
+fn every_shipped_scenario_passes_its_default_seeds_with_its_golden_trace_hash() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let scenarios = shipped()
         .iter()
-        .map(|path| CampaignScenario::new(path.display().to_string(), Scenario::from_path(path).unwrap()))
+        .map(|path| {
+            let name = scenario::normalise_path(path.strip_prefix(root.join("..")).unwrap_or(path));
+            CampaignScenario::new(name, Scenario::from_path(path).unwrap())
+        })
         .collect();
     let mut campaign = Campaign::new(scenarios, None, Shard::ALL, &[]);
     campaign.jobs = std::thread::available_parallelism().map_or(2, usize::from);
@@ -71,6 +84,28 @@ fn every_shipped_scenario_passes_its_default_seeds() {
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(records.len() as u64, campaign.planned());
+    let table: String = records.iter().map(|r| format!("{} {} {}\n", r.scenario_path, r.seed, r.trace_hash)).collect();
+    let golden = root.join(GOLDEN);
+    if std::env::var_os("SCX_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &table).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&golden).expect("the golden table is committed");
+    let differ: Vec<String> = committed
+        .lines()
+        .zip(table.lines())
+        .filter(|(want, got)| want != got)
+        .take(10)
+        .map(|(want, got)| format!("  committed {want}\n  this run  {got}"))
+        .collect();
+    assert!(
+        differ.is_empty() && committed.lines().count() == table.lines().count(),
+        "trace hashes differ from {GOLDEN} ({} vs {} lines); if the change is intended, rerun with SCX_UPDATE_GOLDEN=1:\n{}",
+        committed.lines().count(),
+        table.lines().count(),
+        differ.join("\n")
+    );
 }
 
 fn reference() -> String {
