@@ -118,6 +118,10 @@ pub struct ReplicaMetrics {
     pub conflicts: u64,
     /// Lanes pruned so far.
     pub lanes_pruned: u64,
+    /// Lanes that arrived before their ancestry and waited in the pending set.
+    pub lanes_pended: u64,
+    /// Pending lanes released when their ancestry arrived.
+    pub lanes_released: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -513,6 +517,12 @@ impl<L: Law> Replica<L> {
 
     fn insert_with_id(&mut self, id: LaneId, lane: Lane<L::Op>) -> Result<Inserted, LaneError> {
         let outcome = self.dag.insert(id, lane);
+        match &outcome {
+            Ok(Inserted::Pending) => self.metrics.lanes_pended += 1,
+            // The first admitted lane is the one inserted; the rest waited for it.
+            Ok(Inserted::Admitted(ids)) => self.metrics.lanes_released += ids.len().saturating_sub(1) as u64,
+            _ => {}
+        }
         for (id, error) in self.dag.take_rejected() {
             self.events.push_back(Event::Rejected { id, error });
         }

@@ -195,6 +195,14 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
         crashes_mid_operation,
         torn_writes,
         torn_tails_recovered,
+        partition_drops,
+        lanes_pruned,
+        corrupt_inputs_rejected,
+        reads,
+        compact_summaries,
+        bloom_supplies,
+        lanes_pended,
+        lanes_released,
     } = *run;
     for (sum, value) in [
         (&mut total.bytes_sent, bytes_sent),
@@ -216,6 +224,14 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
         (&mut total.crashes_mid_operation, crashes_mid_operation),
         (&mut total.torn_writes, torn_writes),
         (&mut total.torn_tails_recovered, torn_tails_recovered),
+        (&mut total.partition_drops, partition_drops),
+        (&mut total.lanes_pruned, lanes_pruned),
+        (&mut total.corrupt_inputs_rejected, corrupt_inputs_rejected),
+        (&mut total.reads, reads),
+        (&mut total.compact_summaries, compact_summaries),
+        (&mut total.bloom_supplies, bloom_supplies),
+        (&mut total.lanes_pended, lanes_pended),
+        (&mut total.lanes_released, lanes_released),
     ] {
         *sum = sum.saturating_add(value);
     }

@@ -102,6 +102,30 @@ pub struct Metrics {
     /// Recoveries that found and truncated a torn tail.
     #[serde(default)]
     pub torn_tails_recovered: u64,
+    /// Datagrams a partition dropped.
+    #[serde(default)]
+    pub partition_drops: u64,
+    /// Lanes pruned below stable snapshots (all live nodes at the end).
+    #[serde(default)]
+    pub lanes_pruned: u64,
+    /// Datagrams, bundles or snapshots the engine refused as corrupt.
+    #[serde(default)]
+    pub corrupt_inputs_rejected: u64,
+    /// Reads checked against the model.
+    #[serde(default)]
+    pub reads: u64,
+    /// Compact summaries (heads + Bloom filter) received in sessions.
+    #[serde(default)]
+    pub compact_summaries: u64,
+    /// Need/supply steps that fetched lanes a Bloom false positive hid.
+    #[serde(default)]
+    pub bloom_supplies: u64,
+    /// Lanes that arrived before their ancestry and waited (live nodes at the end).
+    #[serde(default)]
+    pub lanes_pended: u64,
+    /// Pending lanes released when their ancestry arrived (live nodes at the end).
+    #[serde(default)]
+    pub lanes_released: u64,
 }
 
 /// One fault as it ran.

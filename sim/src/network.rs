@@ -92,25 +92,14 @@ impl Network {
         self.rng.chance(self.base.corrupt)
     }
 
-    /// Flips one byte of the snapshot state inside `datagram`, if it carries
-    /// one; returns whether it did.
-    pub fn corrupt_snapshot(&mut self, datagram: &mut Vec<u8>) -> bool {
-        use scx_engine::protocol::{self, Message};
-        let Ok(mut message) = protocol::decode(datagram) else { return false };
-        let snapshot = match &mut message {
-            Message::Delta { snapshot: Some(snapshot), .. } | Message::Lanes { snapshot: Some(snapshot), .. } => {
-                snapshot
-            }
-            _ => return false,
-        };
-        let Ok(decoded) = scx_engine::Snapshot::from_bytes(&snapshot.bytes) else { return false };
-        let state_len = decoded.state.len();
-        if state_len == 0 {
+    /// Flips one random bit of `bytes` (a datagram or a bundle file, never
+    /// decoded: the network moves bytes). Returns whether it did.
+    pub fn corrupt(&mut self, bytes: &mut [u8]) -> bool {
+        if bytes.is_empty() {
             return false;
         }
-        let position = snapshot.bytes.len() - 1 - self.rng.below(state_len as u64) as usize;
-        snapshot.bytes[position] ^= 1 << self.rng.below(8);
-        *datagram = protocol::encode(&message);
+        let position = self.rng.below(bytes.len() as u64) as usize;
+        bytes[position] ^= 1 << self.rng.below(8);
         true
     }
 

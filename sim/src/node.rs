@@ -241,6 +241,7 @@ fn read(world: &World, core: &mut NodeCore, key: u32) {
     let replica = core.durable.replica();
     let value = read_value(replica.state(), key);
     let frontier = frontier(replica);
+    lock(&world.metrics).reads += 1;
     world.observe(Observation::Read { node: core.index, key, value, frontier });
 }
 
@@ -324,7 +325,7 @@ fn carry_bundle(world: &Arc<World>, core: &mut NodeCore) {
     // A bundle file can be corrupted on its way like a datagram can.
     let corrupted = {
         let mut network = lock(&world.network);
-        network.roll_corruption() && network.corrupt_snapshot(&mut bundle)
+        network.roll_corruption() && network.corrupt(&mut bundle)
     };
     if corrupted {
         world.record(Event::Corrupt { from, to: peer });
@@ -428,6 +429,8 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
             totals.bytes_missing += metrics.bytes_missing;
             totals.round_trips += metrics.round_trips;
             totals.snapshots_installed += metrics.snapshots_installed;
+            totals.compact_summaries += metrics.compact_summaries;
+            totals.bloom_supplies += metrics.supplies;
             if role == Role::Initiator {
                 totals.sessions += 1;
             }
@@ -470,6 +473,8 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
             let mut totals = lock(&world.metrics);
             totals.bytes_sent += metrics.bytes_sent;
             totals.bytes_missing += metrics.bytes_missing;
+            totals.compact_summaries += metrics.compact_summaries;
+            totals.bloom_supplies += metrics.supplies;
             totals.sessions_abandoned += 1;
             drop(totals);
             tracing::debug!(t_ms = now_ns() / 1_000_000, node, peer = peer.0, "session abandoned");
@@ -517,13 +522,16 @@ pub fn send(world: &Arc<World>, endpoint: &Endpoint, from: u32, to: u32, mut byt
     let fate = lock(&world.network).fate(from, to);
     let (delays, corrupted) = match fate {
         Fate::Dropped(reason) => {
-            lock(&world.metrics).messages_dropped += 1;
+            let mut metrics = lock(&world.metrics);
+            metrics.messages_dropped += 1;
+            metrics.partition_drops += u64::from(reason == DropReason::Partition);
+            drop(metrics);
             world.record(Event::Drop { from, to, reason });
             return;
         }
         Fate::Deliver { delays, corrupted } => (delays, corrupted),
     };
-    if corrupted && lock(&world.network).corrupt_snapshot(&mut bytes) {
+    if corrupted && lock(&world.network).corrupt(&mut bytes) {
         world.record(Event::Corrupt { from, to });
     }
     if delays.len() > 1 {
@@ -536,7 +544,10 @@ pub fn send(world: &Arc<World>, endpoint: &Endpoint, from: u32, to: u32, mut byt
         madsim::task::spawn(async move {
             madsim::time::sleep(delay).await;
             if lock(&world.network).is_blocked(from, to) {
-                lock(&world.metrics).messages_dropped += 1;
+                let mut metrics = lock(&world.metrics);
+                metrics.messages_dropped += 1;
+                metrics.partition_drops += 1;
+                drop(metrics);
                 world.record(Event::Drop { from, to, reason: DropReason::Partition });
                 return;
             }

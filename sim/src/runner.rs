@@ -424,6 +424,8 @@ fn hash_view(out: &mut Vec<u8>, view: &NodeView) {
 /// and the replicas' own counters to the metrics.
 fn finish(world: &World) {
     let mut rollbacks = 0;
+    let mut lanes_pruned = 0;
+    let (mut lanes_pended, mut lanes_released) = (0, 0);
     let mut conflicts = None;
     for node in 0..world.spec.nodes {
         let Some(core) = world.core(node) else { continue };
@@ -435,6 +437,9 @@ fn finish(world: &World) {
         let status = node::status_view(replica);
         let metrics = replica.metrics();
         rollbacks += metrics.rollbacks;
+        lanes_pruned += metrics.lanes_pruned;
+        lanes_pended += metrics.lanes_pended;
+        lanes_released += metrics.lanes_released;
         conflicts.get_or_insert(metrics.conflicts);
         let latest_snapshot_error =
             replica.snapshots().latest().and_then(|latest| latest.verify(replica.law()).err()).map(|e| e.to_string());
@@ -450,6 +455,9 @@ fn finish(world: &World) {
     }
     let mut metrics = lock(&world.metrics);
     metrics.rollbacks = rollbacks;
+    metrics.lanes_pruned = lanes_pruned;
+    metrics.lanes_pended = lanes_pended;
+    metrics.lanes_released = lanes_released;
     metrics.conflicts = conflicts.unwrap_or(0);
 }
 

@@ -76,6 +76,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("", "faults"),
     ("", "bundles"),
     ("", "swarm"),
+    ("", "coverage"),
     ("cluster", "nodes"),
     ("cluster", "topology"),
     ("cluster", "server"),
@@ -119,6 +120,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("swarm", "enabled"),
     ("swarm", "kinds"),
     ("swarm", "max_faults"),
+    ("coverage", "expect"),
 ];
 
 // ---- limits ----------------------------------------------------------------
@@ -346,6 +348,7 @@ struct RawScenario {
     #[serde(default)]
     swarm: RawSwarm,
     seeds: Option<Spanned<String>>,
+    coverage: Option<RawCoverage>,
 }
 
 #[derive(Deserialize)]
@@ -444,6 +447,12 @@ struct RawBundle {
     to: Spanned<u32>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoverage {
+    expect: Spanned<Vec<String>>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawSwarm {
@@ -538,6 +547,9 @@ pub struct Scenario {
     pub swarm_max_faults: u32,
     /// Seeds `scx fuzz` and the scenario tests run by default.
     pub seeds: Range<u64>,
+    /// Effects its faults must have in some seed of a campaign (`None`: the
+    /// defaults of [`Scenario::expected_effects`]).
+    pub coverage: Option<Vec<String>>,
 }
 
 /// How big one run of a scenario is, in the units the limits use.
@@ -675,7 +687,46 @@ impl Scenario {
             let _ = writeln!(out, "kinds = {:?}", self.swarm_kinds);
             let _ = writeln!(out, "max_faults = {}", self.swarm_max_faults);
         }
+        if let Some(expect) = &self.coverage {
+            let _ = write!(out, "\n[coverage]\nexpect = {expect:?}\n");
+        }
         out
+    }
+
+    /// The effects a campaign over this scenario must see in at least one
+    /// seed: those `[coverage] expect` lists, or defaults that follow from
+    /// its faults (a crash must lose unsynced bytes, a partition must drop
+    /// datagrams, a torn crash must leave a torn tail that recovery truncates...).
+    pub fn expected_effects(&self) -> Vec<String> {
+        if let Some(expect) = &self.coverage {
+            return expect.clone();
+        }
+        let mut kinds: Vec<&str> = self.faults.iter().map(|fault| fault.kind.name()).collect();
+        if self.swarm {
+            kinds.extend(self.swarm_kinds.iter().map(String::as_str));
+        }
+        let mut effects = Vec::new();
+        if kinds.contains(&"crash") {
+            effects.extend(["crashes", "crashes-mid-operation", "unsynced-bytes-lost"]);
+        }
+        if self.faults.iter().any(|fault| matches!(fault.kind, FaultKind::Crash { tear: true, .. })) {
+            effects.push("torn-tails-recovered");
+        }
+        if kinds.iter().any(|kind| kind.starts_with("partition")) {
+            effects.push("partition-drops");
+        }
+        if self.loss > 0.0 || kinds.contains(&"loss") {
+            effects.push("messages-dropped");
+        }
+        if self.corrupt > 0.0 {
+            effects.push("corrupt-inputs-rejected");
+        }
+        if self.prune {
+            effects.push("snapshots-committed");
+        }
+        effects.sort_unstable();
+        effects.dedup();
+        effects.into_iter().map(str::to_owned).collect()
     }
 }
 
@@ -871,6 +922,7 @@ fn validate(source: &Source<'_>, raw: RawScenario) -> Result<Scenario, ScenarioE
         swarm_kinds: Vec::new(),
         swarm_max_faults: 3,
         seeds: seeds(source, raw.seeds.as_ref())?,
+        coverage: None,
     };
     for fault in &raw.faults {
         scenario.faults.push(validate_fault(source, fault, &scenario)?);
@@ -881,6 +933,7 @@ fn validate(source: &Source<'_>, raw: RawScenario) -> Result<Scenario, ScenarioE
         scenario.bundles.push(validate_bundle(source, bundle, &scenario)?);
     }
     validate_swarm(source, &raw.swarm, &mut scenario)?;
+    scenario.coverage = raw.coverage.as_ref().map(|coverage| validate_coverage(source, coverage)).transpose()?;
     check_something_is_tested(source, &raw, &scenario)?;
     check_size(source, &raw, &scenario)?;
     Ok(scenario)
@@ -1493,6 +1546,21 @@ fn validate_swarm(source: &Source<'_>, raw: &RawSwarm, scenario: &mut Scenario) 
     Ok(())
 }
 
+fn validate_coverage(source: &Source<'_>, raw: &RawCoverage) -> Result<Vec<String>, ScenarioError> {
+    let known: Vec<&str> = crate::checkers::coverage::EFFECTS.iter().map(|effect| effect.name).collect();
+    let mut expect = raw.expect.get_ref().clone();
+    if let Some(bad) = expect.iter().find(|name| !known.contains(&name.as_str())) {
+        return Err(source.at(
+            &raw.expect,
+            format!("unknown effect `{bad}` in coverage.expect"),
+            Some(format!("effects are {}", known.join(", "))),
+        ));
+    }
+    expect.sort();
+    expect.dedup();
+    Ok(expect)
+}
+
 // ---- whole-run checks ------------------------------------------------------
 
 /// Refuses a scenario that cannot test anything whatever the seed: no node
@@ -1658,6 +1726,7 @@ mod tests {
         section("[[faults]]\n", &fault, "faults");
         section("[[bundles]]\n", "at = \"1s\"\nfrom = 0\nto = 1\n", "bundles");
         section("[swarm]\n", "", "swarm");
+        section("[coverage]\n", "expect = []\n", "coverage");
         text
     }
 
@@ -1681,7 +1750,18 @@ mod tests {
         tables.dedup();
         assert_eq!(
             tables,
-            ["", "cluster", "network", "network.latency", "workload", "faults", "faults.latency", "bundles", "swarm"]
+            [
+                "",
+                "cluster",
+                "network",
+                "network.latency",
+                "workload",
+                "faults",
+                "faults.latency",
+                "bundles",
+                "swarm",
+                "coverage"
+            ]
         );
         for table in tables {
             let mut listed: Vec<String> =

@@ -98,6 +98,11 @@ impl World {
     /// Feeds an observation to the checkers now; a violation it reveals is
     /// recorded in the trace.
     pub fn observe(&self, observation: Observation) {
+        if let Observation::Warning { warning, .. } = &observation
+            && !matches!(warning, crate::observation::EngineWarning::ForkSuspected { .. })
+        {
+            lock(&self.metrics).corrupt_inputs_rejected += 1;
+        }
         let found = lock(&self.checkers).observe(now_ns(), &observation);
         for violation in found {
             tracing::info!(t_ms = now_ns() / 1_000_000, checker = violation.checker, node = ?violation.node, "{}", violation.message);

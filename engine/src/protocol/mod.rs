@@ -41,6 +41,6 @@ pub use session::{
     Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SummaryMode, SyncEvent, Syncer, apply_bundle, bundle,
 };
 pub use wire::{
-    CompactSummary, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, Summary, SummaryEntry, WireError,
-    WireSnapshot, WireStatus, WireTip, decode, encode,
+    CompactSummary, ENVELOPE_BYTES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, Summary,
+    SummaryEntry, WireError, WireSnapshot, WireStatus, WireTip, decode, encode, reseal,
 };

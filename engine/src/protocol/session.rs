@@ -101,6 +101,10 @@ pub struct SessionMetrics {
     pub snapshots_installed: u64,
     /// Request/response exchanges (counted by the initiator).
     pub round_trips: u64,
+    /// Compact summaries (heads + Bloom filter) received from the peer.
+    pub compact_summaries: u64,
+    /// Need/supply steps: lanes a Bloom false positive hid, asked for again.
+    pub supplies: u64,
 }
 
 impl SessionMetrics {
@@ -117,6 +121,8 @@ impl SessionMetrics {
         self.snapshots_sent += other.snapshots_sent;
         self.snapshots_installed += other.snapshots_installed;
         self.round_trips += other.round_trips;
+        self.compact_summaries += other.compact_summaries;
+        self.supplies += other.supplies;
     }
 }
 
@@ -358,6 +364,7 @@ impl Syncer {
         }
         let summary = self.summary_of(replica, session);
         let delta = self.delta_for(peer, replica, their_summary);
+        metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
         metrics.lanes_sent = delta.count;
         metrics.snapshots_sent = u64::from(delta.snapshot.is_some());
         let more = delta.more;
@@ -412,6 +419,8 @@ impl Syncer {
             Summary::Exact(_) => Vec::new(),
         };
         let asking = !need.is_empty();
+        open.metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
+        open.metrics.supplies += u64::from(asking);
         let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more, need };
         self.send(peer, &reply, &mut open.metrics);
         open.more = more || delta.more;

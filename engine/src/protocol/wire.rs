@@ -1,11 +1,12 @@
 //! The versioned wire format of sync messages.
 //!
-//! A datagram is one version byte followed by a postcard-encoded
-//! [`Message`]. Lanes travel as their canonical bytes (the receiver derives
+//! A datagram is one version byte, a CRC-32C of the body (so damage in
+//! transit is refused, never decoded into a forged lane), and the
+//! postcard-encoded [`Message`]. Lanes travel as their canonical bytes (the receiver derives
 //! their ids; it never trusts an id from the wire) and snapshots as their
 //! canonical encoding plus the boundary tips.
 //!
-//! Invariant: [`decode`] rejects oversized, truncated, trailing and
+//! Invariant: [`decode`] rejects oversized, truncated, trailing, damaged and
 //! wrong-version input with a typed error and never panics; every lane and
 //! snapshot inside a decoded message is still unverified until the replica
 //! checks it.
@@ -18,7 +19,7 @@ use crate::snapshot::Tip;
 use serde::{Deserialize, Serialize};
 
 /// Version byte of the wire format.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest datagram accepted or produced.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// Lane bytes one message carries at most; the rest follows in a new session.
@@ -239,23 +240,64 @@ pub enum WireError {
         /// How many.
         count: usize,
     },
+    /// The envelope ends before its checksum.
+    #[error("message of {bytes} bytes is shorter than its {ENVELOPE_BYTES}-byte envelope")]
+    Truncated {
+        /// Its size.
+        bytes: usize,
+    },
+    /// The body's checksum does not match: the datagram was damaged in transit.
+    #[error("checksum mismatch (carried {carried:08x}, computed {computed:08x}): damaged in transit")]
+    Checksum {
+        /// The checksum the envelope carries.
+        carried: u32,
+        /// The checksum of the body as received.
+        computed: u32,
+    },
 }
 
-/// Encodes a message as a datagram.
+/// Bytes before a message's body: the version, then a CRC-32C of the body.
+/// Lanes are self-verifying (an id is the hash of its bytes), but a damaged
+/// lane is still a well-formed lane with another id: without the checksum a
+/// flipped bit in transit would forge a lane its author never wrote.
+pub const ENVELOPE_BYTES: usize = 5;
+
+/// Encodes a message as a datagram: version, checksum, body.
 pub fn encode(message: &Message) -> Vec<u8> {
     // postcard only fails on writer errors or unsupported serde types; a Vec
     // writer and these plain types have neither.
-    postcard::to_extend(message, vec![PROTOCOL_VERSION]).expect("messages are plain serde data")
+    let mut datagram =
+        postcard::to_extend(message, vec![PROTOCOL_VERSION, 0, 0, 0, 0]).expect("messages are plain serde data");
+    reseal(&mut datagram);
+    datagram
+}
+
+/// Writes the checksum of a datagram's body into its envelope. `encode`
+/// does this; fuzzers and tests that damage a body on purpose call it to
+/// get past the checksum to the decoder. Does nothing to a datagram
+/// shorter than the envelope.
+pub fn reseal(datagram: &mut [u8]) {
+    if datagram.len() >= ENVELOPE_BYTES {
+        let checksum = crc32c::crc32c(&datagram[ENVELOPE_BYTES..]);
+        datagram[1..ENVELOPE_BYTES].copy_from_slice(&checksum.to_le_bytes());
+    }
 }
 
 /// Decodes a datagram.
 pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
-    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    let (&version, _) = bytes.split_first().ok_or(WireError::Empty)?;
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge { bytes: bytes.len() });
     }
     if version != PROTOCOL_VERSION {
         return Err(WireError::UnknownVersion { found: version });
+    }
+    let (envelope, body) =
+        bytes.split_first_chunk::<ENVELOPE_BYTES>().ok_or(WireError::Truncated { bytes: bytes.len() })?;
+    let carried = u32::from_le_bytes([envelope[1], envelope[2], envelope[3], envelope[4]]);
+    let computed = crc32c::crc32c(body);
+    if carried != computed {
+        return Err(WireError::Checksum { carried, computed });
     }
     let (message, rest) = postcard::take_from_bytes::<Message>(body)
         .map_err(|error| WireError::Malformed { reason: error.to_string() })?;

@@ -301,7 +301,7 @@ fn a_forked_author_is_detected_from_the_summary() {
 }
 
 #[test]
-fn wrong_version_oversized_and_trailing_bytes_are_typed_errors() {
+fn wrong_version_oversized_truncated_damaged_and_trailing_bytes_are_typed_errors() {
     let message = Message::InSync { session: 7 };
     let mut bytes = protocol::encode(&message);
     assert_eq!(protocol::decode(&bytes).unwrap(), message);
@@ -309,9 +309,39 @@ fn wrong_version_oversized_and_trailing_bytes_are_typed_errors() {
     assert_eq!(protocol::decode(&bytes), Err(WireError::UnknownVersion { found: 9 }));
     let mut bytes = protocol::encode(&message);
     bytes.push(0);
+    assert!(matches!(protocol::decode(&bytes), Err(WireError::Checksum { .. })), "trailing bytes change the body");
+    protocol::reseal(&mut bytes);
     assert_eq!(protocol::decode(&bytes), Err(WireError::TrailingBytes { count: 1 }));
     assert_eq!(protocol::decode(&[]), Err(WireError::Empty));
     let huge = vec![protocol::PROTOCOL_VERSION; protocol::MAX_MESSAGE_BYTES + 1];
     assert!(matches!(protocol::decode(&huge), Err(WireError::TooLarge { .. })));
-    assert!(matches!(protocol::decode(&bytes[..2]), Err(WireError::Malformed { .. })));
+    assert_eq!(protocol::decode(&bytes[..2]), Err(WireError::Truncated { bytes: 2 }));
+    let mut body_cut = bytes[..protocol::ENVELOPE_BYTES + 1].to_vec();
+    protocol::reseal(&mut body_cut);
+    assert!(matches!(protocol::decode(&body_cut), Err(WireError::Malformed { .. })));
+}
+
+#[test]
+fn every_single_bit_flip_of_a_lanes_message_is_refused_as_damage() {
+    let history = crate::support::history(4, 2, 6);
+    let lanes: Vec<(scx_engine::LaneId, scx_engine::Lane<scx_engine::WorldOp>)> =
+        history.into_iter().map(|lane| (lane.id(), lane)).collect();
+    let refs: Vec<(scx_engine::LaneId, &scx_engine::Lane<scx_engine::WorldOp>)> =
+        lanes.iter().map(|(id, lane)| (*id, lane)).collect();
+    let message = Message::Lanes {
+        session: 1,
+        snapshot: None,
+        lanes: protocol::encode_batch(&refs),
+        more: false,
+        need: Vec::new(),
+    };
+    let bytes = protocol::encode(&message);
+    for bit in protocol::ENVELOPE_BYTES * 8..bytes.len() * 8 {
+        let mut damaged = bytes.clone();
+        damaged[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            matches!(protocol::decode(&damaged), Err(WireError::Checksum { .. })),
+            "bit {bit}: a damaged lane must never decode (it would be a forged lane with a valid id)"
+        );
+    }
 }

@@ -385,7 +385,11 @@ impl Sinks {
     }
 
     fn exit_code(&self, campaign: &Campaign) -> ExitCode {
-        if self.tally.all_passed() && self.tally.unrun_scenarios(campaign).is_empty() && self.tally.total() > 0 {
+        if self.tally.all_passed()
+            && self.tally.unrun_scenarios(campaign).is_empty()
+            && self.tally.coverage_failures(campaign).is_empty()
+            && self.tally.total() > 0
+        {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

@@ -245,6 +245,8 @@ pub(super) struct Tally {
     pub(super) new_records: u64,
     by_verdict: BTreeMap<Verdict, u64>,
     per_scenario: Vec<u64>,
+    /// Per scenario, per effect: seeds in which it happened.
+    effects: Vec<BTreeMap<String, u64>>,
     failures: Vec<String>,
     step_rows: String,
     step_rows_left_out: u64,
@@ -257,6 +259,7 @@ impl Tally {
             new_records: 0,
             by_verdict: BTreeMap::new(),
             per_scenario: vec![0; scenarios],
+            effects: vec![BTreeMap::new(); scenarios],
             failures: Vec::new(),
             step_rows: String::new(),
             step_rows_left_out: 0,
@@ -266,6 +269,11 @@ impl Tally {
     pub(super) fn add(&mut self, item: Item, record: &RunRecord) {
         *self.by_verdict.entry(record.status).or_default() += 1;
         self.per_scenario[item.scenario] += 1;
+        for (effect, count) in &record.coverage {
+            if *count > 0 {
+                *self.effects[item.scenario].entry(effect.clone()).or_default() += 1;
+            }
+        }
         if record.passed() {
             return;
         }
@@ -307,6 +315,28 @@ impl Tally {
                 format!("{} ran 0 of {} planned seeds", campaign.scenarios()[index].path, campaign.planned_for(index))
             })
             .collect()
+    }
+
+    /// Expected effects that never happened in any seed of a scenario that
+    /// ran: "scenario: `effect` never happened in N seeds".
+    pub(super) fn coverage_failures(&self, campaign: &Campaign) -> Vec<String> {
+        let mut failures = Vec::new();
+        for (index, entry) in campaign.scenarios().iter().enumerate() {
+            let seeds = self.per_scenario[index];
+            if seeds == 0 {
+                continue;
+            }
+            for effect in entry.scenario.expected_effects() {
+                if !self.effects[index].contains_key(&effect) {
+                    let what = crate::checkers::coverage::EFFECTS
+                        .iter()
+                        .find(|known| known.name == effect)
+                        .map_or("", |known| known.what);
+                    failures.push(format!("{}: `{effect}` ({what}) never happened in {seeds} seeds", entry.path));
+                }
+            }
+        }
+        failures
     }
 
     /// The summary printed on stderr at the end.
@@ -352,6 +382,13 @@ impl Tally {
         }
         for unrun in self.unrun_scenarios(campaign) {
             let _ = writeln!(out, "NOT TESTED: scenario {unrun}");
+        }
+        if stopped == Stopped::Interrupted {
+            let _ = writeln!(out, "coverage not judged: the campaign was interrupted");
+        } else {
+            for failure in self.coverage_failures(campaign) {
+                let _ = writeln!(out, "COVERAGE: {failure}");
+            }
         }
         for failure in &self.failures {
             let _ = writeln!(out, "{failure}");
