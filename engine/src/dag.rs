@@ -58,7 +58,7 @@ pub type OrderKey = (u64, NodeId, LaneId);
 pub const MAX_FORK_PROOFS: usize = 64;
 
 /// An admitted lane with its resolved parents.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Slot<O> {
     pub(crate) id: LaneId,
     pub(crate) lane: Lane<O>,
@@ -94,7 +94,7 @@ pub enum Inserted {
     Duplicate,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Chain {
     /// Seqs up to this one were pruned.
     pruned_seq: u64,
@@ -107,14 +107,14 @@ impl Chain {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PendingLane<O> {
     lane: Lane<O>,
     missing: usize,
 }
 
 /// The lane DAG of one replica.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LaneDag<O> {
     slots: Vec<Option<Box<Slot<O>>>>,
     by_id: IdMap<SlotIdx>,
@@ -259,8 +259,22 @@ impl<O: Op> LaneDag<O> {
     /// Inserts a lane whose id the caller computed from its canonical bytes.
     pub(crate) fn insert(&mut self, id: LaneId, lane: Lane<O>) -> Result<Inserted, LaneError> {
         lane.check_shape().map_err(|shape| LaneError::Shape { id, shape })?;
-        if self.by_id.contains_key(&id) || self.pending.contains_key(&id) || self.pruned_refs.contains_key(&id) {
+        // Stability counts members only: a non-member's lane could always
+        // arrive inside a prefix some node already holds stable.
+        if !self.members.is_empty() && !self.members.contains_key(&lane.author) {
+            return Err(LaneError::NotAMember { id, author: lane.author });
+        }
+        if self.by_id.contains_key(&id) || self.pending.contains_key(&id) {
             return Ok(Inserted::Duplicate);
+        }
+        if let Some(tip) = self.pruned_refs.get(&id) {
+            let frontier = self.pruned_tips.get(&tip.author) == Some(tip);
+            if frontier || (tip.author, tip.seq, tip.lamport) == (lane.author, lane.seq, lane.lamport) {
+                return Ok(Inserted::Duplicate);
+            }
+            // A boundary reference (which no snapshot id covers) misnames this
+            // lane, so it was forged: the lane, which its id hashes, wins.
+            self.pruned_refs.remove(&id);
         }
         if let Some(existing) = self.existing_at(lane.dot()) {
             return match existing {
@@ -393,11 +407,13 @@ impl<O: Op> LaneDag<O> {
 
     fn rebuild_refs(&mut self, tips: &[Tip], boundary: &[Tip], removed: &BTreeMap<LaneId, Tip>) {
         let mut refs: BTreeMap<LaneId, Tip> = tips.iter().chain(boundary).map(|tip| (tip.id, *tip)).collect();
-        for slot in self.slots.iter().flatten() {
-            for parent in &slot.lane.parents {
-                if let Some(tip) = removed.get(parent).or_else(|| self.pruned_refs.get(parent)) {
-                    refs.insert(*parent, *tip);
-                }
+        // Pending lanes were parked counting their held parents as present,
+        // so those parents stay named too (the map is sorted: no order leaks).
+        let admitted = self.slots.iter().flatten().map(|slot| &slot.lane.parents);
+        let pending = self.pending.values().map(|pending| &pending.lane.parents);
+        for parent in admitted.chain(pending).flatten() {
+            if let Some(tip) = removed.get(parent).or_else(|| self.pruned_refs.get(parent)) {
+                refs.insert(*parent, *tip);
             }
         }
         self.pruned_refs = refs;
