@@ -845,10 +845,10 @@ fn thin<S>(checkpoints: &mut Vec<Checkpoint<S>>, tip: u64, interval: u64) {
 /// Boundary tips travel beside a snapshot and no hash covers them, so each
 /// must at least be a lane the snapshot covers: an author of the frontier, a
 /// seq and a Lamport stamp no higher than that author's tip (equal to the
-/// tip itself at its seq), and one entry per id.
+/// tip itself at its seq), and one entry per id, the frontier's included.
 fn check_boundary(tips: &[Tip], boundary: &[Tip]) -> Result<(), SnapshotError> {
     let frontier: BTreeMap<NodeId, &Tip> = tips.iter().map(|tip| (tip.author, tip)).collect();
-    let mut seen: BTreeMap<LaneId, &Tip> = BTreeMap::new();
+    let mut seen: BTreeMap<LaneId, &Tip> = tips.iter().map(|tip| (tip.id, tip)).collect();
     for tip in boundary {
         let covered = frontier.get(&tip.author).is_some_and(|front| {
             let same = front.id == tip.id || front.seq == tip.seq;

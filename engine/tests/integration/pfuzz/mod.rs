@@ -109,9 +109,13 @@ fn hostile_messages_never_panic_corrupt_or_wedge_the_receiver() {
     );
     assert_eq!(total.inputs, inputs);
     // The mutators must reach past the decoder into the session and replica
-    // logic, and the full checks must have run, or the pass proved nothing.
-    assert!(total.decoded * 2 > total.inputs, "most inputs must decode: {total:?}");
-    assert!(total.changed > 0 && total.full_checks > 0 && total.converged > 0, "{total:?}");
+    // logic, and the full checks must have run, or the pass proved nothing
+    // (a replay of one input by index proves only that input).
+    if inputs >= 1000 {
+        assert!(total.decoded * 2 > total.inputs, "most inputs must decode: {total:?}");
+        assert!(total.changed > 0 && total.full_checks > 0 && total.converged > 0, "{total:?}");
+        assert!(total.forks_surfaced > 0 && total.forged_snapshots > 0, "forgeries must reach the replica: {total:?}");
+    }
 }
 
 #[test]

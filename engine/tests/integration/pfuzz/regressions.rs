@@ -148,6 +148,19 @@ fn a_forged_boundary_tip_naming_a_later_lane_does_not_wedge_the_receiver() {
     assert!(receiver.lane(&later).is_some(), "the real lane is admitted, not taken for the forged reference");
     assert_eq!(receiver.pending_lanes(), 0);
     assert_eq!(receiver.status().chain_hash, sender.status().chain_hash);
+
+    // Found next: a boundary entry carrying a frontier tip's id under
+    // another author overrode the tip, and the author's next lane failed its
+    // chain check forever. One id, one entry, the frontier's included.
+    let (snapshot, mut boundary) = sender.snapshot_transfer();
+    let snapshot = snapshot.clone();
+    let mut renamed = snapshot.header.tips[1];
+    renamed.author = snapshot.header.tips[0].author;
+    renamed.seq = 1;
+    renamed.lamport = 1;
+    boundary.push(renamed);
+    let mut receiver = Replica::new(World, config(2, true));
+    assert!(matches!(receiver.install_snapshot(&snapshot, &boundary), Err(SnapshotError::BadBoundary { .. })));
 }
 
 #[test]
