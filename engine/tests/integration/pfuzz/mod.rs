@@ -132,3 +132,15 @@ fn fuzzer_bytes_drive_the_same_harness() {
     }
     assert_eq!(stats.inputs, 6);
 }
+
+#[test]
+fn the_oracle_fails_a_receiver_that_lost_lanes() {
+    // A checker that cannot fail checks nothing: a receiver reset to empty
+    // has lost every lane its base held, and its version vector shrank.
+    let corpus = corpus();
+    let case = corpus.cases.iter().find(|case| case.base.held.len() > 3).expect("a case with held lanes");
+    assert_eq!(harness::oracle::check_never_shrinks(&case.base, &case.receiver), Ok(()));
+    let empty = scx_engine::Replica::new(scx_engine::World, case.receiver.config().clone());
+    let problem = harness::oracle::check_never_shrinks(&case.base, &empty).unwrap_err();
+    assert!(problem.contains("shrank") || problem.contains("lost"), "{problem}");
+}

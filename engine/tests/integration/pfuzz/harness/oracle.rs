@@ -244,7 +244,7 @@ fn carried_snapshot(message: &Message) -> Option<(u64, scx_engine::SnapshotId)> 
 
 /// The version vector never shrinks and every lane held before is still
 /// held, or covered by a snapshot that does not name another lane at its dot.
-fn check_never_shrinks(base: &Base, replica: &Replica<World>) -> Result<(), String> {
+pub(crate) fn check_never_shrinks(base: &Base, replica: &Replica<World>) -> Result<(), String> {
     let now = replica.version_vector();
     for (author, seq) in &base.version_vector {
         let held = now.get(author).copied().unwrap_or(0);
