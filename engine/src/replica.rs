@@ -74,6 +74,14 @@ pub enum Event {
         /// Its id.
         id: SnapshotId,
     },
+    /// A peer's snapshot was installed: the held prefix was replaced by it
+    /// (a durable driver rewrites its log on it, as after pruning).
+    SnapshotInstalled {
+        /// Its lane index.
+        lane_index: u64,
+        /// Its id.
+        id: SnapshotId,
+    },
     /// Lanes below the stable snapshot were pruned.
     Pruned {
         /// New prune point.
@@ -786,6 +794,7 @@ impl<L: Law> Replica<L> {
         self.conflicts = 0;
         self.digest = Some(header.state_digest);
         self.registry.commit(snapshot.clone());
+        self.events.push_back(Event::SnapshotInstalled { lane_index: header.lane_index, id: snapshot.id });
         let _ = self.dag.take_fresh();
         let mut order = remaining;
         order.sort_unstable_by_key(|idx| self.key(*idx));

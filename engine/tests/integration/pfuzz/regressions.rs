@@ -260,3 +260,27 @@ fn a_pending_lane_naming_a_lane_a_snapshot_covers_is_admitted_without_a_panic() 
     assert!(receiver.lane(&waiting.id()).is_some(), "the lane is released onto the snapshot");
     assert_eq!(receiver.pending_lanes(), 0);
 }
+
+#[test]
+fn a_durable_receiver_recovers_after_installing_a_peer_snapshot() {
+    // Found while writing the fuzzer's oracle: a snapshot installed from a
+    // peer (by sync or bundle) was never written to the durable log, so the
+    // lanes admitted on top of it named parents the log did not hold and
+    // recovery after a crash failed with dangling lanes.
+    use scx_engine::durable::DurableReplica;
+    use scx_engine::store::MemStore;
+    for prune in [true, false] {
+        let mut sender = pruned_member(1);
+        let (mut durable, _) = DurableReplica::open(World, config(2, prune), MemStore::new()).unwrap();
+        let metrics = protocol::apply_bundle(&protocol::bundle(&mut sender), durable.replica()).unwrap();
+        assert_eq!(metrics.snapshots_installed, 1);
+        durable.flush().unwrap();
+        let before = durable.replica().status();
+        let mut store = durable.store().clone();
+        store.crash(None);
+        match DurableReplica::open(World, config(2, prune), store) {
+            Ok((mut again, _)) => assert_eq!(again.replica().status(), before, "prune {prune}"),
+            Err(error) => panic!("prune {prune}: recovery after a snapshot install failed: {error}"),
+        }
+    }
+}
