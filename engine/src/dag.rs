@@ -126,6 +126,9 @@ pub struct LaneDag<O> {
     pruned_tips: BTreeMap<NodeId, Tip>,
     /// Pruned lanes a held or future lane may name: tips and the boundary.
     pruned_refs: BTreeMap<LaneId, Tip>,
+    /// The same references by dot (the smallest id where several claim one),
+    /// so a lane at a covered dot is checked without a scan.
+    pruned_dots: BTreeMap<Dot, LaneId>,
     /// Order key of the last lane of the stable prefix.
     stable_key: Option<OrderKey>,
     max_pending: usize,
@@ -153,6 +156,7 @@ impl<O: Op> LaneDag<O> {
             waiting: IdMap::default(),
             pruned_tips: BTreeMap::new(),
             pruned_refs: BTreeMap::new(),
+            pruned_dots: BTreeMap::new(),
             stable_key: None,
             max_pending,
             fresh: Vec::new(),
@@ -274,7 +278,13 @@ impl<O: Op> LaneDag<O> {
             }
             // A boundary reference (which no snapshot id covers) misnames this
             // lane, so it was forged: the lane, which its id hashes, wins.
+            // Its dot no longer names a known lane (no rescan: a hostile
+            // sender could make every lane of a batch pay one).
+            let dot = Dot { author: tip.author, seq: tip.seq };
             self.pruned_refs.remove(&id);
+            if self.pruned_dots.get(&dot) == Some(&id) {
+                self.pruned_dots.remove(&dot);
+            }
         }
         if let Some(existing) = self.existing_at(lane.dot()) {
             return match existing {
@@ -416,6 +426,10 @@ impl<O: Op> LaneDag<O> {
                 refs.insert(*parent, *tip);
             }
         }
+        self.pruned_dots.clear();
+        for tip in refs.values() {
+            self.pruned_dots.entry(Dot { author: tip.author, seq: tip.seq }).or_insert(tip.id);
+        }
         self.pruned_refs = refs;
         for tip in tips {
             self.pruned_tips.insert(tip.author, *tip);
@@ -440,7 +454,7 @@ impl<O: Op> LaneDag<O> {
         }
         if dot.seq <= chain.pruned_seq {
             let tip = self.pruned_tips.get(&dot.author).filter(|tip| tip.seq == dot.seq);
-            let known = tip.or_else(|| self.pruned_refs.values().find(|r| r.author == dot.author && r.seq == dot.seq));
+            let known = tip.or_else(|| self.pruned_dots.get(&dot).and_then(|id| self.pruned_refs.get(id)));
             return Some(known.map_or(Existing::Covered, |tip| Existing::Lane(tip.id)));
         }
         let idx = chain.slots[(dot.seq - chain.pruned_seq - 1) as usize];

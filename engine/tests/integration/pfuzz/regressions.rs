@@ -284,3 +284,42 @@ fn a_durable_receiver_recovers_after_installing_a_peer_snapshot() {
         }
     }
 }
+
+#[test]
+fn covered_lanes_against_a_large_boundary_are_found_by_dot_not_by_scan() {
+    // Found reading the paths the fuzzer reaches: a lane at a covered dot
+    // was checked against the pruned references by a linear scan, so one
+    // message with many boundary tips and many covered lanes cost their
+    // product (minutes for a message well under the size limit). Lookups by
+    // dot make it linear; this case takes milliseconds instead of most of a
+    // minute, and the answers are the same.
+    let mut sender = pruned_member(1);
+    let (snapshot, mut boundary) = sender.snapshot_transfer();
+    let snapshot = snapshot.clone();
+    let front = snapshot.header.tips.iter().find(|tip| tip.author == NodeId(0)).copied().unwrap();
+    for i in 0..40_000u64 {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&i.to_le_bytes());
+        id[8] = 0xbd;
+        boundary.push(scx_engine::Tip { author: NodeId(0), seq: 1, lamport: 1, id: LaneId(id) });
+    }
+    let mut receiver = Replica::new(World, config(2, true));
+    assert_eq!(receiver.install_snapshot(&snapshot, &boundary), Ok(true));
+    let mut covered = 0;
+    for i in 0..40_000u64 {
+        let lane = scx_engine::Lane::new(
+            NodeId(0),
+            2 + i % (front.seq - 2),
+            1,
+            vec![],
+            vec![WorldOp::Add { key: 0, delta: i as i64 }],
+        );
+        match receiver.insert(lane) {
+            Ok(scx_engine::Inserted::Duplicate) | Err(scx_engine::LaneError::Fork { .. }) => covered += 1,
+            other => panic!("a lane at a covered dot: {other:?}"),
+        }
+    }
+    assert_eq!(covered, 40_000);
+    protocol::apply_bundle(&protocol::bundle(&mut sender), &mut receiver).unwrap();
+    assert_eq!(receiver.status().chain_hash, sender.status().chain_hash);
+}
