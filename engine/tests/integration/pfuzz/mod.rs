@@ -131,6 +131,16 @@ fn fuzzer_bytes_drive_the_same_harness() {
         assert_eq!(outcome, Ok(()), "bytes of length {len}");
     }
     assert_eq!(stats.inputs, 6);
+    // Inputs libFuzzer found, kept as they failed (the harness, not the
+    // engine, was wrong: a forged chain's fork surfaced as a refused snapshot).
+    let found: [&[u8]; 1] = [&[
+        0x25, 0x46, 0x62, 0xfc, 0x64, 0xb0, 0x7c, 0x10, 0x7c, 0x9f, 0xd2, 0x60, 0xd7, 0x8c, 0x8c, 0x7c, 0x60, 0x00,
+        0x8c, 0xfd, 0x2b, 0xfc, 0x81, 0x43, 0xff, 0x7e, 0x23, 0x42, 0x9b, 0x9b, 0x06, 0x0b, 0x21,
+    ]];
+    for bytes in found {
+        let outcome = run_input(corpus, &mut ByteChoices::new(bytes), Checks { full_every: 1 }, &mut stats);
+        assert_eq!(outcome, Ok(()), "libFuzzer input {bytes:02x?}");
+    }
 }
 
 #[test]

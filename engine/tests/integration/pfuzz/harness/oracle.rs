@@ -381,7 +381,13 @@ fn converge(
                 syncer.abandon(peer, id, "fuzz: timeout");
             }
             while let Some(event) = syncer.poll_event() {
-                suspected |= matches!(event, SyncEvent::ForkSuspected { .. });
+                // A fork surfaces as a suspicion from a summary, or as a
+                // snapshot refused for naming another lane at a held dot.
+                suspected |= matches!(
+                    event,
+                    SyncEvent::ForkSuspected { .. }
+                        | SyncEvent::Diverged { error: scx_engine::SnapshotError::ForkedTip { .. }, .. }
+                );
             }
         }
     }
