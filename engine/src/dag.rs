@@ -58,7 +58,7 @@ pub type OrderKey = (u64, NodeId, LaneId);
 pub const MAX_FORK_PROOFS: usize = 64;
 
 /// An admitted lane with its resolved parents.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Slot<O> {
     pub(crate) id: LaneId,
     pub(crate) lane: Lane<O>,
@@ -94,7 +94,7 @@ pub enum Inserted {
     Duplicate,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Chain {
     /// Seqs up to this one were pruned.
     pruned_seq: u64,
@@ -107,14 +107,14 @@ impl Chain {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PendingLane<O> {
     lane: Lane<O>,
     missing: usize,
 }
 
 /// The lane DAG of one replica.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LaneDag<O> {
     slots: Vec<Option<Box<Slot<O>>>>,
     by_id: IdMap<SlotIdx>,
@@ -126,6 +126,9 @@ pub struct LaneDag<O> {
     pruned_tips: BTreeMap<NodeId, Tip>,
     /// Pruned lanes a held or future lane may name: tips and the boundary.
     pruned_refs: BTreeMap<LaneId, Tip>,
+    /// The same references by dot (the smallest id where several claim one),
+    /// so a lane at a covered dot is checked without a scan.
+    pruned_dots: BTreeMap<Dot, LaneId>,
     /// Order key of the last lane of the stable prefix.
     stable_key: Option<OrderKey>,
     max_pending: usize,
@@ -153,6 +156,7 @@ impl<O: Op> LaneDag<O> {
             waiting: IdMap::default(),
             pruned_tips: BTreeMap::new(),
             pruned_refs: BTreeMap::new(),
+            pruned_dots: BTreeMap::new(),
             stable_key: None,
             max_pending,
             fresh: Vec::new(),
@@ -259,8 +263,28 @@ impl<O: Op> LaneDag<O> {
     /// Inserts a lane whose id the caller computed from its canonical bytes.
     pub(crate) fn insert(&mut self, id: LaneId, lane: Lane<O>) -> Result<Inserted, LaneError> {
         lane.check_shape().map_err(|shape| LaneError::Shape { id, shape })?;
-        if self.by_id.contains_key(&id) || self.pending.contains_key(&id) || self.pruned_refs.contains_key(&id) {
+        // Stability counts members only: a non-member's lane could always
+        // arrive inside a prefix some node already holds stable.
+        if !self.members.is_empty() && !self.members.contains_key(&lane.author) {
+            return Err(LaneError::NotAMember { id, author: lane.author });
+        }
+        if self.by_id.contains_key(&id) || self.pending.contains_key(&id) {
             return Ok(Inserted::Duplicate);
+        }
+        if let Some(tip) = self.pruned_refs.get(&id) {
+            let frontier = self.pruned_tips.get(&tip.author) == Some(tip);
+            if frontier || (tip.author, tip.seq, tip.lamport) == (lane.author, lane.seq, lane.lamport) {
+                return Ok(Inserted::Duplicate);
+            }
+            // A boundary reference (which no snapshot id covers) misnames this
+            // lane, so it was forged: the lane, which its id hashes, wins.
+            // Its dot no longer names a known lane (no rescan: a hostile
+            // sender could make every lane of a batch pay one).
+            let dot = Dot { author: tip.author, seq: tip.seq };
+            self.pruned_refs.remove(&id);
+            if self.pruned_dots.get(&dot) == Some(&id) {
+                self.pruned_dots.remove(&dot);
+            }
         }
         if let Some(existing) = self.existing_at(lane.dot()) {
             return match existing {
@@ -393,12 +417,18 @@ impl<O: Op> LaneDag<O> {
 
     fn rebuild_refs(&mut self, tips: &[Tip], boundary: &[Tip], removed: &BTreeMap<LaneId, Tip>) {
         let mut refs: BTreeMap<LaneId, Tip> = tips.iter().chain(boundary).map(|tip| (tip.id, *tip)).collect();
-        for slot in self.slots.iter().flatten() {
-            for parent in &slot.lane.parents {
-                if let Some(tip) = removed.get(parent).or_else(|| self.pruned_refs.get(parent)) {
-                    refs.insert(*parent, *tip);
-                }
+        // Pending lanes were parked counting their held parents as present,
+        // so those parents stay named too (the map is sorted: no order leaks).
+        let admitted = self.slots.iter().flatten().map(|slot| &slot.lane.parents);
+        let pending = self.pending.values().map(|pending| &pending.lane.parents);
+        for parent in admitted.chain(pending).flatten() {
+            if let Some(tip) = removed.get(parent).or_else(|| self.pruned_refs.get(parent)) {
+                refs.insert(*parent, *tip);
             }
+        }
+        self.pruned_dots.clear();
+        for tip in refs.values() {
+            self.pruned_dots.entry(Dot { author: tip.author, seq: tip.seq }).or_insert(tip.id);
         }
         self.pruned_refs = refs;
         for tip in tips {
@@ -424,7 +454,7 @@ impl<O: Op> LaneDag<O> {
         }
         if dot.seq <= chain.pruned_seq {
             let tip = self.pruned_tips.get(&dot.author).filter(|tip| tip.seq == dot.seq);
-            let known = tip.or_else(|| self.pruned_refs.values().find(|r| r.author == dot.author && r.seq == dot.seq));
+            let known = tip.or_else(|| self.pruned_dots.get(&dot).and_then(|id| self.pruned_refs.get(id)));
             return Some(known.map_or(Existing::Covered, |tip| Existing::Lane(tip.id)));
         }
         let idx = chain.slots[(dot.seq - chain.pruned_seq - 1) as usize];

@@ -67,6 +67,15 @@ pub enum LaneError {
         /// Largest stamp in the stable prefix.
         stable_max_lamport: u64,
     },
+    /// The author is not a member: stability counts members only, so such a
+    /// lane could sort inside a prefix other nodes already hold stable.
+    #[error("lane {id}: author {author} is not a member")]
+    NotAMember {
+        /// The lane.
+        id: LaneId,
+        /// Its author.
+        author: crate::lane::NodeId,
+    },
     /// The pending set is full; the lane was not kept.
     #[error("pending set full ({limit} lanes); lane {id} dropped")]
     PendingFull {

@@ -74,6 +74,14 @@ pub enum Event {
         /// Its id.
         id: SnapshotId,
     },
+    /// A peer's snapshot was installed: the held prefix was replaced by it
+    /// (a durable driver rewrites its log on it, as after pruning).
+    SnapshotInstalled {
+        /// Its lane index.
+        lane_index: u64,
+        /// Its id.
+        id: SnapshotId,
+    },
     /// Lanes below the stable snapshot were pruned.
     Pruned {
         /// New prune point.
@@ -139,7 +147,10 @@ struct Mark {
     digest: StateDigest,
 }
 
-/// One node's replica of the lane history under law `L`.
+/// One node's replica of the lane history under law `L`. Cloning forks it:
+/// both copies go on independently (a fuzz harness feeds each input to a
+/// fresh copy of one receiver).
+#[derive(Clone)]
 pub struct Replica<L: Law> {
     law: L,
     config: ReplicaConfig,
@@ -496,6 +507,8 @@ impl<L: Law> Replica<L> {
         if header.lane_index <= self.stable_index {
             return Ok(false);
         }
+        header.check_consistent()?;
+        self.check_tips_against_held(&header.tips, boundary)?;
         let state = if self.config.bugs.unverified_snapshot() {
             decode_state(&self.law, &snapshot.state)?
         } else {
@@ -511,6 +524,20 @@ impl<L: Law> Replica<L> {
         }
         self.rebase_on(snapshot, boundary, state);
         Ok(true)
+    }
+
+    /// Refuses a snapshot whose frontier or boundary names a different lane
+    /// (or another Lamport stamp) at an `(author, seq)` this node holds: a
+    /// fork, which is evidence to surface, never a reason to drop held lanes.
+    fn check_tips_against_held(&self, tips: &[Tip], boundary: &[Tip]) -> Result<(), SnapshotError> {
+        check_boundary(tips, boundary)?;
+        for tip in tips.iter().chain(boundary) {
+            let Some(ours) = self.lane_at(tip.author, tip.seq) else { continue };
+            if ours != tip.id || self.lamport_of(&ours) != tip.lamport {
+                return Err(SnapshotError::ForkedTip { author: tip.author, seq: tip.seq, ours, theirs: tip.id });
+            }
+        }
+        Ok(())
     }
 
     // ---- internals: ordering and replay ---------------------------------
@@ -781,6 +808,7 @@ impl<L: Law> Replica<L> {
         self.conflicts = 0;
         self.digest = Some(header.state_digest);
         self.registry.commit(snapshot.clone());
+        self.events.push_back(Event::SnapshotInstalled { lane_index: header.lane_index, id: snapshot.id });
         let _ = self.dag.take_fresh();
         let mut order = remaining;
         order.sort_unstable_by_key(|idx| self.key(*idx));
@@ -841,6 +869,26 @@ fn thin<S>(checkpoints: &mut Vec<Checkpoint<S>>, tip: u64, interval: u64) {
         let spacing = interval * (distance_in_intervals / 8).max(1).next_power_of_two();
         checkpoint.lane_index.is_multiple_of(spacing)
     });
+}
+
+/// Boundary tips travel beside a snapshot and no hash covers them, so each
+/// must at least be a lane the snapshot covers: an author of the frontier, a
+/// seq and a Lamport stamp no higher than that author's tip (equal to the
+/// tip itself at its seq), and one entry per id, the frontier's included.
+fn check_boundary(tips: &[Tip], boundary: &[Tip]) -> Result<(), SnapshotError> {
+    let frontier: BTreeMap<NodeId, &Tip> = tips.iter().map(|tip| (tip.author, tip)).collect();
+    let mut seen: BTreeMap<LaneId, &Tip> = tips.iter().map(|tip| (tip.id, tip)).collect();
+    for tip in boundary {
+        let covered = frontier.get(&tip.author).is_some_and(|front| {
+            let same = front.id == tip.id || front.seq == tip.seq;
+            if same { *front == tip } else { tip.seq < front.seq && tip.lamport < front.lamport && tip.seq > 0 }
+        });
+        let unique = seen.insert(tip.id, tip).is_none_or(|other| other == tip);
+        if !covered || !unique {
+            return Err(SnapshotError::BadBoundary { author: tip.author, seq: tip.seq, id: tip.id });
+        }
+    }
+    Ok(())
 }
 
 /// Order key of the last lane of a prefix with these tips: the last lane of

@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
 /// Most members a snapshot's frontier may name.
 pub const MAX_SNAPSHOT_TIPS: u64 = 1 << 16;
+/// Largest lane index a snapshot may claim: far beyond any real history,
+/// and far enough below `u64::MAX` that counting on from it cannot overflow.
+pub const MAX_SNAPSHOT_LANE_INDEX: u64 = 1 << 48;
 /// Largest encoded state a snapshot may carry.
 pub const MAX_SNAPSHOT_STATE_BYTES: u64 = 256 << 20;
 
@@ -70,6 +73,29 @@ impl SnapshotHeader {
             put_varint(out, tip.lamport);
             out.extend_from_slice(tip.id.as_bytes());
         }
+    }
+
+    /// Checks that the header describes a possible prefix: each author's
+    /// lanes `1..=seq` appear once, so the lane index is the sum of the
+    /// tips' seqs; the largest stamp is a tip's (the last lane of a
+    /// topological order is a tip); a stamp counts a chain of lanes, so it
+    /// is at most the lane index.
+    pub fn check_consistent(&self) -> Result<(), SnapshotError> {
+        let fail = |rule| Err(SnapshotError::Inconsistent { lane_index: self.lane_index, rule });
+        if self.lane_index > MAX_SNAPSHOT_LANE_INDEX {
+            return fail("lane index above the limit");
+        }
+        let seqs = self.tips.iter().try_fold(0u64, |sum, tip| sum.checked_add(tip.seq));
+        if seqs != Some(self.lane_index) {
+            return fail("lane index is not the sum of the tips' seqs");
+        }
+        if self.max_lamport != self.tips.iter().map(|tip| tip.lamport).max().unwrap_or(0) {
+            return fail("max lamport is not the tips' largest stamp");
+        }
+        if self.max_lamport > self.lane_index {
+            return fail("a stamp exceeds the lane count");
+        }
+        Ok(())
     }
 
     /// The id: keyed blake3 of the canonical header.
@@ -162,6 +188,43 @@ pub enum SnapshotError {
         ours: SnapshotId,
         /// The offered one.
         theirs: SnapshotId,
+    },
+    /// The snapshot (a tip of its frontier, or a boundary tip) names a
+    /// different lane at an `(author, seq)` where this node holds a lane: the
+    /// author forked, or the snapshot was forged. Never silently resolved.
+    #[error("snapshot names lane {theirs} at {author}:{seq}, but this node holds {ours} there")]
+    ForkedTip {
+        /// The author.
+        author: NodeId,
+        /// The seq.
+        seq: u64,
+        /// The lane this node holds there.
+        ours: LaneId,
+        /// The lane the snapshot names.
+        theirs: LaneId,
+    },
+    /// The header does not describe a possible prefix (its lane index is not
+    /// the sum of its tips' seqs, its largest stamp is not its tips' largest,
+    /// a stamp exceeds the lane count, or the lane index is above
+    /// [`MAX_SNAPSHOT_LANE_INDEX`]).
+    #[error("snapshot header at lane index {lane_index} is inconsistent: {rule}")]
+    Inconsistent {
+        /// The claimed lane index.
+        lane_index: u64,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// A boundary tip is not a lane the snapshot covers (another author, a
+    /// seq or stamp above that author's tip, another lane at the tip's dot,
+    /// or one id twice).
+    #[error("boundary tip {id} at {author}:{seq} is not covered by the snapshot")]
+    BadBoundary {
+        /// Its author.
+        author: NodeId,
+        /// Its seq.
+        seq: u64,
+        /// Its id.
+        id: LaneId,
     },
     /// A lane this node holds would sort inside the snapshot's prefix without
     /// being covered by it.

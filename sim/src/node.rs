@@ -415,7 +415,7 @@ fn replica_event(world: &World, core: &mut NodeCore, event: scx_engine::Event) {
             peer: None,
             warning: EngineWarning::LaneRejected(format!("pending lane {} released but invalid: {error}", id.short())),
         }),
-        scx_engine::Event::Pruned { .. } => {}
+        scx_engine::Event::Pruned { .. } | scx_engine::Event::SnapshotInstalled { .. } => {}
     }
 }
 

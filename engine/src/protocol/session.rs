@@ -186,7 +186,7 @@ pub enum SyncEvent {
     },
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Session {
     role: Role,
     expect: Expect,
@@ -196,8 +196,9 @@ struct Session {
     peer_summary: Option<CompactSummary>,
 }
 
-/// Runs every sync session of one node.
-#[derive(Debug)]
+/// Runs every sync session of one node. Cloning forks it (a fuzz harness
+/// feeds each input to a fresh copy of one receiver).
+#[derive(Clone, Debug)]
 pub struct Syncer {
     node: NodeId,
     next_session: u64,

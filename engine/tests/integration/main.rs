@@ -5,6 +5,7 @@ mod support;
 mod convergence;
 mod durable;
 mod net;
+mod pfuzz;
 mod protocol;
 mod rejection;
 mod snapshots;
