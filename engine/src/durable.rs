@@ -174,6 +174,7 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
     /// Authors a lane: built, appended and synced, then admitted. When this
     /// returns, the write is acknowledged and survives any crash.
     pub fn create_lane(&mut self, ops: Vec<L::Op>) -> Result<(LaneId, Lane<L::Op>), DurableError> {
+        self.replica.check_may_author()?;
         self.flush_journal()?;
         let lane = self.replica.prepare_lane(ops);
         let bytes = lane.to_bytes();

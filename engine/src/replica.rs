@@ -46,6 +46,11 @@ pub struct ReplicaConfig {
     pub journal: bool,
     /// Planted bugs (effective only with the `planted-bugs` feature).
     pub bugs: crate::bugs::Bugs,
+    /// This node replaces one whose disk was lost: it authors nothing until
+    /// it has completed a sync with a majority of the other members, so it
+    /// learns its own chain back instead of forking it (see
+    /// [`Replica::is_rejoining`]).
+    pub rejoining: bool,
 }
 
 impl ReplicaConfig {
@@ -60,6 +65,7 @@ impl ReplicaConfig {
             prune: false,
             journal: false,
             bugs: crate::bugs::Bugs::NONE,
+            rejoining: false,
         }
     }
 }
@@ -178,6 +184,8 @@ pub struct Replica<L: Law> {
     reached_scan: u64,
     events: VecDeque<Event>,
     metrics: ReplicaMetrics,
+    /// While rejoining: the peers a sync completed with.
+    rejoin_peers: Option<BTreeSet<NodeId>>,
     /// Reused buffer for state encodings.
     scratch: Vec<u8>,
 }
@@ -199,6 +207,7 @@ impl<L: Law> std::fmt::Debug for Replica<L> {
 impl<L: Law> Replica<L> {
     /// An empty replica at the genesis snapshot.
     pub fn new(law: L, config: ReplicaConfig) -> Self {
+        let rejoin_peers = config.rejoining.then(BTreeSet::new);
         assert!(config.snapshot_interval.is_power_of_two(), "snapshot_interval must be a power of two");
         assert!(config.checkpoint_interval.is_power_of_two(), "checkpoint_interval must be a power of two");
         assert!(config.checkpoint_interval <= config.snapshot_interval, "checkpoints divide snapshot points");
@@ -235,6 +244,7 @@ impl<L: Law> Replica<L> {
             reached_scan: 0,
             events: VecDeque::new(),
             metrics: ReplicaMetrics::default(),
+            rejoin_peers,
             scratch: Vec::new(),
         }
     }
@@ -460,10 +470,45 @@ impl<L: Law> Replica<L> {
     /// Authors and admits this node's next lane (no durability: see
     /// `DurableReplica` for write-ahead).
     pub fn create_lane(&mut self, ops: Vec<L::Op>) -> Result<(LaneId, Lane<L::Op>), LaneError> {
+        self.check_may_author()?;
         let lane = self.prepare_lane(ops);
         let id = lane.id();
         self.insert_with_id(id, lane.clone())?;
         Ok((id, lane))
+    }
+
+    /// Refuses to author while rejoining (see [`ReplicaConfig::rejoining`]).
+    pub fn check_may_author(&self) -> Result<(), LaneError> {
+        match &self.rejoin_peers {
+            Some(peers) => Err(LaneError::Rejoining { synced: peers.len(), needed: self.rejoin_quorum() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether this replaced node is still learning its history back: it
+    /// may not author lanes (and should not serve reads) until it has synced
+    /// with a majority of the other members. A lane it acknowledged before
+    /// its disk was lost, and that no peer received, is gone; one a peer in
+    /// that majority holds comes back, and its seqs are never reused.
+    pub fn is_rejoining(&self) -> bool {
+        self.rejoin_peers.is_some()
+    }
+
+    /// A sync session with `peer` completed (the syncer calls this).
+    pub fn synced_with(&mut self, peer: NodeId) {
+        let quorum = self.rejoin_quorum();
+        if let Some(peers) = &mut self.rejoin_peers {
+            peers.insert(peer);
+            if peers.len() >= quorum {
+                self.rejoin_peers = None;
+            }
+        }
+    }
+
+    /// A majority of the other members.
+    fn rejoin_quorum(&self) -> usize {
+        let others = self.config.members.iter().filter(|member| **member != self.config.node).count();
+        others / 2 + 1
     }
 
     /// Orders, replays and checks stability now (getters do it on demand).

@@ -314,6 +314,16 @@ impl Syncer {
             return;
         }
         let received = bytes.len() as u64;
+        let events_before = self.events.len();
+        self.dispatch(peer, message, received, replica);
+        // A completed session is what ends a replaced node's rejoin.
+        if self.events.iter().skip(events_before).any(|event| matches!(event, SyncEvent::Completed { .. })) {
+            replica.synced_with(peer);
+        }
+    }
+
+    fn dispatch<L: Law>(&mut self, peer: NodeId, message: Message, received: u64, replica: &mut Replica<L>) {
+        let key = (peer, message.session());
         match message {
             Message::Hello { session, status, summary } => {
                 if !self.open.contains_key(&key) {

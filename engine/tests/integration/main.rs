@@ -8,4 +8,5 @@ mod net;
 mod pfuzz;
 mod protocol;
 mod rejection;
+mod rejoin;
 mod snapshots;
