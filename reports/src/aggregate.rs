@@ -203,6 +203,10 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
         bloom_supplies,
         lanes_pended,
         lanes_released,
+        rejoins,
+        pruning_stalled,
+        hostile_datagrams,
+        hostile_inputs_rejected,
     } = *run;
     for (sum, value) in [
         (&mut total.bytes_sent, bytes_sent),
@@ -232,6 +236,10 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
         (&mut total.bloom_supplies, bloom_supplies),
         (&mut total.lanes_pended, lanes_pended),
         (&mut total.lanes_released, lanes_released),
+        (&mut total.rejoins, rejoins),
+        (&mut total.pruning_stalled, pruning_stalled),
+        (&mut total.hostile_datagrams, hostile_datagrams),
+        (&mut total.hostile_inputs_rejected, hostile_inputs_rejected),
     ] {
         *sum = sum.saturating_add(value);
     }

@@ -126,6 +126,21 @@ pub struct Metrics {
     /// Pending lanes released when their ancestry arrived (live nodes at the end).
     #[serde(default)]
     pub lanes_released: u64,
+    /// Replaced nodes that finished rejoining.
+    #[serde(default)]
+    pub rejoins: u64,
+    /// Runs that ended with a member down and a live node holding more than
+    /// two snapshot intervals of lanes above its newest stable snapshot:
+    /// pruning stalled for the member that cannot acknowledge (0 or 1).
+    #[serde(default)]
+    pub pruning_stalled: u64,
+    /// Datagrams a hostile node rewrote.
+    #[serde(default)]
+    pub hostile_datagrams: u64,
+    /// Inputs from a hostile node that honest nodes refused (bad lanes,
+    /// snapshots, datagrams, suspected forks).
+    #[serde(default)]
+    pub hostile_inputs_rejected: u64,
 }
 
 /// One fault as it ran.

@@ -16,6 +16,7 @@ pub mod checkers;
 pub mod cli;
 pub mod fuzz;
 pub mod heap;
+pub mod hostile;
 pub mod hunt;
 pub mod nemesis;
 pub mod network;

@@ -7,6 +7,7 @@
 //! crashed between steps instead. Restarts re-run its boot, which recovers
 //! from its disk; pauses freeze it in madsim; clock skew shifts its timers.
 
+use crate::hostile::Hostile;
 use crate::rng::SimRng;
 use crate::spec::{FaultKind, FaultSpec};
 use crate::storage::CrashPoint;
@@ -63,6 +64,17 @@ fn start(world: &Arc<World>, handle: &Handle, fault: &FaultSpec, rng: &mut SimRn
                 arm_crash(world, node, *tear, rng);
             }
         }
+        FaultKind::Replace { nodes: replaced } => {
+            for &node in replaced {
+                arm_crash(world, node, false, rng);
+            }
+        }
+        FaultKind::Hostile { nodes: hostile, behaviours } => {
+            for &node in hostile {
+                let stream = SimRng::new(world.spec.seed, "hostile", (u64::from(node) << 32) | (now_ns() / 1_000_000));
+                lock(&world.hostile)[node as usize] = Some(Hostile::new(behaviours.clone(), stream));
+            }
+        }
         FaultKind::Pause { nodes: paused } => {
             for &node in paused {
                 if world.life(node) == Life::Up {
@@ -86,17 +98,17 @@ fn heal(world: &World, handle: &Handle, fault: &FaultSpec) {
     match &fault.kind {
         FaultKind::Crash { nodes: crashed, .. } => {
             for &node in crashed {
-                // A crash that has not landed yet lands now, so the restart
-                // always follows a crash.
-                if world.life(node) != Life::Down {
-                    let effect = world.disks[node as usize].crash_now();
-                    world.take_down(node, effect);
-                }
-                if world.life(node) == Life::Down {
-                    world.disks[node as usize].restart();
-                    lock(&world.life)[node as usize] = Life::Up;
-                    handle.restart(world.madsim_node(node));
-                }
+                restart(world, handle, node, false);
+            }
+        }
+        FaultKind::Replace { nodes: replaced } => {
+            for &node in replaced {
+                restart(world, handle, node, true);
+            }
+        }
+        FaultKind::Hostile { nodes: hostile, .. } => {
+            for &node in hostile {
+                lock(&world.hostile)[node as usize] = None;
             }
         }
         FaultKind::Pause { nodes: paused } => {
@@ -114,6 +126,27 @@ fn heal(world: &World, handle: &Handle, fault: &FaultSpec) {
         }
         kind => lock(&world.network).heal(kind),
     }
+}
+
+/// Restarts a crashed node; a replacement (`wipe`) gets an empty disk and
+/// rejoins before it writes. A crash that has not landed yet lands now, so
+/// the restart always follows a crash.
+fn restart(world: &World, handle: &Handle, node: u32, wipe: bool) {
+    if world.life(node) != Life::Down {
+        let effect = world.disks[node as usize].crash_now();
+        world.take_down(node, effect);
+    }
+    if world.life(node) != Life::Down {
+        return;
+    }
+    let disk = &world.disks[node as usize];
+    if wipe {
+        disk.wipe();
+        world.replaced(node);
+    }
+    disk.restart();
+    lock(&world.life)[node as usize] = Life::Up;
+    handle.restart(world.madsim_node(node));
 }
 
 /// Arms a crash at one of `node`'s next IO operations (drawn from the seed)

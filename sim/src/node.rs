@@ -81,6 +81,8 @@ fn replica_config(world: &World, node: u32) -> ReplicaConfig {
     config.checkpoint_interval = spec.snapshot_interval.min(32);
     config.prune = spec.prune;
     config.bugs = crate::bugs::engine_bugs(spec.bug);
+    // A replacement rejoins until a majority of peers synced with it.
+    config.rejoining = lock(&world.rejoining)[node as usize];
     config
 }
 
@@ -202,6 +204,10 @@ async fn workload_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
             break;
         }
         let mut core = lock(&core);
+        if core.durable.replica().is_rejoining() {
+            // A replacement neither writes nor serves reads until it rejoined.
+            continue;
+        }
         if !write_lane(&world, &mut core, &mut rng, &spec) {
             return;
         }
@@ -462,7 +468,10 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
                 status,
                 lanes_received: metrics.lanes_missing,
             });
-            if metrics.lanes_missing > 0 {
+            if !core.durable.replica().is_rejoining() {
+                world.rejoined(node);
+            }
+            if metrics.lanes_missing > 0 && !core.durable.replica().is_rejoining() {
                 // Read what the session brought, as an application would.
                 let key = workload::read_key(&mut core.rng, &world.spec.workload);
                 read(world, core, key);
@@ -517,6 +526,14 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
 /// Hands a datagram to the network model, which drops, delays, duplicates
 /// or corrupts it, and to madsim, which moves it.
 pub fn send(world: &Arc<World>, endpoint: &Endpoint, from: u32, to: u32, mut bytes: Vec<u8>) {
+    if let Some(hostile) = lock(&world.hostile)[from as usize].as_mut() {
+        let (tampered, how) = hostile.tamper(bytes);
+        bytes = tampered;
+        if let crate::hostile::Tampered::By(behaviour) = how {
+            lock(&world.metrics).hostile_datagrams += 1;
+            world.record(Event::Hostile { from, to, behaviour: behaviour.name() });
+        }
+    }
     lock(&world.metrics).messages_sent += 1;
     world.record(Event::Send { from, to, bytes: bytes.len() as u32 });
     let fate = lock(&world.network).fate(from, to);

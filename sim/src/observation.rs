@@ -111,6 +111,19 @@ pub enum Observation {
         /// Bytes of a torn write left on the disk.
         torn_bytes: u64,
     },
+    /// A node's disk was replaced by an empty one; `held_elsewhere` are the
+    /// frontiers of the other nodes that were up at that moment.
+    Replaced {
+        /// The node.
+        node: u32,
+        /// What the others held.
+        held_elsewhere: Vec<Frontier>,
+    },
+    /// A replaced node finished rejoining (it may write again).
+    Rejoined {
+        /// The node.
+        node: u32,
+    },
     /// A node started a sync session.
     SessionStarted {
         /// The initiator.

@@ -9,7 +9,7 @@
 use crate::rng::SimRng;
 use crate::scenario::{MAX_RUN_TIME, Scenario};
 use crate::spec::{
-    BundleSpec, FaultKind, FaultSpec, Latency, NetworkSpec, PlantedBug, RunSpec, Topology, WorkloadSpec,
+    BundleSpec, FaultKind, FaultSpec, Hostility, Latency, NetworkSpec, PlantedBug, RunSpec, Topology, WorkloadSpec,
 };
 use std::time::Duration;
 
@@ -103,6 +103,15 @@ fn swarm(spec: &mut RunSpec, scenario: &Scenario) {
                 }
             }
             "clock-skew" => FaultKind::ClockSkew { nodes, offset_ms: rng.below(2_001) as i64 - 1_000 },
+            "hostile" => {
+                // One hostile node at a time, with a seeded mix of behaviours.
+                let node = rng.below(u64::from(spec.nodes)) as u32;
+                let mut behaviours: Vec<Hostility> = Hostility::ALL.into_iter().filter(|_| rng.chance(0.5)).collect();
+                if behaviours.is_empty() {
+                    behaviours.push(*rng.pick(&Hostility::ALL).expect("there are behaviours"));
+                }
+                FaultKind::Hostile { nodes: vec![node], behaviours }
+            }
             "latency" => {
                 let max = Duration::from_millis(20 + rng.below(480));
                 FaultKind::Latency { latency: Latency::LongTail { min: Duration::from_millis(1), max } }

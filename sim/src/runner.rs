@@ -367,6 +367,7 @@ fn sample(world: &World, at_ns: u64, quiescent: bool) -> (Sample, Observation) {
     let mut views = Vec::with_capacity(world.spec.nodes as usize);
     let mut first_up: Option<(u32, StatusView)> = None;
     let mut agree = true;
+    let hostile = world.spec.hostile_nodes();
     let mut hashed = Vec::new();
     for node in 0..world.spec.nodes {
         let life = world.life(node);
@@ -376,9 +377,12 @@ fn sample(world: &World, at_ns: u64, quiescent: bool) -> (Sample, Observation) {
         };
         let view = match (life, status) {
             (Life::Up, Some(status)) => {
-                match first_up {
-                    None => first_up = Some((node, status)),
-                    Some((_, first)) => agree &= first == status,
+                // Hostile nodes are not held to converging.
+                if !hostile.contains(&node) {
+                    match first_up {
+                        None => first_up = Some((node, status)),
+                        Some((_, first)) => agree &= first == status,
+                    }
                 }
                 NodeView::Up(status)
             }
@@ -426,6 +430,7 @@ fn finish(world: &World) {
     let mut rollbacks = 0;
     let mut lanes_pruned = 0;
     let (mut lanes_pended, mut lanes_released) = (0, 0);
+    let mut most_above_snapshot = 0;
     let mut conflicts = None;
     for node in 0..world.spec.nodes {
         let Some(core) = world.core(node) else { continue };
@@ -435,6 +440,8 @@ fn finish(world: &World) {
         let mut core = lock(&core);
         let replica = core.durable.replica();
         let status = node::status_view(replica);
+        let snapshot_index = replica.status().snapshot_index;
+        most_above_snapshot = most_above_snapshot.max(status.lane_index.saturating_sub(snapshot_index));
         let metrics = replica.metrics();
         rollbacks += metrics.rollbacks;
         lanes_pruned += metrics.lanes_pruned;
@@ -457,6 +464,9 @@ fn finish(world: &World) {
     metrics.rollbacks = rollbacks;
     metrics.lanes_pruned = lanes_pruned;
     metrics.lanes_pended = lanes_pended;
+    let member_down = (0..world.spec.nodes).any(|node| world.life(node) == Life::Down);
+    metrics.pruning_stalled =
+        u64::from(member_down && world.spec.prune && most_above_snapshot > 2 * world.spec.snapshot_interval);
     metrics.lanes_released = lanes_released;
     metrics.conflicts = conflicts.unwrap_or(0);
 }

@@ -46,16 +46,21 @@ use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::spec::{FaultKind, Latency, Topology};
+pub use crate::spec::{FaultKind, Hostility, Latency, Topology};
 
 /// Topology names, as written in scenario files.
 pub const TOPOLOGIES: [&str; 5] = ["mesh", "p2p", "client-server", "edge", "air-gapped"];
 /// Fault kinds, as written in scenario files.
-pub const FAULT_KINDS: [&str; 6] = ["partition", "crash", "pause", "clock-skew", "latency", "loss"];
+pub const FAULT_KINDS: [&str; 8] =
+    ["partition", "crash", "replace", "hostile", "pause", "clock-skew", "latency", "loss"];
+/// Fault kinds swarm may pick (a replacement is scheduled by hand).
+pub const SWARM_FAULT_KINDS: [&str; 7] = ["partition", "crash", "hostile", "pause", "clock-skew", "latency", "loss"];
 /// Fault kinds that act on an air-gapped cluster. Partitions, latency and
 /// loss act on datagrams, and air-gapped nodes send none: a courier carries
 /// bundle files at every sync tick.
-pub const AIR_GAPPED_FAULT_KINDS: [&str; 3] = ["crash", "pause", "clock-skew"];
+pub const AIR_GAPPED_FAULT_KINDS: [&str; 4] = ["crash", "replace", "pause", "clock-skew"];
+/// Fault kinds swarm may pick on an air-gapped cluster.
+pub const AIR_GAPPED_SWARM_KINDS: [&str; 3] = ["crash", "pause", "clock-skew"];
 /// Latency distributions.
 pub const DISTRIBUTIONS: [&str; 3] = ["uniform", "normal", "long-tail"];
 
@@ -111,6 +116,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("faults", "skew"),
     ("faults", "latency"),
     ("faults", "probability"),
+    ("faults", "behaviours"),
     ("faults.latency", "min"),
     ("faults.latency", "max"),
     ("faults.latency", "distribution"),
@@ -408,11 +414,12 @@ struct RawFault {
     skew: Option<Spanned<String>>,
     latency: Option<Spanned<RawLatency>>,
     probability: Option<Spanned<f64>>,
+    behaviours: Option<Spanned<Vec<String>>>,
 }
 
 impl RawFault {
     /// Each optional key and the span of its value, if present.
-    fn present_keys(&self) -> [(&'static str, Option<Range<usize>>); 11] {
+    fn present_keys(&self) -> [(&'static str, Option<Range<usize>>); 12] {
         fn span<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
             value.as_ref().map(Spanned::span)
         }
@@ -428,6 +435,7 @@ impl RawFault {
             ("skew", span(&self.skew)),
             ("latency", span(&self.latency)),
             ("probability", span(&self.probability)),
+            ("behaviours", span(&self.behaviours)),
         ]
     }
 
@@ -709,6 +717,12 @@ impl Scenario {
         if kinds.contains(&"crash") {
             effects.extend(["crashes", "crashes-mid-operation", "unsynced-bytes-lost"]);
         }
+        if kinds.contains(&"replace") {
+            effects.extend(["crashes", "rejoins"]);
+        }
+        if kinds.contains(&"hostile") {
+            effects.push("hostile-inputs-rejected");
+        }
         if self.faults.iter().any(|fault| matches!(fault.kind, FaultKind::Crash { tear: true, .. })) {
             effects.push("torn-tails-recovered");
         }
@@ -744,6 +758,15 @@ fn write_fault(out: &mut String, fault: &Fault) {
         FaultKind::Crash { nodes, tear } => {
             let _ = write!(out, "kind = \"crash\"\nnodes = {nodes:?}\ntear = {tear}\n");
             "restart_after"
+        }
+        FaultKind::Replace { nodes } => {
+            let _ = write!(out, "kind = \"replace\"\nnodes = {nodes:?}\n");
+            "restart_after"
+        }
+        FaultKind::Hostile { nodes, behaviours } => {
+            let names: Vec<&str> = behaviours.iter().map(|behaviour| behaviour.name()).collect();
+            let _ = write!(out, "kind = \"hostile\"\nnodes = {nodes:?}\nbehaviours = {names:?}\n");
+            "heal_after"
         }
         FaultKind::Pause { nodes } => {
             let _ = write!(out, "kind = \"pause\"\nnodes = {nodes:?}\n");
@@ -1262,6 +1285,8 @@ fn fault_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "partition" => &["groups", "from", "to", "heal_after"],
         "crash" => &["nodes", "restart_after", "tear"],
+        "replace" => &["nodes", "restart_after"],
+        "hostile" => &["nodes", "behaviours", "heal_after"],
         "pause" => &["nodes", "resume_after"],
         "clock-skew" => &["nodes", "skew", "heal_after"],
         "latency" => &["latency", "heal_after"],
@@ -1296,6 +1321,17 @@ fn fault_kind(source: &Source<'_>, raw: &RawFault, nodes: u32) -> Result<FaultKi
         "crash" => {
             FaultKind::Crash { nodes: need_nodes()?, tear: raw.tear.as_ref().is_some_and(|tear| *tear.get_ref()) }
         }
+        "replace" => {
+            if raw.restart_after.is_none() {
+                return Err(source.at(
+                    &raw.kind,
+                    "a replace fault needs `restart_after`: the replacement starts then",
+                    Some("for a node that never comes back, use kind = \"crash\" without restart_after".into()),
+                ));
+            }
+            FaultKind::Replace { nodes: need_nodes()? }
+        }
+        "hostile" => FaultKind::Hostile { nodes: need_nodes()?, behaviours: hostilities(source, raw)? },
         "pause" => FaultKind::Pause { nodes: need_nodes()? },
         "clock-skew" => {
             let skew = raw
@@ -1318,6 +1354,33 @@ fn fault_kind(source: &Source<'_>, raw: &RawFault, nodes: u32) -> Result<FaultKi
             FaultKind::Loss { probability: probability(source, Some(value), "probability")? }
         }
     })
+}
+
+/// The behaviours of a hostile fault: those listed, or all of them.
+fn hostilities(source: &Source<'_>, raw: &RawFault) -> Result<Vec<Hostility>, ScenarioError> {
+    let Some(listed) = &raw.behaviours else { return Ok(Hostility::ALL.to_vec()) };
+    let names: Vec<&str> = Hostility::ALL.iter().map(|behaviour| behaviour.name()).collect();
+    if listed.get_ref().is_empty() {
+        return Err(source.at(
+            listed,
+            "a hostile fault needs at least one behaviour",
+            Some(format!("behaviours are {}", names.join(", "))),
+        ));
+    }
+    let mut behaviours = Vec::new();
+    for name in listed.get_ref() {
+        let behaviour = Hostility::ALL.into_iter().find(|behaviour| behaviour.name() == name).ok_or_else(|| {
+            source.at(
+                listed,
+                format!("unknown hostile behaviour `{name}`"),
+                Some(format!("behaviours are {}", names.join(", "))),
+            )
+        })?;
+        behaviours.push(behaviour);
+    }
+    behaviours.sort_unstable();
+    behaviours.dedup();
+    Ok(behaviours)
 }
 
 fn partition_kind(source: &Source<'_>, raw: &RawFault, nodes: u32) -> Result<FaultKind, ScenarioError> {
@@ -1417,7 +1480,9 @@ fn parse_skew(source: &Source<'_>, value: &Spanned<String>) -> Result<i64, Scena
 /// is down or frozen for one reason at a time, and the first heal would end both.
 fn check_overlaps(source: &Source<'_>, raw: &[Spanned<RawFault>], faults: &[Fault]) -> Result<(), ScenarioError> {
     let downed = |fault: &Fault| match &fault.kind {
-        FaultKind::Crash { nodes, .. } | FaultKind::Pause { nodes } => Some(nodes.clone()),
+        FaultKind::Crash { nodes, .. } | FaultKind::Replace { nodes } | FaultKind::Pause { nodes } => {
+            Some(nodes.clone())
+        }
         _ => None,
     };
     for (i, a) in faults.iter().enumerate() {
@@ -1515,7 +1580,7 @@ fn validate_swarm(source: &Source<'_>, raw: &RawSwarm, scenario: &mut Scenario) 
         }
     }
     let applicable: &[&str] =
-        if scenario.topology == Topology::AirGapped { &AIR_GAPPED_FAULT_KINDS } else { &FAULT_KINDS };
+        if scenario.topology == Topology::AirGapped { &AIR_GAPPED_SWARM_KINDS } else { &SWARM_FAULT_KINDS };
     scenario.swarm_kinds = match &raw.kinds {
         None => applicable.iter().map(|kind| (*kind).to_owned()).collect(),
         Some(kinds) => {
@@ -1574,7 +1639,7 @@ fn check_something_is_tested(source: &Source<'_>, raw: &RawScenario, scenario: &
             .faults
             .iter()
             .enumerate()
-            .filter(|(_, fault)| matches!(&fault.kind, FaultKind::Crash { nodes, .. } | FaultKind::Pause { nodes } if nodes.contains(&node)))
+            .filter(|(_, fault)| matches!(&fault.kind, FaultKind::Crash { nodes, .. } | FaultKind::Replace { nodes } | FaultKind::Pause { nodes } if nodes.contains(&node)))
             .map(|(index, fault)| (fault.at, fault.end().unwrap_or(Duration::MAX), index))
             .collect();
         windows.sort_unstable();

@@ -113,6 +113,21 @@ pub enum FaultKind {
         /// Tear the last unsynced write instead of dropping it cleanly.
         tear: bool,
     },
+    /// Nodes lose their disk: they crash (as a crash does, at an IO
+    /// operation) and restart, at the heal, with an empty disk as
+    /// replacements that rejoin the cluster before they write.
+    Replace {
+        /// The nodes.
+        nodes: Vec<u32>,
+    },
+    /// Nodes turn hostile: their outgoing datagrams are rewritten with
+    /// these behaviours (their own state stays honest).
+    Hostile {
+        /// The nodes.
+        nodes: Vec<u32>,
+        /// What they do to what they send.
+        behaviours: Vec<Hostility>,
+    },
     /// Nodes are frozen (timers and messages queue up) and resume later.
     Pause {
         /// The nodes.
@@ -145,6 +160,8 @@ impl FaultKind {
             Self::Partition { .. } => "partition",
             Self::OneWay { .. } => "partition-one-way",
             Self::Crash { .. } => "crash",
+            Self::Replace { .. } => "replace",
+            Self::Hostile { .. } => "hostile",
             Self::Pause { .. } => "pause",
             Self::ClockSkew { .. } => "clock-skew",
             Self::Latency { .. } => "latency",
@@ -162,8 +179,62 @@ impl FaultKind {
                 nodes
             }
             Self::OneWay { from, to } => from.iter().chain(to).copied().collect(),
-            Self::Crash { nodes, .. } | Self::Pause { nodes } | Self::ClockSkew { nodes, .. } => nodes.clone(),
+            Self::Crash { nodes, .. }
+            | Self::Replace { nodes }
+            | Self::Hostile { nodes, .. }
+            | Self::Pause { nodes }
+            | Self::ClockSkew { nodes, .. } => nodes.clone(),
             Self::Latency { .. } | Self::Loss { .. } => Vec::new(),
+        }
+    }
+}
+
+/// What a hostile node does to the datagrams it sends. It keeps its own
+/// identity: lanes are not signed, so impersonating another author is out
+/// of scope (any member could), and equivocation is left to a later wave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hostility {
+    /// Lanes in its batches are made invalid: a wrong Lamport stamp, a
+    /// broken chain, an unknown parent, an author outside the membership.
+    InvalidLanes,
+    /// The snapshot it attaches has a byte of its state flipped (the header
+    /// is not re-sealed): a snapshot with wrong state.
+    BadSnapshots,
+    /// The lanes of a batch are sent children first, so receivers hold them
+    /// pending until their parents arrive later in the batch.
+    ReorderLanes,
+    /// Its hello claims one lane more of some author than it holds.
+    LyingSummaries,
+    /// It sends again a datagram it sent earlier (a stale session).
+    Replays,
+    /// It sends bytes that are no message (some with a valid checksum).
+    Garbage,
+    /// It sends a datagram over the protocol's size limit.
+    Oversized,
+}
+
+impl Hostility {
+    /// Every behaviour.
+    pub const ALL: [Self; 7] = [
+        Self::InvalidLanes,
+        Self::BadSnapshots,
+        Self::ReorderLanes,
+        Self::LyingSummaries,
+        Self::Replays,
+        Self::Garbage,
+        Self::Oversized,
+    ];
+
+    /// Its name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidLanes => "invalid-lanes",
+            Self::BadSnapshots => "bad-snapshots",
+            Self::ReorderLanes => "reorder-lanes",
+            Self::LyingSummaries => "lying-summaries",
+            Self::Replays => "replays",
+            Self::Garbage => "garbage",
+            Self::Oversized => "oversized",
         }
     }
 }
@@ -293,6 +364,19 @@ impl RunSpec {
         self.faults.iter().filter_map(|fault| fault.end).fold(self.duration, Duration::max)
     }
 
+    /// Nodes some fault makes hostile: their outgoing datagrams are not to
+    /// be trusted, and they are not held to converging.
+    pub fn hostile_nodes(&self) -> std::collections::BTreeSet<u32> {
+        self.faults
+            .iter()
+            .filter_map(|fault| match &fault.kind {
+                FaultKind::Hostile { nodes, .. } => Some(nodes.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
     /// Nodes crashed at the end of the run (a crash that never restarts).
     pub fn down_at_end(&self) -> Vec<u32> {
         let mut down: Vec<u32> = self
@@ -300,7 +384,7 @@ impl RunSpec {
             .iter()
             .filter(|fault| fault.end.is_none())
             .filter_map(|fault| match &fault.kind {
-                FaultKind::Crash { nodes, .. } => Some(nodes.clone()),
+                FaultKind::Crash { nodes, .. } | FaultKind::Replace { nodes } => Some(nodes.clone()),
                 _ => None,
             })
             .flatten()

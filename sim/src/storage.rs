@@ -96,6 +96,13 @@ impl SimDisk {
         effect
     }
 
+    /// The disk is lost and replaced by an empty one (a node replacement).
+    pub fn wipe(&self) {
+        let mut disk = self.lock();
+        disk.durable = LOG_HEADER.to_vec();
+        disk.unsynced.clear();
+    }
+
     /// The node restarts: the disk works again, unarmed.
     pub fn restart(&self) {
         let mut disk = self.lock();

@@ -55,6 +55,8 @@ pub enum Event {
     Bundle { from: u32, to: u32, lanes: u64 },
     /// A checker reported a violation.
     Violation { checker: &'static str, node: Option<u32> },
+    /// A hostile node rewrote a datagram it sent.
+    Hostile { from: u32, to: u32, behaviour: &'static str },
 }
 
 impl Event {
@@ -74,13 +76,17 @@ impl Event {
             Self::Snapshot { .. } => 12,
             Self::Bundle { .. } => 13,
             Self::Violation { .. } => 14,
+            Self::Hostile { .. } => 15,
         }
     }
 
     /// The node the event happened at, if one.
     pub fn node(&self) -> Option<u32> {
         match self {
-            Self::Send { from, .. } | Self::Duplicate { from, .. } | Self::Corrupt { from, .. } => Some(*from),
+            Self::Send { from, .. }
+            | Self::Duplicate { from, .. }
+            | Self::Corrupt { from, .. }
+            | Self::Hostile { from, .. } => Some(*from),
             Self::Deliver { to, .. } | Self::Drop { to, .. } => Some(*to),
             Self::Crash { node, .. }
             | Self::Recover { node, .. }
@@ -112,6 +118,7 @@ impl Event {
             Self::Snapshot { .. } => "snapshot",
             Self::Bundle { .. } => "bundle",
             Self::Violation { .. } => "violation",
+            Self::Hostile { .. } => "hostile",
         }
     }
 
@@ -182,6 +189,11 @@ impl Event {
                 put(node.map_or(0, |node| u64::from(node) + 1));
                 out.extend_from_slice(checker.as_bytes());
             }
+            Self::Hostile { from, to, behaviour } => {
+                put(u64::from(*from));
+                put(u64::from(*to));
+                out.extend_from_slice(behaviour.as_bytes());
+            }
         }
     }
 }
@@ -214,6 +226,9 @@ impl fmt::Display for Event {
             Self::SessionTimeout { node, peer } => write!(f, "n{node} abandoned a session with n{peer}"),
             Self::Snapshot { node, lane_index } => write!(f, "n{node} committed snapshot at lane index {lane_index}"),
             Self::Bundle { from, to, lanes } => write!(f, "bundle of {lanes} lanes carried n{from} -> n{to}"),
+            Self::Hostile { from, to, behaviour } => {
+                write!(f, "n{from} -> n{to} rewritten by a hostile node ({behaviour})")
+            }
             Self::Violation { checker, node } => match node {
                 Some(node) => write!(f, "{checker} violated at n{node}"),
                 None => write!(f, "{checker} violated"),

@@ -59,6 +59,10 @@ pub struct World {
     pub life: Mutex<Vec<Life>>,
     /// How many times each node booted.
     pub boots: Mutex<Vec<u32>>,
+    /// Nodes whose outgoing datagrams are being rewritten (a hostile fault).
+    pub hostile: Mutex<Vec<Option<crate::hostile::Hostile>>>,
+    /// Nodes replaced by an empty disk that have not rejoined yet.
+    pub rejoining: Mutex<Vec<bool>>,
     /// Each node's clock offset in nanoseconds.
     pub skew_ns: Mutex<Vec<i64>>,
     /// The network model.
@@ -82,6 +86,8 @@ impl World {
             life: Mutex::new(vec![Life::Up; nodes]),
             boots: Mutex::new(vec![0; nodes]),
             skew_ns: Mutex::new(vec![0; nodes]),
+            rejoining: Mutex::new(vec![false; nodes]),
+            hostile: Mutex::new((0..nodes).map(|_| None).collect()),
             network: Mutex::new(Network::new(&spec)),
             trace: Mutex::new(Trace::new(keep_trace)),
             checkers: Mutex::new(Checkers::new(&spec)),
@@ -98,10 +104,13 @@ impl World {
     /// Feeds an observation to the checkers now; a violation it reveals is
     /// recorded in the trace.
     pub fn observe(&self, observation: Observation) {
-        if let Observation::Warning { warning, .. } = &observation
-            && !matches!(warning, crate::observation::EngineWarning::ForkSuspected { .. })
-        {
-            lock(&self.metrics).corrupt_inputs_rejected += 1;
+        if let Observation::Warning { warning, peer, .. } = &observation {
+            let mut metrics = lock(&self.metrics);
+            if peer.is_some_and(|peer| lock(&self.hostile)[peer as usize].is_some()) {
+                metrics.hostile_inputs_rejected += 1;
+            } else if !matches!(warning, crate::observation::EngineWarning::ForkSuspected { .. }) {
+                metrics.corrupt_inputs_rejected += 1;
+            }
         }
         let found = lock(&self.checkers).observe(now_ns(), &observation);
         for violation in found {
@@ -146,6 +155,29 @@ impl World {
             unsynced_bytes_lost: effect.unsynced_bytes_lost,
             torn_bytes: effect.torn_bytes,
         });
+    }
+
+    /// `node`'s disk was replaced by an empty one: it will rejoin. The
+    /// checkers learn which of its acknowledged lanes some other node still
+    /// holds (those must come back; the rest died with the disk).
+    pub fn replaced(&self, node: u32) {
+        lock(&self.rejoining)[node as usize] = true;
+        let held_elsewhere: Vec<scx_model::Frontier> = (0..self.spec.nodes)
+            .filter(|other| *other != node)
+            .filter_map(|other| self.core(other))
+            .map(|core| lock(&core).durable.replica().author_tips())
+            .collect();
+        self.observe(Observation::Replaced { node, held_elsewhere });
+    }
+
+    /// `node` finished rejoining after its replacement.
+    pub fn rejoined(&self, node: u32) {
+        let mut rejoining = lock(&self.rejoining);
+        if std::mem::replace(&mut rejoining[node as usize], false) {
+            drop(rejoining);
+            lock(&self.metrics).rejoins += 1;
+            self.observe(Observation::Rejoined { node });
+        }
     }
 
     /// Whether a checker found a violation.

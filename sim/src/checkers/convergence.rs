@@ -69,6 +69,9 @@ fn probe(nodes: &[NodeView], agreed: Option<&Frontier>, knowledge: &Knowledge) -
     let mut status: Option<&StatusView> = None;
     let mut live = Vec::new();
     for (node, view) in nodes.iter().enumerate() {
+        if knowledge.hostile.contains(&(node as u32)) {
+            continue;
+        }
         match view {
             NodeView::Down => {}
             NodeView::Paused => return Probe::Apart,

@@ -37,6 +37,12 @@ pub const EFFECTS: &[Effect] = &[
     Effect { name: "compact-summaries", what: "compact summaries (heads + Bloom filter) used by sessions" },
     Effect { name: "bloom-supplies", what: "need/supply steps fetching lanes a Bloom false positive hid" },
     Effect { name: "pending-lanes-released", what: "lanes that waited for their ancestry and were released" },
+    Effect { name: "rejoins", what: "replaced nodes (empty disks) that rejoined and wrote again" },
+    Effect { name: "hostile-inputs-rejected", what: "bad inputs from a hostile node that honest nodes refused" },
+    Effect {
+        name: "pruning-stalled",
+        what: "a member stayed down and the live nodes held lanes they could not prune (stability waits for it)",
+    },
 ];
 
 /// The effects a run reached, with their counts.
@@ -59,6 +65,9 @@ pub fn reached(metrics: &RunMetrics) -> BTreeMap<&'static str, u64> {
         ("compact-summaries", metrics.compact_summaries),
         ("bloom-supplies", metrics.bloom_supplies),
         ("pending-lanes-released", metrics.lanes_released),
+        ("rejoins", metrics.rejoins),
+        ("pruning-stalled", metrics.pruning_stalled),
+        ("hostile-inputs-rejected", metrics.hostile_inputs_rejected),
     ])
 }
 

@@ -1,6 +1,8 @@
 //! Always: no acknowledged lane is lost. Checked when a node boots after a
 //! crash and at the end of the run: every lane the node acknowledged must
 //! be in what it holds (on its own chain, up to its tip), with the same id.
+//! When a node's disk is replaced, the lanes no other node held died with
+//! it; the rest must come back by the end of the run.
 
 use super::{Checker, Found, Kind, Knowledge};
 use crate::observation::Observation;
@@ -22,6 +24,8 @@ impl Checker for Durability {
 
     fn observe(&mut self, _at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
         let (node, frontier, when) = match observation {
+            // A replacement boots empty by design; what it must get back is checked at the end.
+            Observation::Booted { node, .. } if knowledge.rejoining.contains(node) => return,
             Observation::Booted { node, frontier, boot, .. } if *boot > 1 => (*node, frontier, "after recovery"),
             Observation::Final { node, frontier, .. } => (*node, frontier, "at the end of the run"),
             _ => return,

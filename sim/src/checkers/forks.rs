@@ -23,7 +23,7 @@ impl Checker for Forks {
     fn observe(&mut self, _at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
         let Observation::ForkEvidence { node, dot, kept, other } = observation else { return };
         let authored = |id| knowledge.model.lane(id).is_some();
-        if !(authored(kept) && authored(other)) {
+        if !(authored(kept) && authored(other)) || knowledge.hostile.contains(&dot.author.0) {
             return;
         }
         let message = format!(

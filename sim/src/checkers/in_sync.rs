@@ -30,7 +30,17 @@ impl Checker for InSync {
         Kind::Always
     }
 
-    fn observe(&mut self, _at_ns: u64, observation: &Observation, _: &Knowledge, found: &mut Found) {
+    fn observe(&mut self, _at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
+        let involves_hostile = match observation {
+            Observation::SessionStarted { node, peer, .. } | Observation::SessionEnded { node, peer, .. } => {
+                knowledge.hostile.contains(node) || knowledge.hostile.contains(peer)
+            }
+            _ => false,
+        };
+        if involves_hostile {
+            // A hostile node's hello may lie about its status.
+            return;
+        }
         match observation {
             Observation::SessionStarted { node, session, status, .. } => {
                 if self.started.len() >= REMEMBERED_SESSIONS {

@@ -43,7 +43,7 @@ use crate::observation::Observation;
 use crate::spec::RunSpec;
 use scx_engine::{LaneId, NodeId};
 use scx_model::{Frontier, Model};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What kind of property a checker checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,14 @@ pub struct Knowledge {
     /// The run has a corrupting network (datagrams or bundles), so the
     /// engine is expected to refuse some inputs.
     pub corrupting_network: bool,
+    /// Lanes acknowledged by a replaced node that no other node held when
+    /// its disk was lost: they died with the disk (and left `acked`).
+    pub lost_with_disk: BTreeSet<LaneId>,
+    /// Replaced nodes that have not rejoined yet.
+    pub rejoining: BTreeSet<u32>,
+    /// Nodes a hostile fault names: what they send is not evidence against
+    /// the honest nodes, and they are not held to converging.
+    pub hostile: BTreeSet<u32>,
 }
 
 impl Knowledge {
@@ -102,14 +110,36 @@ impl Knowledge {
             model: Model::new((0..spec.nodes).map(NodeId)),
             acked: BTreeMap::new(),
             corrupting_network: spec.network.corrupt > 0.0,
+            lost_with_disk: BTreeSet::new(),
+            rejoining: BTreeSet::new(),
+            hostile: spec.hostile_nodes(),
         }
     }
 
     fn learn(&mut self, observation: &Observation) {
-        if let Observation::Wrote { node, id, lane } = observation {
-            // An invalid own lane is reported by the checkers that meet it.
-            let _ = self.model.add(lane.clone());
-            self.acked.entry(*node).or_default().insert(lane.seq, *id);
+        match observation {
+            Observation::Wrote { node, id, lane } => {
+                // An invalid own lane is reported by the checkers that meet it.
+                let _ = self.model.add(lane.clone());
+                self.acked.entry(*node).or_default().insert(lane.seq, *id);
+            }
+            Observation::Replaced { node, held_elsewhere } => {
+                let tips = held_elsewhere.iter().flat_map(Knowledge::tips);
+                // A frontier the model refuses is reported when its node is checked.
+                let held = self.model.closure(tips).unwrap_or_default();
+                let acked = self.acked.entry(*node).or_default();
+                let lost: Vec<(u64, LaneId)> =
+                    acked.iter().filter(|(_, id)| !held.contains(id)).map(|(seq, id)| (*seq, *id)).collect();
+                for (seq, id) in lost {
+                    acked.remove(&seq);
+                    self.lost_with_disk.insert(id);
+                }
+                self.rejoining.insert(*node);
+            }
+            Observation::Rejoined { node } => {
+                self.rejoining.remove(node);
+            }
+            _ => {}
         }
     }
 

@@ -38,6 +38,11 @@ impl Checker for Reads {
     }
 
     fn observe(&mut self, _at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
+        if let Observation::Replaced { node, .. } = observation {
+            // A replacement starts from nothing: its reads start over.
+            self.last.remove(node);
+            return;
+        }
         let Observation::Read { node, key, value, frontier } = observation else { return };
         let problem = check_value(knowledge, *key, value, frontier)
             .or_else(|| read_your_writes(knowledge, *node, frontier))

@@ -19,8 +19,11 @@ impl Checker for SnapshotChain {
         Kind::Always
     }
 
-    fn observe(&mut self, _at_ns: u64, observation: &Observation, _: &Knowledge, found: &mut Found) {
-        if let Observation::SnapshotChainDiverged { node, peer, error } = observation {
+    fn observe(&mut self, _at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
+        if let Observation::SnapshotChainDiverged { node, peer, error } = observation
+            && !knowledge.hostile.contains(peer)
+            && !knowledge.hostile.contains(node)
+        {
             found.violation(Some(*node), format!("n{node} and n{peer}: {error}"));
         }
     }

@@ -22,8 +22,15 @@ impl Checker for Warnings {
 
     fn observe(&mut self, _at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
         let Observation::Warning { node, peer, warning } = observation else { return };
-        if knowledge.corrupting_network {
+        if knowledge.corrupting_network || knowledge.hostile.contains(node) {
             return;
+        }
+        // What a hostile peer sends is refused by design; a warning with no
+        // peer (a pending lane released but invalid) may be its lane too.
+        match peer {
+            Some(peer) if knowledge.hostile.contains(peer) => return,
+            None if !knowledge.hostile.is_empty() => return,
+            _ => {}
         }
         let from = peer.map_or_else(String::new, |peer| format!(" from n{peer}"));
         let what = match warning {

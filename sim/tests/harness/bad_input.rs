@@ -183,12 +183,12 @@ fn extreme_scenario(
 ) -> String {
     let [duration, settle, sync, sample, at, lasts, latency, skew] = times;
     let window = match kind {
-        "crash" => "restart_after",
+        "crash" | "replace" => "restart_after",
         "pause" => "resume_after",
         _ => "heal_after",
     };
     let specific = match kind {
-        "crash" | "pause" => "nodes = [0]".to_owned(),
+        "crash" | "replace" | "pause" | "hostile" => "nodes = [0]".to_owned(),
         "clock-skew" => format!("nodes = [0]\nskew = \"-{skew}\""),
         "latency" => format!("latency = {{ min = \"1ms\", max = \"{latency}\" }}"),
         "loss" => "probability = 0.5".to_owned(),

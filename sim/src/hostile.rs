@@ -1,0 +1,187 @@
+//! A hostile node: its engine stays honest, but what it sends is rewritten
+//! on the way out, before the network model (which never decodes). It
+//! keeps its own identity: lanes are not signed, so impersonating another
+//! author is out of scope; it sends invalid lanes, snapshots with wrong
+//! state, lanes out of order, lying summaries, stale datagrams, garbage and
+//! oversized datagrams. Honest nodes must refuse what is bad, release what
+//! is only early, keep converging among themselves and lose nothing.
+//!
+//! Invariant: every choice comes from the hostile node's own seeded stream;
+//! nothing here touches a replica.
+
+use crate::rng::SimRng;
+use crate::spec::Hostility;
+use scx_engine::protocol::{self, Message, Summary};
+use scx_engine::{Lane, LaneId, NodeId, WorldOp};
+use std::collections::VecDeque;
+
+/// Datagrams remembered for replays.
+const REMEMBERED: usize = 64;
+/// Share of datagrams a hostile node tampers with (the rest go out honest,
+/// so it stays a member the others keep syncing with).
+const TAMPER_SHARE: f64 = 0.5;
+
+/// Share of the snapshots it attaches that a node hostile to snapshots
+/// tampers with.
+const SNAPSHOT_TAMPER_SHARE: f64 = 0.9;
+
+/// One hostile node's state while the fault lasts.
+#[derive(Debug)]
+pub struct Hostile {
+    behaviours: Vec<Hostility>,
+    rng: SimRng,
+    sent: VecDeque<Vec<u8>>,
+    oversized_sent: bool,
+}
+
+/// What tampering did, for the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tampered {
+    /// Sent as is.
+    Honest,
+    /// Rewritten by this behaviour.
+    By(Hostility),
+}
+
+impl Hostile {
+    /// A hostile node with these behaviours and its own random stream.
+    pub fn new(behaviours: Vec<Hostility>, rng: SimRng) -> Self {
+        Self { behaviours, rng, sent: VecDeque::new(), oversized_sent: false }
+    }
+
+    /// The datagram to send instead of `honest` (the node's own, encoded).
+    pub fn tamper(&mut self, honest: Vec<u8>) -> (Vec<u8>, Tampered) {
+        if self.sent.len() >= REMEMBERED {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(honest.clone());
+        // Snapshots travel rarely (to a peer behind the prune point); a node
+        // hostile to them tampers with nearly every one it attaches.
+        if self.behaviours.contains(&Hostility::BadSnapshots)
+            && self.rng.chance(SNAPSHOT_TAMPER_SHARE)
+            && let Some(bytes) = bad_snapshot(&honest, &mut self.rng)
+        {
+            return (bytes, Tampered::By(Hostility::BadSnapshots));
+        }
+        if !self.rng.chance(TAMPER_SHARE) {
+            return (honest, Tampered::Honest);
+        }
+        let Some(&behaviour) = self.rng.pick(&self.behaviours) else { return (honest, Tampered::Honest) };
+        let tampered = match behaviour {
+            Hostility::InvalidLanes => self.invalid_lanes(&honest),
+            Hostility::BadSnapshots => bad_snapshot(&honest, &mut self.rng),
+            Hostility::ReorderLanes => reorder_lanes(&honest),
+            Hostility::LyingSummaries => lying_summary(&honest, &mut self.rng),
+            Hostility::Replays => {
+                let index = self.rng.below(self.sent.len() as u64) as usize;
+                self.sent.get(index).cloned()
+            }
+            Hostility::Garbage => Some(self.garbage()),
+            Hostility::Oversized if !self.oversized_sent => {
+                // Once per fault: a datagram is allocated whole.
+                self.oversized_sent = true;
+                Some(vec![protocol::PROTOCOL_VERSION; protocol::MAX_MESSAGE_BYTES + 1])
+            }
+            Hostility::Oversized => None,
+        };
+        match tampered {
+            Some(bytes) => (bytes, Tampered::By(behaviour)),
+            None => (honest, Tampered::Honest),
+        }
+    }
+
+    /// A batch in which one lane breaks a rule of validity.
+    fn invalid_lanes(&mut self, honest: &[u8]) -> Option<Vec<u8>> {
+        let choice = self.rng.below(4);
+        let salt = self.rng.next_u64();
+        rewrite_batch(honest, |lanes| {
+            let Some(lane) = lanes.last_mut() else { return false };
+            match choice {
+                // A stamp its parents do not imply.
+                0 => lane.lamport = lane.lamport.wrapping_add(1 + salt % 1_000),
+                // A seq that does not extend the author's chain.
+                1 => lane.seq = lane.seq.wrapping_add(2),
+                // A parent nobody has: the lane can only wait.
+                2 => {
+                    let mut unknown = [0u8; 32];
+                    unknown[..8].copy_from_slice(&salt.to_le_bytes());
+                    lane.parents.push(LaneId(unknown));
+                    lane.parents.sort_unstable();
+                }
+                // An author outside the membership.
+                _ => lane.author = NodeId(u32::MAX - (salt % 7) as u32),
+            }
+            true
+        })
+    }
+
+    fn garbage(&mut self) -> Vec<u8> {
+        let length = 1 + self.rng.below(256) as usize;
+        let mut bytes: Vec<u8> = (0..length).map(|_| self.rng.next_u64() as u8).collect();
+        bytes[0] = protocol::PROTOCOL_VERSION;
+        if self.rng.chance(0.5) {
+            // Past the checksum, so the decoder itself meets the garbage.
+            protocol::reseal(&mut bytes);
+        }
+        bytes
+    }
+}
+
+/// Decodes the lanes of a Delta, Lanes or Supply, lets `change` rewrite
+/// them, and re-encodes the message; `None` when it carries no lanes.
+fn rewrite_batch(honest: &[u8], change: impl FnOnce(&mut Vec<Lane<WorldOp>>) -> bool) -> Option<Vec<u8>> {
+    let mut message = protocol::decode(honest).ok()?;
+    let batch = match &mut message {
+        Message::Delta { lanes, .. } | Message::Lanes { lanes, .. } | Message::Supply { lanes, .. } => lanes,
+        Message::Hello { .. } | Message::InSync { .. } => return None,
+    };
+    let encoded = protocol::decode_batch::<WorldOp>(batch).ok()?;
+    let mut lanes: Vec<Lane<WorldOp>> =
+        encoded.iter().filter_map(|bytes| Lane::decode(bytes).ok().map(|(_, lane)| lane)).collect();
+    if lanes.is_empty() || !change(&mut lanes) {
+        return None;
+    }
+    let ids: Vec<LaneId> = lanes.iter().map(Lane::id).collect();
+    let refs: Vec<(LaneId, &Lane<WorldOp>)> = ids.iter().copied().zip(lanes.iter()).collect();
+    *batch = protocol::encode_batch(&refs);
+    Some(protocol::encode(&message))
+}
+
+/// The batch with its lanes in reverse order: children before parents.
+fn reorder_lanes(honest: &[u8]) -> Option<Vec<u8>> {
+    rewrite_batch(honest, |lanes| {
+        if lanes.len() < 2 {
+            return false;
+        }
+        lanes.reverse();
+        true
+    })
+}
+
+/// The attached snapshot with one byte of its state flipped; the header
+/// (and its digest) is left as it was.
+fn bad_snapshot(honest: &[u8], rng: &mut SimRng) -> Option<Vec<u8>> {
+    let mut message = protocol::decode(honest).ok()?;
+    let snapshot = match &mut message {
+        Message::Delta { snapshot: Some(snapshot), .. } | Message::Lanes { snapshot: Some(snapshot), .. } => snapshot,
+        _ => return None,
+    };
+    let state_bytes = scx_engine::Snapshot::from_bytes(&snapshot.bytes).ok()?.state.len();
+    if state_bytes == 0 {
+        return None;
+    }
+    let position = snapshot.bytes.len() - 1 - rng.below(state_bytes as u64) as usize;
+    snapshot.bytes[position] ^= 1 << rng.below(8);
+    Some(protocol::encode(&message))
+}
+
+/// A hello whose exact summary claims one lane more of some author.
+fn lying_summary(honest: &[u8], rng: &mut SimRng) -> Option<Vec<u8>> {
+    let mut message = protocol::decode(honest).ok()?;
+    let Message::Hello { summary: Summary::Exact(entries), .. } = &mut message else { return None };
+    let count = entries.len() as u64;
+    let entry = entries.get_mut(rng.below(count) as usize)?;
+    entry.seq += 1;
+    entry.tip = rng.next_u64();
+    Some(protocol::encode(&message))
+}
