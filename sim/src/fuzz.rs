@@ -301,7 +301,7 @@ pub fn run_seed(campaign: &Campaign, item: Item, stop: &Arc<AtomicBool>) -> Opti
         }
         if let Some(violation) = checkers::determinism::check(&outcome, &again) {
             record.status = record::Verdict::Fail;
-            record.violations.push(violation);
+            record.violations.push(record::violation_record(&violation));
         }
     }
     Some(record)

@@ -4,12 +4,14 @@
 //! checkers find that kind of bug, not that someone aimed at it.
 //!
 //! Seeds run in the campaign's canonical order (seed-major across the
-//! scenarios, as `scx fuzz` runs them); the first engine violation ends the
-//! hunt for that bug, and that seed is run again without the bug, which
-//! must pass (otherwise the hunt found something else).
+//! scenarios, as `scx fuzz` runs them), each twice with its trace hashes
+//! compared (as `scx fuzz --check-determinism` in CI); the first engine
+//! violation ends the hunt for that bug, and that seed is run again without
+//! the bug, which must pass (otherwise the hunt found something else).
 //!
 //! Invariant: a hunt's result depends only on the scenarios and the bug.
 
+use crate::checkers;
 use crate::fuzz::{Campaign, Item};
 use crate::plan;
 use crate::record::Verdict;
@@ -84,9 +86,16 @@ pub fn hunt(campaign: &Campaign, bug: PlantedBug, seed_timeout: Duration) -> Hun
     result
 }
 
+/// One seed, twice when the first run passed: a second run that does not
+/// reproduce the first's trace is a determinism violation.
 fn run(campaign: &Campaign, item: Item, bug: Option<PlantedBug>, seed_timeout: Duration) -> RunOutcome {
     let spec = plan::resolve(&campaign.scenarios()[item.scenario].scenario, item.seed, bug);
-    runner::run_watched(&spec, RunOptions::default(), seed_timeout)
+    let mut outcome = runner::run_watched(&spec, RunOptions::default(), seed_timeout);
+    if outcome.verdict() == Verdict::Pass {
+        let again = runner::run_watched(&spec, RunOptions::default(), seed_timeout);
+        outcome.violations.extend(checkers::determinism::check(&outcome, &again));
+    }
+    outcome
 }
 
 /// The hunt's table in Markdown: bug, found or not, checker, scenario and

@@ -29,6 +29,10 @@ const TAG: u64 = 0x5c5;
 /// so one loop caps a node at about 1000 datagrams per simulated second.
 const RECEIVE_TASKS: usize = 4;
 const PORT: u16 = 7000;
+/// Share of the sessions that brought lanes after which a node reads a key
+/// (every read forces a replay; reading after every one doubled the cost of
+/// a run for little more evidence than reads after writes give).
+const READ_AFTER_SYNC_SHARE: f64 = 0.25;
 
 /// The node's address.
 pub fn address(node: u32) -> SocketAddr {
@@ -297,8 +301,9 @@ async fn sync_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
             continue;
         }
         let core = &mut *core;
-        let status = status_view(core.durable.replica());
         let session = core.syncer.initiate(NodeId(peer), core.durable.replica());
+        // The hello just computed the status: asking again costs no replay.
+        let status = status_view(core.durable.replica());
         core.open_since.insert((NodeId(peer), session), now_ns());
         world.observe(Observation::SessionStarted { node, peer, session, status });
         pump(&world, core);
@@ -458,7 +463,7 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
                 in_sync: outcome == Outcome::InSync,
                 lanes_received: metrics.lanes_missing,
             });
-            let status = status_view(core.durable.replica());
+            let status = (outcome == Outcome::InSync).then(|| status_view(core.durable.replica()));
             world.observe(Observation::SessionEnded {
                 node,
                 peer: peer.0,
@@ -471,7 +476,10 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
             if !core.durable.replica().is_rejoining() {
                 world.rejoined(node);
             }
-            if metrics.lanes_missing > 0 && !core.durable.replica().is_rejoining() {
+            if metrics.lanes_missing > 0
+                && !core.durable.replica().is_rejoining()
+                && core.rng.chance(READ_AFTER_SYNC_SHARE)
+            {
                 // Read what the session brought, as an application would.
                 let key = workload::read_key(&mut core.rng, &world.spec.workload);
                 read(world, core, key);

@@ -147,8 +147,9 @@ pub enum Observation {
         initiator: bool,
         /// It ended at the handshake because the hashes matched.
         in_sync: bool,
-        /// This node's status when it ended.
-        status: StatusView,
+        /// This node's status when it ended "in sync" (the only case a
+        /// checker compares; computing it otherwise would force a replay).
+        status: Option<StatusView>,
         /// Lanes this node lacked that the session brought.
         lanes_received: u64,
     },

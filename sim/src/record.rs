@@ -17,6 +17,17 @@ pub fn reproduce_command(scenario_path: &str, seed: u64, scenario_hash: &str) ->
     format!("scx run {scenario_path} --seed {seed}  # scx {SCX_VERSION}, scenario {scenario_hash}")
 }
 
+/// A violation as a record holds it.
+pub fn violation_record(violation: &crate::checkers::Violation) -> ViolationRecord {
+    ViolationRecord {
+        checker: violation.checker.to_owned(),
+        kind: violation.kind.to_owned(),
+        message: violation.message.clone(),
+        at_ms: violation.at_ns / 1_000_000,
+        node: violation.node,
+    }
+}
+
 /// The record of `outcome`, run from the scenario at `scenario_path`.
 pub fn from_outcome(outcome: &RunOutcome, scenario_path: &str, scenario_hash: &str) -> RunRecord {
     let spec = &outcome.spec;
@@ -39,17 +50,7 @@ pub fn from_outcome(outcome: &RunOutcome, scenario_path: &str, scenario_hash: &s
         settle_ms: spec.settle.as_millis() as u64,
         quiescent_at_ms: ms(outcome.quiescent_at_ns),
         ended_at_ms: ms(outcome.ended_at_ns),
-        violations: outcome
-            .violations
-            .iter()
-            .map(|violation| ViolationRecord {
-                checker: violation.checker.to_owned(),
-                kind: violation.kind.to_owned(),
-                message: violation.message.clone(),
-                at_ms: ms(violation.at_ns),
-                node: violation.node,
-            })
-            .collect(),
+        violations: outcome.violations.iter().map(violation_record).collect(),
         note: outcome.note(),
         metrics: outcome.metrics,
         coverage: outcome.coverage.iter().map(|(name, count)| ((*name).to_owned(), *count)).collect(),

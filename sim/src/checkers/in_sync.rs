@@ -48,7 +48,15 @@ impl Checker for InSync {
                 }
                 self.started.insert((*node, *session), *status);
             }
-            Observation::SessionEnded { node, peer, session, initiator: false, in_sync: true, status, .. } => {
+            Observation::SessionEnded {
+                node,
+                peer,
+                session,
+                initiator: false,
+                in_sync: true,
+                status: Some(status),
+                ..
+            } => {
                 if let Some(sent) = self.started.get(&(*peer, *session))
                     && sent != status
                 {
