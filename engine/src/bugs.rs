@@ -29,6 +29,9 @@ pub struct Bugs {
     pub author_descending_ties: bool,
     /// The chain step hashes `id ‖ previous` instead of `previous ‖ id`.
     pub swapped_chain_step: bool,
+    /// Write-ahead broken: the durable replica appends but never syncs, so
+    /// lanes are acknowledged and sent before they are durable.
+    pub lazy_sync: bool,
 }
 
 impl Bugs {
@@ -41,6 +44,7 @@ impl Bugs {
         remove_wins_set: false,
         author_descending_ties: false,
         swapped_chain_step: false,
+        lazy_sync: false,
     };
 
     pub(crate) fn arrival_order_merge(&self) -> bool {
@@ -69,5 +73,9 @@ impl Bugs {
 
     pub(crate) fn swapped_chain_step(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.swapped_chain_step
+    }
+
+    pub(crate) fn lazy_sync(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.lazy_sync
     }
 }

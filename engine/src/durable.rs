@@ -100,8 +100,6 @@ pub struct DurableReplica<L: Law, S: Store> {
     replica: Replica<L>,
     store: S,
     unsynced: bool,
-    /// Skip the sync before transmitting (planted bug: send before durable).
-    lazy_sync: bool,
 }
 
 impl<L: Law, S: Store> DurableReplica<L, S> {
@@ -152,7 +150,7 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         }
         let _ = replica.take_journal();
         while replica.poll_event().is_some() {}
-        Ok((Self { replica, store, unsynced: false, lazy_sync: false }, report))
+        Ok((Self { replica, store, unsynced: false }, report))
     }
 
     /// The replica (read and sync through it; call [`Self::flush`] after).
@@ -165,12 +163,6 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         &mut self.store
     }
 
-    /// Planted bug switch: when on, `flush` appends but does not sync, so
-    /// lanes leave the node before they are durable. Test use only.
-    pub fn set_lazy_sync(&mut self, lazy: bool) {
-        self.lazy_sync = lazy;
-    }
-
     /// Authors a lane: built, appended and synced, then admitted. When this
     /// returns, the write is acknowledged and survives any crash.
     pub fn create_lane(&mut self, ops: Vec<L::Op>) -> Result<(LaneId, Lane<L::Op>), DurableError> {
@@ -180,7 +172,7 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         let bytes = lane.to_bytes();
         self.store.append(RecordKind::Lane, &bytes)?;
         self.unsynced = true;
-        if !self.lazy_sync {
+        if !self.lazy_sync() {
             self.store.sync()?;
             self.unsynced = false;
         }
@@ -215,11 +207,17 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         if compact {
             self.compact()?;
         }
-        if self.unsynced && !self.lazy_sync {
+        if self.unsynced && !self.lazy_sync() {
             self.store.sync()?;
             self.unsynced = false;
         }
         Ok(events)
+    }
+
+    /// Planted bug `lazy_sync`: appends are left unsynced, so lanes leave
+    /// the node (and writes are acknowledged) before they are durable.
+    fn lazy_sync(&self) -> bool {
+        self.replica.config().bugs.lazy_sync()
     }
 
     fn flush_journal(&mut self) -> Result<(), StoreError> {

@@ -15,8 +15,8 @@ pub fn engine_bugs(bug: Option<PlantedBug>) -> Bugs {
         Some(PlantedBug::RemoveWinsSet) => bugs.remove_wins_set = true,
         Some(PlantedBug::AuthorDescendingTies) => bugs.author_descending_ties = true,
         Some(PlantedBug::SwappedChainStep) => bugs.swapped_chain_step = true,
-        // Lives in the node driver (lazy sync), not in the engine's logic.
-        Some(PlantedBug::SendBeforeDurable) | None => {}
+        Some(PlantedBug::SendBeforeDurable) => bugs.lazy_sync = true,
+        None => {}
     }
     bugs
 }
