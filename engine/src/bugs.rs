@@ -32,6 +32,15 @@ pub struct Bugs {
     /// Write-ahead broken: the durable replica appends but never syncs, so
     /// lanes are acknowledged and sent before they are durable.
     pub lazy_sync: bool,
+    /// Store recovery: after a torn tail is truncated, the last intact
+    /// record before it is dropped too, although its checksum verified.
+    pub recovery_drops_last_record: bool,
+    /// Store recovery: a torn tail (a crash mid-write) is treated as
+    /// corruption, and recovery refuses to open the log.
+    pub recovery_refuses_torn_tail: bool,
+    /// Store usage: commit records are padded past the store's record
+    /// limit, so a healthy disk refuses every one of them.
+    pub oversized_commit_record: bool,
 }
 
 impl Bugs {
@@ -45,6 +54,9 @@ impl Bugs {
         author_descending_ties: false,
         swapped_chain_step: false,
         lazy_sync: false,
+        recovery_drops_last_record: false,
+        recovery_refuses_torn_tail: false,
+        oversized_commit_record: false,
     };
 
     pub(crate) fn arrival_order_merge(&self) -> bool {
@@ -77,5 +89,17 @@ impl Bugs {
 
     pub(crate) fn lazy_sync(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.lazy_sync
+    }
+
+    pub(crate) fn recovery_drops_last_record(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.recovery_drops_last_record
+    }
+
+    pub(crate) fn recovery_refuses_torn_tail(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.recovery_refuses_torn_tail
+    }
+
+    pub(crate) fn oversized_commit_record(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.oversized_commit_record
     }
 }

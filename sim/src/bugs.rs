@@ -16,6 +16,9 @@ pub fn engine_bugs(bug: Option<PlantedBug>) -> Bugs {
         Some(PlantedBug::AuthorDescendingTies) => bugs.author_descending_ties = true,
         Some(PlantedBug::SwappedChainStep) => bugs.swapped_chain_step = true,
         Some(PlantedBug::SendBeforeDurable) => bugs.lazy_sync = true,
+        Some(PlantedBug::RecoveryDropsLastRecord) => bugs.recovery_drops_last_record = true,
+        Some(PlantedBug::RecoveryRefusesTornTail) => bugs.recovery_refuses_torn_tail = true,
+        Some(PlantedBug::OversizedCommitRecord) => bugs.oversized_commit_record = true,
         None => {}
     }
     bugs

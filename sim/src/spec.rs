@@ -210,11 +210,17 @@ pub enum PlantedBug {
     AuthorDescendingTies,
     /// The chain step hashes its operands swapped (a hash bug every node shares).
     SwappedChainStep,
+    /// Store recovery drops the last intact record before a torn tail.
+    RecoveryDropsLastRecord,
+    /// Store recovery refuses a log with a torn tail as corrupt.
+    RecoveryRefusesTornTail,
+    /// Commit records are padded past the store's record limit.
+    OversizedCommitRecord,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::ArrivalOrderMerge,
         Self::SendBeforeDurable,
         Self::PrunePastStable,
@@ -223,6 +229,9 @@ impl PlantedBug {
         Self::RemoveWinsSet,
         Self::AuthorDescendingTies,
         Self::SwappedChainStep,
+        Self::RecoveryDropsLastRecord,
+        Self::RecoveryRefusesTornTail,
+        Self::OversizedCommitRecord,
     ];
 
     /// Its command-line name.
@@ -236,6 +245,9 @@ impl PlantedBug {
             Self::RemoveWinsSet => "remove-wins-set",
             Self::AuthorDescendingTies => "author-descending-ties",
             Self::SwappedChainStep => "swapped-chain-step",
+            Self::RecoveryDropsLastRecord => "recovery-drops-last-record",
+            Self::RecoveryRefusesTornTail => "recovery-refuses-torn-tail",
+            Self::OversizedCommitRecord => "oversized-commit-record",
         }
     }
 }
