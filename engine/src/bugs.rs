@@ -41,6 +41,15 @@ pub struct Bugs {
     /// Store usage: commit records are padded past the store's record
     /// limit, so a healthy disk refuses every one of them.
     pub oversized_commit_record: bool,
+    /// Pending set: when an arriving lane completes the ancestry of several
+    /// waiting lanes, only the first is released; the others wait forever.
+    pub pending_releases_one: bool,
+    /// Fork evidence: a second lane at a held `(author, seq)` is taken for a
+    /// duplicate of the held one (dedup by dot, not by id): no proof is kept.
+    pub fork_deduped_by_dot: bool,
+    /// Stability: a lane counts as causally stable once every member but one
+    /// reached it (this node is taken to have reached every lane it holds).
+    pub stability_one_member_short: bool,
 }
 
 impl Bugs {
@@ -57,6 +66,9 @@ impl Bugs {
         recovery_drops_last_record: false,
         recovery_refuses_torn_tail: false,
         oversized_commit_record: false,
+        pending_releases_one: false,
+        fork_deduped_by_dot: false,
+        stability_one_member_short: false,
     };
 
     pub(crate) fn arrival_order_merge(&self) -> bool {
@@ -101,5 +113,17 @@ impl Bugs {
 
     pub(crate) fn oversized_commit_record(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.oversized_commit_record
+    }
+
+    pub(crate) fn pending_releases_one(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.pending_releases_one
+    }
+
+    pub(crate) fn fork_deduped_by_dot(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.fork_deduped_by_dot
+    }
+
+    pub(crate) fn stability_one_member_short(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.stability_one_member_short
     }
 }

@@ -225,7 +225,7 @@ impl<L: Law> Replica<L> {
         registry.commit(Snapshot::new(&law, genesis, &state));
         let base = Checkpoint { lane_index: 0, state: state.clone(), chain: ChainHash::ZERO, conflicts: 0 };
         Self {
-            dag: LaneDag::new(config.max_pending, config.journal, &config.members),
+            dag: LaneDag::new(config.max_pending, config.journal, &config.members, config.bugs),
             law,
             config,
             order: Vec::new(),

@@ -19,6 +19,9 @@ pub fn engine_bugs(bug: Option<PlantedBug>) -> Bugs {
         Some(PlantedBug::RecoveryDropsLastRecord) => bugs.recovery_drops_last_record = true,
         Some(PlantedBug::RecoveryRefusesTornTail) => bugs.recovery_refuses_torn_tail = true,
         Some(PlantedBug::OversizedCommitRecord) => bugs.oversized_commit_record = true,
+        Some(PlantedBug::PendingReleasesOne) => bugs.pending_releases_one = true,
+        Some(PlantedBug::ForkDedupedByDot) => bugs.fork_deduped_by_dot = true,
+        Some(PlantedBug::StabilityOneMemberShort) => bugs.stability_one_member_short = true,
         None => {}
     }
     bugs

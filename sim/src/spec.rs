@@ -216,11 +216,17 @@ pub enum PlantedBug {
     RecoveryRefusesTornTail,
     /// Commit records are padded past the store's record limit.
     OversizedCommitRecord,
+    /// An arriving lane releases only one of the pending lanes it completes.
+    PendingReleasesOne,
+    /// A second lane at a held (author, seq) is dropped as a duplicate, no proof kept.
+    ForkDedupedByDot,
+    /// A lane is taken as stable when all members but one reached it.
+    StabilityOneMemberShort,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 14] = [
         Self::ArrivalOrderMerge,
         Self::SendBeforeDurable,
         Self::PrunePastStable,
@@ -232,6 +238,9 @@ impl PlantedBug {
         Self::RecoveryDropsLastRecord,
         Self::RecoveryRefusesTornTail,
         Self::OversizedCommitRecord,
+        Self::PendingReleasesOne,
+        Self::ForkDedupedByDot,
+        Self::StabilityOneMemberShort,
     ];
 
     /// Its command-line name.
@@ -248,6 +257,9 @@ impl PlantedBug {
             Self::RecoveryDropsLastRecord => "recovery-drops-last-record",
             Self::RecoveryRefusesTornTail => "recovery-refuses-torn-tail",
             Self::OversizedCommitRecord => "oversized-commit-record",
+            Self::PendingReleasesOne => "pending-releases-one",
+            Self::ForkDedupedByDot => "fork-deduped-by-dot",
+            Self::StabilityOneMemberShort => "stability-one-member-short",
         }
     }
 }
