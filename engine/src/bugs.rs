@@ -50,6 +50,16 @@ pub struct Bugs {
     /// Stability: a lane counts as causally stable once every member but one
     /// reached it (this node is taken to have reached every lane it holds).
     pub stability_one_member_short: bool,
+    /// Materialisation: `Replica::state` answers from the last replay,
+    /// without the lanes admitted since (`author_tips` does include them).
+    pub stale_read: bool,
+    /// Rollback: a late lane rolls back to the checkpoint at or before its
+    /// own lane index instead of the one before it, so a checkpoint sitting
+    /// exactly there replays the displaced lane twice and skips the late one.
+    pub rollback_one_lane_late: bool,
+    /// Checkpoint thinning: the stable base checkpoint is thinned like the
+    /// others, so a rollback or a snapshot commit finds no checkpoint below it.
+    pub thinning_drops_base: bool,
 }
 
 impl Bugs {
@@ -69,6 +79,9 @@ impl Bugs {
         pending_releases_one: false,
         fork_deduped_by_dot: false,
         stability_one_member_short: false,
+        stale_read: false,
+        rollback_one_lane_late: false,
+        thinning_drops_base: false,
     };
 
     pub(crate) fn arrival_order_merge(&self) -> bool {
@@ -125,5 +138,17 @@ impl Bugs {
 
     pub(crate) fn stability_one_member_short(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.stability_one_member_short
+    }
+
+    pub(crate) fn stale_read(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.stale_read
+    }
+
+    pub(crate) fn rollback_one_lane_late(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.rollback_one_lane_late
+    }
+
+    pub(crate) fn thinning_drops_base(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.thinning_drops_base
     }
 }

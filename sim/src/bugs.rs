@@ -22,6 +22,9 @@ pub fn engine_bugs(bug: Option<PlantedBug>) -> Bugs {
         Some(PlantedBug::PendingReleasesOne) => bugs.pending_releases_one = true,
         Some(PlantedBug::ForkDedupedByDot) => bugs.fork_deduped_by_dot = true,
         Some(PlantedBug::StabilityOneMemberShort) => bugs.stability_one_member_short = true,
+        Some(PlantedBug::StaleRead) => bugs.stale_read = true,
+        Some(PlantedBug::RollbackOneLaneLate) => bugs.rollback_one_lane_late = true,
+        Some(PlantedBug::ThinningDropsBase) => bugs.thinning_drops_base = true,
         None => {}
     }
     bugs

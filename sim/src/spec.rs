@@ -222,11 +222,17 @@ pub enum PlantedBug {
     ForkDedupedByDot,
     /// A lane is taken as stable when all members but one reached it.
     StabilityOneMemberShort,
+    /// Reads answer from the last replay, without lanes admitted since.
+    StaleRead,
+    /// A late lane rolls back to a checkpoint one lane too late.
+    RollbackOneLaneLate,
+    /// Checkpoint thinning drops the stable base checkpoint.
+    ThinningDropsBase,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 17] = [
         Self::ArrivalOrderMerge,
         Self::SendBeforeDurable,
         Self::PrunePastStable,
@@ -241,6 +247,9 @@ impl PlantedBug {
         Self::PendingReleasesOne,
         Self::ForkDedupedByDot,
         Self::StabilityOneMemberShort,
+        Self::StaleRead,
+        Self::RollbackOneLaneLate,
+        Self::ThinningDropsBase,
     ];
 
     /// Its command-line name.
@@ -260,6 +269,9 @@ impl PlantedBug {
             Self::PendingReleasesOne => "pending-releases-one",
             Self::ForkDedupedByDot => "fork-deduped-by-dot",
             Self::StabilityOneMemberShort => "stability-one-member-short",
+            Self::StaleRead => "stale-read",
+            Self::RollbackOneLaneLate => "rollback-one-lane-late",
+            Self::ThinningDropsBase => "thinning-drops-base",
         }
     }
 }
