@@ -60,6 +60,18 @@ pub struct Bugs {
     /// Checkpoint thinning: the stable base checkpoint is thinned like the
     /// others, so a rollback or a snapshot commit finds no checkpoint below it.
     pub thinning_drops_base: bool,
+    /// Exact summary: this node's own entry states one seq more than it
+    /// holds (the seq it will author next), so a peer never sends it that lane.
+    pub summary_claims_extra_lane: bool,
+    /// Bloom fallback: the initiator never asks (`need`) for the lanes a
+    /// compact summary's false positives hid.
+    pub bloom_skips_supply: bool,
+    /// Handshake: a responder answers "in sync" when the lane indexes
+    /// match, without comparing the hashes.
+    pub in_sync_by_lane_index: bool,
+    /// Snapshot install: the boundary tips beside a snapshot are dropped, so
+    /// held lanes naming a covered lane that is not a tip wait forever.
+    pub snapshot_drops_boundary: bool,
 }
 
 impl Bugs {
@@ -82,6 +94,10 @@ impl Bugs {
         stale_read: false,
         rollback_one_lane_late: false,
         thinning_drops_base: false,
+        summary_claims_extra_lane: false,
+        bloom_skips_supply: false,
+        in_sync_by_lane_index: false,
+        snapshot_drops_boundary: false,
     };
 
     pub(crate) fn arrival_order_merge(&self) -> bool {
@@ -150,5 +166,21 @@ impl Bugs {
 
     pub(crate) fn thinning_drops_base(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.thinning_drops_base
+    }
+
+    pub(crate) fn summary_claims_extra_lane(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.summary_claims_extra_lane
+    }
+
+    pub(crate) fn bloom_skips_supply(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.bloom_skips_supply
+    }
+
+    pub(crate) fn in_sync_by_lane_index(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.in_sync_by_lane_index
+    }
+
+    pub(crate) fn snapshot_drops_boundary(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.snapshot_drops_boundary
     }
 }

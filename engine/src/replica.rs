@@ -571,6 +571,10 @@ impl<L: Law> Replica<L> {
                 return Err(SnapshotError::ContradictsHistory { lane_index: header.lane_index, lane: slot.id });
             }
         }
+        // Planted bug `snapshot_drops_boundary`: the boundary is taken for
+        // redundant with the frontier, so held lanes that name a covered
+        // lane other than a tip wait for it forever.
+        let boundary = if self.config.bugs.snapshot_drops_boundary() { &[] } else { boundary };
         self.rebase_on(snapshot, boundary, state);
         Ok(true)
     }

@@ -25,6 +25,10 @@ pub fn engine_bugs(bug: Option<PlantedBug>) -> Bugs {
         Some(PlantedBug::StaleRead) => bugs.stale_read = true,
         Some(PlantedBug::RollbackOneLaneLate) => bugs.rollback_one_lane_late = true,
         Some(PlantedBug::ThinningDropsBase) => bugs.thinning_drops_base = true,
+        Some(PlantedBug::SummaryClaimsExtraLane) => bugs.summary_claims_extra_lane = true,
+        Some(PlantedBug::BloomSkipsSupply) => bugs.bloom_skips_supply = true,
+        Some(PlantedBug::InSyncByLaneIndex) => bugs.in_sync_by_lane_index = true,
+        Some(PlantedBug::SnapshotDropsBoundary) => bugs.snapshot_drops_boundary = true,
         None => {}
     }
     bugs

@@ -228,11 +228,19 @@ pub enum PlantedBug {
     RollbackOneLaneLate,
     /// Checkpoint thinning drops the stable base checkpoint.
     ThinningDropsBase,
+    /// The exact summary claims one more own lane than the node holds.
+    SummaryClaimsExtraLane,
+    /// The initiator never asks for lanes a compact summary hid.
+    BloomSkipsSupply,
+    /// "In sync" is answered on equal lane indexes, hashes unchecked.
+    InSyncByLaneIndex,
+    /// A snapshot is installed without its boundary tips.
+    SnapshotDropsBoundary,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 21] = [
         Self::ArrivalOrderMerge,
         Self::SendBeforeDurable,
         Self::PrunePastStable,
@@ -250,6 +258,10 @@ impl PlantedBug {
         Self::StaleRead,
         Self::RollbackOneLaneLate,
         Self::ThinningDropsBase,
+        Self::SummaryClaimsExtraLane,
+        Self::BloomSkipsSupply,
+        Self::InSyncByLaneIndex,
+        Self::SnapshotDropsBoundary,
     ];
 
     /// Its command-line name.
@@ -272,6 +284,10 @@ impl PlantedBug {
             Self::StaleRead => "stale-read",
             Self::RollbackOneLaneLate => "rollback-one-lane-late",
             Self::ThinningDropsBase => "thinning-drops-base",
+            Self::SummaryClaimsExtraLane => "summary-claims-extra-lane",
+            Self::BloomSkipsSupply => "bloom-skips-supply",
+            Self::InSyncByLaneIndex => "in-sync-by-lane-index",
+            Self::SnapshotDropsBoundary => "snapshot-drops-boundary",
         }
     }
 }

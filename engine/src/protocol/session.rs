@@ -363,7 +363,14 @@ impl Syncer {
             return;
         }
         let ours = WireStatus::from(&replica.status());
-        if ours.in_sync_with(theirs) {
+        let in_sync = if self.bugs.in_sync_by_lane_index() {
+            // Planted bug: equal lane counts are taken for equal histories,
+            // without comparing the hashes.
+            ours.lane_index == theirs.lane_index
+        } else {
+            ours.in_sync_with(theirs)
+        };
+        if in_sync {
             self.send(peer, &Message::InSync { session }, &mut metrics);
             self.remember(peer, session);
             let outcome = Outcome::InSync;
@@ -426,8 +433,10 @@ impl Syncer {
         open.metrics.lanes_sent += delta.count;
         open.metrics.snapshots_sent += u64::from(delta.snapshot.is_some());
         let need = match their_summary {
-            Summary::Compact(compact) => still_missing(replica, &compact.heads),
-            Summary::Exact(_) => Vec::new(),
+            // Planted bug `bloom_skips_supply`: a compact summary is trusted
+            // like an exact one, so lanes its Bloom filter hid are never asked for.
+            Summary::Compact(compact) if !self.bugs.bloom_skips_supply() => still_missing(replica, &compact.heads),
+            Summary::Compact(_) | Summary::Exact(_) => Vec::new(),
         };
         let asking = !need.is_empty();
         open.metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
@@ -514,7 +523,7 @@ impl Syncer {
             SummaryMode::Auto { max_exact_members } => replica.config().members.len() > max_exact_members,
         };
         if !compact {
-            return Summary::Exact(summary(replica));
+            return Summary::Exact(summary(replica, &self.bugs));
         }
         let stable_key = replica.stable_key();
         let above: Vec<LaneId> = replica
@@ -635,11 +644,17 @@ impl Syncer {
 }
 
 /// This replica's exact summary.
-fn summary<L: Law>(replica: &Replica<L>) -> Vec<SummaryEntry> {
+fn summary<L: Law>(replica: &Replica<L>, bugs: &Bugs) -> Vec<SummaryEntry> {
+    let me = replica.node();
     replica
         .author_tips()
         .into_iter()
-        .map(|(author, (seq, id))| SummaryEntry { author, seq, tip: id.prefix_u64() })
+        .map(|(author, (seq, id))| {
+            // Planted bug `summary_claims_extra_lane`: this node's own entry
+            // states the seq it will author next, one above what it holds.
+            let seq = seq + u64::from(author == me && bugs.summary_claims_extra_lane());
+            SummaryEntry { author, seq, tip: id.prefix_u64() }
+        })
         .collect()
 }
 
