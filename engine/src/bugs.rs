@@ -72,6 +72,18 @@ pub struct Bugs {
     /// Snapshot install: the boundary tips beside a snapshot are dropped, so
     /// held lanes naming a covered lane that is not a tip wait forever.
     pub snapshot_drops_boundary: bool,
+    /// Batch back-references: a back-reference is resolved to the lane one
+    /// before the one it names (the batch's first lane at index 0).
+    pub backref_off_by_one: bool,
+    /// Session lifecycle: abandoning a session reports it failed but does
+    /// not remove it, so open sessions fill up and new ones are refused.
+    pub abandon_keeps_session: bool,
+    /// Determinism: session ids come from a process-global counter instead
+    /// of the syncer's own, so two runs of one seed in one process differ.
+    pub global_session_ids: bool,
+    /// An engine assertion that a received batch never carries a lane
+    /// already held, false under duplication and concurrent sessions.
+    pub panic_on_redundant_lane: bool,
 }
 
 impl Bugs {
@@ -98,6 +110,10 @@ impl Bugs {
         bloom_skips_supply: false,
         in_sync_by_lane_index: false,
         snapshot_drops_boundary: false,
+        backref_off_by_one: false,
+        abandon_keeps_session: false,
+        global_session_ids: false,
+        panic_on_redundant_lane: false,
     };
 
     pub(crate) fn arrival_order_merge(&self) -> bool {
@@ -182,5 +198,21 @@ impl Bugs {
 
     pub(crate) fn snapshot_drops_boundary(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.snapshot_drops_boundary
+    }
+
+    pub(crate) fn backref_off_by_one(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.backref_off_by_one
+    }
+
+    pub(crate) fn abandon_keeps_session(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.abandon_keeps_session
+    }
+
+    pub(crate) fn global_session_ids(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.global_session_ids
+    }
+
+    pub(crate) fn panic_on_redundant_lane(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.panic_on_redundant_lane
     }
 }

@@ -29,6 +29,10 @@ pub fn engine_bugs(bug: Option<PlantedBug>) -> Bugs {
         Some(PlantedBug::BloomSkipsSupply) => bugs.bloom_skips_supply = true,
         Some(PlantedBug::InSyncByLaneIndex) => bugs.in_sync_by_lane_index = true,
         Some(PlantedBug::SnapshotDropsBoundary) => bugs.snapshot_drops_boundary = true,
+        Some(PlantedBug::BackrefOffByOne) => bugs.backref_off_by_one = true,
+        Some(PlantedBug::AbandonKeepsSession) => bugs.abandon_keeps_session = true,
+        Some(PlantedBug::GlobalSessionIds) => bugs.global_session_ids = true,
+        Some(PlantedBug::PanicOnRedundantLane) => bugs.panic_on_redundant_lane = true,
         None => {}
     }
     bugs

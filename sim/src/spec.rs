@@ -236,11 +236,19 @@ pub enum PlantedBug {
     InSyncByLaneIndex,
     /// A snapshot is installed without its boundary tips.
     SnapshotDropsBoundary,
+    /// A batch back-reference resolves to the lane before the one it names.
+    BackrefOffByOne,
+    /// Abandoning a session leaves it open.
+    AbandonKeepsSession,
+    /// Session ids come from a process-global counter.
+    GlobalSessionIds,
+    /// An assertion that no received lane is already held.
+    PanicOnRedundantLane,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 25] = [
         Self::ArrivalOrderMerge,
         Self::SendBeforeDurable,
         Self::PrunePastStable,
@@ -262,6 +270,10 @@ impl PlantedBug {
         Self::BloomSkipsSupply,
         Self::InSyncByLaneIndex,
         Self::SnapshotDropsBoundary,
+        Self::BackrefOffByOne,
+        Self::AbandonKeepsSession,
+        Self::GlobalSessionIds,
+        Self::PanicOnRedundantLane,
     ];
 
     /// Its command-line name.
@@ -288,6 +300,10 @@ impl PlantedBug {
             Self::BloomSkipsSupply => "bloom-skips-supply",
             Self::InSyncByLaneIndex => "in-sync-by-lane-index",
             Self::SnapshotDropsBoundary => "snapshot-drops-boundary",
+            Self::BackrefOffByOne => "backref-off-by-one",
+            Self::AbandonKeepsSession => "abandon-keeps-session",
+            Self::GlobalSessionIds => "global-session-ids",
+            Self::PanicOnRedundantLane => "panic-on-redundant-lane",
         }
     }
 }

@@ -24,6 +24,11 @@ pub const MAX_OPEN_SESSIONS: usize = 1024;
 /// Closed sessions remembered so duplicated messages are ignored.
 const RECENT_SESSIONS: usize = 256;
 
+/// Planted bug `global_session_ids`: one session counter for every syncer
+/// in the process, so ids depend on what else ran before (never read
+/// without the bug).
+static NEXT_SESSION_IN_PROCESS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Which side of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -271,8 +276,13 @@ impl Syncer {
 
     /// Starts a session with `peer`; returns its id.
     pub fn initiate<L: Law>(&mut self, peer: NodeId, replica: &mut Replica<L>) -> u64 {
-        let id = (u64::from(self.node.0) << 40) | self.next_session;
+        let next = if self.bugs.global_session_ids() {
+            NEXT_SESSION_IN_PROCESS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        } else {
+            self.next_session
+        };
         self.next_session += 1;
+        let id = (u64::from(self.node.0) << 40) | next;
         let status = WireStatus::from(&replica.status());
         let hello = Message::Hello { session: id, status, summary: self.summary_of(replica, id) };
         let mut session = Session {
@@ -289,7 +299,13 @@ impl Syncer {
 
     /// Ends an open session without finishing it (the driver's timeout).
     pub fn abandon(&mut self, peer: NodeId, session: u64, reason: &str) {
-        if let Some(open) = self.open.remove(&(peer, session)) {
+        let open = if self.bugs.abandon_keeps_session() {
+            // Planted bug: the session is reported failed but left open.
+            self.open.get(&(peer, session)).cloned()
+        } else {
+            self.open.remove(&(peer, session))
+        };
+        if let Some(open) = open {
             self.remember(peer, session);
             self.events.push_back(SyncEvent::Failed {
                 peer,
@@ -595,7 +611,7 @@ impl Syncer {
                 Err(error) => self.events.push_back(SyncEvent::Diverged { peer, error }),
             }
         }
-        let lanes = match super::batch::decode_batch_lanes::<L::Op>(batch) {
+        let lanes = match super::batch::decode_batch_lanes::<L::Op>(batch, &self.bugs) {
             Ok(lanes) => lanes,
             Err(error) => {
                 let error = WireError::Malformed { reason: format!("lane batch: {error}") };
@@ -610,7 +626,13 @@ impl Syncer {
                     metrics.lanes_missing += 1;
                     metrics.bytes_missing += canonical_len as u64;
                 }
-                Ok(Inserted::Duplicate) => metrics.lanes_redundant += 1,
+                Ok(Inserted::Duplicate) => {
+                    // Planted bug `panic_on_redundant_lane`: an assertion that a
+                    // peer only sends lanes this node lacks, which duplicated
+                    // datagrams and concurrent sessions make false.
+                    assert!(!self.bugs.panic_on_redundant_lane(), "a delta repeated lane {id}, which this node holds");
+                    metrics.lanes_redundant += 1;
+                }
                 Err(error) => {
                     metrics.lanes_rejected += 1;
                     self.events.push_back(SyncEvent::LaneRejected { peer, error });
