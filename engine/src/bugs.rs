@@ -58,10 +58,12 @@ pub struct Bugs {
     /// exactly there replays the displaced lane twice and skips the late one.
     pub rollback_one_lane_late: bool,
     /// Checkpoint thinning: the stable base checkpoint is thinned like the
-    /// others, so a rollback or a snapshot commit finds no checkpoint below it.
+    /// others, so after a long unstable stretch a deep rollback finds no
+    /// checkpoint at or below its target.
     pub thinning_drops_base: bool,
     /// Exact summary: this node's own entry states one seq more than it
-    /// holds (the seq it will author next), so a peer never sends it that lane.
+    /// holds (the seq it will author next): a peer never sends it that lane,
+    /// and one that holds it sees a different tip there.
     pub summary_claims_extra_lane: bool,
     /// Bloom fallback: the initiator never asks (`need`) for the lanes a
     /// compact summary's false positives hid.
@@ -82,7 +84,7 @@ pub struct Bugs {
     /// of the syncer's own, so two runs of one seed in one process differ.
     pub global_session_ids: bool,
     /// An engine assertion that a received batch never carries a lane
-    /// already held, false under duplication and concurrent sessions.
+    /// already held, which concurrent sessions and retries make false.
     pub panic_on_redundant_lane: bool,
 }
 

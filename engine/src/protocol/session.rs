@@ -628,8 +628,8 @@ impl Syncer {
                 }
                 Ok(Inserted::Duplicate) => {
                     // Planted bug `panic_on_redundant_lane`: an assertion that a
-                    // peer only sends lanes this node lacks, which duplicated
-                    // datagrams and concurrent sessions make false.
+                    // peer only sends lanes this node lacks, which concurrent
+                    // sessions and retries after a lost reply make false.
                     assert!(!self.bugs.panic_on_redundant_lane(), "a delta repeated lane {id}, which this node holds");
                     metrics.lanes_redundant += 1;
                 }
