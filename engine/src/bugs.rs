@@ -29,6 +29,63 @@ pub struct Bugs {
     pub author_descending_ties: bool,
     /// The chain step hashes `id ‖ previous` instead of `previous ‖ id`.
     pub swapped_chain_step: bool,
+    /// Write-ahead broken: the durable replica appends but never syncs, so
+    /// lanes are acknowledged and sent before they are durable.
+    pub lazy_sync: bool,
+    /// Store recovery: after a torn tail is truncated, the last intact
+    /// record before it is dropped too, although its checksum verified.
+    pub recovery_drops_last_record: bool,
+    /// Store recovery: a torn tail (a crash mid-write) is treated as
+    /// corruption, and recovery refuses to open the log.
+    pub recovery_refuses_torn_tail: bool,
+    /// Store usage: commit records are padded past the store's record
+    /// limit, so a healthy disk refuses every one of them.
+    pub oversized_commit_record: bool,
+    /// Pending set: when an arriving lane completes the ancestry of several
+    /// waiting lanes, only the first is released; the others wait forever.
+    pub pending_releases_one: bool,
+    /// Fork evidence: a second lane at a held `(author, seq)` is taken for a
+    /// duplicate of the held one (dedup by dot, not by id): no proof is kept.
+    pub fork_deduped_by_dot: bool,
+    /// Stability: a lane counts as causally stable once every member but one
+    /// reached it (this node is taken to have reached every lane it holds).
+    pub stability_one_member_short: bool,
+    /// Materialisation: `Replica::state` answers from the last replay,
+    /// without the lanes admitted since (`author_tips` does include them).
+    pub stale_read: bool,
+    /// Rollback: a late lane rolls back to the checkpoint at or before its
+    /// own lane index instead of the one before it, so a checkpoint sitting
+    /// exactly there replays the displaced lane twice and skips the late one.
+    pub rollback_one_lane_late: bool,
+    /// Checkpoint thinning: the stable base checkpoint is thinned like the
+    /// others, so after a long unstable stretch a deep rollback finds no
+    /// checkpoint at or below its target.
+    pub thinning_drops_base: bool,
+    /// Exact summary: this node's own entry states one seq more than it
+    /// holds (the seq it will author next): a peer never sends it that lane,
+    /// and one that holds it sees a different tip there.
+    pub summary_claims_extra_lane: bool,
+    /// Bloom fallback: the initiator never asks (`need`) for the lanes a
+    /// compact summary's false positives hid.
+    pub bloom_skips_supply: bool,
+    /// Handshake: a responder answers "in sync" when the lane indexes
+    /// match, without comparing the hashes.
+    pub in_sync_by_lane_index: bool,
+    /// Snapshot install: the boundary tips beside a snapshot are dropped, so
+    /// held lanes naming a covered lane that is not a tip wait forever.
+    pub snapshot_drops_boundary: bool,
+    /// Batch back-references: a back-reference is resolved to the lane one
+    /// before the one it names (the batch's first lane at index 0).
+    pub backref_off_by_one: bool,
+    /// Session lifecycle: abandoning a session reports it failed but does
+    /// not remove it, so open sessions fill up and new ones are refused.
+    pub abandon_keeps_session: bool,
+    /// Determinism: session ids come from a process-global counter instead
+    /// of the syncer's own, so two runs of one seed in one process differ.
+    pub global_session_ids: bool,
+    /// An engine assertion that a received batch never carries a lane
+    /// already held, which concurrent sessions and retries make false.
+    pub panic_on_redundant_lane: bool,
 }
 
 impl Bugs {
@@ -41,6 +98,24 @@ impl Bugs {
         remove_wins_set: false,
         author_descending_ties: false,
         swapped_chain_step: false,
+        lazy_sync: false,
+        recovery_drops_last_record: false,
+        recovery_refuses_torn_tail: false,
+        oversized_commit_record: false,
+        pending_releases_one: false,
+        fork_deduped_by_dot: false,
+        stability_one_member_short: false,
+        stale_read: false,
+        rollback_one_lane_late: false,
+        thinning_drops_base: false,
+        summary_claims_extra_lane: false,
+        bloom_skips_supply: false,
+        in_sync_by_lane_index: false,
+        snapshot_drops_boundary: false,
+        backref_off_by_one: false,
+        abandon_keeps_session: false,
+        global_session_ids: false,
+        panic_on_redundant_lane: false,
     };
 
     pub(crate) fn arrival_order_merge(&self) -> bool {
@@ -69,5 +144,77 @@ impl Bugs {
 
     pub(crate) fn swapped_chain_step(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.swapped_chain_step
+    }
+
+    pub(crate) fn lazy_sync(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.lazy_sync
+    }
+
+    pub(crate) fn recovery_drops_last_record(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.recovery_drops_last_record
+    }
+
+    pub(crate) fn recovery_refuses_torn_tail(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.recovery_refuses_torn_tail
+    }
+
+    pub(crate) fn oversized_commit_record(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.oversized_commit_record
+    }
+
+    pub(crate) fn pending_releases_one(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.pending_releases_one
+    }
+
+    pub(crate) fn fork_deduped_by_dot(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.fork_deduped_by_dot
+    }
+
+    pub(crate) fn stability_one_member_short(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.stability_one_member_short
+    }
+
+    pub(crate) fn stale_read(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.stale_read
+    }
+
+    pub(crate) fn rollback_one_lane_late(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.rollback_one_lane_late
+    }
+
+    pub(crate) fn thinning_drops_base(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.thinning_drops_base
+    }
+
+    pub(crate) fn summary_claims_extra_lane(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.summary_claims_extra_lane
+    }
+
+    pub(crate) fn bloom_skips_supply(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.bloom_skips_supply
+    }
+
+    pub(crate) fn in_sync_by_lane_index(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.in_sync_by_lane_index
+    }
+
+    pub(crate) fn snapshot_drops_boundary(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.snapshot_drops_boundary
+    }
+
+    pub(crate) fn backref_off_by_one(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.backref_off_by_one
+    }
+
+    pub(crate) fn abandon_keeps_session(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.abandon_keeps_session
+    }
+
+    pub(crate) fn global_session_ids(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.global_session_ids
+    }
+
+    pub(crate) fn panic_on_redundant_lane(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.panic_on_redundant_lane
     }
 }

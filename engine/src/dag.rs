@@ -17,6 +17,7 @@
 //! - Two different lanes with one `(author, seq)` are a fork: the first stays,
 //!   the second is kept as evidence, never silently dropped or merged.
 
+use crate::bugs::Bugs;
 use crate::error::LaneError;
 use crate::hash::LaneId;
 use crate::lane::{Dot, Lane, NodeId, Op};
@@ -142,11 +143,13 @@ pub struct LaneDag<O> {
     members: BTreeMap<NodeId, usize>,
     /// Reused stack of the reachability search.
     mark_stack: Vec<SlotIdx>,
+    /// Planted bugs (effective only with the `planted-bugs` feature).
+    bugs: Bugs,
 }
 
 impl<O: Op> LaneDag<O> {
     /// An empty history holding at most `max_pending` pending lanes.
-    pub(crate) fn new(max_pending: usize, journal: bool, members: &BTreeSet<NodeId>) -> Self {
+    pub(crate) fn new(max_pending: usize, journal: bool, members: &BTreeSet<NodeId>, bugs: Bugs) -> Self {
         Self {
             slots: Vec::new(),
             by_id: IdMap::default(),
@@ -166,6 +169,7 @@ impl<O: Op> LaneDag<O> {
             journal: journal.then(Vec::new),
             members: members.iter().enumerate().map(|(index, node)| (*node, index)).collect(),
             mark_stack: Vec::new(),
+            bugs,
         }
     }
 
@@ -457,6 +461,11 @@ impl<O: Op> LaneDag<O> {
             let known = tip.or_else(|| self.pruned_dots.get(&dot).and_then(|id| self.pruned_refs.get(id)));
             return Some(known.map_or(Existing::Covered, |tip| Existing::Lane(tip.id)));
         }
+        if self.bugs.fork_deduped_by_dot() {
+            // Planted bug: a held dot is taken for the lane arriving (lanes
+            // deduplicated by dot, not by id), so a fork is never seen.
+            return Some(Existing::Covered);
+        }
         let idx = chain.slots[(dot.seq - chain.pruned_seq - 1) as usize];
         Some(Existing::Lane(self.slot(idx).id))
     }
@@ -505,6 +514,12 @@ impl<O: Op> LaneDag<O> {
                     Ok(()) => {
                         admitted.push(waiter);
                         queue.push(waiter);
+                        if self.bugs.pending_releases_one() {
+                            // Planted bug: the arrival is taken to complete one
+                            // waiting lane; the other waiters, already taken
+                            // off the waiting list, stay pending for good.
+                            break;
+                        }
                     }
                     Err(error) => self.rejected.push((waiter, error)),
                 }
@@ -567,7 +582,10 @@ impl<O: Op> LaneDag<O> {
 
     /// Whether every member's latest lane descends from (or is) this lane.
     pub(crate) fn reached_by_all(&self, idx: SlotIdx) -> bool {
-        self.try_slot(idx).is_some_and(|slot| slot.reached_count as usize == self.members.len())
+        // Planted bug `stability_one_member_short`: this node holds the lane,
+        // so it is taken to have reached it, and one member fewer is needed.
+        let needed = self.members.len().saturating_sub(usize::from(self.bugs.stability_one_member_short()));
+        self.try_slot(idx).is_some_and(|slot| slot.reached_count as usize >= needed)
     }
 
     /// Checks the Lamport rule and the author-chain rule against held parents

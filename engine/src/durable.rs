@@ -13,12 +13,13 @@
 //! that the replay reaches every committed snapshot id again; anything else
 //! is a [`RecoveryError`], never a silently different state.
 
+use crate::bugs::Bugs;
 use crate::codec::{DecodeError, Reader, put_varint};
 use crate::hash::SnapshotId;
 use crate::law::Law;
 use crate::replica::{Event, Replica, ReplicaConfig};
 use crate::snapshot::{Snapshot, SnapshotError, Tip};
-use crate::store::{RecordKind, Store, StoreError};
+use crate::store::{FRAME_BYTES, MAX_RECORD_BYTES, RecordKind, Store, StoreError, TailDefect};
 use crate::{Lane, LaneError, LaneId};
 
 /// Why a durable operation failed.
@@ -69,6 +70,15 @@ pub enum RecoveryError {
         /// How many lanes wait for missing parents.
         count: usize,
     },
+    /// The store returned a log whose tail defect it must refuse rather
+    /// than truncate (a foreign or newer log): not ours to replay.
+    #[error("the log has an unrepairable defect after byte {valid_bytes}: {defect:?}")]
+    UnrepairableTail {
+        /// What was wrong.
+        defect: TailDefect,
+        /// Length of the intact prefix.
+        valid_bytes: u64,
+    },
     /// Replaying the log did not reach a snapshot id it committed before.
     #[error("replay reached snapshot {found:?} at lane index {lane_index}, but {committed} was committed there")]
     CommitMismatch {
@@ -100,19 +110,29 @@ pub struct DurableReplica<L: Law, S: Store> {
     replica: Replica<L>,
     store: S,
     unsynced: bool,
-    /// Skip the sync before transmitting (planted bug: send before durable).
-    lazy_sync: bool,
 }
 
 impl<L: Law, S: Store> DurableReplica<L, S> {
     /// Opens `store` and recovers the replica it describes.
     pub fn open(law: L, mut config: ReplicaConfig, mut store: S) -> Result<(Self, RecoveryReport), RecoveryError> {
         config.journal = true;
+        let bugs = config.bugs;
         let recovered = store.load()?;
+        if let Some(defect) = recovered.defect.filter(|defect| !may_replay_past(*defect, &bugs)) {
+            return Err(RecoveryError::UnrepairableTail { defect, valid_bytes: recovered.valid_bytes });
+        }
         let mut report = RecoveryReport { torn_tail_bytes: recovered.torn_tail_bytes, ..RecoveryReport::default() };
         let mut replica = Replica::new(law, config);
         let mut commits = Vec::new();
-        for (index, record) in recovered.records.iter().enumerate() {
+        // Every record the store returned passed its checksum: the torn
+        // tail was cut away behind the last of them.
+        let mut records = recovered.records.as_slice();
+        if bugs.recovery_drops_last_record() && recovered.torn_tail_bytes > 0 {
+            // Planted bug: the record before a torn tail is distrusted as if
+            // the tear had reached it, and is dropped although it verified.
+            records = records.split_last().map_or(records, |(_, intact)| intact);
+        }
+        for (index, record) in records.iter().enumerate() {
             match record.kind {
                 RecordKind::Lane => {
                     replica
@@ -152,7 +172,7 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         }
         let _ = replica.take_journal();
         while replica.poll_event().is_some() {}
-        Ok((Self { replica, store, unsynced: false, lazy_sync: false }, report))
+        Ok((Self { replica, store, unsynced: false }, report))
     }
 
     /// The replica (read and sync through it; call [`Self::flush`] after).
@@ -165,12 +185,6 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         &mut self.store
     }
 
-    /// Planted bug switch: when on, `flush` appends but does not sync, so
-    /// lanes leave the node before they are durable. Test use only.
-    pub fn set_lazy_sync(&mut self, lazy: bool) {
-        self.lazy_sync = lazy;
-    }
-
     /// Authors a lane: built, appended and synced, then admitted. When this
     /// returns, the write is acknowledged and survives any crash.
     pub fn create_lane(&mut self, ops: Vec<L::Op>) -> Result<(LaneId, Lane<L::Op>), DurableError> {
@@ -180,7 +194,7 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         let bytes = lane.to_bytes();
         self.store.append(RecordKind::Lane, &bytes)?;
         self.unsynced = true;
-        if !self.lazy_sync {
+        if !self.lazy_sync() {
             self.store.sync()?;
             self.unsynced = false;
         }
@@ -202,7 +216,8 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         while let Some(event) = self.replica.poll_event() {
             match &event {
                 Event::SnapshotCommitted { lane_index, id } => {
-                    self.store.append(RecordKind::Commit, &encode_commit(*lane_index, id))?;
+                    let bugs = self.replica.config().bugs;
+                    self.store.append(RecordKind::Commit, &encode_commit(*lane_index, id, &bugs))?;
                     self.unsynced = true;
                 }
                 // The log's lanes name the installed prefix only through the
@@ -215,11 +230,17 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         if compact {
             self.compact()?;
         }
-        if self.unsynced && !self.lazy_sync {
+        if self.unsynced && !self.lazy_sync() {
             self.store.sync()?;
             self.unsynced = false;
         }
         Ok(events)
+    }
+
+    /// Planted bug `lazy_sync`: appends are left unsynced, so lanes leave
+    /// the node (and writes are acknowledged) before they are durable.
+    fn lazy_sync(&self) -> bool {
+        self.replica.config().bugs.lazy_sync()
     }
 
     fn flush_journal(&mut self) -> Result<(), StoreError> {
@@ -284,10 +305,27 @@ pub fn decode_snapshot_record(bytes: &[u8]) -> Result<(Snapshot, Vec<Tip>), Snap
     Ok((snapshot, boundary))
 }
 
-fn encode_commit(lane_index: u64, id: &SnapshotId) -> Vec<u8> {
+/// Whether recovery may replay the intact prefix of a log whose tail has
+/// `defect`: yes for a torn or corrupt tail, which the store truncated.
+fn may_replay_past(defect: TailDefect, bugs: &Bugs) -> bool {
+    // Planted bug `recovery_refuses_torn_tail`: any defect is corruption,
+    // so a crash that tore a write leaves a node that cannot start.
+    defect.is_repairable() && !bugs.recovery_refuses_torn_tail()
+}
+
+fn encode_commit(lane_index: u64, id: &SnapshotId, bugs: &Bugs) -> Vec<u8> {
     let mut out = Vec::with_capacity(42);
     put_varint(&mut out, lane_index);
     out.extend_from_slice(id.as_bytes());
+    if bugs.oversized_commit_record() {
+        // Planted bug: commit records are padded to a fixed slot for
+        // rewriting in place, sized as the record limit plus the frame, so
+        // the payload alone is past the limit. (`vec!` of zeros maps pages
+        // lazily: the padding costs nothing until the store refuses it.)
+        let mut padded = vec![0; MAX_RECORD_BYTES + FRAME_BYTES];
+        padded[..out.len()].copy_from_slice(&out);
+        return padded;
+    }
     out
 }
 

@@ -225,7 +225,7 @@ impl<L: Law> Replica<L> {
         registry.commit(Snapshot::new(&law, genesis, &state));
         let base = Checkpoint { lane_index: 0, state: state.clone(), chain: ChainHash::ZERO, conflicts: 0 };
         Self {
-            dag: LaneDag::new(config.max_pending, config.journal, &config.members),
+            dag: LaneDag::new(config.max_pending, config.journal, &config.members, config.bugs),
             law,
             config,
             order: Vec::new(),
@@ -289,7 +289,11 @@ impl<L: Law> Replica<L> {
 
     /// The state at the tip (orders and replays first).
     pub fn state(&mut self) -> &L::State {
-        self.materialize();
+        // Planted bug `stale_read`: the state of the last replay is served
+        // as is, without the lanes admitted since.
+        if !self.config.bugs.stale_read() {
+            self.materialize();
+        }
         &self.state
     }
 
@@ -567,6 +571,10 @@ impl<L: Law> Replica<L> {
                 return Err(SnapshotError::ContradictsHistory { lane_index: header.lane_index, lane: slot.id });
             }
         }
+        // Planted bug `snapshot_drops_boundary`: the boundary is taken for
+        // redundant with the frontier, so held lanes that name a covered
+        // lane other than a tip wait for it forever.
+        let boundary = if self.config.bugs.snapshot_drops_boundary() { &[] } else { boundary };
         self.rebase_on(snapshot, boundary, state);
         Ok(true)
     }
@@ -651,9 +659,16 @@ impl<L: Law> Replica<L> {
         }
         self.reached_scan = self.reached_scan.min(self.prune_index + rank as u64);
         if rank < self.applied {
+            // The state to restore is the one after the `rank` lanes that
+            // still precede the first fresh lane.
+            let before_fresh = self.prune_index + rank as u64;
+            // Planted bug `rollback_one_lane_late`: the target is the first
+            // fresh lane's own (1-based) index, so a checkpoint sitting there
+            // already holds the lane it displaced, and the fresh one is skipped.
+            let target = before_fresh + u64::from(self.config.bugs.rollback_one_lane_late());
             match arrival {
                 Some(arrival) => self.apply_in_arrival_order(&arrival),
-                None => self.rollback_to(self.prune_index + rank as u64),
+                None => self.rollback_to(target),
             }
         }
         self.stability_dirty = true;
@@ -703,7 +718,7 @@ impl<L: Law> Replica<L> {
                     conflicts: *conflicts,
                 });
                 if self.checkpoints.len() > MAX_CHECKPOINTS_BEFORE_THINNING {
-                    thin(&mut self.checkpoints, lane_index, config.checkpoint_interval);
+                    thin(&mut self.checkpoints, lane_index, config.checkpoint_interval, &config.bugs);
                 }
             }
             if lane_index.is_multiple_of(config.snapshot_interval) {
@@ -717,7 +732,7 @@ impl<L: Law> Replica<L> {
 
     fn thin_checkpoints(&mut self) {
         let tip = self.lane_index();
-        thin(&mut self.checkpoints, tip, self.config.checkpoint_interval);
+        thin(&mut self.checkpoints, tip, self.config.checkpoint_interval, &self.config.bugs);
     }
 
     fn lane_index(&self) -> u64 {
@@ -904,8 +919,10 @@ const MAX_CHECKPOINTS_BEFORE_THINNING: usize = 64;
 /// (about eight per doubling of the distance), so a late lane replays a short
 /// suffix and memory stays logarithmic. The first checkpoint, the stable
 /// base, always stays.
-fn thin<S>(checkpoints: &mut Vec<Checkpoint<S>>, tip: u64, interval: u64) {
-    let mut first = true;
+fn thin<S>(checkpoints: &mut Vec<Checkpoint<S>>, tip: u64, interval: u64, bugs: &crate::bugs::Bugs) {
+    // Planted bug `thinning_drops_base`: the stable base is thinned like any
+    // other checkpoint, so a rollback can find nothing below its target.
+    let mut first = !bugs.thinning_drops_base();
     checkpoints.retain(|checkpoint| {
         if std::mem::take(&mut first) {
             return true;

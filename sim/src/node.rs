@@ -9,7 +9,7 @@ use crate::network::Fate;
 use crate::node_state::NodeCore;
 use crate::observation::{EngineWarning, Observation, StatusView};
 use crate::rng::SimRng;
-use crate::spec::{PlantedBug, Topology};
+use crate::spec::Topology;
 use crate::trace::{DropReason, Event};
 use crate::workload;
 use crate::world::{Life, World, lock, now_ns};
@@ -125,7 +125,6 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
             return None;
         }
     };
-    durable.set_lazy_sync(world.spec.bug == Some(PlantedBug::SendBeforeDurable));
     let status = durable.replica().status();
     tracing::info!(
         t_ms = now_ns() / 1_000_000,

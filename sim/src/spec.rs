@@ -281,11 +281,45 @@ pub enum PlantedBug {
     AuthorDescendingTies,
     /// The chain step hashes its operands swapped (a hash bug every node shares).
     SwappedChainStep,
+    /// Store recovery drops the last intact record before a torn tail.
+    RecoveryDropsLastRecord,
+    /// Store recovery refuses a log with a torn tail as corrupt.
+    RecoveryRefusesTornTail,
+    /// Commit records are padded past the store's record limit.
+    OversizedCommitRecord,
+    /// An arriving lane releases only one of the pending lanes it completes.
+    PendingReleasesOne,
+    /// A second lane at a held (author, seq) is dropped as a duplicate, no proof kept.
+    ForkDedupedByDot,
+    /// A lane is taken as stable when all members but one reached it.
+    StabilityOneMemberShort,
+    /// Reads answer from the last replay, without lanes admitted since.
+    StaleRead,
+    /// A late lane rolls back to a checkpoint one lane too late.
+    RollbackOneLaneLate,
+    /// Checkpoint thinning drops the stable base checkpoint.
+    ThinningDropsBase,
+    /// The exact summary claims one more own lane than the node holds.
+    SummaryClaimsExtraLane,
+    /// The initiator never asks for lanes a compact summary hid.
+    BloomSkipsSupply,
+    /// "In sync" is answered on equal lane indexes, hashes unchecked.
+    InSyncByLaneIndex,
+    /// A snapshot is installed without its boundary tips.
+    SnapshotDropsBoundary,
+    /// A batch back-reference resolves to the lane before the one it names.
+    BackrefOffByOne,
+    /// Abandoning a session leaves it open.
+    AbandonKeepsSession,
+    /// Session ids come from a process-global counter.
+    GlobalSessionIds,
+    /// An assertion that no received lane is already held.
+    PanicOnRedundantLane,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 25] = [
         Self::ArrivalOrderMerge,
         Self::SendBeforeDurable,
         Self::PrunePastStable,
@@ -294,6 +328,23 @@ impl PlantedBug {
         Self::RemoveWinsSet,
         Self::AuthorDescendingTies,
         Self::SwappedChainStep,
+        Self::RecoveryDropsLastRecord,
+        Self::RecoveryRefusesTornTail,
+        Self::OversizedCommitRecord,
+        Self::PendingReleasesOne,
+        Self::ForkDedupedByDot,
+        Self::StabilityOneMemberShort,
+        Self::StaleRead,
+        Self::RollbackOneLaneLate,
+        Self::ThinningDropsBase,
+        Self::SummaryClaimsExtraLane,
+        Self::BloomSkipsSupply,
+        Self::InSyncByLaneIndex,
+        Self::SnapshotDropsBoundary,
+        Self::BackrefOffByOne,
+        Self::AbandonKeepsSession,
+        Self::GlobalSessionIds,
+        Self::PanicOnRedundantLane,
     ];
 
     /// Its command-line name.
@@ -307,6 +358,23 @@ impl PlantedBug {
             Self::RemoveWinsSet => "remove-wins-set",
             Self::AuthorDescendingTies => "author-descending-ties",
             Self::SwappedChainStep => "swapped-chain-step",
+            Self::RecoveryDropsLastRecord => "recovery-drops-last-record",
+            Self::RecoveryRefusesTornTail => "recovery-refuses-torn-tail",
+            Self::OversizedCommitRecord => "oversized-commit-record",
+            Self::PendingReleasesOne => "pending-releases-one",
+            Self::ForkDedupedByDot => "fork-deduped-by-dot",
+            Self::StabilityOneMemberShort => "stability-one-member-short",
+            Self::StaleRead => "stale-read",
+            Self::RollbackOneLaneLate => "rollback-one-lane-late",
+            Self::ThinningDropsBase => "thinning-drops-base",
+            Self::SummaryClaimsExtraLane => "summary-claims-extra-lane",
+            Self::BloomSkipsSupply => "bloom-skips-supply",
+            Self::InSyncByLaneIndex => "in-sync-by-lane-index",
+            Self::SnapshotDropsBoundary => "snapshot-drops-boundary",
+            Self::BackrefOffByOne => "backref-off-by-one",
+            Self::AbandonKeepsSession => "abandon-keeps-session",
+            Self::GlobalSessionIds => "global-session-ids",
+            Self::PanicOnRedundantLane => "panic-on-redundant-lane",
         }
     }
 }

@@ -8,6 +8,7 @@
 //! recomputes every id from them; nothing is trusted), and a malformed batch
 //! is a typed error, never a panic.
 
+use crate::bugs::Bugs;
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint};
 use crate::dag::IdMap;
 use crate::hash::LaneId;
@@ -84,12 +85,15 @@ pub fn encode_batch<O: Op>(lanes: &[(LaneId, &Lane<O>)]) -> Vec<u8> {
 
 /// Decodes a batch into canonical lane bytes, in the batch's order.
 pub fn decode_batch<O: Op>(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
-    Ok(decode_batch_lanes::<O>(bytes)?.into_iter().map(|(_, lane, _)| lane.to_bytes()).collect())
+    Ok(decode_batch_lanes::<O>(bytes, &Bugs::NONE)?.into_iter().map(|(_, lane, _)| lane.to_bytes()).collect())
 }
 
 /// Decodes a batch into lanes with their ids (computed from the rebuilt
 /// canonical bytes) and canonical sizes.
-pub(crate) fn decode_batch_lanes<O: Op>(bytes: &[u8]) -> Result<Vec<(LaneId, Lane<O>, usize)>, DecodeError> {
+pub(crate) fn decode_batch_lanes<O: Op>(
+    bytes: &[u8],
+    bugs: &Bugs,
+) -> Result<Vec<(LaneId, Lane<O>, usize)>, DecodeError> {
     let mut reader = Reader::new(bytes);
     let version = reader.byte("batch version")?;
     if version != BATCH_FORMAT_VERSION {
@@ -119,6 +123,9 @@ pub(crate) fn decode_batch_lanes<O: Op>(bytes: &[u8]) -> Result<Vec<(LaneId, Lan
                 let at = index.checked_sub(back).ok_or_else(|| {
                     reader.error(DecodeErrorKind::Invalid { what: "parent reference", rule: "points before the batch" })
                 })?;
+                // Planted bug `backref_off_by_one`: the distance is counted
+                // from the lane before this one, so it names one lane earlier.
+                let at = at.saturating_sub(u64::from(bugs.backref_off_by_one()));
                 parents.push(out[at as usize].0);
             }
         }

@@ -24,6 +24,11 @@ pub const MAX_OPEN_SESSIONS: usize = 1024;
 /// Closed sessions remembered so duplicated messages are ignored.
 const RECENT_SESSIONS: usize = 256;
 
+/// Planted bug `global_session_ids`: one session counter for every syncer
+/// in the process, so ids depend on what else ran before (never read
+/// without the bug).
+static NEXT_SESSION_IN_PROCESS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Which side of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -271,8 +276,13 @@ impl Syncer {
 
     /// Starts a session with `peer`; returns its id.
     pub fn initiate<L: Law>(&mut self, peer: NodeId, replica: &mut Replica<L>) -> u64 {
-        let id = (u64::from(self.node.0) << 40) | self.next_session;
+        let next = if self.bugs.global_session_ids() {
+            NEXT_SESSION_IN_PROCESS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        } else {
+            self.next_session
+        };
         self.next_session += 1;
+        let id = (u64::from(self.node.0) << 40) | next;
         let status = WireStatus::from(&replica.status());
         let hello = Message::Hello { session: id, status, summary: self.summary_of(replica, id) };
         let mut session = Session {
@@ -289,7 +299,13 @@ impl Syncer {
 
     /// Ends an open session without finishing it (the driver's timeout).
     pub fn abandon(&mut self, peer: NodeId, session: u64, reason: &str) {
-        if let Some(open) = self.open.remove(&(peer, session)) {
+        let open = if self.bugs.abandon_keeps_session() {
+            // Planted bug: the session is reported failed but left open.
+            self.open.get(&(peer, session)).cloned()
+        } else {
+            self.open.remove(&(peer, session))
+        };
+        if let Some(open) = open {
             self.remember(peer, session);
             self.events.push_back(SyncEvent::Failed {
                 peer,
@@ -363,7 +379,14 @@ impl Syncer {
             return;
         }
         let ours = WireStatus::from(&replica.status());
-        if ours.in_sync_with(theirs) {
+        let in_sync = if self.bugs.in_sync_by_lane_index() {
+            // Planted bug: equal lane counts are taken for equal histories,
+            // without comparing the hashes.
+            ours.lane_index == theirs.lane_index
+        } else {
+            ours.in_sync_with(theirs)
+        };
+        if in_sync {
             self.send(peer, &Message::InSync { session }, &mut metrics);
             self.remember(peer, session);
             let outcome = Outcome::InSync;
@@ -426,8 +449,10 @@ impl Syncer {
         open.metrics.lanes_sent += delta.count;
         open.metrics.snapshots_sent += u64::from(delta.snapshot.is_some());
         let need = match their_summary {
-            Summary::Compact(compact) => still_missing(replica, &compact.heads),
-            Summary::Exact(_) => Vec::new(),
+            // Planted bug `bloom_skips_supply`: a compact summary is trusted
+            // like an exact one, so lanes its Bloom filter hid are never asked for.
+            Summary::Compact(compact) if !self.bugs.bloom_skips_supply() => still_missing(replica, &compact.heads),
+            Summary::Compact(_) | Summary::Exact(_) => Vec::new(),
         };
         let asking = !need.is_empty();
         open.metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
@@ -514,7 +539,7 @@ impl Syncer {
             SummaryMode::Auto { max_exact_members } => replica.config().members.len() > max_exact_members,
         };
         if !compact {
-            return Summary::Exact(summary(replica));
+            return Summary::Exact(summary(replica, &self.bugs));
         }
         let stable_key = replica.stable_key();
         let above: Vec<LaneId> = replica
@@ -586,7 +611,7 @@ impl Syncer {
                 Err(error) => self.events.push_back(SyncEvent::Diverged { peer, error }),
             }
         }
-        let lanes = match super::batch::decode_batch_lanes::<L::Op>(batch) {
+        let lanes = match super::batch::decode_batch_lanes::<L::Op>(batch, &self.bugs) {
             Ok(lanes) => lanes,
             Err(error) => {
                 let error = WireError::Malformed { reason: format!("lane batch: {error}") };
@@ -601,7 +626,13 @@ impl Syncer {
                     metrics.lanes_missing += 1;
                     metrics.bytes_missing += canonical_len as u64;
                 }
-                Ok(Inserted::Duplicate) => metrics.lanes_redundant += 1,
+                Ok(Inserted::Duplicate) => {
+                    // Planted bug `panic_on_redundant_lane`: an assertion that a
+                    // peer only sends lanes this node lacks, which concurrent
+                    // sessions and retries after a lost reply make false.
+                    assert!(!self.bugs.panic_on_redundant_lane(), "a delta repeated lane {id}, which this node holds");
+                    metrics.lanes_redundant += 1;
+                }
                 Err(error) => {
                     metrics.lanes_rejected += 1;
                     self.events.push_back(SyncEvent::LaneRejected { peer, error });
@@ -635,11 +666,17 @@ impl Syncer {
 }
 
 /// This replica's exact summary.
-fn summary<L: Law>(replica: &Replica<L>) -> Vec<SummaryEntry> {
+fn summary<L: Law>(replica: &Replica<L>, bugs: &Bugs) -> Vec<SummaryEntry> {
+    let me = replica.node();
     replica
         .author_tips()
         .into_iter()
-        .map(|(author, (seq, id))| SummaryEntry { author, seq, tip: id.prefix_u64() })
+        .map(|(author, (seq, id))| {
+            // Planted bug `summary_claims_extra_lane`: this node's own entry
+            // states the seq it will author next, one above what it holds.
+            let seq = seq + u64::from(author == me && bugs.summary_claims_extra_lane());
+            SummaryEntry { author, seq, tip: id.prefix_u64() }
+        })
         .collect()
 }
 
