@@ -3,6 +3,11 @@
 //! or seed is chosen for a bug, so "found" means the library and its
 //! checkers find that kind of bug, not that someone aimed at it.
 //!
+//! When no run fails, the coverage checker gives the campaign's verdict: an
+//! effect a scenario expects that never happened with the bug, but does
+//! without it, is a find (a bug that stops a mechanism without breaking a
+//! property, as a Bloom fallback that never fires).
+//!
 //! Seeds run in the campaign's canonical order (seed-major across the
 //! scenarios, as `scx fuzz` runs them), each twice with its trace hashes
 //! compared (as `scx fuzz --check-determinism` in CI); the first engine
@@ -17,6 +22,7 @@ use crate::plan;
 use crate::record::Verdict;
 use crate::runner::{self, RunOptions, RunOutcome};
 use crate::spec::PlantedBug;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Where and how a bug was found.
@@ -55,6 +61,8 @@ pub struct HuntResult {
 pub fn hunt(campaign: &Campaign, bug: PlantedBug, seed_timeout: Duration) -> HuntResult {
     let order: Vec<Item> = campaign.output_order().collect();
     let mut result = HuntResult { bug, caught: None, runs: 0, inconclusive: 0 };
+    // Per scenario: the effects reached so far (the coverage checker's view).
+    let mut reached: Vec<BTreeSet<&'static str>> = vec![BTreeSet::new(); campaign.scenarios().len()];
     for chunk in order.chunks(campaign.jobs.max(1)) {
         let outcomes: Vec<RunOutcome> = std::thread::scope(|scope| {
             let handles: Vec<_> =
@@ -63,6 +71,8 @@ pub fn hunt(campaign: &Campaign, bug: PlantedBug, seed_timeout: Duration) -> Hun
         });
         for (item, outcome) in chunk.iter().zip(outcomes) {
             result.runs += 1;
+            reached[item.scenario]
+                .extend(outcome.coverage.iter().filter(|(_, count)| **count > 0).map(|(name, _)| *name));
             match outcome.verdict() {
                 Verdict::Fail => {
                     let entry = &campaign.scenarios()[item.scenario];
@@ -83,7 +93,44 @@ pub fn hunt(campaign: &Campaign, bug: PlantedBug, seed_timeout: Duration) -> Hun
             }
         }
     }
+    result.caught = coverage_catch(campaign, &reached, seed_timeout, result.runs);
     result
+}
+
+/// No run failed: the coverage checker's campaign verdict. An effect a
+/// scenario expects that never happened in any of its seeds is a find, if
+/// it does happen without the bug.
+fn coverage_catch(
+    campaign: &Campaign,
+    reached: &[BTreeSet<&'static str>],
+    seed_timeout: Duration,
+    runs: u64,
+) -> Option<Catch> {
+    for (index, entry) in campaign.scenarios().iter().enumerate() {
+        let range = campaign.range(index);
+        for effect in entry.scenario.expected_effects() {
+            if reached[index].contains(effect.as_str()) {
+                continue;
+            }
+            let happens_without = range.seeds(campaign.shard).any(|seed| {
+                let clean = run(campaign, Item { seed, scenario: index }, None, seed_timeout);
+                clean.coverage.get(effect.as_str()).is_some_and(|count| *count > 0)
+            });
+            return Some(Catch {
+                checker: "coverage".to_owned(),
+                message: format!(
+                    "`{effect}` never happened in the {} seeds of {}",
+                    range.count(campaign.shard),
+                    entry.path
+                ),
+                scenario_path: entry.path.clone(),
+                seed: range.start,
+                runs_to_first_failure: runs,
+                passes_without_the_bug: happens_without,
+            });
+        }
+    }
+    None
 }
 
 /// One seed, twice when the first run passed: a second run that does not

@@ -122,6 +122,10 @@ pub struct RunArgs {
     /// With --report: also write each chart as a PNG.
     #[arg(long, requires = "report")]
     pub png: bool,
+    /// Run with a planted bug (a build with `--features planted-bugs`), to
+    /// reproduce what `scx hunt` found.
+    #[arg(long)]
+    pub bug: Option<String>,
 }
 
 /// `scx fuzz`.

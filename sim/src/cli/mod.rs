@@ -53,7 +53,8 @@ pub(crate) fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let scenario = load(&args.scenario)?;
     let seed = args.seed.unwrap_or(scenario.seeds.start);
-    let spec = plan::resolve(&scenario, seed, None);
+    let bug = args.bug.as_deref().map(planted_bug).transpose()?;
+    let spec = plan::resolve(&scenario, seed, bug);
     let keep_events = args.trace.is_some() || args.report.is_some();
     let outcome = runner::run(&spec, RunOptions { keep_events, ..RunOptions::default() });
     let path = args.scenario.display().to_string();
@@ -130,6 +131,21 @@ fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The planted bug named `name`, in a build that carries planted bugs.
+fn planted_bug(name: &str) -> Result<crate::spec::PlantedBug, BadInput> {
+    use crate::spec::PlantedBug;
+    if !scx_engine::bugs::COMPILED {
+        return Err(BadInput(
+            "this scx was built without planted bugs; build it with `cargo build --release --features planted-bugs`"
+                .into(),
+        ));
+    }
+    PlantedBug::ALL.into_iter().find(|bug| bug.name() == name).ok_or_else(|| {
+        let known: Vec<&str> = PlantedBug::ALL.iter().map(|bug| bug.name()).collect();
+        BadInput(format!("--bug {name}: no such planted bug; known: {}", known.join(", ")))
+    })
+}
+
 fn hunt(args: &HuntArgs) -> anyhow::Result<ExitCode> {
     use crate::spec::PlantedBug;
     if !scx_engine::bugs::COMPILED {
@@ -142,15 +158,7 @@ fn hunt(args: &HuntArgs) -> anyhow::Result<ExitCode> {
     let bugs: Vec<PlantedBug> = if args.bugs.is_empty() {
         PlantedBug::ALL.to_vec()
     } else {
-        let mut bugs = Vec::new();
-        for name in &args.bugs {
-            let bug = PlantedBug::ALL.into_iter().find(|bug| bug.name() == name).ok_or_else(|| {
-                let known: Vec<&str> = PlantedBug::ALL.iter().map(|bug| bug.name()).collect();
-                BadInput(format!("--bug {name}: no such planted bug; known: {}", known.join(", ")))
-            })?;
-            bugs.push(bug);
-        }
-        bugs
+        args.bugs.iter().map(|name| planted_bug(name)).collect::<Result<_, _>>()?
     };
     let mut scenarios = Vec::new();
     for path in &args.scenarios {

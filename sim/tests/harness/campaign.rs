@@ -238,3 +238,28 @@ fn failures_files_name_one_scenario_however_its_path_is_spelled() {
     assert_eq!(seeds, [0, 5], "the listed seed ran although its path was spelled ./sim/...");
     assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 2, "seed 5 was not appended again");
 }
+
+#[test]
+fn a_campaign_whose_declared_effect_never_happens_fails_with_a_coverage_line() {
+    let dir = temp("coverage");
+    let scenario = dir.join("quiet.toml");
+    let quickstart = std::fs::read_to_string(workspace().join("scenarios/quickstart.toml")).unwrap();
+    // A snapshot is installed from a peer only by a node behind the prune
+    // point: no node of the quickstart cluster ever is.
+    std::fs::write(
+        &scenario,
+        format!("{quickstart}\n[coverage]\nexpect = [\"partition-drops\", \"snapshots-installed\"]\n"),
+    )
+    .unwrap();
+    let out = scx(&["fuzz", path(&scenario), "--seeds", "0..3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("3 passed, 0 failed"), "every run passed: {stderr}");
+    assert!(
+        stderr.contains("COVERAGE: ")
+            && stderr.contains("`snapshots-installed`")
+            && stderr.contains("never happened in 3 seeds"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`partition-drops`"), "the partition did drop datagrams: {stderr}");
+}

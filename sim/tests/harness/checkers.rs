@@ -80,6 +80,63 @@ fn durability_fails_when_lanes_are_sent_before_they_are_durable() {
 }
 
 #[test]
+fn replay_fails_when_late_lanes_are_applied_where_they_arrive() {
+    let message = fails_through("replay", "scenarios/quickstart.toml", 0, PlantedBug::ArrivalOrderMerge);
+    assert!(message.contains("the model's replay of its lanes"), "{message}");
+}
+
+#[test]
+fn snapshot_chain_fails_when_pruning_passes_the_stable_point() {
+    fails_through("snapshot-chain", "scenarios/partition-heal-mesh.toml", 0, PlantedBug::PrunePastStable);
+}
+
+#[test]
+fn forks_fail_when_a_node_sends_lanes_before_they_are_durable_and_reuses_a_seq() {
+    let message = fails_through("forks", "scenarios/client-server.toml", 0, PlantedBug::SendBeforeDurable);
+    assert!(message.contains("signed two lanes with seq"), "{message}");
+}
+
+#[test]
+fn in_sync_fails_when_a_responder_compares_lane_indexes_only() {
+    let message = fails_through("in-sync", "scenarios/bridge-partition.toml", 0, PlantedBug::InSyncByLaneIndex);
+    assert!(message.contains("answered \"in sync\""), "{message}");
+}
+
+#[test]
+fn warnings_fail_when_a_batch_back_reference_points_one_lane_early() {
+    let message = fails_through("warnings", "scenarios/bridge-partition.toml", 0, PlantedBug::BackrefOffByOne);
+    assert!(message.contains("with honest nodes and no corruption"), "{message}");
+}
+
+#[test]
+fn recovery_fails_when_a_torn_tail_is_taken_for_corruption() {
+    fails_through("recovery", "scenarios/client-server.toml", 0, PlantedBug::RecoveryRefusesTornTail);
+}
+
+#[test]
+fn write_fails_when_commit_records_exceed_the_record_limit() {
+    let message = fails_through("write", "scenarios/air-gapped.toml", 0, PlantedBug::OversizedCommitRecord);
+    assert!(message.contains("refused a write on a healthy disk"), "{message}");
+}
+
+#[test]
+fn panic_fails_the_run_when_an_engine_assertion_fires() {
+    let message = fails_through("panic", "scenarios/bridge-partition.toml", 0, PlantedBug::PanicOnRedundantLane);
+    assert!(message.contains("engine/src/"), "the panic is located in the engine: {message}");
+}
+
+#[test]
+fn determinism_fails_when_session_ids_come_from_a_process_wide_counter() {
+    let spec = plan::resolve(&scenario("scenarios/bridge-partition.toml"), 0, Some(PlantedBug::GlobalSessionIds));
+    let (first, second) = (run(&spec, RunOptions::default()), run(&spec, RunOptions::default()));
+    let violation = scx_sim::checkers::determinism::check(&first, &second);
+    assert!(violation.is_some_and(|v| v.checker == "determinism"), "two runs of one seed gave one trace");
+    let clean = plan::resolve(&scenario("scenarios/bridge-partition.toml"), 0, None);
+    let (first, second) = (run(&clean, RunOptions::default()), run(&clean, RunOptions::default()));
+    assert!(scx_sim::checkers::determinism::check(&first, &second).is_none());
+}
+
+#[test]
 fn coverage_reports_what_the_faults_did() {
     let crashes = outcome("scenarios/crash-torn-writes.toml", 0, None);
     assert!(crashes.passed(), "{:?}", crashes.violations);
