@@ -74,7 +74,8 @@ pub struct Metrics {
     pub messages_sent: u64,
     /// Datagrams dropped.
     pub messages_dropped: u64,
-    /// Forks between authored lanes.
+    /// Fork evidence recorded: lanes refused because their author already
+    /// had another lane at that seq (counted once per refusal, per node).
     pub forks: u64,
     /// Conflicts resolved by the law.
     pub conflicts: u64,

@@ -3,16 +3,20 @@
 //! keeps its own identity: lanes are not signed, so impersonating another
 //! author is out of scope; it sends invalid lanes, snapshots with wrong
 //! state, lanes out of order, lying summaries, stale datagrams, garbage and
-//! oversized datagrams. Honest nodes must refuse what is bad, release what
-//! is only early, keep converging among themselves and lose nothing.
+//! oversized datagrams, and it equivocates (two lanes at one seq of its own
+//! chain). Honest nodes must refuse what is bad, release what is only early,
+//! surface every fork they are shown, keep converging among themselves and
+//! lose nothing.
 //!
 //! Invariant: every choice comes from the hostile node's own seeded stream;
-//! nothing here touches a replica.
+//! nothing here touches a replica. Every forged twin it sends is remembered
+//! (by the digest of the datagram that carries it) so the receiver's runtime
+//! can tell the checkers a fork was put in front of an honest engine.
 
 use crate::rng::SimRng;
 use crate::spec::Hostility;
-use scx_engine::protocol::{self, Message, Summary};
-use scx_engine::{Lane, LaneId, NodeId, WorldOp};
+use scx_engine::protocol::{self, Expect, Message, Summary};
+use scx_engine::{Dot, Lane, LaneId, NodeId, WorldOp};
 use std::collections::VecDeque;
 
 /// Datagrams remembered for replays.
@@ -28,10 +32,28 @@ const SNAPSHOT_TAMPER_SHARE: f64 = 0.9;
 /// One hostile node's state while the fault lasts.
 #[derive(Debug)]
 pub struct Hostile {
+    me: NodeId,
     behaviours: Vec<Hostility>,
     rng: SimRng,
     sent: VecDeque<Vec<u8>>,
     oversized_sent: bool,
+    forgeries: VecDeque<Forgery>,
+}
+
+/// A forged twin a hostile node sent: the datagram carrying it, the session
+/// step that datagram answers, and the fork it makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forgery {
+    /// blake3 of the datagram as it left the node.
+    pub digest: [u8; 32],
+    /// The session it belongs to.
+    pub session: u64,
+    /// The step the receiver must be waiting for to apply its lanes.
+    pub expect: Expect,
+    /// The forked `(author, seq)`.
+    pub dot: Dot,
+    /// The twin's id (the honest lane travels first in the same batch).
+    pub forged: LaneId,
 }
 
 /// What tampering did, for the trace.
@@ -45,8 +67,18 @@ pub enum Tampered {
 
 impl Hostile {
     /// A hostile node with these behaviours and its own random stream.
-    pub fn new(behaviours: Vec<Hostility>, rng: SimRng) -> Self {
-        Self { behaviours, rng, sent: VecDeque::new(), oversized_sent: false }
+    pub fn new(me: NodeId, behaviours: Vec<Hostility>, rng: SimRng) -> Self {
+        Self { me, behaviours, rng, sent: VecDeque::new(), oversized_sent: false, forgeries: VecDeque::new() }
+    }
+
+    /// The forged twins `datagram` carries, if this node sent it (and it
+    /// arrived unchanged).
+    pub fn forgeries_in(&self, datagram: &[u8]) -> Vec<Forgery> {
+        if self.forgeries.is_empty() {
+            return Vec::new();
+        }
+        let digest = *blake3::hash(datagram).as_bytes();
+        self.forgeries.iter().filter(|forgery| forgery.digest == digest).copied().collect()
     }
 
     /// The datagram to send instead of `honest` (the node's own, encoded).
@@ -83,6 +115,7 @@ impl Hostile {
                 Some(vec![protocol::PROTOCOL_VERSION; protocol::MAX_MESSAGE_BYTES + 1])
             }
             Hostility::Oversized => None,
+            Hostility::Equivocate => self.equivocate(&honest),
         };
         match tampered {
             Some(bytes) => (bytes, Tampered::By(behaviour)),
@@ -115,6 +148,46 @@ impl Hostile {
         })
     }
 
+    /// The batch with a forged twin right after one of the node's own
+    /// lanes: same author, seq, parents and stamp, other operations. Both
+    /// are valid; together they are a fork. The honest lane travels first,
+    /// so an honest receiver keeps it and must surface the twin as evidence.
+    fn equivocate(&mut self, honest: &[u8]) -> Option<Vec<u8>> {
+        let message = protocol::decode(honest).ok()?;
+        let (session, expect) = match &message {
+            Message::Delta { session, .. } => (*session, Expect::Reply),
+            Message::Lanes { session, .. } => (*session, Expect::Lanes),
+            Message::Supply { session, .. } => (*session, Expect::Supply),
+            Message::Hello { .. } | Message::InSync { .. } => return None,
+        };
+        let me = self.me;
+        let delta = 1 + (self.rng.next_u64() % 1_000) as i64;
+        let mut twin_of = None;
+        let bytes = rewrite_batch(honest, |lanes| {
+            let Some(index) = lanes.iter().rposition(|lane| lane.author == me) else { return false };
+            let mut twin = lanes[index].clone();
+            twin.ops = vec![WorldOp::Add { key: 0, delta }];
+            if twin.ops == lanes[index].ops {
+                twin.ops = vec![WorldOp::Add { key: 0, delta: delta + 1 }];
+            }
+            twin_of = Some((twin.dot(), twin.id()));
+            lanes.insert(index + 1, twin);
+            true
+        })?;
+        let (dot, forged) = twin_of?;
+        // Only a datagram the receiver will decode and apply whole counts
+        // as a fork put in front of it.
+        if bytes.len() > protocol::MAX_MESSAGE_BYTES || !decodes_whole(&bytes) {
+            return None;
+        }
+        if self.forgeries.len() >= REMEMBERED {
+            self.forgeries.pop_front();
+        }
+        let digest = *blake3::hash(&bytes).as_bytes();
+        self.forgeries.push_back(Forgery { digest, session, expect, dot, forged });
+        Some(bytes)
+    }
+
     fn garbage(&mut self) -> Vec<u8> {
         let length = 1 + self.rng.below(256) as usize;
         let mut bytes: Vec<u8> = (0..length).map(|_| self.rng.next_u64() as u8).collect();
@@ -145,6 +218,17 @@ fn rewrite_batch(honest: &[u8], change: impl FnOnce(&mut Vec<Lane<WorldOp>>) -> 
     let refs: Vec<(LaneId, &Lane<WorldOp>)> = ids.iter().copied().zip(lanes.iter()).collect();
     *batch = protocol::encode_batch(&refs);
     Some(protocol::encode(&message))
+}
+
+/// Whether `datagram` decodes, batch and lanes included.
+fn decodes_whole(datagram: &[u8]) -> bool {
+    let Ok(message) = protocol::decode(datagram) else { return false };
+    match &message {
+        Message::Delta { lanes, .. } | Message::Lanes { lanes, .. } | Message::Supply { lanes, .. } => {
+            protocol::decode_batch::<WorldOp>(lanes).is_ok()
+        }
+        Message::Hello { .. } | Message::InSync { .. } => true,
+    }
 }
 
 /// The batch with its lanes in reverse order: children before parents.

@@ -14,6 +14,7 @@ use crate::storage::CrashPoint;
 use crate::trace::Event;
 use crate::world::{Life, World, lock, now_ns};
 use madsim::runtime::Handle;
+use scx_engine::NodeId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +73,7 @@ fn start(world: &Arc<World>, handle: &Handle, fault: &FaultSpec, rng: &mut SimRn
         FaultKind::Hostile { nodes: hostile, behaviours } => {
             for &node in hostile {
                 let stream = SimRng::new(world.spec.seed, "hostile", (u64::from(node) << 32) | (now_ns() / 1_000_000));
-                lock(&world.hostile)[node as usize] = Some(Hostile::new(behaviours.clone(), stream));
+                lock(&world.hostile)[node as usize] = Some(Hostile::new(NodeId(node), behaviours.clone(), stream));
             }
         }
         FaultKind::Pause { nodes: paused } => {

@@ -5,6 +5,7 @@
 //! the disk (the write-ahead rule), then hand datagrams to the network, then
 //! report events. Nothing leaves a node before it is durable there.
 
+use crate::hostile::Forgery;
 use crate::network::Fate;
 use crate::node_state::NodeCore;
 use crate::observation::{EngineWarning, Observation, StatusView};
@@ -175,7 +176,28 @@ async fn receive_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>, endpoint: E
         let me = core.index;
         world.record(Event::Deliver { from, to: me, bytes: bytes.len() as u32 });
         let core = &mut *core;
+        let forgeries = lock(&world.hostile)[from as usize].as_ref().map(|hostile| hostile.forgeries_in(&bytes));
+        let forgeries = forgeries.unwrap_or_default();
+        let was_open = |core: &NodeCore, forgery: &Forgery| {
+            core.syncer
+                .open_sessions()
+                .any(|(peer, session, _, expect)| (peer.0, session, expect) == (from, forgery.session, forgery.expect))
+        };
+        let applying: Vec<Forgery> = forgeries.into_iter().filter(|forgery| was_open(core, forgery)).collect();
         core.syncer.handle(NodeId(from), &bytes, core.durable.replica());
+        for forgery in applying {
+            // The step was open and the datagram decodes whole, so its
+            // batch was applied: a held lane at the dot makes the twin a
+            // fork the engine must surface.
+            let held = core.durable.replica().lane_at(forgery.dot.author, forgery.dot.seq);
+            world.observe(Observation::ForgeryApplied {
+                node: me,
+                from,
+                dot: forgery.dot,
+                forged: forgery.forged,
+                held,
+            });
+        }
         pump(&world, core);
     }
 }

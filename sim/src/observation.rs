@@ -173,6 +173,21 @@ pub enum Observation {
         /// The other lane.
         other: LaneId,
     },
+    /// A node applied a batch in which a hostile node had put a forged twin
+    /// of one of its own lanes (the session step it answers was open, and
+    /// the datagram arrived unchanged).
+    ForgeryApplied {
+        /// The receiver.
+        node: u32,
+        /// The hostile sender.
+        from: u32,
+        /// The forked place in the sender's chain.
+        dot: Dot,
+        /// The twin's id.
+        forged: LaneId,
+        /// The lane the receiver holds at `dot` after applying the batch.
+        held: Option<LaneId>,
+    },
     /// A peer's snapshot chain disagrees with a node's.
     SnapshotChainDiverged {
         /// The node.

@@ -6,15 +6,17 @@
 //! machines, `--jobs` and shard splits.
 
 use crate::runner::RunOutcome;
-use crate::spec::FaultKind;
+use crate::spec::{FaultKind, PlantedBug};
 pub use scx_reports::model::{FaultRecord, Metrics, RunRecord, Verdict, ViolationRecord};
 
 /// The tool's version, printed beside every reproduce command.
 pub const SCX_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The command line that reproduces a seed, with version and scenario hash.
-pub fn reproduce_command(scenario_path: &str, seed: u64, scenario_hash: &str) -> String {
-    format!("scx run {scenario_path} --seed {seed}  # scx {SCX_VERSION}, scenario {scenario_hash}")
+/// The command line that reproduces a seed, with version and scenario hash;
+/// a run with a planted bug names it, so the line reproduces that run.
+pub fn reproduce_command(scenario_path: &str, seed: u64, scenario_hash: &str, bug: Option<PlantedBug>) -> String {
+    let bug = bug.map(|bug| format!(" --bug {}", bug.name())).unwrap_or_default();
+    format!("scx run {scenario_path} --seed {seed}{bug}  # scx {SCX_VERSION}, scenario {scenario_hash}")
 }
 
 /// A violation as a record holds it.
@@ -67,6 +69,6 @@ pub fn from_outcome(outcome: &RunOutcome, scenario_path: &str, scenario_hash: &s
                 },
             })
             .collect(),
-        reproduce: reproduce_command(scenario_path, spec.seed, scenario_hash),
+        reproduce: reproduce_command(scenario_path, spec.seed, scenario_hash, spec.bug),
     }
 }

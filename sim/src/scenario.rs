@@ -723,6 +723,10 @@ impl Scenario {
         if kinds.contains(&"hostile") {
             effects.push("hostile-inputs-rejected");
         }
+        let equivocates = |kind: &FaultKind| matches!(kind, FaultKind::Hostile { behaviours, .. } if behaviours.contains(&Hostility::Equivocate));
+        if self.faults.iter().any(|fault| equivocates(&fault.kind)) {
+            effects.push("forks-surfaced");
+        }
         if self.faults.iter().any(|fault| matches!(fault.kind, FaultKind::Crash { tear: true, .. })) {
             effects.push("torn-tails-recovered");
         }

@@ -211,11 +211,15 @@ pub enum Hostility {
     Garbage,
     /// It sends a datagram over the protocol's size limit.
     Oversized,
+    /// It equivocates: next to a lane of its own in a batch it puts a twin
+    /// with the same author and seq but other operations, so its chain
+    /// forks under the receiver's eyes.
+    Equivocate,
 }
 
 impl Hostility {
     /// Every behaviour.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::InvalidLanes,
         Self::BadSnapshots,
         Self::ReorderLanes,
@@ -223,6 +227,7 @@ impl Hostility {
         Self::Replays,
         Self::Garbage,
         Self::Oversized,
+        Self::Equivocate,
     ];
 
     /// Its name in scenario files.
@@ -235,6 +240,7 @@ impl Hostility {
             Self::Replays => "replays",
             Self::Garbage => "garbage",
             Self::Oversized => "oversized",
+            Self::Equivocate => "equivocate",
         }
     }
 }

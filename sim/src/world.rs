@@ -112,6 +112,9 @@ impl World {
                 metrics.corrupt_inputs_rejected += 1;
             }
         }
+        if let Observation::ForkEvidence { .. } = &observation {
+            lock(&self.metrics).forks += 1;
+        }
         let found = lock(&self.checkers).observe(now_ns(), &observation);
         for violation in found {
             tracing::info!(t_ms = now_ns() / 1_000_000, checker = violation.checker, node = ?violation.node, "{}", violation.message);

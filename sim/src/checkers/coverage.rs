@@ -39,6 +39,7 @@ pub const EFFECTS: &[Effect] = &[
     Effect { name: "pending-lanes-released", what: "lanes that waited for their ancestry and were released" },
     Effect { name: "rejoins", what: "replaced nodes (empty disks) that rejoined and wrote again" },
     Effect { name: "hostile-inputs-rejected", what: "bad inputs from a hostile node that honest nodes refused" },
+    Effect { name: "forks-surfaced", what: "lanes refused as a fork (a second lane at one seq of an author's chain)" },
     Effect {
         name: "pruning-stalled",
         what: "a member stayed down and the live nodes held lanes they could not prune (stability waits for it)",
@@ -68,6 +69,7 @@ pub fn reached(metrics: &RunMetrics) -> BTreeMap<&'static str, u64> {
         ("rejoins", metrics.rejoins),
         ("pruning-stalled", metrics.pruning_stalled),
         ("hostile-inputs-rejected", metrics.hostile_inputs_rejected),
+        ("forks-surfaced", metrics.forks),
     ])
 }
 

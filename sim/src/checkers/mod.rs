@@ -199,7 +199,7 @@ impl Checkers {
                 Box::new(snapshots::Snapshots::default()),
                 Box::new(snapshot_chain::SnapshotChain),
                 Box::new(durability::Durability),
-                Box::new(forks::Forks),
+                Box::new(forks::Forks::default()),
                 Box::new(in_sync::InSync::default()),
                 Box::new(warnings::Warnings),
                 Box::new(recovery::Recovery),
