@@ -38,6 +38,10 @@ pub struct Bugs {
     /// Store recovery: a torn tail (a crash mid-write) is treated as
     /// corruption, and recovery refuses to open the log.
     pub recovery_refuses_torn_tail: bool,
+    /// Store recovery: a record that rotted on disk (complete, checksum
+    /// wrong) is taken for a torn write, so the node does not rejoin and
+    /// authors again at seqs it already used and acknowledged.
+    pub rot_taken_for_tear: bool,
     /// Store usage: commit records are padded past the store's record
     /// limit, so a healthy disk refuses every one of them.
     pub oversized_commit_record: bool,
@@ -101,6 +105,7 @@ impl Bugs {
         lazy_sync: false,
         recovery_drops_last_record: false,
         recovery_refuses_torn_tail: false,
+        rot_taken_for_tear: false,
         oversized_commit_record: false,
         pending_releases_one: false,
         fork_deduped_by_dot: false,
@@ -156,6 +161,10 @@ impl Bugs {
 
     pub(crate) fn recovery_refuses_torn_tail(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.recovery_refuses_torn_tail
+    }
+
+    pub(crate) fn rot_taken_for_tear(&self) -> bool {
+        cfg!(feature = "planted-bugs") && self.rot_taken_for_tear
     }
 
     pub(crate) fn oversized_commit_record(&self) -> bool {

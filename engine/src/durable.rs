@@ -19,7 +19,7 @@ use crate::hash::SnapshotId;
 use crate::law::Law;
 use crate::replica::{Event, Replica, ReplicaConfig};
 use crate::snapshot::{Snapshot, SnapshotError, Tip};
-use crate::store::{FRAME_BYTES, MAX_RECORD_BYTES, RecordKind, Store, StoreError, TailDefect};
+use crate::store::{FRAME_BYTES, MAX_RECORD_BYTES, Record, RecordKind, Store, StoreError, TailDefect};
 use crate::{Lane, LaneError, LaneId};
 
 /// Why a durable operation failed.
@@ -102,6 +102,11 @@ pub struct RecoveryReport {
     pub commits_checked: u64,
     /// Bytes of torn or corrupt tail dropped.
     pub torn_tail_bytes: u64,
+    /// A record that had been durable failed its checksum (rot, not a torn
+    /// write): it and everything after it were dropped, and the replica
+    /// opened rejoining (it authors nothing until a majority of its peers
+    /// synced with it, so it learns back what it acknowledged).
+    pub corruption_detected: bool,
 }
 
 /// A replica whose every admitted lane is in a durable log.
@@ -110,6 +115,8 @@ pub struct DurableReplica<L: Law, S: Store> {
     replica: Replica<L>,
     store: S,
     unsynced: bool,
+    /// The log's last rejoin record says the node is rejoining.
+    rejoin_recorded: bool,
 }
 
 impl<L: Law, S: Store> DurableReplica<L, S> {
@@ -121,7 +128,18 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         if let Some(defect) = recovered.defect.filter(|defect| !may_replay_past(*defect, &bugs)) {
             return Err(RecoveryError::UnrepairableTail { defect, valid_bytes: recovered.valid_bytes });
         }
-        let mut report = RecoveryReport { torn_tail_bytes: recovered.torn_tail_bytes, ..RecoveryReport::default() };
+        // Rot (a durable record damaged) may have taken acknowledged lanes
+        // with it, own lanes included: the node must learn its chain back
+        // from a majority before it authors, or it would reuse their seqs.
+        let rotted = recovered.defect.is_some_and(TailDefect::is_corruption) && !bugs.rot_taken_for_tear();
+        // A crash while rejoining must not end the rejoin: the log says so.
+        let rejoin_recorded = last_rejoin_record(&recovered.records)?;
+        config.rejoining |= rotted || rejoin_recorded;
+        let mut report = RecoveryReport {
+            torn_tail_bytes: recovered.torn_tail_bytes,
+            corruption_detected: rotted,
+            ..RecoveryReport::default()
+        };
         let mut replica = Replica::new(law, config);
         let mut commits = Vec::new();
         // Every record the store returned passed its checksum: the torn
@@ -148,6 +166,7 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
                         .map_err(|error| RecoveryError::Snapshot { record: index, error })?;
                     report.snapshots += 1;
                 }
+                RecordKind::Rejoin => {}
                 RecordKind::Commit => {
                     commits.push(
                         decode_commit(&record.payload)
@@ -172,7 +191,13 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         }
         let _ = replica.take_journal();
         while replica.poll_event().is_some() {}
-        Ok((Self { replica, store, unsynced: false }, report))
+        let mut durable = Self { replica, store, unsynced: false, rejoin_recorded };
+        if durable.replica.is_rejoining() && !rejoin_recorded {
+            durable.store.append(RecordKind::Rejoin, &[1])?;
+            durable.store.sync()?;
+            durable.rejoin_recorded = true;
+        }
+        Ok((durable, report))
     }
 
     /// The replica (read and sync through it; call [`Self::flush`] after).
@@ -230,6 +255,11 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         if compact {
             self.compact()?;
         }
+        if self.rejoin_recorded && !self.replica.is_rejoining() {
+            self.store.append(RecordKind::Rejoin, &[0])?;
+            self.unsynced = true;
+            self.rejoin_recorded = false;
+        }
         if self.unsynced && !self.lazy_sync() {
             self.store.sync()?;
             self.unsynced = false;
@@ -269,6 +299,9 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         assert!(base >= pruned, "compaction never reaches below the prune point");
         records.extend(self.replica.canonical_lanes().map(|(_, lane)| (RecordKind::Lane, lane.to_bytes())));
         assert_eq!(self.replica.prune_index(), pruned, "listing the lanes did not move the prune point");
+        if self.rejoin_recorded {
+            records.push((RecordKind::Rejoin, vec![1]));
+        }
         self.store.replace(&records)?;
         self.unsynced = false;
         Ok(())
@@ -303,6 +336,28 @@ pub fn decode_snapshot_record(bytes: &[u8]) -> Result<(Snapshot, Vec<Tip>), Snap
     }
     reader.finish()?;
     Ok((snapshot, boundary))
+}
+
+/// Whether the last rejoin record of the log says the node is rejoining.
+fn last_rejoin_record(records: &[Record]) -> Result<bool, RecoveryError> {
+    let Some((index, record)) = records.iter().enumerate().rev().find(|(_, record)| record.kind == RecordKind::Rejoin)
+    else {
+        return Ok(false);
+    };
+    decode_rejoin(&record.payload).map_err(|error| RecoveryError::Record { record: index, error })
+}
+
+fn decode_rejoin(bytes: &[u8]) -> Result<bool, DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let flag = reader.byte("rejoin flag")?;
+    reader.finish()?;
+    match flag {
+        0 => Ok(false),
+        1 => Ok(true),
+        tag => {
+            Err(DecodeError { offset: 0, kind: crate::codec::DecodeErrorKind::UnknownTag { what: "rejoin flag", tag } })
+        }
+    }
 }
 
 /// Whether recovery may replay the intact prefix of a log whose tail has

@@ -14,7 +14,7 @@
 //! ```text
 //! header  : "SCXLOG01"                 8 bytes: magic "SCXLOG", format version "01"
 //! record* : len      u32 LE            payload length, at most MAX_RECORD_BYTES
-//!           kind     u8                RecordKind tag (1 lane, 2 snapshot, 3 commit)
+//!           kind     u8                RecordKind tag (1 lane, 2 snapshot, 3 commit, 4 rejoin)
 //!           crc32c   u32 LE            CRC-32C over (len ‖ kind ‖ payload)
 //!           payload  [u8; len]
 //! ```
@@ -68,11 +68,15 @@ pub enum RecordKind {
     Snapshot = 2,
     /// A committed snapshot id at a lane index.
     Commit = 3,
+    /// The node started (payload `[1]`) or finished (`[0]`) rejoining: it
+    /// must not author until a majority of its peers synced with it, and a
+    /// crash in between must not make it forget.
+    Rejoin = 4,
 }
 
 impl RecordKind {
     /// Every kind, in tag order.
-    pub const ALL: [RecordKind; 3] = [RecordKind::Lane, RecordKind::Snapshot, RecordKind::Commit];
+    pub const ALL: [RecordKind; 4] = [RecordKind::Lane, RecordKind::Snapshot, RecordKind::Commit, RecordKind::Rejoin];
 
     /// The tag stored on disk.
     pub fn tag(self) -> u8 {
@@ -122,6 +126,16 @@ impl TailDefect {
     /// [`TailDefect::UnknownKind`]).
     pub fn is_repairable(self) -> bool {
         !matches!(self, Self::BadHeader | Self::UnknownKind { .. })
+    }
+
+    /// Whether the defect is damage to bytes that had been durable rather
+    /// than a write the crash cut short. A crash tears the unsynced suffix
+    /// of the log, so what it leaves ends inside a record
+    /// ([`TailDefect::Truncated`]); a record that is complete on disk but
+    /// fails its checksum, or a length no writer writes, is rot. Records
+    /// the node acknowledged may be in it or behind it.
+    pub fn is_corruption(self) -> bool {
+        matches!(self, Self::BadChecksum | Self::Oversized { .. })
     }
 }
 
@@ -630,7 +644,7 @@ mod tests {
     /// `count` records cycling through every kind, with varied payload sizes
     /// (including empty ones).
     fn records(count: usize) -> Written {
-        (0..count).map(|i| (RecordKind::ALL[i % 3], (0..i * 7 % 50).map(|j| (i * 31 + j) as u8).collect())).collect()
+        (0..count).map(|i| (RecordKind::ALL[i % 4], (0..i * 7 % 50).map(|j| (i * 31 + j) as u8).collect())).collect()
     }
 
     fn load_all(store: &mut impl Store) -> Written {

@@ -207,6 +207,7 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
         pruning_stalled,
         hostile_datagrams,
         hostile_inputs_rejected,
+        rot_detected,
     } = *run;
     for (sum, value) in [
         (&mut total.bytes_sent, bytes_sent),
@@ -240,6 +241,7 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
         (&mut total.pruning_stalled, pruning_stalled),
         (&mut total.hostile_datagrams, hostile_datagrams),
         (&mut total.hostile_inputs_rejected, hostile_inputs_rejected),
+        (&mut total.rot_detected, rot_detected),
     ] {
         *sum = sum.saturating_add(value);
     }

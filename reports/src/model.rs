@@ -142,6 +142,10 @@ pub struct Metrics {
     /// snapshots, datagrams, suspected forks).
     #[serde(default)]
     pub hostile_inputs_rejected: u64,
+    /// Recoveries that found a rotten record (a latent disk fault) and
+    /// opened the replica rejoining.
+    #[serde(default)]
+    pub rot_detected: u64,
 }
 
 /// One fault as it ran.

@@ -32,7 +32,7 @@ fn five_node_faulty(seed: u64) -> RunSpec {
         FaultSpec {
             start: secs(25),
             end: Some(secs(30)),
-            kind: FaultKind::Crash { nodes: vec![(seed % 5) as u32], tear: true },
+            kind: FaultKind::Crash { nodes: vec![(seed % 5) as u32], tear: true, rot: false },
         },
         FaultSpec { start: secs(35), end: Some(secs(40)), kind: FaultKind::Loss { probability: 0.3 } },
     ];

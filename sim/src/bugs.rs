@@ -18,6 +18,7 @@ pub fn engine_bugs(bug: Option<PlantedBug>) -> Bugs {
         Some(PlantedBug::SendBeforeDurable) => bugs.lazy_sync = true,
         Some(PlantedBug::RecoveryDropsLastRecord) => bugs.recovery_drops_last_record = true,
         Some(PlantedBug::RecoveryRefusesTornTail) => bugs.recovery_refuses_torn_tail = true,
+        Some(PlantedBug::RotTakenForTear) => bugs.rot_taken_for_tear = true,
         Some(PlantedBug::OversizedCommitRecord) => bugs.oversized_commit_record = true,
         Some(PlantedBug::PendingReleasesOne) => bugs.pending_releases_one = true,
         Some(PlantedBug::ForkDedupedByDot) => bugs.fork_deduped_by_dot = true,

@@ -60,7 +60,7 @@ fn start(world: &Arc<World>, handle: &Handle, fault: &FaultSpec, rng: &mut SimRn
     tracing::info!(t_ms = now_ns() / 1_000_000, fault = fault.kind.name(), nodes = ?fault.kind.nodes(), "fault started");
     world.record(Event::Fault { name: fault.kind.name(), healed: false, nodes: fault.kind.nodes() });
     match &fault.kind {
-        FaultKind::Crash { nodes: crashed, tear } => {
+        FaultKind::Crash { nodes: crashed, tear, .. } => {
             for &node in crashed {
                 arm_crash(world, node, *tear, rng);
             }
@@ -97,14 +97,14 @@ fn heal(world: &World, handle: &Handle, fault: &FaultSpec) {
     tracing::info!(t_ms = now_ns() / 1_000_000, fault = fault.kind.name(), nodes = ?fault.kind.nodes(), "fault healed");
     world.record(Event::Fault { name: fault.kind.name(), healed: true, nodes: fault.kind.nodes() });
     match &fault.kind {
-        FaultKind::Crash { nodes: crashed, .. } => {
+        FaultKind::Crash { nodes: crashed, rot, .. } => {
             for &node in crashed {
-                restart(world, handle, node, false);
+                restart(world, handle, node, false, *rot);
             }
         }
         FaultKind::Replace { nodes: replaced } => {
             for &node in replaced {
-                restart(world, handle, node, true);
+                restart(world, handle, node, true, false);
             }
         }
         FaultKind::Hostile { nodes: hostile, .. } => {
@@ -130,9 +130,10 @@ fn heal(world: &World, handle: &Handle, fault: &FaultSpec) {
 }
 
 /// Restarts a crashed node; a replacement (`wipe`) gets an empty disk and
-/// rejoins before it writes. A crash that has not landed yet lands now, so
-/// the restart always follows a crash.
-fn restart(world: &World, handle: &Handle, node: u32, wipe: bool) {
+/// rejoins before it writes, and a `rot`ten disk has a bit flipped in one
+/// durable record. A crash that has not landed yet lands now, so the
+/// restart always follows a crash.
+fn restart(world: &World, handle: &Handle, node: u32, wipe: bool, rot: bool) {
     if world.life(node) != Life::Down {
         let effect = world.disks[node as usize].crash_now();
         world.take_down(node, effect);
@@ -146,8 +147,21 @@ fn restart(world: &World, handle: &Handle, node: u32, wipe: bool) {
         world.replaced(node);
     }
     disk.restart();
+    if rot {
+        rot_disk(world, node);
+    }
     lock(&world.life)[node as usize] = Life::Up;
     handle.restart(world.madsim_node(node));
+}
+
+/// A bit of `node`'s durable log flips while it is down. The world learns
+/// what the other nodes held, so lanes only this disk had may die with it.
+fn rot_disk(world: &World, node: u32) {
+    let mut rng = SimRng::new(world.spec.seed, "rot", (u64::from(node) << 32) | (now_ns() / 1_000_000));
+    if let Some((record, offset)) = world.disks[node as usize].rot(&mut rng) {
+        world.record(Event::Rot { node, record, offset });
+        world.rotted(node);
+    }
 }
 
 /// Arms a crash at one of `node`'s next IO operations (drawn from the seed)

@@ -139,6 +139,9 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
     if report.torn_tail_bytes > 0 {
         lock(&world.metrics).torn_tails_recovered += 1;
     }
+    if report.corruption_detected {
+        lock(&world.metrics).rot_detected += 1;
+    }
     if boot > 1 {
         world.record(Event::Recover {
             node,
@@ -154,6 +157,8 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
         frontier: frontier(replica),
         status: status_view(replica),
         torn_tail_bytes: report.torn_tail_bytes,
+        corruption_detected: report.corruption_detected,
+        rejoining: replica.is_rejoining(),
     });
     let mut syncer = Syncer::new(NodeId(node));
     syncer.set_bugs(crate::bugs::engine_bugs(world.spec.bug));

@@ -87,6 +87,11 @@ pub enum Observation {
         status: StatusView,
         /// Bytes of a torn tail recovery truncated.
         torn_tail_bytes: u64,
+        /// The engine found a rotten record (not a torn write) and opened
+        /// the replica rejoining.
+        corruption_detected: bool,
+        /// The replica refuses to author until a majority synced with it.
+        rejoining: bool,
     },
     /// A node could not recover its log.
     RecoveryFailed {
@@ -116,6 +121,17 @@ pub enum Observation {
     Replaced {
         /// The node.
         node: u32,
+        /// What the others held.
+        held_elsewhere: Vec<Frontier>,
+    },
+    /// A crashed node's disk rotted (a bit of a durable record flipped)
+    /// before boot `next_boot`; `held_elsewhere` are the frontiers of the
+    /// other nodes that were up at that moment.
+    Rotted {
+        /// The node.
+        node: u32,
+        /// The boot that will read the rotten log.
+        next_boot: u32,
         /// What the others held.
         held_elsewhere: Vec<Frontier>,
     },

@@ -97,7 +97,7 @@ fn swarm(spec: &mut RunSpec, scenario: &Scenario) {
                 }
                 busy.extend(free.iter().map(|node| (*node, start, end)));
                 if kind == "crash" {
-                    FaultKind::Crash { nodes: free, tear: rng.chance(0.5) }
+                    FaultKind::Crash { nodes: free, tear: rng.chance(0.5), rot: false }
                 } else {
                     FaultKind::Pause { nodes: free }
                 }

@@ -113,6 +113,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("faults", "restart_after"),
     ("faults", "resume_after"),
     ("faults", "tear"),
+    ("faults", "rot"),
     ("faults", "skew"),
     ("faults", "latency"),
     ("faults", "probability"),
@@ -411,6 +412,7 @@ struct RawFault {
     restart_after: Option<Spanned<String>>,
     resume_after: Option<Spanned<String>>,
     tear: Option<Spanned<bool>>,
+    rot: Option<Spanned<bool>>,
     skew: Option<Spanned<String>>,
     latency: Option<Spanned<RawLatency>>,
     probability: Option<Spanned<f64>>,
@@ -419,7 +421,7 @@ struct RawFault {
 
 impl RawFault {
     /// Each optional key and the span of its value, if present.
-    fn present_keys(&self) -> [(&'static str, Option<Range<usize>>); 12] {
+    fn present_keys(&self) -> [(&'static str, Option<Range<usize>>); 13] {
         fn span<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
             value.as_ref().map(Spanned::span)
         }
@@ -432,6 +434,7 @@ impl RawFault {
             ("restart_after", span(&self.restart_after)),
             ("resume_after", span(&self.resume_after)),
             ("tear", span(&self.tear)),
+            ("rot", span(&self.rot)),
             ("skew", span(&self.skew)),
             ("latency", span(&self.latency)),
             ("probability", span(&self.probability)),
@@ -730,6 +733,9 @@ impl Scenario {
         if self.faults.iter().any(|fault| matches!(fault.kind, FaultKind::Crash { tear: true, .. })) {
             effects.push("torn-tails-recovered");
         }
+        if self.faults.iter().any(|fault| matches!(fault.kind, FaultKind::Crash { rot: true, .. })) {
+            effects.push("rot-detected");
+        }
         if kinds.iter().any(|kind| kind.starts_with("partition")) {
             effects.push("partition-drops");
         }
@@ -759,8 +765,11 @@ fn write_fault(out: &mut String, fault: &Fault) {
             let _ = write!(out, "kind = \"partition\"\nfrom = {from:?}\nto = {to:?}\n");
             "heal_after"
         }
-        FaultKind::Crash { nodes, tear } => {
+        FaultKind::Crash { nodes, tear, rot } => {
             let _ = write!(out, "kind = \"crash\"\nnodes = {nodes:?}\ntear = {tear}\n");
+            if *rot {
+                out.push_str("rot = true\n");
+            }
             "restart_after"
         }
         FaultKind::Replace { nodes } => {
@@ -1288,7 +1297,7 @@ fn validate_fault(
 fn fault_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "partition" => &["groups", "from", "to", "heal_after"],
-        "crash" => &["nodes", "restart_after", "tear"],
+        "crash" => &["nodes", "restart_after", "tear", "rot"],
         "replace" => &["nodes", "restart_after"],
         "hostile" => &["nodes", "behaviours", "heal_after"],
         "pause" => &["nodes", "resume_after"],
@@ -1323,7 +1332,15 @@ fn fault_kind(source: &Source<'_>, raw: &RawFault, nodes: u32) -> Result<FaultKi
     Ok(match kind {
         "partition" => partition_kind(source, raw, nodes)?,
         "crash" => {
-            FaultKind::Crash { nodes: need_nodes()?, tear: raw.tear.as_ref().is_some_and(|tear| *tear.get_ref()) }
+            let rot = raw.rot.as_ref().is_some_and(|rot| *rot.get_ref());
+            if let Some(flag) = raw.rot.as_ref().filter(|_| rot && raw.restart_after.is_none()) {
+                return Err(source.at(
+                    flag,
+                    "`rot` flips a bit of the disk the node restarts from, and this crash never restarts".to_owned(),
+                    Some("add `restart_after`, or drop `rot`".to_owned()),
+                ));
+            }
+            FaultKind::Crash { nodes: need_nodes()?, tear: raw.tear.as_ref().is_some_and(|tear| *tear.get_ref()), rot }
         }
         "replace" => {
             if raw.restart_after.is_none() {

@@ -112,6 +112,9 @@ pub enum FaultKind {
         nodes: Vec<u32>,
         /// Tear the last unsynced write instead of dropping it cleanly.
         tear: bool,
+        /// At the restart, one bit of one durable record has flipped (a
+        /// latent fault the log's checksums must catch on recovery).
+        rot: bool,
     },
     /// Nodes lose their disk: they crash (as a crash does, at an IO
     /// operation) and restart, at the heal, with an empty disk as
@@ -291,6 +294,8 @@ pub enum PlantedBug {
     RecoveryDropsLastRecord,
     /// Store recovery refuses a log with a torn tail as corrupt.
     RecoveryRefusesTornTail,
+    /// Store recovery takes a rotten record for a torn write and does not rejoin.
+    RotTakenForTear,
     /// Commit records are padded past the store's record limit.
     OversizedCommitRecord,
     /// An arriving lane releases only one of the pending lanes it completes.
@@ -325,7 +330,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 26] = [
         Self::ArrivalOrderMerge,
         Self::SendBeforeDurable,
         Self::PrunePastStable,
@@ -336,6 +341,7 @@ impl PlantedBug {
         Self::SwappedChainStep,
         Self::RecoveryDropsLastRecord,
         Self::RecoveryRefusesTornTail,
+        Self::RotTakenForTear,
         Self::OversizedCommitRecord,
         Self::PendingReleasesOne,
         Self::ForkDedupedByDot,
@@ -366,6 +372,7 @@ impl PlantedBug {
             Self::SwappedChainStep => "swapped-chain-step",
             Self::RecoveryDropsLastRecord => "recovery-drops-last-record",
             Self::RecoveryRefusesTornTail => "recovery-refuses-torn-tail",
+            Self::RotTakenForTear => "rot-taken-for-tear",
             Self::OversizedCommitRecord => "oversized-commit-record",
             Self::PendingReleasesOne => "pending-releases-one",
             Self::ForkDedupedByDot => "fork-deduped-by-dot",

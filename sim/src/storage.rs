@@ -3,7 +3,9 @@
 //! sync. A crash lands *at one of the node's IO operations*, drawn from the
 //! seed: between a write and its fsync (the unsynced bytes are lost) or in
 //! the middle of a record (a random prefix of them reaches the platter: a
-//! torn tail the log's checksums must catch on recovery).
+//! torn tail the log's checksums must catch on recovery). A crash may also
+//! leave a latent fault: before the restart one bit of one durable record's
+//! payload flips (rot), which the record's checksum must catch.
 //!
 //! The disk speaks the engine's record format (`encode_record`,
 //! `decode_log`, the same code as the file store), but the crash and the
@@ -13,7 +15,10 @@
 //! so nothing the node does later in the same step reaches the disk, and a
 //! node that honours write-ahead sends nothing either.
 
-use scx_engine::store::{LOG_HEADER, RecordKind, Recovered, Store, StoreError, decode_log, encode_log, encode_record};
+use crate::rng::SimRng;
+use scx_engine::store::{
+    FRAME_BYTES, LOG_HEADER, RecordKind, Recovered, Store, StoreError, decode_log, encode_log, encode_record,
+};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -101,6 +106,32 @@ impl SimDisk {
         let mut disk = self.lock();
         disk.durable = LOG_HEADER.to_vec();
         disk.unsynced.clear();
+    }
+
+    /// Rot: one bit of the payload of one durable record, both drawn from
+    /// `rng`, flips. Returns the record's index and the byte's offset in the
+    /// log, or `None` when no record has a payload.
+    pub fn rot(&self, rng: &mut SimRng) -> Option<(u64, u64)> {
+        let mut disk = self.lock();
+        // Frame each record: length, kind, checksum, payload.
+        let mut payloads = Vec::new();
+        let mut at = LOG_HEADER.len();
+        while at + FRAME_BYTES <= disk.durable.len() {
+            let length = u32::from_le_bytes(disk.durable[at..at + 4].try_into().ok()?) as usize;
+            let end = at + FRAME_BYTES + length;
+            if end > disk.durable.len() {
+                break;
+            }
+            if length > 0 {
+                payloads.push((at + FRAME_BYTES, length));
+            }
+            at = end;
+        }
+        let record = rng.below(payloads.len() as u64) as usize;
+        let (start, length) = *payloads.get(record)?;
+        let offset = start + rng.below(length as u64) as usize;
+        disk.durable[offset] ^= 1 << rng.below(8);
+        Some((record as u64, offset as u64))
     }
 
     /// The node restarts: the disk works again, unarmed.

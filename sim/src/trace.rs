@@ -41,6 +41,9 @@ pub enum Event {
     Fault { name: &'static str, healed: bool, nodes: Vec<u32> },
     /// A node crashed, losing `unsynced_bytes` (the last write torn if `torn`).
     Crash { node: u32, unsynced_bytes: u64, torn: bool },
+    /// A crashed node's disk rotted before it restarted: one bit of the
+    /// durable record at `offset` flipped (the record is the `record`-th).
+    Rot { node: u32, record: u64, offset: u64 },
     /// A node restarted and recovered this many lanes from its log.
     Recover { node: u32, lanes: u64, torn_tail_bytes: u64, lane_index: u64 },
     /// A node wrote and acknowledged a lane.
@@ -77,6 +80,7 @@ impl Event {
             Self::Bundle { .. } => 13,
             Self::Violation { .. } => 14,
             Self::Hostile { .. } => 15,
+            Self::Rot { .. } => 16,
         }
     }
 
@@ -89,6 +93,7 @@ impl Event {
             | Self::Hostile { from, .. } => Some(*from),
             Self::Deliver { to, .. } | Self::Drop { to, .. } => Some(*to),
             Self::Crash { node, .. }
+            | Self::Rot { node, .. }
             | Self::Recover { node, .. }
             | Self::Write { node, .. }
             | Self::Session { node, .. }
@@ -111,6 +116,7 @@ impl Event {
             Self::Fault { healed: false, .. } => "fault",
             Self::Fault { healed: true, .. } => "heal",
             Self::Crash { .. } => "crash",
+            Self::Rot { .. } => "rot",
             Self::Recover { .. } => "recover",
             Self::Write { .. } => "write",
             Self::Session { .. } => "session",
@@ -153,6 +159,11 @@ impl Event {
                 put(u64::from(*node));
                 put(*unsynced_bytes);
                 put(u64::from(*torn));
+            }
+            Self::Rot { node, record, offset } => {
+                put(u64::from(*node));
+                put(*record);
+                put(*offset);
             }
             Self::Recover { node, lanes, torn_tail_bytes, lane_index } => {
                 put(u64::from(*node));
@@ -211,6 +222,9 @@ impl fmt::Display for Event {
             }
             Self::Crash { node, unsynced_bytes, torn } => {
                 write!(f, "n{node} crashed, {unsynced_bytes} unsynced bytes lost{}", if *torn { " (torn)" } else { "" })
+            }
+            Self::Rot { node, record, offset } => {
+                write!(f, "n{node}'s disk rotted: a bit of record {record} flipped (log byte {offset})")
             }
             Self::Recover { node, lanes, torn_tail_bytes, lane_index } => write!(
                 f,

@@ -173,6 +173,18 @@ impl World {
         self.observe(Observation::Replaced { node, held_elsewhere });
     }
 
+    /// `node`'s disk rotted before its next boot: lanes it acknowledged that
+    /// no other node holds may be gone for good.
+    pub fn rotted(&self, node: u32) {
+        let next_boot = lock(&self.boots)[node as usize] + 1;
+        let held_elsewhere: Vec<scx_model::Frontier> = (0..self.spec.nodes)
+            .filter(|other| *other != node)
+            .filter_map(|other| self.core(other))
+            .map(|core| lock(&core).durable.replica().author_tips())
+            .collect();
+        self.observe(Observation::Rotted { node, next_boot, held_elsewhere });
+    }
+
     /// `node` finished rejoining after its replacement.
     pub fn rejoined(&self, node: u32) {
         let mut rejoining = lock(&self.rejoining);

@@ -4,9 +4,9 @@
 //! its unsynced tail, reopened and compared with the replica before the crash.
 
 use crate::support::{config, history};
-use scx_engine::durable::{DurableReplica, RecoveryError};
+use scx_engine::durable::{DurableError, DurableReplica, RecoveryError};
 use scx_engine::store::{MemStore, RecordKind, Store};
-use scx_engine::{World, WorldOp};
+use scx_engine::{LaneError, NodeId, World, WorldOp};
 
 fn open(store: MemStore, prune: bool) -> DurableReplica<World, MemStore> {
     let mut config = config(0, 2);
@@ -143,4 +143,82 @@ fn compaction_keeps_lanes_that_become_stable_while_it_runs() {
         (status.lane_index, status.chain_hash, status.state_digest),
         (3, flushed.chain_hash, flushed.state_digest)
     );
+}
+
+/// Byte offsets of each record's payload in a log image.
+fn payload_offsets(image: &[u8]) -> Vec<(usize, usize)> {
+    let mut offsets = Vec::new();
+    let mut at = scx_engine::store::LOG_HEADER.len();
+    while at + scx_engine::store::FRAME_BYTES <= image.len() {
+        let length = u32::from_le_bytes(image[at..at + 4].try_into().unwrap()) as usize;
+        offsets.push((at + scx_engine::store::FRAME_BYTES, length));
+        at += scx_engine::store::FRAME_BYTES + length;
+    }
+    offsets
+}
+
+/// Goal: a latent fault (one flipped bit in a durable record) is never
+/// served and never mistaken for a torn write: the node drops the record and
+/// everything after it, and rejoins (authors nothing) until a majority of
+/// its peers synced with it; a crash while rejoining does not end the rejoin.
+#[test]
+fn a_rotten_record_makes_the_node_rejoin_until_peers_synced_even_across_crashes() {
+    let mut durable = DurableReplica::open(World, config(0, 3), MemStore::new()).unwrap().0;
+    for key in 0..20 {
+        durable.create_lane(vec![WorldOp::Add { key, delta: 1 }]).unwrap();
+    }
+    let held = durable.replica().status();
+    let offsets = payload_offsets(durable.store().durable_bytes());
+    assert_eq!(offsets.len(), 20, "one record per lane");
+    for (record, bit) in [(0usize, 0u8), (7, 3), (19, 7)] {
+        let mut store = durable.store().clone();
+        let (start, length) = offsets[record];
+        store.corrupt(start + length / 2, 1 << bit);
+        let (mut rotten, report) = DurableReplica::open(World, config(0, 3), store).unwrap();
+        assert!(report.corruption_detected, "record {record}: the flipped bit was not noticed");
+        assert_eq!(report.lanes, record as u64, "record {record}: only the records before the rot are replayed");
+        assert!(rotten.replica().is_rejoining());
+        let refused = rotten.create_lane(vec![WorldOp::Add { key: 99, delta: 1 }]);
+        assert!(matches!(refused, Err(DurableError::Lane(LaneError::Rejoining { .. }))), "{refused:?}");
+
+        // A crash before the rejoin ends: the log remembers it.
+        let mut store = rotten.store().clone();
+        store.crash(None);
+        let (mut again, report) = DurableReplica::open(World, config(0, 3), store).unwrap();
+        assert!(!report.corruption_detected, "the rotten record was truncated away");
+        assert!(again.replica().is_rejoining(), "record {record}: a crash ended the rejoin");
+
+        // Peers bring the lanes back; a majority of them (2 of 2) completes it.
+        for lane in durable.replica().canonical_lanes().map(|(_, lane)| lane.clone()).collect::<Vec<_>>() {
+            again.replica().insert(lane).unwrap();
+        }
+        again.replica().synced_with(NodeId(1));
+        assert!(again.replica().is_rejoining(), "one of two peers is not a majority");
+        again.replica().synced_with(NodeId(2));
+        assert!(!again.replica().is_rejoining());
+        again.flush().unwrap();
+        assert_eq!(again.replica().status(), held);
+        let mut store = again.store().clone();
+        store.crash(None);
+        let (mut rejoined, _) = DurableReplica::open(World, config(0, 3), store).unwrap();
+        assert!(!rejoined.replica().is_rejoining(), "the end of the rejoin was not recorded");
+        rejoined.create_lane(vec![WorldOp::Add { key: 99, delta: 1 }]).unwrap();
+        assert_eq!(rejoined.replica().status().lane_index, held.lane_index + 1);
+    }
+}
+
+/// Goal: a torn write is not rot: the node keeps authoring after it.
+#[test]
+fn a_torn_write_is_not_taken_for_rot() {
+    let mut durable = DurableReplica::open(World, config(0, 3), MemStore::new()).unwrap().0;
+    for key in 0..5 {
+        durable.create_lane(vec![WorldOp::Add { key, delta: 1 }]).unwrap();
+    }
+    durable.store().append(RecordKind::Lane, &[7; 40]).unwrap();
+    let mut store = durable.store().clone();
+    store.crash(Some(20));
+    let (mut recovered, report) = DurableReplica::open(World, config(0, 3), store).unwrap();
+    assert_eq!((report.torn_tail_bytes, report.corruption_detected), (20, false));
+    assert!(!recovered.replica().is_rejoining());
+    recovered.create_lane(vec![WorldOp::Add { key: 9, delta: 1 }]).unwrap();
 }

@@ -99,6 +99,8 @@ pub struct Knowledge {
     pub lost_with_disk: BTreeSet<LaneId>,
     /// Replaced nodes that have not rejoined yet.
     pub rejoining: BTreeSet<u32>,
+    /// Nodes whose disk rotted, with the boot that reads the rotten log.
+    pub rotted: BTreeMap<u32, u32>,
     /// Nodes a hostile fault names: what they send is not evidence against
     /// the honest nodes, and they are not held to converging.
     pub hostile: BTreeSet<u32>,
@@ -112,6 +114,7 @@ impl Knowledge {
             corrupting_network: spec.network.corrupt > 0.0,
             lost_with_disk: BTreeSet::new(),
             rejoining: BTreeSet::new(),
+            rotted: BTreeMap::new(),
             hostile: spec.hostile_nodes(),
         }
     }
@@ -124,22 +127,32 @@ impl Knowledge {
                 self.acked.entry(*node).or_default().insert(lane.seq, *id);
             }
             Observation::Replaced { node, held_elsewhere } => {
-                let tips = held_elsewhere.iter().flat_map(Knowledge::tips);
-                // A frontier the model refuses is reported when its node is checked.
-                let held = self.model.closure(tips).unwrap_or_default();
-                let acked = self.acked.entry(*node).or_default();
-                let lost: Vec<(u64, LaneId)> =
-                    acked.iter().filter(|(_, id)| !held.contains(id)).map(|(seq, id)| (*seq, *id)).collect();
-                for (seq, id) in lost {
-                    acked.remove(&seq);
-                    self.lost_with_disk.insert(id);
-                }
+                self.forget_unreplicated(*node, held_elsewhere);
                 self.rejoining.insert(*node);
+            }
+            Observation::Rotted { node, next_boot, held_elsewhere } => {
+                self.forget_unreplicated(*node, held_elsewhere);
+                self.rotted.insert(*node, *next_boot);
             }
             Observation::Rejoined { node } => {
                 self.rejoining.remove(node);
             }
             _ => {}
+        }
+    }
+
+    /// `node`'s disk lost data: the lanes it acknowledged that no frontier
+    /// of `held_elsewhere` covers may be gone for good.
+    fn forget_unreplicated(&mut self, node: u32, held_elsewhere: &[Frontier]) {
+        let tips = held_elsewhere.iter().flat_map(Knowledge::tips);
+        // A frontier the model refuses is reported when its node is checked.
+        let held = self.model.closure(tips).unwrap_or_default();
+        let acked = self.acked.entry(node).or_default();
+        let lost: Vec<(u64, LaneId)> =
+            acked.iter().filter(|(_, id)| !held.contains(id)).map(|(seq, id)| (*seq, *id)).collect();
+        for (seq, id) in lost {
+            acked.remove(&seq);
+            self.lost_with_disk.insert(id);
         }
     }
 

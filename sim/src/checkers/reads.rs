@@ -38,8 +38,10 @@ impl Checker for Reads {
     }
 
     fn observe(&mut self, _at_ns: u64, observation: &Observation, knowledge: &Knowledge, found: &mut Found) {
-        if let Observation::Replaced { node, .. } = observation {
-            // A replacement starts from nothing: its reads start over.
+        if let Observation::Replaced { node, .. } | Observation::Rotted { node, .. } = observation {
+            // A replacement starts from nothing, and a rotten disk may have
+            // taken lanes no other node held: its reads start over (what it
+            // acknowledged and others held is still checked, as read-your-writes).
             self.last.remove(node);
             return;
         }

@@ -182,9 +182,9 @@ fn drop_last_node(scenario: &Scenario) -> Option<Scenario> {
                 }
                 FaultKind::OneWay { from, to }
             }
-            FaultKind::Crash { nodes, tear } => match without(nodes) {
+            FaultKind::Crash { nodes, tear, rot } => match without(nodes) {
                 nodes if nodes.is_empty() => continue,
-                nodes => FaultKind::Crash { nodes, tear: *tear },
+                nodes => FaultKind::Crash { nodes, tear: *tear, rot: *rot },
             },
             FaultKind::Pause { nodes } => match without(nodes) {
                 nodes if nodes.is_empty() => continue,

@@ -142,6 +142,11 @@ fn keys_that_do_not_apply_are_refused_at_the_key() {
         ("groups-on-crash", "13:10", "`groups` does not apply to a crash fault"),
         ("nodes-on-loss", "13:9", "`nodes` does not apply to a loss fault"),
         ("tear-on-pause", "13:8", "`tear` does not apply to a pause fault"),
+        (
+            "rot-without-restart",
+            "13:7",
+            "`rot` flips a bit of the disk the node restarts from, and this crash never restarts",
+        ),
         ("wrong-window-key", "13:17", "`restart_after` does not apply to a partition fault"),
     ];
     for (name, at, message) in cases {

@@ -97,6 +97,18 @@ fn forks_fail_when_a_node_sends_lanes_before_they_are_durable_and_reuses_a_seq()
 }
 
 #[test]
+fn forks_fail_when_an_equivocation_is_dropped_without_evidence() {
+    let message = fails_through("forks", "scenarios/byzantine-peer.toml", 0, PlantedBug::ForkDedupedByDot);
+    assert!(message.contains("without fork evidence"), "{message}");
+}
+
+#[test]
+fn durability_fails_when_a_rotten_record_is_taken_for_a_torn_write() {
+    let message = fails_through("durability", "scenarios/crash-torn-writes.toml", 0, PlantedBug::RotTakenForTear);
+    assert!(message.contains("rotten log without rejoining"), "{message}");
+}
+
+#[test]
 fn in_sync_fails_when_a_responder_compares_lane_indexes_only() {
     let message = fails_through("in-sync", "scenarios/bridge-partition.toml", 0, PlantedBug::InSyncByLaneIndex);
     assert!(message.contains("answered \"in sync\""), "{message}");

@@ -27,7 +27,7 @@ fn a_partition_and_a_crash_heal_and_converge() {
         FaultSpec {
             start: Duration::from_secs(3),
             end: Some(Duration::from_secs(6)),
-            kind: FaultKind::Crash { nodes: vec![2], tear: true },
+            kind: FaultKind::Crash { nodes: vec![2], tear: true, rot: false },
         },
     ];
     spec.network.loss = 0.05;
@@ -55,7 +55,7 @@ fn a_run_whose_nodes_all_end_down_tested_nothing() {
     spec.faults.push(FaultSpec {
         start: Duration::from_secs(5),
         end: None,
-        kind: FaultKind::Crash { nodes: vec![0, 1, 2], tear: false },
+        kind: FaultKind::Crash { nodes: vec![0, 1, 2], tear: false, rot: false },
     });
     let outcome = run(&spec, RunOptions::default());
     assert_eq!(outcome.verdict(), scx_sim::record::Verdict::NothingTested, "{:?}", outcome.violations);
@@ -70,7 +70,7 @@ fn a_panic_of_the_harness_is_a_harness_error_never_an_engine_violation() {
     spec.faults.push(FaultSpec {
         start: Duration::from_secs(1),
         end: None,
-        kind: FaultKind::Crash { nodes: vec![7], tear: false },
+        kind: FaultKind::Crash { nodes: vec![7], tear: false, rot: false },
     });
     let outcome = run(&spec, RunOptions::default());
     assert!(outcome.violations.is_empty(), "not blamed on the engine: {:?}", outcome.violations);
