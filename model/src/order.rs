@@ -12,7 +12,7 @@ use crate::error::ModelError;
 use crate::hash::{GENESIS_CHAIN, chain_next};
 use crate::history::{Model, OrderKey};
 use crate::law::ModelState;
-use scx_engine::{ChainHash, LaneId, StateDigest};
+use scx_engine::{ChainHash, LaneId, NodeId, StateDigest};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The result of replaying a lane set.
@@ -63,6 +63,13 @@ impl Model {
         })
     }
 
+    /// The canonical order of `set` alone (no law, no hashes), which must be
+    /// a causally closed set of valid lanes: `replay(set)?.order`, cheaper.
+    pub fn order(&self, set: &BTreeSet<LaneId>) -> Result<Vec<LaneId>, ModelError> {
+        self.check_closed(set)?;
+        Ok(self.canonical_order(set))
+    }
+
     /// Every lane of `set` is valid and has its parents in `set`.
     fn check_closed(&self, set: &BTreeSet<LaneId>) -> Result<(), ModelError> {
         for id in set {
@@ -102,6 +109,43 @@ impl Model {
         }
         assert_eq!(order.len(), set.len(), "a closed set of valid lanes has no cycle: ids hash their parents");
         order
+    }
+
+    /// A lane of the closed set `prefix` that is not causally stable in
+    /// `held` (some member has no lane in `held` whose ancestry includes
+    /// it), with that member; `None` when all are. The judgement of
+    /// [`Model::stable`], made cheaper for checking a snapshot's prefix: it
+    /// is enough that every member reaches the prefix's heads (the prefix is
+    /// closed), and a walk down from a member's lanes can stop below the
+    /// heads' smallest Lamport stamp (stamps grow from parent to child).
+    /// Both sets are the model's (a closure and a prefix of its order).
+    pub fn first_unstable(&self, held: &BTreeSet<LaneId>, prefix: &BTreeSet<LaneId>) -> Option<(LaneId, NodeId)> {
+        let mut heads = prefix.clone();
+        for id in prefix {
+            for parent in self.lanes.get(id).map(|lane| lane.parents.as_slice()).unwrap_or_default() {
+                heads.remove(parent);
+            }
+        }
+        let floor = heads.iter().filter_map(|id| self.lanes.get(id)).map(|lane| lane.lamport).min()?;
+        for member in &self.members {
+            let mut reached = BTreeSet::new();
+            let mut stack: Vec<LaneId> = held
+                .iter()
+                .filter(|id| self.lanes.get(*id).is_some_and(|lane| lane.author == *member))
+                .copied()
+                .collect();
+            while let Some(id) = stack.pop() {
+                let Some(lane) = self.lanes.get(&id) else { continue };
+                if lane.lamport < floor || !reached.insert(id) {
+                    continue;
+                }
+                stack.extend(lane.parents.iter().copied());
+            }
+            if let Some(missed) = heads.iter().find(|head| !reached.contains(*head)) {
+                return Some((*missed, *member));
+            }
+        }
+        None
     }
 
     /// The lanes of `held` that are causally stable (DESIGN.md §2): every

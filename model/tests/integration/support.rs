@@ -236,6 +236,18 @@ pub(crate) fn compare(
 ) -> Result<(), String> {
     let model = &history.model;
     let replayed = model.replay(expected).map_err(|error| format!("model: {error}"))?;
+    if model.order(expected).as_ref() != Ok(&replayed.order) {
+        return Err("model: order() and replay().order differ".to_owned());
+    }
+    // The cheap stability judgement agrees with the naive one on every prefix.
+    let stable = model.stable(expected).map_err(|error| format!("model: {error}"))?;
+    for length in [replayed.stable_prefix_len(&stable), replayed.stable_prefix_len(&stable) + 1] {
+        let prefix: BTreeSet<LaneId> = replayed.order.iter().take(length as usize).copied().collect();
+        let naive = prefix.iter().all(|id| stable.contains(id));
+        if model.first_unstable(expected, &prefix).is_none() != naive {
+            return Err(format!("model: first_unstable and stable disagree on a prefix of {length} lanes"));
+        }
+    }
     let status = replica.status();
     let ours = (replayed.lane_index, replayed.chain_hash, replayed.state_digest);
     let theirs = (status.lane_index, status.chain_hash, status.state_digest);

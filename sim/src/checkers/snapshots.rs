@@ -89,7 +89,7 @@ fn check_prefix(
     let held = model
         .closure(Knowledge::tips(frontier))
         .map_err(|error| format!("the model refuses the lanes held: {error}"))?;
-    let order = model.replay(&held).map_err(|error| format!("the model cannot replay the lanes held: {error}"))?.order;
+    let order = model.order(&held).map_err(|error| format!("the model cannot order the lanes held: {error}"))?;
     let Some(prefix) = order.get(..lane_index as usize) else {
         return Err(format!("lane index {lane_index} is past the {} lanes the node held", order.len()));
     };
@@ -104,12 +104,11 @@ fn check_prefix(
             replayed.state_digest.short()
         ));
     }
-    let stable = model.stable(&held).map_err(|error| format!("the model cannot judge stability: {error}"))?;
-    if let Some(unstable) = replayed.order.iter().find(|id| !stable.contains(id)) {
+    if let Some((unstable, member)) = model.first_unstable(&held, &prefix) {
         return Err(format!(
-            "its prefix of {lane_index} lanes includes lane {}, which is not causally stable at the node (only {} of its lanes are)",
+            "its prefix of {lane_index} lanes includes lane {}, which is not causally stable at the node (no lane of n{} it holds has it in its ancestry)",
             unstable.short(),
-            stable.len()
+            member.0
         ));
     }
     Ok(())
