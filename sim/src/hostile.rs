@@ -242,9 +242,9 @@ fn reorder_lanes(honest: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// The attached snapshot with one byte of its state flipped; the header
-/// (and its digest) is left as it was.
-fn bad_snapshot(honest: &[u8], rng: &mut SimRng) -> Option<Vec<u8>> {
+/// The attached snapshot with one bit of its state flipped; the header
+/// (and its digest) is left as it was, and the datagram is re-sealed.
+pub(crate) fn bad_snapshot(honest: &[u8], rng: &mut SimRng) -> Option<Vec<u8>> {
     let mut message = protocol::decode(honest).ok()?;
     let snapshot = match &mut message {
         Message::Delta { snapshot: Some(snapshot), .. } | Message::Lanes { snapshot: Some(snapshot), .. } => snapshot,

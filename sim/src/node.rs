@@ -359,24 +359,40 @@ fn carry_bundle(world: &Arc<World>, core: &mut NodeCore) {
     }
     let mut bundle = protocol::bundle(core.durable.replica());
     let from = core.index;
-    // A bundle file can be corrupted on its way like a datagram can.
+    // A bundle file can be corrupted on its way like a datagram can (its
+    // checksum refuses it), or, half the time when it carries a snapshot,
+    // before it was sealed: a writer's memory error in the snapshot's state,
+    // which only the snapshot's own digest can catch.
     let corrupted = {
         let mut network = lock(&world.network);
-        network.roll_corruption() && network.corrupt(&mut bundle)
+        network.roll_corruption()
+            && match crate::hostile::bad_snapshot(&bundle, &mut core.rng).filter(|_| core.rng.chance(0.5)) {
+                Some(damaged) => {
+                    bundle = damaged;
+                    true
+                }
+                None => network.corrupt(&mut bundle),
+            }
     };
     if corrupted {
         world.record(Event::Corrupt { from, to: peer });
     }
     let mut target = lock(&target);
-    let applied = protocol::apply_bundle(&bundle, target.durable.replica());
-    let lanes = applied.as_ref().map_or(0, |metrics| metrics.lanes_missing);
+    let applied = protocol::apply_bundle(&bundle, NodeId(from), target.durable.replica());
+    let lanes = applied.as_ref().map_or(0, |(metrics, _)| metrics.lanes_missing);
     world.record(Event::Bundle { from, to: peer, lanes });
-    if let Err(error) = applied {
-        world.observe(Observation::Warning {
+    match applied {
+        // What the bundle's snapshot and lanes raised is reported like a session's.
+        Ok((_, events)) => {
+            for event in events {
+                report(world, &mut target, event);
+            }
+        }
+        Err(error) => world.observe(Observation::Warning {
             node: peer,
             peer: Some(from),
             warning: EngineWarning::BadMessage(error.to_string()),
-        });
+        }),
     }
     pump(world, &mut target);
 }

@@ -858,13 +858,20 @@ pub fn bundle<L: Law>(replica: &mut Replica<L>) -> Vec<u8> {
 }
 
 /// Applies a bundle file: verifies and installs its snapshot, then inserts
-/// its lanes; returns what it brought.
-pub fn apply_bundle<L: Law>(bytes: &[u8], replica: &mut Replica<L>) -> Result<SessionMetrics, WireError> {
+/// its lanes; returns what it brought, and what went wrong on the way
+/// (a refused snapshot, refused lanes) as the events a session would raise,
+/// for the driver to report like any other (they name `from`, the node the
+/// bundle came from).
+pub fn apply_bundle<L: Law>(
+    bytes: &[u8],
+    from: NodeId,
+    replica: &mut Replica<L>,
+) -> Result<(SessionMetrics, Vec<SyncEvent>), WireError> {
     let Message::Lanes { snapshot, lanes, .. } = wire::decode(bytes)? else {
         return Err(WireError::Malformed { reason: "a bundle holds one Lanes message".into() });
     };
     let mut metrics = SessionMetrics { bytes_received: bytes.len() as u64, ..SessionMetrics::default() };
     let mut syncer = Syncer::new(replica.node());
-    syncer.apply(replica.node(), snapshot, &lanes, replica, &mut metrics);
-    Ok(metrics)
+    syncer.apply(from, snapshot, &lanes, replica, &mut metrics);
+    Ok((metrics, syncer.events.into_iter().collect()))
 }

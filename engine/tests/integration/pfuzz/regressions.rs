@@ -76,7 +76,7 @@ fn a_snapshot_naming_another_lane_at_a_held_dot_is_refused() {
 
     // Through the protocol: a bundle of the pruned history.
     let bundle = protocol::bundle(&mut sender);
-    let metrics = protocol::apply_bundle(&bundle, &mut receiver).unwrap();
+    let (metrics, _) = protocol::apply_bundle(&bundle, NodeId(0), &mut receiver).unwrap();
     assert_eq!(metrics.snapshots_installed, 0, "a snapshot that forks a held lane is not installed");
     assert!(before.iter().all(|id| receiver.holds(id)), "no held lane was dropped");
     assert_eq!(receiver.lane_at(NodeId(0), tip.seq), Some(ours));
@@ -109,7 +109,7 @@ fn a_snapshot_naming_another_lane_at_a_held_dot_is_refused() {
         more: false,
         need: Vec::new(),
     };
-    let metrics = protocol::apply_bundle(&protocol::encode(&message), &mut receiver).unwrap();
+    let (metrics, _) = protocol::apply_bundle(&protocol::encode(&message), NodeId(0), &mut receiver).unwrap();
     assert_eq!(metrics.snapshots_installed, 0, "a boundary tip that forks a held lane is refused");
     assert_eq!(receiver.status(), status);
 }
@@ -141,10 +141,10 @@ fn a_forged_boundary_tip_naming_a_later_lane_does_not_wedge_the_receiver() {
     let (later, _) = sender.canonical_lanes().next().map(|(id, lane)| (id, lane.clone())).unwrap();
     boundary.push(scx_engine::Tip { author: NodeId(0), seq: 1, lamport: 1, id: later });
     let mut receiver = Replica::new(World, config(2, true));
-    let metrics = protocol::apply_bundle(&snapshot_bundle(&snapshot, boundary), &mut receiver).unwrap();
+    let (metrics, _) = protocol::apply_bundle(&snapshot_bundle(&snapshot, boundary), NodeId(0), &mut receiver).unwrap();
     assert_eq!(metrics.snapshots_installed, 1, "the snapshot itself is honest");
     // The honest rest arrives.
-    protocol::apply_bundle(&protocol::bundle(&mut sender), &mut receiver).unwrap();
+    protocol::apply_bundle(&protocol::bundle(&mut sender), sender.node(), &mut receiver).unwrap();
     assert!(receiver.lane(&later).is_some(), "the real lane is admitted, not taken for the forged reference");
     assert_eq!(receiver.pending_lanes(), 0);
     assert_eq!(receiver.status().chain_hash, sender.status().chain_hash);
@@ -184,7 +184,7 @@ fn a_lane_by_an_author_outside_the_membership_is_refused() {
     let batch = protocol::encode_batch(&[(forged.id(), &forged)]);
     let bundle =
         protocol::encode(&Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: vec![] });
-    let metrics = protocol::apply_bundle(&bundle, &mut behind).unwrap();
+    let (metrics, _) = protocol::apply_bundle(&bundle, NodeId(0), &mut behind).unwrap();
     assert_eq!((metrics.lanes_rejected, metrics.lanes_missing), (1, 0));
     assert!(!behind.holds(&forged.id()));
 }
@@ -216,7 +216,8 @@ fn a_snapshot_header_that_does_not_add_up_is_refused() {
         forge(&mut header);
         let forged = Snapshot { id: header.id(), header, state: honest.state.clone() };
         let mut receiver = Replica::new(World, config(2, true));
-        let metrics = protocol::apply_bundle(&snapshot_bundle(&forged, boundary.clone()), &mut receiver).unwrap();
+        let (metrics, _) =
+            protocol::apply_bundle(&snapshot_bundle(&forged, boundary.clone()), NodeId(0), &mut receiver).unwrap();
         assert_eq!(metrics.snapshots_installed, 0, "{name}: installed");
         assert!(
             matches!(receiver.install_snapshot(&forged, &boundary), Err(SnapshotError::Inconsistent { .. })),
@@ -226,7 +227,7 @@ fn a_snapshot_header_that_does_not_add_up_is_refused() {
     }
     let mut receiver = Replica::new(World, config(2, true));
     assert_eq!(receiver.install_snapshot(&honest, &boundary), Ok(true), "the honest header adds up");
-    protocol::apply_bundle(&protocol::bundle(&mut sender), &mut receiver).unwrap();
+    protocol::apply_bundle(&protocol::bundle(&mut sender), sender.node(), &mut receiver).unwrap();
     assert_eq!(receiver.status().chain_hash, sender.status().chain_hash);
 }
 
@@ -272,7 +273,8 @@ fn a_durable_receiver_recovers_after_installing_a_peer_snapshot() {
     for prune in [true, false] {
         let mut sender = pruned_member(1);
         let (mut durable, _) = DurableReplica::open(World, config(2, prune), MemStore::new()).unwrap();
-        let metrics = protocol::apply_bundle(&protocol::bundle(&mut sender), durable.replica()).unwrap();
+        let (metrics, _) =
+            protocol::apply_bundle(&protocol::bundle(&mut sender), sender.node(), durable.replica()).unwrap();
         assert_eq!(metrics.snapshots_installed, 1);
         durable.flush().unwrap();
         let before = durable.replica().status();
@@ -320,6 +322,6 @@ fn covered_lanes_against_a_large_boundary_are_found_by_dot_not_by_scan() {
         }
     }
     assert_eq!(covered, 40_000);
-    protocol::apply_bundle(&protocol::bundle(&mut sender), &mut receiver).unwrap();
+    protocol::apply_bundle(&protocol::bundle(&mut sender), sender.node(), &mut receiver).unwrap();
     assert_eq!(receiver.status().chain_hash, sender.status().chain_hash);
 }

@@ -232,7 +232,7 @@ impl<'c> Scene<'c> {
     fn bundle(&mut self, from: usize, to: usize) {
         let bytes = protocol::bundle(&mut self.replicas[from]);
         self.capture(from, to, &bytes, Delivery::Bundle);
-        protocol::apply_bundle(&bytes, &mut self.replicas[to]).expect("an honest bundle decodes");
+        protocol::apply_bundle(&bytes, NodeId(from as u32), &mut self.replicas[to]).expect("an honest bundle decodes");
     }
 
     fn finish(mut self) {

@@ -225,7 +225,7 @@ fn deliver(delivery: Delivery, from: NodeId, bytes: &[u8], replica: &mut Replica
     match delivery {
         Delivery::Handle => syncer.handle(from, bytes, replica),
         Delivery::Bundle => {
-            let _ = protocol::apply_bundle(bytes, replica);
+            let _ = protocol::apply_bundle(bytes, from, replica);
         }
     }
 }
