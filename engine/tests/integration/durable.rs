@@ -222,3 +222,38 @@ fn a_torn_write_is_not_taken_for_rot() {
     assert!(!recovered.replica().is_rejoining());
     recovered.create_lane(vec![WorldOp::Add { key: 9, delta: 1 }]).unwrap();
 }
+
+/// Goal: compaction (after pruning, or installing a snapshot) keeps the
+/// rejoin record, so a crash after it still finds the node rejoining.
+#[test]
+fn compaction_while_rejoining_keeps_the_rejoin_record() {
+    let lanes = history(31, 2, 400);
+    let mut rejoining = config(0, 2);
+    rejoining.prune = true;
+    rejoining.rejoining = true;
+    let mut durable = DurableReplica::open(World, rejoining, MemStore::new()).unwrap().0;
+    assert!(durable.replica().is_rejoining());
+    for chunk in lanes.chunks(25) {
+        for lane in chunk {
+            durable.replica().insert(lane.clone()).unwrap();
+        }
+        durable.replica().status();
+        durable.flush().unwrap();
+    }
+    assert!(durable.replica().prune_index() > 0, "the history must stabilise, prune and compact");
+    let records = scx_engine::store::decode_log(durable.store().durable_bytes()).records;
+    assert_eq!(records[0].kind, RecordKind::Snapshot, "the log was compacted");
+    let mut store = durable.store().clone();
+    store.crash(None);
+    let mut config = config(0, 2);
+    config.prune = true;
+    let (mut reopened, _) = DurableReplica::open(World, config.clone(), store).unwrap();
+    assert!(reopened.replica().is_rejoining(), "compaction dropped the rejoin record");
+    reopened.replica().synced_with(NodeId(1));
+    assert!(!reopened.replica().is_rejoining());
+    reopened.flush().unwrap();
+    let mut store = reopened.store().clone();
+    store.crash(None);
+    let (mut done, _) = DurableReplica::open(World, config, store).unwrap();
+    assert!(!done.replica().is_rejoining(), "the end of the rejoin was not recorded");
+}
