@@ -133,7 +133,7 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         // from a majority before it authors, or it would reuse their seqs.
         let rotted = recovered.defect.is_some_and(TailDefect::is_corruption) && !bugs.rot_taken_for_tear();
         // A crash while rejoining must not end the rejoin: the log says so.
-        let rejoin_recorded = last_rejoin_record(&recovered.records)?;
+        let rejoin_recorded = last_rejoin_record(&recovered.records, &bugs)?;
         config.rejoining |= rotted || rejoin_recorded;
         let mut report = RecoveryReport {
             torn_tail_bytes: recovered.torn_tail_bytes,
@@ -339,21 +339,23 @@ pub fn decode_snapshot_record(bytes: &[u8]) -> Result<(Snapshot, Vec<Tip>), Snap
 }
 
 /// Whether the last rejoin record of the log says the node is rejoining.
-fn last_rejoin_record(records: &[Record]) -> Result<bool, RecoveryError> {
+fn last_rejoin_record(records: &[Record], bugs: &Bugs) -> Result<bool, RecoveryError> {
     let Some((index, record)) = records.iter().enumerate().rev().find(|(_, record)| record.kind == RecordKind::Rejoin)
     else {
         return Ok(false);
     };
-    decode_rejoin(&record.payload).map_err(|error| RecoveryError::Record { record: index, error })
+    decode_rejoin(&record.payload, bugs).map_err(|error| RecoveryError::Record { record: index, error })
 }
 
-fn decode_rejoin(bytes: &[u8]) -> Result<bool, DecodeError> {
+fn decode_rejoin(bytes: &[u8], bugs: &Bugs) -> Result<bool, DecodeError> {
     let mut reader = Reader::new(bytes);
     let flag = reader.byte("rejoin flag")?;
     reader.finish()?;
     match flag {
         0 => Ok(false),
         1 => Ok(true),
+        // Rot found by an earlier recovery, before the node could record its rejoin.
+        2 => Ok(!bugs.rot_taken_for_tear()),
         tag => {
             Err(DecodeError { offset: 0, kind: crate::codec::DecodeErrorKind::UnknownTag { what: "rejoin flag", tag } })
         }

@@ -604,7 +604,15 @@ impl<L: Law> Replica<L> {
             _ => {}
         }
         for (id, error) in self.dag.take_rejected() {
-            self.events.push_back(Event::Rejected { id, error });
+            // A released lane refused as a fork is fork evidence too.
+            let proof = match &error {
+                LaneError::Fork { .. } => self.dag.forks().iter().find(|proof| proof.other == id).cloned(),
+                _ => None,
+            };
+            self.events.push_back(match proof {
+                Some(proof) => Event::Fork(proof),
+                None => Event::Rejected { id, error },
+            });
         }
         if let Err(LaneError::Fork { .. }) = &outcome
             && let Some(proof) = self.dag.forks().last()

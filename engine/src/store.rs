@@ -26,7 +26,10 @@
 //! identically. It stops at the first record that is truncated, has a length
 //! above [`MAX_RECORD_BYTES`] or fails its checksum; that record and
 //! everything after it, even intact records behind a corrupt one in the
-//! middle, are the torn tail. Two defects are refused with an error instead
+//! middle, are the torn tail. When the defect is rot rather than a tear (a
+//! complete record whose checksum fails), the store appends a rejoin record
+//! where it cut, atomically with the cut, so a crash cannot erase why the
+//! log is shorter. Two defects are refused with an error instead
 //! of being truncated, because truncating would destroy data that is not
 //! ours or not understood: a header that is not [`LOG_HEADER`] (a foreign
 //! file, or a log of another format version), and a record whose checksum
@@ -70,7 +73,8 @@ pub enum RecordKind {
     Commit = 3,
     /// The node started (payload `[1]`) or finished (`[0]`) rejoining: it
     /// must not author until a majority of its peers synced with it, and a
-    /// crash in between must not make it forget.
+    /// crash in between must not make it forget. Payload `[2]`: recovery
+    /// found a rotten record and cut the log there (see [`Store::load`]).
     Rejoin = 4,
 }
 
@@ -211,7 +215,10 @@ pub trait Store {
     /// every earlier one).
     fn sync(&mut self) -> Result<(), StoreError>;
     /// Discards unsynced appends, reads every durable intact record in order
-    /// and durably truncates a torn tail (see the module's recovery policy).
+    /// and durably truncates a torn tail (see the module's recovery policy);
+    /// after rot it appends a [`RecordKind::Rejoin`] record with
+    /// [`ROT_FOUND`] in the same atomic step. The returned records are the
+    /// intact prefix, without that record.
     fn load(&mut self) -> Result<Recovered, StoreError>;
     /// Atomically and durably replaces the whole log with `records`,
     /// discarding unsynced appends.
@@ -243,6 +250,23 @@ pub fn encode_log(records: &[(RecordKind, Vec<u8>)]) -> Result<Vec<u8>, StoreErr
         encode_record(*kind, payload, &mut out)?;
     }
     Ok(out)
+}
+
+/// The payload of the rejoin record recovery appends where it cut a rotten
+/// log (see [`RecordKind::Rejoin`]).
+pub const ROT_FOUND: [u8; 1] = [2];
+
+/// What a store keeps of an image whose decoding found `recovered`: the
+/// intact prefix, and after rot (not a tear) a rejoin record behind it, so
+/// that cutting the log and remembering why are one atomic step: a crash
+/// right after recovery must not leave a shorter log that looks healthy.
+fn repaired_image(bytes: &[u8], recovered: &Recovered) -> Vec<u8> {
+    // Cannot truncate: valid_bytes <= bytes.len(), a usize.
+    let mut image = bytes[..recovered.valid_bytes as usize].to_vec();
+    if recovered.defect.is_some_and(TailDefect::is_corruption) {
+        encode_record(RecordKind::Rejoin, &ROT_FOUND, &mut image).expect("a one-byte record is under the limit");
+    }
+    image
 }
 
 /// Decodes a log image into its intact prefix of records and its torn tail.
@@ -398,8 +422,7 @@ impl Store for MemStore {
         if recovered.valid_bytes < HEADER_BYTES {
             self.durable = LOG_HEADER.to_vec();
         } else {
-            // Cannot truncate: valid_bytes <= durable.len(), a usize.
-            self.durable.truncate(recovered.valid_bytes as usize);
+            self.durable = repaired_image(&self.durable, &recovered);
         }
         Ok(recovered)
     }
@@ -510,6 +533,9 @@ impl FileStore {
         }
         if recovered.valid_bytes < HEADER_BYTES {
             self.install(LOG_HEADER)?;
+        } else if recovered.defect.is_some_and(TailDefect::is_corruption) {
+            // Cut and mark in one rename (see `repaired_image`).
+            self.install(&repaired_image(&bytes, &recovered))?;
         } else {
             if recovered.torn_tail_bytes > 0 {
                 self.file.set_len(recovered.valid_bytes).map_err(io_error("truncate", &self.path))?;
@@ -835,10 +861,17 @@ mod tests {
             let mut corrupted = image.clone();
             corrupted[position] ^= 0x04;
             fs::write(dir.log(), &corrupted).unwrap();
-            let got = load_all(&mut FileStore::open(dir.log()).unwrap());
+            let mut store = FileStore::open(dir.log()).unwrap();
+            let recovered = store.load().unwrap();
+            let got: Written = recovered.records.iter().map(|r| (r.kind, r.payload.clone())).collect();
             assert!(got.len() < written.len(), "flipping byte {position} went unnoticed");
             assert_eq!(got, written[..got.len()]);
-            assert_eq!(fs::read(dir.log()).unwrap(), encode_log(&got).unwrap(), "the file holds the prefix");
+            // The prefix, and after rot (not a tear) the rejoin record cut with it.
+            let mut expected = encode_log(&got).unwrap();
+            if recovered.defect.is_some_and(TailDefect::is_corruption) {
+                encode_record(RecordKind::Rejoin, &ROT_FOUND, &mut expected).unwrap();
+            }
+            assert_eq!(fs::read(dir.log()).unwrap(), expected, "the file holds the prefix");
         }
     }
 

@@ -121,6 +121,9 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
     let opened = DurableReplica::open(scx_engine::World, replica_config(world, node), disk);
     let (mut durable, report) = match opened {
         Ok(opened) => opened,
+        // A crash armed for this instant landed on recovery's own writes
+        // (the rejoin record): a crash, not a recovery that failed.
+        Err(_) if crash_landed(world, node) => return None,
         Err(error) => {
             world.observe(Observation::RecoveryFailed { node, error: error.to_string() });
             return None;
@@ -141,6 +144,9 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
     }
     if report.corruption_detected {
         lock(&world.metrics).rot_detected += 1;
+    }
+    if durable.replica().is_rejoining() {
+        world.awaits_rejoin(node);
     }
     if boot > 1 {
         world.record(Event::Recover {
@@ -190,10 +196,11 @@ async fn receive_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>, endpoint: E
         };
         let applying: Vec<Forgery> = forgeries.into_iter().filter(|forgery| was_open(core, forgery)).collect();
         core.syncer.handle(NodeId(from), &bytes, core.durable.replica());
-        for forgery in applying {
-            // The step was open and the datagram decodes whole, so its
-            // batch was applied: a held lane at the dot makes the twin a
-            // fork the engine must surface.
+        let applied: Vec<Forgery> = applying.into_iter().filter(|forgery| !was_open(core, forgery)).collect();
+        for forgery in applied {
+            // The step was open, the datagram (which decodes whole) took
+            // it, so its batch was applied: a held lane at the dot makes
+            // the twin a fork the engine must surface.
             let held = core.durable.replica().lane_at(forgery.dot.author, forgery.dot.seq);
             world.observe(Observation::ForgeryApplied {
                 node: me,

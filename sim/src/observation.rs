@@ -125,13 +125,11 @@ pub enum Observation {
         held_elsewhere: Vec<Frontier>,
     },
     /// A crashed node's disk rotted (a bit of a durable record flipped)
-    /// before boot `next_boot`; `held_elsewhere` are the frontiers of the
-    /// other nodes that were up at that moment.
+    /// before its next boot; `held_elsewhere` are the frontiers of the other
+    /// nodes that were up at that moment.
     Rotted {
         /// The node.
         node: u32,
-        /// The boot that will read the rotten log.
-        next_boot: u32,
         /// What the others held.
         held_elsewhere: Vec<Frontier>,
     },

@@ -97,7 +97,11 @@ fn swarm(spec: &mut RunSpec, scenario: &Scenario) {
                 }
                 busy.extend(free.iter().map(|node| (*node, start, end)));
                 if kind == "crash" {
-                    FaultKind::Crash { nodes: free, tear: rng.chance(0.5), rot: false }
+                    // Half the swarm's crashes tear, and a quarter leave a
+                    // rotten disk where a rotten node can rejoin (mesh, p2p).
+                    let tear = rng.chance(0.5);
+                    let rot = rng.chance(0.25) && matches!(spec.topology, Topology::Mesh | Topology::PeerToPeer);
+                    FaultKind::Crash { nodes: free, tear, rot }
                 } else {
                     FaultKind::Pause { nodes: free }
                 }

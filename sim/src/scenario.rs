@@ -645,20 +645,16 @@ impl Scenario {
         let _ = writeln!(out, "seeds = \"{}..{}\"", self.seeds.start, self.seeds.end);
         out.push_str("\n[cluster]\n");
         let _ = writeln!(out, "nodes = {}", self.nodes);
-        let topology = match &self.topology {
-            Topology::Mesh => "mesh",
-            Topology::PeerToPeer => "p2p",
+        match &self.topology {
             Topology::ClientServer { server } => {
                 let _ = writeln!(out, "server = {server}");
-                "client-server"
             }
             Topology::Edge { hubs } => {
                 let _ = writeln!(out, "hubs = {hubs:?}");
-                "edge"
             }
-            Topology::AirGapped => "air-gapped",
-        };
-        let _ = writeln!(out, "topology = \"{topology}\"");
+            Topology::Mesh | Topology::PeerToPeer | Topology::AirGapped => {}
+        }
+        let _ = writeln!(out, "topology = \"{}\"", self.topology.name());
         let _ = writeln!(out, "sync_interval = {}", duration(self.sync_interval));
         let air_gapped = self.topology == Topology::AirGapped;
         if !air_gapped {
@@ -723,7 +719,14 @@ impl Scenario {
         if kinds.contains(&"replace") {
             effects.extend(["crashes", "rejoins"]);
         }
-        if kinds.contains(&"hostile") {
+        // Only some behaviours are refused with a warning (see `Hostility::is_refused`).
+        let rejects = |kind: &FaultKind| {
+            matches!(kind, FaultKind::Hostile { behaviours, .. }
+                if behaviours.iter().any(|behaviour| behaviour.is_refused()))
+        };
+        if self.faults.iter().any(|fault| rejects(&fault.kind))
+            || (self.swarm && self.swarm_kinds.iter().any(|kind| kind == "hostile"))
+        {
             effects.push("hostile-inputs-rejected");
         }
         let equivocates = |kind: &FaultKind| matches!(kind, FaultKind::Hostile { behaviours, .. } if behaviours.contains(&Hostility::Equivocate));
@@ -1289,6 +1292,18 @@ fn validate_fault(
         ));
     }
     check_keys_fit(source, raw, kind)?;
+    if let Some(rot) = raw.rot.as_ref().filter(|rot| *rot.get_ref())
+        && !matches!(scenario.topology, Topology::Mesh | Topology::PeerToPeer)
+    {
+        return Err(source.at(
+            rot,
+            format!(
+                "`rot` needs a mesh or p2p topology: a rotten node rejoins after a majority of its peers synced with it, which a {} node never reaches",
+                scenario.topology.name()
+            ),
+            Some("use mesh or p2p, or drop `rot`".into()),
+        ));
+    }
     let lasts = raw.window().map(|(key, value)| window_length(source, value, key)).transpose()?;
     Ok(Fault { at, lasts, kind: fault_kind(source, raw, scenario.nodes)? })
 }

@@ -26,6 +26,19 @@ pub enum Topology {
     AirGapped,
 }
 
+impl Topology {
+    /// Its name in scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Mesh => "mesh",
+            Self::PeerToPeer => "p2p",
+            Self::ClientServer { .. } => "client-server",
+            Self::Edge { .. } => "edge",
+            Self::AirGapped => "air-gapped",
+        }
+    }
+}
+
 /// A latency distribution for one message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Latency {
@@ -232,6 +245,13 @@ impl Hostility {
         Self::Oversized,
         Self::Equivocate,
     ];
+
+    /// Whether honest receivers refuse what it sends (with a warning):
+    /// replays are ignored as stale, reordered lanes wait and are released,
+    /// and an equivocation is surfaced as fork evidence instead.
+    pub fn is_refused(self) -> bool {
+        !matches!(self, Self::Replays | Self::ReorderLanes | Self::Equivocate)
+    }
 
     /// Its name in scenario files.
     pub fn name(self) -> &'static str {

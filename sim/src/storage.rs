@@ -17,7 +17,8 @@
 
 use crate::rng::SimRng;
 use scx_engine::store::{
-    FRAME_BYTES, LOG_HEADER, RecordKind, Recovered, Store, StoreError, decode_log, encode_log, encode_record,
+    FRAME_BYTES, LOG_HEADER, ROT_FOUND, RecordKind, Recovered, Store, StoreError, TailDefect, decode_log, encode_log,
+    encode_record,
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -219,6 +220,10 @@ impl Store for SimDisk {
         } else {
             // Cannot truncate: valid_bytes <= durable.len(), a usize.
             disk.durable.truncate(recovered.valid_bytes as usize);
+            if recovered.defect.is_some_and(TailDefect::is_corruption) {
+                // The engine's stores cut and mark rot in one atomic step.
+                encode_record(RecordKind::Rejoin, &ROT_FOUND, &mut disk.durable)?;
+            }
         }
         Ok(recovered)
     }

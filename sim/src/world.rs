@@ -63,6 +63,9 @@ pub struct World {
     pub hostile: Mutex<Vec<Option<crate::hostile::Hostile>>>,
     /// Nodes replaced by an empty disk that have not rejoined yet.
     pub rejoining: Mutex<Vec<bool>>,
+    /// Nodes whose replica opened rejoining (a replacement, or rot its
+    /// recovery found) and has not finished.
+    pub awaiting_rejoin: Mutex<Vec<bool>>,
     /// Each node's clock offset in nanoseconds.
     pub skew_ns: Mutex<Vec<i64>>,
     /// The network model.
@@ -87,6 +90,7 @@ impl World {
             boots: Mutex::new(vec![0; nodes]),
             skew_ns: Mutex::new(vec![0; nodes]),
             rejoining: Mutex::new(vec![false; nodes]),
+            awaiting_rejoin: Mutex::new(vec![false; nodes]),
             hostile: Mutex::new((0..nodes).map(|_| None).collect()),
             network: Mutex::new(Network::new(&spec)),
             trace: Mutex::new(Trace::new(keep_trace)),
@@ -176,20 +180,23 @@ impl World {
     /// `node`'s disk rotted before its next boot: lanes it acknowledged that
     /// no other node holds may be gone for good.
     pub fn rotted(&self, node: u32) {
-        let next_boot = lock(&self.boots)[node as usize] + 1;
         let held_elsewhere: Vec<scx_model::Frontier> = (0..self.spec.nodes)
             .filter(|other| *other != node)
             .filter_map(|other| self.core(other))
             .map(|core| lock(&core).durable.replica().author_tips())
             .collect();
-        self.observe(Observation::Rotted { node, next_boot, held_elsewhere });
+        self.observe(Observation::Rotted { node, held_elsewhere });
     }
 
-    /// `node` finished rejoining after its replacement.
+    /// `node` booted with a replica that refuses to author until it rejoined.
+    pub fn awaits_rejoin(&self, node: u32) {
+        lock(&self.awaiting_rejoin)[node as usize] = true;
+    }
+
+    /// `node` finished rejoining after its replacement or its rotten disk.
     pub fn rejoined(&self, node: u32) {
-        let mut rejoining = lock(&self.rejoining);
-        if std::mem::replace(&mut rejoining[node as usize], false) {
-            drop(rejoining);
+        if std::mem::replace(&mut lock(&self.awaiting_rejoin)[node as usize], false) {
+            lock(&self.rejoining)[node as usize] = false;
             lock(&self.metrics).rejoins += 1;
             self.observe(Observation::Rejoined { node });
         }

@@ -257,3 +257,23 @@ fn compaction_while_rejoining_keeps_the_rejoin_record() {
     let (mut done, _) = DurableReplica::open(World, config, store).unwrap();
     assert!(!done.replica().is_rejoining(), "the end of the rejoin was not recorded");
 }
+
+/// Goal: cutting a rotten log and remembering why are one step: a crash
+/// right after recovery's load (before the replica could record anything)
+/// still opens the node rejoining.
+#[test]
+fn a_crash_right_after_the_rotten_log_was_cut_still_rejoins() {
+    let mut durable = DurableReplica::open(World, config(0, 3), MemStore::new()).unwrap().0;
+    for key in 0..10 {
+        durable.create_lane(vec![WorldOp::Add { key, delta: 1 }]).unwrap();
+    }
+    let (start, length) = payload_offsets(durable.store().durable_bytes())[4];
+    let mut store = durable.store().clone();
+    store.corrupt(start + length / 2, 0x10);
+    let recovered = store.load().unwrap();
+    assert_eq!(recovered.records.len(), 4);
+    store.crash(None);
+    let (mut reopened, report) = DurableReplica::open(World, config(0, 3), store).unwrap();
+    assert!(!report.corruption_detected, "the log was already cut");
+    assert!(reopened.replica().is_rejoining(), "the cut erased why the log is shorter");
+}

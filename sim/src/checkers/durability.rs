@@ -3,9 +3,10 @@
 //! be in what it holds (on its own chain, up to its tip), with the same id.
 //! When a node's disk is replaced, the lanes no other node held died with
 //! it; the rest must come back by the end of the run. When a node's disk
-//! rotted, the same holds, and the boot that reads the rotten log may lack
+//! rotted, the same holds, and until it rejoined its boots may lack
 //! acknowledged lanes only if the engine noticed and is rejoining (else it
-//! would author again at seqs it already used).
+//! would author again at seqs it already used). A replaced or rotten node
+//! that is up at the end must have rejoined.
 
 use super::{Checker, Found, Kind, Knowledge};
 use crate::observation::Observation;
@@ -29,13 +30,18 @@ impl Checker for Durability {
         let (node, frontier, when) = match observation {
             // A replacement boots empty by design; what it must get back is checked at the end.
             Observation::Booted { node, .. } if knowledge.rejoining.contains(node) => return,
-            Observation::Booted { node, boot, rejoining, .. }
-                if knowledge.rotted.get(node) == Some(boot) && *rejoining =>
-            {
-                return;
-            }
-            Observation::Booted { node, frontier, boot, .. } if knowledge.rotted.get(node) == Some(boot) => {
+            Observation::Booted { node, rejoining: true, .. } if knowledge.rotted.contains(node) => return,
+            Observation::Booted { node, frontier, .. } if knowledge.rotted.contains(node) => {
                 (*node, frontier, "after recovering from a rotten log without rejoining")
+            }
+            Observation::Final { node, .. }
+                if knowledge.rotted.contains(node) || knowledge.rejoining.contains(node) =>
+            {
+                found.violation(
+                    Some(*node),
+                    format!("n{node} never finished rejoining: it synced with fewer than a majority of its peers"),
+                );
+                return;
             }
             Observation::Booted { node, frontier, boot, .. } if *boot > 1 => (*node, frontier, "after recovery"),
             Observation::Final { node, frontier, .. } => (*node, frontier, "at the end of the run"),

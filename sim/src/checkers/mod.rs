@@ -99,8 +99,8 @@ pub struct Knowledge {
     pub lost_with_disk: BTreeSet<LaneId>,
     /// Replaced nodes that have not rejoined yet.
     pub rejoining: BTreeSet<u32>,
-    /// Nodes whose disk rotted, with the boot that reads the rotten log.
-    pub rotted: BTreeMap<u32, u32>,
+    /// Nodes whose disk rotted and that have not rejoined since.
+    pub rotted: BTreeSet<u32>,
     /// Nodes a hostile fault names: what they send is not evidence against
     /// the honest nodes, and they are not held to converging.
     pub hostile: BTreeSet<u32>,
@@ -114,7 +114,7 @@ impl Knowledge {
             corrupting_network: spec.network.corrupt > 0.0,
             lost_with_disk: BTreeSet::new(),
             rejoining: BTreeSet::new(),
-            rotted: BTreeMap::new(),
+            rotted: BTreeSet::new(),
             hostile: spec.hostile_nodes(),
         }
     }
@@ -130,12 +130,13 @@ impl Knowledge {
                 self.forget_unreplicated(*node, held_elsewhere);
                 self.rejoining.insert(*node);
             }
-            Observation::Rotted { node, next_boot, held_elsewhere } => {
+            Observation::Rotted { node, held_elsewhere } => {
                 self.forget_unreplicated(*node, held_elsewhere);
-                self.rotted.insert(*node, *next_boot);
+                self.rotted.insert(*node);
             }
             Observation::Rejoined { node } => {
                 self.rejoining.remove(node);
+                self.rotted.remove(node);
             }
             _ => {}
         }

@@ -142,6 +142,7 @@ fn keys_that_do_not_apply_are_refused_at_the_key() {
         ("groups-on-crash", "13:10", "`groups` does not apply to a crash fault"),
         ("nodes-on-loss", "13:9", "`nodes` does not apply to a loss fault"),
         ("tear-on-pause", "13:8", "`tear` does not apply to a pause fault"),
+        ("rot-on-client-server", "13:7", "`rot` needs a mesh or p2p topology"),
         (
             "rot-without-restart",
             "13:7",
