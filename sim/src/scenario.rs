@@ -719,18 +719,18 @@ impl Scenario {
         if kinds.contains(&"replace") {
             effects.extend(["crashes", "rejoins"]);
         }
-        // Only some behaviours are refused with a warning (see `Hostility::is_refused`).
-        let rejects = |kind: &FaultKind| {
-            matches!(kind, FaultKind::Hostile { behaviours, .. }
-                if behaviours.iter().any(|behaviour| behaviour.is_refused()))
+        // Whether a scheduled hostile fault has a behaviour that passes `test`.
+        let hostile_does = |test: fn(Hostility) -> bool| {
+            self.faults.iter().any(|fault| {
+                matches!(&fault.kind, FaultKind::Hostile { behaviours, .. } if behaviours.iter().any(|b| test(*b)))
+            })
         };
-        if self.faults.iter().any(|fault| rejects(&fault.kind))
-            || (self.swarm && self.swarm_kinds.iter().any(|kind| kind == "hostile"))
+        // Only some behaviours are refused with a warning (see `Hostility::is_refused`).
+        if hostile_does(Hostility::is_refused) || (self.swarm && self.swarm_kinds.iter().any(|kind| kind == "hostile"))
         {
             effects.push("hostile-inputs-rejected");
         }
-        let equivocates = |kind: &FaultKind| matches!(kind, FaultKind::Hostile { behaviours, .. } if behaviours.contains(&Hostility::Equivocate));
-        if self.faults.iter().any(|fault| equivocates(&fault.kind)) {
+        if hostile_does(|behaviour| behaviour == Hostility::Equivocate) {
             effects.push("forks-surfaced");
         }
         if self.faults.iter().any(|fault| matches!(fault.kind, FaultKind::Crash { tear: true, .. })) {

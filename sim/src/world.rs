@@ -169,23 +169,22 @@ impl World {
     /// holds (those must come back; the rest died with the disk).
     pub fn replaced(&self, node: u32) {
         lock(&self.rejoining)[node as usize] = true;
-        let held_elsewhere: Vec<scx_model::Frontier> = (0..self.spec.nodes)
-            .filter(|other| *other != node)
-            .filter_map(|other| self.core(other))
-            .map(|core| lock(&core).durable.replica().author_tips())
-            .collect();
-        self.observe(Observation::Replaced { node, held_elsewhere });
+        self.observe(Observation::Replaced { node, held_elsewhere: self.held_elsewhere(node) });
     }
 
     /// `node`'s disk rotted before its next boot: lanes it acknowledged that
     /// no other node holds may be gone for good.
     pub fn rotted(&self, node: u32) {
-        let held_elsewhere: Vec<scx_model::Frontier> = (0..self.spec.nodes)
+        self.observe(Observation::Rotted { node, held_elsewhere: self.held_elsewhere(node) });
+    }
+
+    /// What every other node that is up holds, as frontiers.
+    fn held_elsewhere(&self, node: u32) -> Vec<scx_model::Frontier> {
+        (0..self.spec.nodes)
             .filter(|other| *other != node)
             .filter_map(|other| self.core(other))
             .map(|core| lock(&core).durable.replica().author_tips())
-            .collect();
-        self.observe(Observation::Rotted { node, held_elsewhere });
+            .collect()
     }
 
     /// `node` booted with a replica that refuses to author until it rejoined.
