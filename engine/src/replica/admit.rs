@@ -1,0 +1,165 @@
+//! Admission: lanes in (from peers, logs or this node's own writes), the
+//! rejoin gate on authoring, and materialisation on demand.
+//!
+//! Invariant: a lane is admitted only through the DAG's checks (id, chain,
+//! stamp, ancestry), and every refusal or fork it finds becomes an event.
+
+use super::{Event, Replica};
+use crate::dag::Inserted;
+use crate::error::LaneError;
+use crate::hash::{self, LaneId};
+use crate::lane::{Lane, MAX_PARENTS, NodeId};
+use crate::law::Law;
+
+impl<L: Law> Replica<L> {
+    // ---- inputs --------------------------------------------------------
+
+    /// Inserts a lane from a peer or a log. Idempotent; missing ancestry
+    /// parks it; a bad lane is refused and changes nothing.
+    pub fn insert(&mut self, lane: Lane<L::Op>) -> Result<Inserted, LaneError> {
+        self.scratch.clear();
+        lane.encode(&mut self.scratch);
+        let id = hash::lane_id(&self.scratch);
+        self.insert_with_id(id, lane)
+    }
+
+    /// Decodes and inserts canonical lane bytes.
+    pub fn insert_bytes(&mut self, bytes: &[u8]) -> Result<Inserted, LaneError> {
+        let (id, lane) = Lane::decode(bytes)?;
+        self.insert_with_id(id, lane)
+    }
+
+    /// Inserts canonical lane bytes that arrived with a claimed id.
+    pub fn insert_claimed(&mut self, claimed: LaneId, bytes: &[u8]) -> Result<Inserted, LaneError> {
+        let (actual, lane) = Lane::decode(bytes)?;
+        if actual != claimed {
+            return Err(LaneError::IdMismatch { claimed, actual });
+        }
+        self.insert_with_id(actual, lane)
+    }
+
+    /// Inserts a lane whose id the caller computed from its canonical bytes.
+    pub(crate) fn insert_with_known_id(&mut self, id: LaneId, lane: Lane<L::Op>) -> Result<Inserted, LaneError> {
+        self.insert_with_id(id, lane)
+    }
+
+    /// Builds this node's next lane over its current heads without admitting
+    /// it: the caller makes it durable first, then inserts it.
+    pub fn prepare_lane(&self, ops: Vec<L::Op>) -> Lane<L::Op> {
+        let me = self.config.node;
+        let own_tip = self.dag.author_tip(me);
+        let seq = own_tip.map_or(1, |(seq, _, _)| seq + 1);
+        let mut parents: Vec<LaneId> = Vec::with_capacity(self.dag.heads().len() + 1);
+        if let Some((_, id, _)) = own_tip {
+            parents.push(id);
+        }
+        // Newest heads first, so a capped parent list keeps the freshest ones;
+        // the rest stay heads and are merged by a later lane.
+        let mut others: Vec<(u64, LaneId)> = self
+            .dag
+            .heads()
+            .iter()
+            .filter(|id| Some(**id) != own_tip.map(|(_, id, _)| id))
+            .map(|id| (self.lamport_of(id), *id))
+            .collect();
+        others.sort_unstable_by(|a, b| b.cmp(a));
+        parents.extend(others.into_iter().take(MAX_PARENTS - parents.len()).map(|(_, id)| id));
+        let lamport = 1 + parents.iter().map(|id| self.lamport_of(id)).max().unwrap_or(0);
+        let lamport = lamport.max(self.stable_max_lamport() + 1);
+        Lane::new(me, seq, lamport, parents, ops)
+    }
+
+    /// Authors and admits this node's next lane (no durability: see
+    /// `DurableReplica` for write-ahead).
+    pub fn create_lane(&mut self, ops: Vec<L::Op>) -> Result<(LaneId, Lane<L::Op>), LaneError> {
+        self.check_may_author()?;
+        let lane = self.prepare_lane(ops);
+        let id = lane.id();
+        self.insert_with_id(id, lane.clone())?;
+        Ok((id, lane))
+    }
+
+    /// Refuses to author while rejoining (see [`ReplicaConfig::rejoining`]).
+    pub fn check_may_author(&self) -> Result<(), LaneError> {
+        match &self.rejoin_peers {
+            Some(peers) => Err(LaneError::Rejoining { synced: peers.len(), needed: self.rejoin_quorum() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether this replaced node is still learning its history back: it
+    /// may not author lanes (and should not serve reads) until it has synced
+    /// with a majority of the other members. A lane it acknowledged before
+    /// its disk was lost, and that no peer received, is gone; one a peer in
+    /// that majority holds comes back, and its seqs are never reused.
+    pub fn is_rejoining(&self) -> bool {
+        self.rejoin_peers.is_some()
+    }
+
+    /// A sync session with `peer` completed (the syncer calls this).
+    pub fn synced_with(&mut self, peer: NodeId) {
+        let quorum = self.rejoin_quorum();
+        if let Some(peers) = &mut self.rejoin_peers {
+            peers.insert(peer);
+            if peers.len() >= quorum {
+                self.rejoin_peers = None;
+            }
+        }
+    }
+
+    /// A majority of the other members.
+    pub(super) fn rejoin_quorum(&self) -> usize {
+        let others = self.config.members.iter().filter(|member| **member != self.config.node).count();
+        others / 2 + 1
+    }
+
+    /// Orders, replays and checks stability now (getters do it on demand).
+    pub fn materialize(&mut self) {
+        let fresh = self.dag.take_fresh();
+        if !fresh.is_empty() {
+            self.merge_fresh(fresh);
+        }
+        if self.applied < self.order.len() {
+            self.replay();
+        }
+        if self.stability_dirty {
+            self.stability_dirty = false;
+            self.advance_stability();
+        }
+    }
+
+    pub(super) fn insert_with_id(&mut self, id: LaneId, lane: Lane<L::Op>) -> Result<Inserted, LaneError> {
+        let outcome = self.dag.insert(id, lane);
+        match &outcome {
+            Ok(Inserted::Pending) => self.metrics.lanes_pended += 1,
+            // The first admitted lane is the one inserted; the rest waited for it.
+            Ok(Inserted::Admitted(ids)) => self.metrics.lanes_released += ids.len().saturating_sub(1) as u64,
+            _ => {}
+        }
+        for (id, error) in self.dag.take_rejected() {
+            // A released lane refused as a fork is fork evidence too.
+            let proof = match &error {
+                LaneError::Fork { .. } => self.dag.forks().iter().find(|proof| proof.other == id).cloned(),
+                _ => None,
+            };
+            self.events.push_back(match proof {
+                Some(proof) => Event::Fork(proof),
+                None => Event::Rejected { id, error },
+            });
+        }
+        if let Err(LaneError::Fork { .. }) = &outcome
+            && let Some(proof) = self.dag.forks().last()
+            && proof.other == id
+        {
+            self.events.push_back(Event::Fork(proof.clone()));
+        }
+        outcome
+    }
+
+    pub(super) fn lamport_of(&self, id: &LaneId) -> u64 {
+        match self.dag.get(id) {
+            Some(slot) => slot.lane.lamport,
+            None => self.dag.pruned_ref(id).map_or(0, |tip| tip.lamport),
+        }
+    }
+}

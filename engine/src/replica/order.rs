@@ -1,0 +1,79 @@
+//! The canonical order: held lanes sorted by `(lamport, author, id)`, and
+//! the merge of newly admitted lanes into it.
+//!
+//! Invariant: the order is sorted after every merge, and a merge never
+//! reaches into the stable prefix; a lane that sorts inside the applied
+//! suffix rolls the state back to before it.
+
+use super::Replica;
+use super::replay::apply_lane;
+use crate::dag::SlotIdx;
+use crate::hash::LaneId;
+use crate::lane::NodeId;
+use crate::law::Law;
+
+impl<L: Law> Replica<L> {
+    pub(super) fn key(&self, idx: SlotIdx) -> (u64, NodeId, LaneId) {
+        let slot = self.dag.slot(idx);
+        if self.config.bugs.author_descending_ties() {
+            // Planted bug: equal stamps sort by author descending.
+            return (slot.lane.lamport, NodeId(u32::MAX - slot.lane.author.0), slot.id);
+        }
+        (slot.lane.lamport, slot.lane.author, slot.id)
+    }
+
+    /// Merges newly admitted lanes into the canonical order and rewinds the
+    /// applied position to the first one.
+    pub(super) fn merge_fresh(&mut self, mut fresh: Vec<SlotIdx>) {
+        let arrival = self.config.bugs.arrival_order_merge().then(|| fresh.clone());
+        fresh.sort_unstable_by_key(|idx| self.key(*idx));
+        let first = self.key(fresh[0]);
+        let rank = self.order.partition_point(|idx| self.key(*idx) < first);
+        let stable_rank = (self.stable_index - self.prune_index) as usize;
+        assert!(rank >= stable_rank, "admission keeps new lanes above the stable prefix");
+        if rank == self.order.len() {
+            self.order.extend(fresh);
+        } else {
+            let tail = self.order.split_off(rank);
+            let mut merged = Vec::with_capacity(tail.len() + fresh.len());
+            let (mut a, mut b) = (tail.into_iter().peekable(), fresh.into_iter().peekable());
+            while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+                if self.key(*x) < self.key(*y) {
+                    merged.extend(a.next());
+                } else {
+                    merged.extend(b.next());
+                }
+            }
+            merged.extend(a);
+            merged.extend(b);
+            self.order.extend(merged);
+        }
+        self.reached_scan = self.reached_scan.min(self.prune_index + rank as u64);
+        if rank < self.applied {
+            // The state to restore is the one after the `rank` lanes that
+            // still precede the first fresh lane.
+            let before_fresh = self.prune_index + rank as u64;
+            // Planted bug `rollback_one_lane_late`: the target is the first
+            // fresh lane's own (1-based) index, so a checkpoint sitting there
+            // already holds the lane it displaced, and the fresh one is skipped.
+            let target = before_fresh + u64::from(self.config.bugs.rollback_one_lane_late());
+            match arrival {
+                Some(arrival) => self.apply_in_arrival_order(&arrival),
+                None => self.rollback_to(target),
+            }
+        }
+        self.stability_dirty = true;
+    }
+
+    /// Planted bug: applies the late lanes on top of the current state in
+    /// the order they arrived, instead of rolling back and replaying.
+    pub(super) fn apply_in_arrival_order(&mut self, arrival: &[SlotIdx]) {
+        let Self { law, config, dag, state, chain, conflicts, .. } = self;
+        for (offset, idx) in arrival.iter().enumerate() {
+            let lane_index = self.prune_index + self.applied as u64 + offset as u64 + 1;
+            apply_lane(law, &config.bugs, dag.slot(*idx), lane_index, state, chain, conflicts);
+        }
+        self.applied = self.order.len();
+        self.digest = None;
+    }
+}

@@ -1,0 +1,147 @@
+//! Replay: the canonical order applied through the law, with rollback
+//! checkpoints (dense near the tip, logarithmically thinned behind it) and
+//! snapshot points.
+//!
+//! Invariant: state, chain hash and digest are those of a replay of the
+//! applied prefix of the order from the stable base.
+
+use super::{Checkpoint, Mark, Replica};
+use crate::codec::Reader;
+use crate::hash::{self, ChainHash, LaneId, StateDigest};
+use crate::law::{LaneContext, Law};
+
+impl<L: Law> Replica<L> {
+    /// Restores the newest checkpoint at or before `lane_index` and forgets
+    /// everything derived after it.
+    pub(super) fn rollback_to(&mut self, lane_index: u64) {
+        self.metrics.rollbacks += 1;
+        let keep = self.checkpoints.partition_point(|checkpoint| checkpoint.lane_index <= lane_index);
+        assert!(keep >= 1, "the stable base checkpoint is never above a rollback target");
+        self.checkpoints.truncate(keep);
+        let checkpoint = &self.checkpoints[keep - 1];
+        self.marks.retain(|mark| mark.lane_index <= checkpoint.lane_index);
+        self.state = checkpoint.state.clone();
+        self.chain = checkpoint.chain;
+        self.conflicts = checkpoint.conflicts;
+        self.applied = (checkpoint.lane_index - self.prune_index) as usize;
+        self.digest = None;
+    }
+
+    /// Applies `order[applied..]`, recording checkpoints and snapshot points.
+    pub(super) fn replay(&mut self) {
+        let Self { law, config, dag, order, state, chain, conflicts, .. } = self;
+        while self.applied < order.len() {
+            let lane_index = self.prune_index + self.applied as u64 + 1;
+            apply_lane(law, &config.bugs, dag.slot(order[self.applied]), lane_index, state, chain, conflicts);
+            self.applied += 1;
+            self.metrics.lanes_replayed += 1;
+            if lane_index.is_multiple_of(config.checkpoint_interval) {
+                self.checkpoints.push(Checkpoint {
+                    lane_index,
+                    state: state.clone(),
+                    chain: *chain,
+                    conflicts: *conflicts,
+                });
+                if self.checkpoints.len() > MAX_CHECKPOINTS_BEFORE_THINNING {
+                    thin(&mut self.checkpoints, lane_index, config.checkpoint_interval, &config.bugs);
+                }
+            }
+            if lane_index.is_multiple_of(config.snapshot_interval) {
+                let digest = digest_into(law, state, &mut self.scratch);
+                self.marks.push(Mark { lane_index, chain: *chain, digest });
+            }
+        }
+        self.digest = None;
+        self.thin_checkpoints();
+    }
+
+    pub(super) fn thin_checkpoints(&mut self) {
+        let tip = self.lane_index();
+        thin(&mut self.checkpoints, tip, self.config.checkpoint_interval, &self.config.bugs);
+    }
+
+    pub(super) fn lane_index(&self) -> u64 {
+        self.prune_index + self.applied as u64
+    }
+
+    pub(super) fn digest(&mut self) -> StateDigest {
+        if let Some(digest) = self.digest {
+            return digest;
+        }
+        let digest = digest_into(&self.law, &self.state, &mut self.scratch);
+        self.digest = Some(digest);
+        digest
+    }
+}
+
+/// Applies one lane at `lane_index`: its ops through the law, then one
+/// step of the chain hash (`bugs` are the planted ones, if any).
+pub(super) fn apply_lane<L: Law>(
+    law: &L,
+    bugs: &crate::bugs::Bugs,
+    slot: &crate::dag::Slot<L::Op>,
+    lane_index: u64,
+    state: &mut L::State,
+    chain: &mut ChainHash,
+    conflicts: &mut u64,
+) {
+    let context = LaneContext {
+        id: &slot.id,
+        author: slot.lane.author,
+        seq: slot.lane.seq,
+        lamport: slot.lane.lamport,
+        lane_index,
+    };
+    for op in &slot.lane.ops {
+        *conflicts += u64::from(law.apply_planted(state, &context, op, bugs).conflicts);
+    }
+    *chain = if bugs.swapped_chain_step() {
+        // Planted bug: the operands of the chain step swapped.
+        hash::chain_step(&ChainHash(slot.id.0), &LaneId(chain.0))
+    } else {
+        hash::chain_step(chain, &slot.id)
+    };
+}
+
+/// Checkpoints kept before a replay in progress thins them.
+pub(super) const MAX_CHECKPOINTS_BEFORE_THINNING: usize = 64;
+
+/// Keeps checkpoints dense near `tip` and exponentially sparser further back
+/// (about eight per doubling of the distance), so a late lane replays a short
+/// suffix and memory stays logarithmic. The first checkpoint, the stable
+/// base, always stays.
+pub(super) fn thin<S>(checkpoints: &mut Vec<Checkpoint<S>>, tip: u64, interval: u64, bugs: &crate::bugs::Bugs) {
+    // Planted bug `thinning_drops_base`: the stable base is thinned like any
+    // other checkpoint, so a rollback can find nothing below its target.
+    let mut first = !bugs.thinning_drops_base();
+    checkpoints.retain(|checkpoint| {
+        if std::mem::take(&mut first) {
+            return true;
+        }
+        let distance_in_intervals = (tip - checkpoint.lane_index) / interval;
+        let spacing = interval * (distance_in_intervals / 8).max(1).next_power_of_two();
+        checkpoint.lane_index.is_multiple_of(spacing)
+    });
+}
+
+/// The digest of `state`, encoded into a reused buffer (a status per sync
+/// session makes this a hot path).
+pub(super) fn digest_into<L: Law>(law: &L, state: &L::State, scratch: &mut Vec<u8>) -> StateDigest {
+    scratch.clear();
+    law.encode_state(state, scratch);
+    hash::state_digest(scratch)
+}
+
+pub(super) fn digest_of<L: Law>(law: &L, state: &L::State) -> StateDigest {
+    let mut bytes = Vec::new();
+    law.encode_state(state, &mut bytes);
+    hash::state_digest(&bytes)
+}
+
+/// Decodes a state with `law`, requiring every byte be used.
+pub fn decode_state<L: Law>(law: &L, bytes: &[u8]) -> Result<L::State, crate::codec::DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let state = law.decode_state(&mut reader)?;
+    reader.finish()?;
+    Ok(state)
+}
