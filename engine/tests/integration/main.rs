@@ -3,6 +3,7 @@
 mod support;
 
 mod convergence;
+mod driver;
 mod durable;
 mod net;
 mod pfuzz;

@@ -57,7 +57,7 @@ fn the_model_never_names_the_engines_replica_law_or_hash_steps() {
             for text in ["state_digest(", "scx_engine::World", "scx_engine::hash::", "scx_engine::codec"] {
                 assert!(!line.contains(text), "{place}: the model must not use the engine's `{text}`: {line}");
             }
-            for module in ["dag", "replica", "snapshot", "world", "law", "durable", "store", "protocol"] {
+            for module in ["dag", "replica", "snapshot", "world", "law", "node", "log", "protocol"] {
                 let path = format!("scx_engine::{module}");
                 assert!(!names(&line, &path), "{place}: the model must not use `{path}`: {line}");
             }

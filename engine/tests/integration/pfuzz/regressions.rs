@@ -268,20 +268,16 @@ fn a_durable_receiver_recovers_after_installing_a_peer_snapshot() {
     // peer (by sync or bundle) was never written to the durable log, so the
     // lanes admitted on top of it named parents the log did not hold and
     // recovery after a crash failed with dangling lanes.
-    use scx_engine::durable::DurableReplica;
-    use scx_engine::store::MemStore;
+    use crate::driver::{Driver, node_config};
     for prune in [true, false] {
         let mut sender = pruned_member(1);
-        let (mut durable, _) = DurableReplica::open(World, config(2, prune), MemStore::new()).unwrap();
-        let (metrics, _) =
-            protocol::apply_bundle(&protocol::bundle(&mut sender), sender.node(), durable.replica()).unwrap();
+        let mut durable = Driver::fresh(config(2, prune));
+        let metrics = durable.node.apply_bundle(0, sender.node(), &protocol::bundle(&mut sender)).unwrap();
         assert_eq!(metrics.snapshots_installed, 1);
-        durable.flush().unwrap();
-        let before = durable.replica().status();
-        let mut store = durable.store().clone();
-        store.crash(None);
-        match DurableReplica::open(World, config(2, prune), store) {
-            Ok((mut again, _)) => assert_eq!(again.replica().status(), before, "prune {prune}"),
+        durable.drain();
+        let before = durable.node.status();
+        match Driver::open(node_config(config(2, prune)), durable.crashed_store(None)) {
+            Ok((mut again, _)) => assert_eq!(again.node.status(), before, "prune {prune}"),
             Err(error) => panic!("prune {prune}: recovery after a snapshot install failed: {error}"),
         }
     }
