@@ -1,9 +1,12 @@
-//! One SCX node inside madsim: boot (recover from its disk), receive
-//! datagrams, write its workload, and sync on its clock by topology.
-//!
-//! Every step that changes the replica ends in [`pump`]: flush the replica to
-//! the disk (the write-ahead rule), then hand datagrams to the network, then
-//! report events. Nothing leaves a node before it is durable there.
+//! One SCX node inside madsim: a short poll loop around the engine's
+//! [`Node`]. Inputs go in (datagrams from the receive tasks, writes from the
+//! workload task, timeouts from the timer the node asks for), and
+//! [`drive`] drains the outputs: each persist is written to the node's
+//! disk and acknowledged, each datagram handed to the network, each event
+//! turned into observations. The engine holds back transmits and events
+//! until the persists before them are acknowledged (write-ahead by
+//! construction), so when the disk dies under a persist, nothing after it
+//! leaves the node.
 
 use crate::hostile::Forgery;
 use crate::network::Fate;
@@ -15,11 +18,11 @@ use crate::trace::{DropReason, Event};
 use crate::workload;
 use crate::world::{Life, World, lock, now_ns};
 use madsim::net::Endpoint;
-use scx_engine::durable::DurableReplica;
-use scx_engine::protocol::{self, Outcome, Role, SyncEvent, Syncer};
-use scx_engine::{LaneError, NodeId, Replica, ReplicaConfig, SnapshotError, WorldState};
+use scx_engine::node::{NodeConfig, NodeEvent, Output, PeerPlan, SyncConfig};
+use scx_engine::protocol::{Outcome, Role, SyncEvent};
+use scx_engine::{LaneError, Node, NodeId, Replica, ReplicaConfig, SnapshotError, WorldState};
 use scx_model::{Frontier, ModelValue, RegisterValue};
-use std::collections::BTreeMap;
+use scx_store::Store;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,43 +55,81 @@ pub fn node_of(address: SocketAddr) -> Option<u32> {
     }
 }
 
-/// The peer to sync with now, by topology.
-fn pick_peer(core: &mut NodeCore, world: &World) -> Option<u32> {
+/// The node's clock: simulated time plus its skew, from an epoch one
+/// largest skew before the run starts, so it never goes below zero.
+pub fn local_now_ns(world: &World, node: u32) -> u64 {
+    local_ns(world, node, now_ns())
+}
+
+fn local_ns(world: &World, node: u32, sim_ns: u64) -> u64 {
+    let epoch = crate::scenario::MAX_CLOCK_SKEW.as_nanos() as i64;
+    // Cannot go negative: |skew| <= MAX_CLOCK_SKEW (validated), and the
+    // scenario's limits keep the sum far inside i64.
+    (sim_ns as i64 + epoch + world.skew(node)) as u64
+}
+
+/// Simulated time at which the node's clock reads `local_ns` (now if that
+/// is in the past).
+fn sim_ns_at(world: &World, node: u32, local: u64) -> u64 {
+    let now = now_ns();
+    now + local.saturating_sub(local_ns(world, node, now))
+}
+
+/// Whom the node syncs with on its own, by topology: the mesh and hubs go
+/// round the others in turn, a p2p node draws a random other one, clients
+/// and leaves sync with their server or hub; a server and air-gapped nodes
+/// only answer (air-gapped lanes travel by courier, see [`courier_loop`]).
+fn peer_plan(world: &World, node: u32, boot: u32) -> PeerPlan {
     let nodes = world.spec.nodes;
-    let me = core.index;
     if nodes < 2 {
-        return None;
+        return PeerPlan::Answer;
     }
-    let random_other = |rng: &mut SimRng| (me + 1 + rng.below(u64::from(nodes - 1)) as u32) % nodes;
+    let others: Vec<NodeId> = (1..nodes).map(|step| NodeId((node + step) % nodes)).collect();
     match &world.spec.topology {
-        Topology::Mesh => {
-            core.rotation = core.rotation % (nodes - 1) + 1;
-            Some((me + core.rotation) % nodes)
+        Topology::Mesh => PeerPlan::RoundRobin(others),
+        Topology::PeerToPeer => {
+            let seed = SimRng::new(world.spec.seed, "peer-choice", u64::from(node) << 32 | u64::from(boot)).next_u64();
+            PeerPlan::Random { peers: others, seed }
         }
-        Topology::PeerToPeer | Topology::AirGapped => Some(random_other(&mut core.rng)),
-        Topology::ClientServer { server } => (me != *server).then_some(*server),
-        Topology::Edge { hubs } => {
-            if hubs.contains(&me) {
-                let others: Vec<u32> = hubs.iter().copied().filter(|hub| *hub != me).collect();
-                core.rotation = core.rotation.wrapping_add(1);
-                others.get(core.rotation as usize % others.len().max(1)).copied()
-            } else {
-                hubs.get(me as usize % hubs.len().max(1)).copied()
+        Topology::AirGapped => PeerPlan::Answer,
+        Topology::ClientServer { server } if *server == node => PeerPlan::Answer,
+        Topology::ClientServer { server } => PeerPlan::RoundRobin(vec![NodeId(*server)]),
+        Topology::Edge { hubs } if hubs.contains(&node) => {
+            let mut others: Vec<NodeId> = hubs.iter().copied().filter(|hub| *hub != node).map(NodeId).collect();
+            if others.is_empty() {
+                return PeerPlan::Answer;
             }
+            // The first hub a hub syncs with is the one after it.
+            let len = others.len();
+            others.rotate_left(1 % len);
+            PeerPlan::RoundRobin(others)
         }
+        Topology::Edge { hubs } => match hubs.get(node as usize % hubs.len().max(1)) {
+            Some(hub) => PeerPlan::RoundRobin(vec![NodeId(*hub)]),
+            None => PeerPlan::Answer,
+        },
     }
 }
 
-fn replica_config(world: &World, node: u32) -> ReplicaConfig {
+fn node_config(world: &World, node: u32, boot: u32) -> NodeConfig {
     let spec = &world.spec;
-    let mut config = ReplicaConfig::new(NodeId(node), (0..spec.nodes).map(NodeId));
-    config.snapshot_interval = spec.snapshot_interval;
-    config.checkpoint_interval = spec.snapshot_interval.min(32);
-    config.prune = spec.prune;
-    config.bugs = crate::bugs::engine_bugs(spec.bug);
+    let mut replica = ReplicaConfig::new(NodeId(node), (0..spec.nodes).map(NodeId));
+    replica.snapshot_interval = spec.snapshot_interval;
+    replica.checkpoint_interval = spec.snapshot_interval.min(32);
+    replica.prune = spec.prune;
+    replica.bugs = crate::bugs::engine_bugs(spec.bug);
     // A replacement rejoins until a majority of peers synced with it.
-    config.rejoining = lock(&world.rejoining)[node as usize];
-    config
+    replica.rejoining = lock(&world.rejoining)[node as usize];
+    let interval_ns = spec.sync_interval.as_nanos().max(1) as u64;
+    // Each node ticks at its own phase, so the cluster does not sync in lockstep.
+    let phase_ns = SimRng::new(spec.seed, "sync-phase", u64::from(node)).below(interval_ns);
+    let sync = SyncConfig {
+        peers: peer_plan(world, node, boot),
+        interval_ns,
+        phase_ns,
+        session_timeout_ns: spec.session_timeout.as_nanos() as u64,
+    };
+    NodeConfig { replica, sync, ..NodeConfig::new(NodeId(node), []) }
 }
 
 /// The node's main task (madsim re-runs it on every restart).
@@ -106,30 +147,48 @@ pub async fn main(world: Arc<World>, node: u32) {
     for _ in 0..RECEIVE_TASKS {
         madsim::task::spawn(receive_loop(world.clone(), core.clone(), endpoint.clone()));
     }
-    madsim::task::spawn(workload_loop(world.clone(), core.clone()));
-    sync_loop(world, core).await;
+    if world.spec.topology == Topology::AirGapped {
+        madsim::task::spawn(courier_loop(world.clone(), core.clone()));
+    }
+    workload_loop(world, core).await;
 }
 
-/// Recovers the node from its disk and tells the checkers what it recovered.
+/// Recovers the node from its disk, makes what recovery must record durable,
+/// and tells the checkers what it recovered.
 fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
     let boot = {
         let mut boots = lock(&world.boots);
         boots[node as usize] += 1;
         boots[node as usize]
     };
-    let disk = world.disks[node as usize].clone();
-    let opened = DurableReplica::open(scx_engine::World, replica_config(world, node), disk);
-    let (mut durable, report) = match opened {
+    let mut disk = world.disks[node as usize].clone();
+    let recovered = disk.load().map_err(|error| error.to_string());
+    let config = node_config(world, node, boot);
+    let opened = recovered.and_then(|recovered| {
+        let opened = Node::recover(scx_engine::World, config, &recovered, local_now_ns(world, node));
+        opened.map_err(|error| error.to_string())
+    });
+    let (engine, report) = match opened {
         Ok(opened) => opened,
-        // A crash armed for this instant landed on recovery's own writes
-        // (the rejoin record): a crash, not a recovery that failed.
-        Err(_) if crash_landed(world, node) => return None,
         Err(error) => {
-            world.observe(Observation::RecoveryFailed { node, error: error.to_string() });
+            world.observe(Observation::RecoveryFailed { node, error });
             return None;
         }
     };
-    let status = durable.replica().status();
+    let mut core = NodeCore {
+        index: node,
+        node: engine,
+        disk,
+        rng: SimRng::new(world.spec.seed, "node", u64::from(node) << 32 | u64::from(boot)),
+        endpoint,
+        timer_armed_ns: None,
+    };
+    // Recovery's own writes (the rejoin record) go first; a crash armed for
+    // this instant may land on them: a crash, not a recovery that failed.
+    if !drive(world, &mut core) {
+        return None;
+    }
+    let status = status_view(&mut core.node);
     tracing::info!(
         t_ms = now_ns() / 1_000_000,
         node,
@@ -145,7 +204,7 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
     if report.corruption_detected {
         lock(&world.metrics).rot_detected += 1;
     }
-    if durable.replica().is_rejoining() {
+    if core.node.is_rejoining() {
         world.awaits_rejoin(node);
     }
     if boot > 1 {
@@ -156,27 +215,16 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
             lane_index: status.lane_index,
         });
     }
-    let replica = durable.replica();
     world.observe(Observation::Booted {
         node,
         boot,
-        frontier: frontier(replica),
-        status: status_view(replica),
+        frontier: frontier(core.node.replica()),
+        status,
         torn_tail_bytes: report.torn_tail_bytes,
         corruption_detected: report.corruption_detected,
-        rejoining: replica.is_rejoining(),
+        rejoining: core.node.is_rejoining(),
     });
-    let mut syncer = Syncer::new(NodeId(node));
-    syncer.set_bugs(crate::bugs::engine_bugs(world.spec.bug));
-    Some(NodeCore {
-        index: node,
-        durable,
-        syncer,
-        rng: SimRng::new(world.spec.seed, "node", u64::from(node) << 32 | u64::from(boot)),
-        open_since: BTreeMap::new(),
-        rotation: 0,
-        endpoint,
-    })
+    Some(core)
 }
 
 async fn receive_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>, endpoint: Endpoint) {
@@ -190,18 +238,18 @@ async fn receive_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>, endpoint: E
         let forgeries = lock(&world.hostile)[from as usize].as_ref().map(|hostile| hostile.forgeries_in(&bytes));
         let forgeries = forgeries.unwrap_or_default();
         let was_open = |core: &NodeCore, forgery: &Forgery| {
-            core.syncer
+            core.node
                 .open_sessions()
                 .any(|(peer, session, _, expect)| (peer.0, session, expect) == (from, forgery.session, forgery.expect))
         };
         let applying: Vec<Forgery> = forgeries.into_iter().filter(|forgery| was_open(core, forgery)).collect();
-        core.syncer.handle(NodeId(from), &bytes, core.durable.replica());
+        core.node.handle_datagram(local_now_ns(&world, me), NodeId(from), &bytes);
         let applied: Vec<Forgery> = applying.into_iter().filter(|forgery| !was_open(core, forgery)).collect();
         for forgery in applied {
             // The step was open, the datagram (which decodes whole) took
             // it, so its batch was applied: a held lane at the dot makes
             // the twin a fork the engine must surface.
-            let held = core.durable.replica().lane_at(forgery.dot.author, forgery.dot.seq);
+            let held = core.node.replica().lane_at(forgery.dot.author, forgery.dot.seq);
             world.observe(Observation::ForgeryApplied {
                 node: me,
                 from,
@@ -210,7 +258,7 @@ async fn receive_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>, endpoint: E
                 held,
             });
         }
-        pump(&world, core);
+        drive(&world, core);
     }
 }
 
@@ -241,7 +289,7 @@ async fn workload_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
             break;
         }
         let mut core = lock(&core);
-        if core.durable.replica().is_rejoining() {
+        if core.node.is_rejoining() {
             // A replacement neither writes nor serves reads until it rejoined.
             continue;
         }
@@ -250,40 +298,28 @@ async fn workload_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
         }
         let key = workload::read_key(&mut rng, &spec);
         read(&world, &mut core, key);
-        pump(&world, &mut core);
+        drive(&world, &mut core);
     }
     std::future::pending::<()>().await;
 }
 
-/// Authors one lane; `false` when the node's disk died under the write.
-fn write_lane(world: &World, core: &mut NodeCore, rng: &mut SimRng, spec: &crate::spec::WorkloadSpec) -> bool {
-    let ops = workload::next_ops(rng, spec, core.durable.replica().state());
-    let op_count = ops.len() as u32;
-    let index = core.index;
-    let created = core.durable.create_lane(ops);
-    if crash_landed(world, index) {
-        // The write died with the node: not acknowledged.
-        return false;
+/// Authors one lane and makes it durable; `false` when the node's disk
+/// died under the write (then it was never acknowledged).
+fn write_lane(world: &Arc<World>, core: &mut NodeCore, rng: &mut SimRng, spec: &crate::spec::WorkloadSpec) -> bool {
+    let ops = workload::next_ops(rng, spec, core.node.state());
+    let now = local_now_ns(world, core.index);
+    if let Err(error) = core.node.write(now, ops) {
+        world.observe(Observation::WriteRefused { node: core.index, error: error.to_string() });
     }
-    match created {
-        Ok((id, lane)) => {
-            let seq = lane.seq;
-            lock(&world.metrics).lanes += 1;
-            tracing::trace!(t_ms = now_ns() / 1_000_000, node = index, seq, ops = op_count, "wrote a lane");
-            world.record(Event::Write { node: index, seq, ops: op_count });
-            world.observe(Observation::Wrote { node: index, id, lane });
-        }
-        Err(error) => world.observe(Observation::StoreFailed { node: index, error: error.to_string() }),
-    }
-    true
+    // The acknowledgement (`Written`) comes out once the lane is durable.
+    drive(world, core)
 }
 
 /// Reads one key, as an application would, and shows the checkers what
 /// it returned and what the node held.
 fn read(world: &World, core: &mut NodeCore, key: u32) {
-    let replica = core.durable.replica();
-    let value = read_value(replica.state(), key);
-    let frontier = frontier(replica);
+    let value = read_value(core.node.state(), key);
+    let frontier = frontier(core.node.replica());
     lock(&world.metrics).reads += 1;
     world.observe(Observation::Read { node: core.index, key, value, frontier });
 }
@@ -305,66 +341,69 @@ fn frontier(replica: &Replica<scx_engine::World>) -> Frontier {
     replica.author_tips()
 }
 
-/// The replica's hashes and position.
-pub fn status_view(replica: &mut Replica<scx_engine::World>) -> StatusView {
-    let status = replica.status();
+/// The node's hashes and position.
+pub fn status_view(node: &mut Node<scx_engine::World>) -> StatusView {
+    let status = node.status();
     StatusView { lane_index: status.lane_index, chain_hash: status.chain_hash, state_digest: status.state_digest }
 }
 
-async fn sync_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
+/// Wakes the node when its clock reaches `at_ns` (simulated time), for
+/// [`Node::handle_timeout`]. A timer that finds an earlier one armed since
+/// still hands the node its timeout, which is harmless (it acts only on what
+/// is due), and re-arms.
+async fn timer(world: Arc<World>, node: u32, at_ns: u64) {
+    madsim::time::sleep(Duration::from_nanos(at_ns.saturating_sub(now_ns()))).await;
+    let Some(core) = world.core(node) else { return };
+    let mut core = lock(&core);
+    if core.timer_armed_ns == Some(at_ns) {
+        core.timer_armed_ns = None;
+    }
+    let now = local_now_ns(&world, node);
+    core.node.handle_timeout(now);
+    drive(&world, &mut core);
+}
+
+/// Arms a timer for the node's next timeout, unless one at or before it is armed.
+fn arm_timer(world: &Arc<World>, core: &mut NodeCore) {
+    let Some(local) = core.node.poll_timeout() else { return };
+    // madsim's timers have a 1 ms floor; an earlier wake-up would only spin.
+    let at_ns = sim_ns_at(world, core.index, local).max(now_ns() + 1_000_000);
+    if core.timer_armed_ns.is_some_and(|armed| armed <= at_ns) {
+        return;
+    }
+    core.timer_armed_ns = Some(at_ns);
+    madsim::task::spawn(timer(world.clone(), core.index, at_ns));
+}
+
+/// Carries bundle files (air-gapped topology: no network, a courier at
+/// every tick of the node's clock) to a random peer.
+async fn courier_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>) {
     let interval = world.spec.sync_interval.as_nanos().max(1) as u64;
     let node = lock(&core).index;
-    // Each node ticks at its own phase, so the cluster does not sync in lockstep.
-    let phase = SimRng::new(world.spec.seed, "sync-phase", u64::from(node)).below(interval) as i64;
+    let phase = SimRng::new(world.spec.seed, "sync-phase", u64::from(node)).below(interval);
     loop {
         // Ticks fall on multiples of the interval of the node's own clock, so
-        // a skewed clock shifts when this node syncs.
-        let local = now_ns() as i64 + world.skew(node) + phase;
-        let next_local = (local.div_euclid(interval as i64) + 1) * interval as i64;
-        let wait = (next_local - local).max(1_000_000) as u64;
+        // a skewed clock shifts when this node's courier leaves.
+        let local = local_now_ns(&world, node) + phase;
+        let wait = (interval - local % interval).max(1_000_000);
         madsim::time::sleep(Duration::from_nanos(wait)).await;
         let mut core = lock(&core);
-        expire_sessions(&world, &mut core);
-        if world.spec.topology == Topology::AirGapped {
-            carry_bundle(&world, &mut core);
-            continue;
-        }
-        let Some(peer) = pick_peer(&mut core, &world) else { continue };
-        if core.syncer.is_syncing_with(NodeId(peer)) {
-            continue;
-        }
-        let core = &mut *core;
-        let session = core.syncer.initiate(NodeId(peer), core.durable.replica());
-        // The hello just computed the status: asking again costs no replay.
-        let status = status_view(core.durable.replica());
-        core.open_since.insert((NodeId(peer), session), now_ns());
-        world.observe(Observation::SessionStarted { node, peer, session, status });
-        pump(&world, core);
+        carry_bundle(&world, &mut core);
     }
 }
 
-fn expire_sessions(world: &World, core: &mut NodeCore) {
-    let now = now_ns();
-    let timeout = world.spec.session_timeout.as_nanos() as u64;
-    let open: Vec<(NodeId, u64)> = core.syncer.open_sessions().map(|(peer, id, _, _)| (peer, id)).collect();
-    core.open_since.retain(|key, _| open.contains(key));
-    for key in open {
-        let since = *core.open_since.entry(key).or_insert(now);
-        if now.saturating_sub(since) > timeout {
-            core.syncer.abandon(key.0, key.1, "timeout");
-        }
-    }
-}
-
-/// Carries a bundle file of everything this node holds to a random peer
-/// (air-gapped topology: no network, a courier at every tick).
+/// Carries a bundle file of everything this node holds to a random peer.
 fn carry_bundle(world: &Arc<World>, core: &mut NodeCore) {
-    let Some(peer) = pick_peer(core, world) else { return };
+    let nodes = world.spec.nodes;
+    if nodes < 2 {
+        return;
+    }
+    let peer = (core.index + 1 + core.rng.below(u64::from(nodes - 1)) as u32) % nodes;
     let Some(target) = world.core(peer) else { return };
     if world.life(peer) != Life::Up {
         return;
     }
-    let mut bundle = protocol::bundle(core.durable.replica());
+    let mut bundle = core.node.bundle();
     let from = core.index;
     // A bundle file can be corrupted on its way like a datagram can (its
     // checksum refuses it), or, half the time when it carries a snapshot,
@@ -385,23 +424,19 @@ fn carry_bundle(world: &Arc<World>, core: &mut NodeCore) {
         world.record(Event::Corrupt { from, to: peer });
     }
     let mut target = lock(&target);
-    let applied = protocol::apply_bundle(&bundle, NodeId(from), target.durable.replica());
-    let lanes = applied.as_ref().map_or(0, |(metrics, _)| metrics.lanes_missing);
+    let applied = target.node.apply_bundle(local_now_ns(world, peer), NodeId(from), &bundle);
+    let lanes = applied.as_ref().map_or(0, |metrics| metrics.lanes_missing);
     world.record(Event::Bundle { from, to: peer, lanes });
-    match applied {
-        // What the bundle's snapshot and lanes raised is reported like a session's.
-        Ok((_, events)) => {
-            for event in events {
-                report(world, &mut target, event);
-            }
-        }
-        Err(error) => world.observe(Observation::Warning {
+    // What the bundle's snapshot and lanes raised comes out of the target's
+    // outputs, reported like a session's.
+    if let Err(error) = applied {
+        world.observe(Observation::Warning {
             node: peer,
             peer: Some(from),
             warning: EngineWarning::BadMessage(error.to_string()),
-        }),
+        });
     }
-    pump(world, &mut target);
+    drive(world, &mut target);
 }
 
 /// Whether the node's disk died under it (its crash point was an IO
@@ -413,30 +448,54 @@ fn crash_landed(world: &World, node: u32) -> bool {
     true
 }
 
-/// Flushes to disk, then transmits, then reports: the write-ahead rule.
-/// Nothing is transmitted unless the flush succeeded.
-pub fn pump(world: &Arc<World>, core: &mut NodeCore) {
+/// Drains the node's outputs: each persist is written to the disk and
+/// acknowledged, each datagram sent, each event reported; then arms the
+/// node's next timer. Returns `false` when the disk died under a persist
+/// (the node is down, and nothing after the persist left it) or refused one
+/// (the node is wedged: its memory is ahead of its disk, so the engine keeps
+/// everything after the persist back, and the checkers were told).
+pub fn drive(world: &Arc<World>, core: &mut NodeCore) -> bool {
     let node = core.index;
-    let flushed = core.durable.flush();
-    if crash_landed(world, node) {
-        return;
-    }
-    match flushed {
-        Ok(events) => {
-            for event in events {
-                replica_event(world, core, event);
+    while let Some(output) = core.node.poll() {
+        match output {
+            Output::Persist(persist) => {
+                let written = scx_store::persist(&mut core.disk, &persist.op);
+                if crash_landed(world, node) {
+                    return false;
+                }
+                if let Err(error) = written {
+                    world.observe(Observation::StoreFailed { node, error: error.to_string() });
+                    return false;
+                }
+                core.node.persisted(persist.token);
             }
-        }
-        Err(error) => {
-            world.observe(Observation::StoreFailed { node, error: error.to_string() });
-            return;
+            Output::Transmit(transmit) => send(world, &core.endpoint, node, transmit.to.0, transmit.bytes),
+            Output::Event(event) => report(world, core, event),
         }
     }
-    while let Some((to, bytes)) = core.syncer.poll_transmit() {
-        send(world, &core.endpoint, node, to.0, bytes);
-    }
-    while let Some(event) = core.syncer.poll_event() {
-        report(world, core, event);
+    arm_timer(world, core);
+    true
+}
+
+/// What the node told its driver, as observations.
+fn report(world: &Arc<World>, core: &mut NodeCore, event: NodeEvent<scx_engine::WorldOp>) {
+    let node = core.index;
+    match event {
+        NodeEvent::Written { id, lane } => {
+            let seq = lane.seq;
+            let ops = lane.ops.len() as u32;
+            lock(&world.metrics).lanes += 1;
+            tracing::trace!(t_ms = now_ns() / 1_000_000, node, seq, ops, "wrote a lane");
+            world.record(Event::Write { node, seq, ops });
+            world.observe(Observation::Wrote { node, id, lane });
+        }
+        NodeEvent::Replica(event) => replica_event(world, core, event),
+        NodeEvent::Sync(event) => sync_event(world, core, event),
+        NodeEvent::SessionStarted { peer, session } => {
+            let status = status_view(&mut core.node);
+            world.observe(Observation::SessionStarted { node, peer: peer.0, session, status });
+        }
+        NodeEvent::Rejoined => world.rejoined(node),
     }
 }
 
@@ -448,7 +507,7 @@ fn replica_event(world: &World, core: &mut NodeCore, event: scx_engine::Event) {
             tracing::debug!(t_ms = now_ns() / 1_000_000, node, lane_index, id = %id.short(), "committed a stable snapshot");
             lock(&world.metrics).snapshots += 1;
             world.record(Event::Snapshot { node, lane_index });
-            let replica = core.durable.replica();
+            let replica = core.node.replica();
             // The registry holds every snapshot the replica passed; the one just committed is among them.
             let header = replica
                 .snapshots()
@@ -479,11 +538,10 @@ fn replica_event(world: &World, core: &mut NodeCore, event: scx_engine::Event) {
     }
 }
 
-fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
+fn sync_event(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
     let node = core.index;
     match event {
         SyncEvent::Completed { peer, session, role, outcome, metrics } => {
-            core.open_since.remove(&(peer, session));
             let mut totals = lock(&world.metrics);
             totals.bytes_sent += metrics.bytes_sent;
             totals.bytes_missing += metrics.bytes_missing;
@@ -512,7 +570,7 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
                 in_sync: outcome == Outcome::InSync,
                 lanes_received: metrics.lanes_missing,
             });
-            let status = (outcome == Outcome::InSync).then(|| status_view(core.durable.replica()));
+            let status = (outcome == Outcome::InSync).then(|| status_view(&mut core.node));
             world.observe(Observation::SessionEnded {
                 node,
                 peer: peer.0,
@@ -522,20 +580,13 @@ fn report(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
                 status,
                 lanes_received: metrics.lanes_missing,
             });
-            if !core.durable.replica().is_rejoining() {
-                world.rejoined(node);
-            }
-            if metrics.lanes_missing > 0
-                && !core.durable.replica().is_rejoining()
-                && core.rng.chance(READ_AFTER_SYNC_SHARE)
-            {
+            if metrics.lanes_missing > 0 && !core.node.is_rejoining() && core.rng.chance(READ_AFTER_SYNC_SHARE) {
                 // Read what the session brought, as an application would.
                 let key = workload::read_key(&mut core.rng, &world.spec.workload);
                 read(world, core, key);
             }
         }
-        SyncEvent::Failed { peer, session, metrics, .. } => {
-            core.open_since.remove(&(peer, session));
+        SyncEvent::Failed { peer, metrics, .. } => {
             let mut totals = lock(&world.metrics);
             totals.bytes_sent += metrics.bytes_sent;
             totals.bytes_missing += metrics.bytes_missing;

@@ -100,6 +100,14 @@ pub enum Observation {
         /// Why.
         error: String,
     },
+    /// A node refused a write of the workload's (a valid lane of ops it
+    /// may author: it is not rejoining).
+    WriteRefused {
+        /// The node.
+        node: u32,
+        /// Why.
+        error: String,
+    },
     /// A node's log refused a write or a sync while its disk was healthy.
     StoreFailed {
         /// The node.

@@ -372,7 +372,7 @@ fn sample(world: &World, at_ns: u64, quiescent: bool) -> (Sample, Observation) {
     for node in 0..world.spec.nodes {
         let life = world.life(node);
         let status = match world.core(node) {
-            Some(core) if life != Life::Down => Some(node::status_view(lock(&core).durable.replica())),
+            Some(core) if life != Life::Down => Some(node::status_view(&mut lock(&core).node)),
             _ => None,
         };
         let view = match (life, status) {
@@ -400,9 +400,7 @@ fn sample(world: &World, at_ns: u64, quiescent: bool) -> (Sample, Observation) {
     }
     lock(&world.trace).absorb(&hashed);
     let agreed = match first_up {
-        Some((node, _)) if agree && quiescent => {
-            world.core(node).map(|core| lock(&core).durable.replica().author_tips())
-        }
+        Some((node, _)) if agree && quiescent => world.core(node).map(|core| lock(&core).node.replica().author_tips()),
         _ => None,
     };
     let metrics = lock(&world.metrics);
@@ -438,9 +436,9 @@ fn finish(world: &World) {
             continue;
         }
         let mut core = lock(&core);
-        let replica = core.durable.replica();
-        let status = node::status_view(replica);
-        let snapshot_index = replica.status().snapshot_index;
+        let status = node::status_view(&mut core.node);
+        let snapshot_index = core.node.status().snapshot_index;
+        let replica = core.node.replica();
         most_above_snapshot = most_above_snapshot.max(status.lane_index.saturating_sub(snapshot_index));
         let metrics = replica.metrics();
         rollbacks += metrics.rollbacks;

@@ -8,7 +8,7 @@
 //! payload flips (rot), which the record's checksum must catch.
 //!
 //! The disk speaks the engine's record format (`encode_record`,
-//! `decode_log`, the same code as the file store), but the crash and the
+//! `decode_log`, `repaired_image`: the same code as the file store), but the crash and the
 //! tear are the simulator's: the engine has no switch for them.
 //!
 //! Invariant: after the crash point the disk is dead: every operation fails,
@@ -16,10 +16,10 @@
 //! node that honours write-ahead sends nothing either.
 
 use crate::rng::SimRng;
-use scx_engine::store::{
-    FRAME_BYTES, LOG_HEADER, ROT_FOUND, RecordKind, Recovered, Store, StoreError, TailDefect, decode_log, encode_log,
-    encode_record,
+use scx_engine::log::{
+    FRAME_BYTES, LOG_HEADER, Record, RecordKind, Recovered, decode_log, encode_log, encode_record, repaired_image,
 };
+use scx_store::{Store, StoreError};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -218,17 +218,13 @@ impl Store for SimDisk {
         if (recovered.valid_bytes as usize) < LOG_HEADER.len() {
             disk.durable = LOG_HEADER.to_vec();
         } else {
-            // Cannot truncate: valid_bytes <= durable.len(), a usize.
-            disk.durable.truncate(recovered.valid_bytes as usize);
-            if recovered.defect.is_some_and(TailDefect::is_corruption) {
-                // The engine's stores cut and mark rot in one atomic step.
-                encode_record(RecordKind::Rejoin, &ROT_FOUND, &mut disk.durable)?;
-            }
+            // The stores cut and mark rot in one atomic step.
+            disk.durable = repaired_image(&disk.durable, &recovered);
         }
         Ok(recovered)
     }
 
-    fn replace(&mut self, records: &[(RecordKind, Vec<u8>)]) -> Result<(), StoreError> {
+    fn replace(&mut self, records: &[Record]) -> Result<(), StoreError> {
         // A compaction is atomic (a rename): it happens whole or not at all.
         self.operation("rename", &[])?;
         let image = encode_log(records)?;

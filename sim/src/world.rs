@@ -183,7 +183,7 @@ impl World {
         (0..self.spec.nodes)
             .filter(|other| *other != node)
             .filter_map(|other| self.core(other))
-            .map(|core| lock(&core).durable.replica().author_tips())
+            .map(|core| lock(&core).node.replica().author_tips())
             .collect()
     }
 

@@ -1,6 +1,8 @@
-//! Always: a healthy disk takes every write. A write or sync that fails
-//! while the disk has not crashed is the engine misusing its store (a
-//! record over the size limit, a poisoned log it did not reload).
+//! Always: a healthy disk takes every write, and a node that may author
+//! takes every write of the workload. A write or sync that fails while the
+//! disk has not crashed is the engine misusing its store (a record over the
+//! size limit, a poisoned log it did not reload); a workload write refused
+//! is the engine refusing what it must take.
 
 use super::{Checker, Found, Kind, Knowledge};
 use crate::observation::Observation;
@@ -19,8 +21,14 @@ impl Checker for Write {
     }
 
     fn observe(&mut self, _at_ns: u64, observation: &Observation, _: &Knowledge, found: &mut Found) {
-        if let Observation::StoreFailed { node, error } = observation {
-            found.violation(Some(*node), format!("n{node}'s log refused a write on a healthy disk: {error}"));
+        match observation {
+            Observation::StoreFailed { node, error } => {
+                found.violation(Some(*node), format!("n{node}'s log refused a write on a healthy disk: {error}"));
+            }
+            Observation::WriteRefused { node, error } => {
+                found.violation(Some(*node), format!("n{node} refused a write of the workload: {error}"));
+            }
+            _ => {}
         }
     }
 }
