@@ -48,6 +48,12 @@ impl<L: Law> Replica<L> {
             merged.extend(b);
             self.order.extend(merged);
         }
+        // Sorted after every merge: the merged suffix, and where it meets the rest.
+        let checked_from = rank.saturating_sub(1);
+        assert!(
+            self.order[checked_from..].windows(2).all(|pair| self.key(pair[0]) < self.key(pair[1])),
+            "the canonical order is strictly sorted after a merge"
+        );
         self.reached_scan = self.reached_scan.min(self.prune_index + rank as u64);
         if rank < self.applied {
             // The state to restore is the one after the `rank` lanes that

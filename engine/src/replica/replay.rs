@@ -47,6 +47,9 @@ impl<L: Law> Replica<L> {
                 }
             }
             if lane_index.is_multiple_of(config.snapshot_interval) {
+                // The stable prefix never changes, so no replay crosses a
+                // point it committed (those are at or below the stable base).
+                assert!(lane_index > self.stable_index, "a replay re-crossed the committed snapshot at {lane_index}");
                 let digest = digest_into(law, state, &mut self.scratch);
                 self.marks.push(Mark { lane_index, chain: *chain, digest });
             }
