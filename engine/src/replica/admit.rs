@@ -44,7 +44,8 @@ impl<L: Law> Replica<L> {
     }
 
     /// Builds this node's next lane over its current heads without admitting
-    /// it: the caller makes it durable first, then inserts it.
+    /// it and without checking the lane limits: use [`Self::try_prepare_lane`]
+    /// for a lane that will be logged. Tests use this one to forge lanes.
     pub fn prepare_lane(&self, ops: Vec<L::Op>) -> Lane<L::Op> {
         let me = self.config.node;
         let own_tip = self.dag.author_tip(me);
@@ -69,11 +70,22 @@ impl<L: Law> Replica<L> {
         Lane::new(me, seq, lamport, parents, ops)
     }
 
+    /// Builds this node's next lane over its current heads without admitting
+    /// it: the caller makes it durable first, then inserts it. Ops that would
+    /// make a lane over a limit (too many ops, more than
+    /// [`crate::lane::MAX_LANE_BYTES`]) are refused here, before anything is
+    /// logged, since admission would refuse the lane, and recovery its record.
+    pub fn try_prepare_lane(&self, ops: Vec<L::Op>) -> Result<Lane<L::Op>, LaneError> {
+        let lane = self.prepare_lane(ops);
+        lane.check_shape().map_err(|shape| LaneError::Shape { id: lane.id(), shape })?;
+        Ok(lane)
+    }
+
     /// Authors and admits this node's next lane (no durability: see
     /// `DurableReplica` for write-ahead).
     pub fn create_lane(&mut self, ops: Vec<L::Op>) -> Result<(LaneId, Lane<L::Op>), LaneError> {
         self.check_may_author()?;
-        let lane = self.prepare_lane(ops);
+        let lane = self.try_prepare_lane(ops)?;
         let id = lane.id();
         self.insert_with_id(id, lane.clone())?;
         Ok((id, lane))

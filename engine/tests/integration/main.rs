@@ -4,6 +4,7 @@ mod support;
 
 mod convergence;
 mod durable;
+mod limits;
 mod net;
 mod pfuzz;
 mod protocol;

@@ -1,0 +1,84 @@
+//! Goal: a limit holds on every way in, so a hostile peer cannot hurt a
+//! node later: a lane over a limit is refused when it arrives (from a peer,
+//! a batch or this node's own writes), never logged to fail the next
+//! restart. Method: build each hostile input directly, feed it through the
+//! public ways in, and check the typed refusal, that nothing changed, and
+//! that the node still restarts from its log.
+
+use crate::support::config;
+use scx_engine::durable::DurableReplica;
+use scx_engine::lane::{LaneShapeError, MAX_LANE_BYTES, MAX_OPS_PER_LANE};
+use scx_engine::protocol::{Message, SyncEvent, apply_bundle, encode, encode_batch};
+use scx_engine::store::MemStore;
+use scx_engine::{Dot, Lane, LaneError, NodeId, Replica, World, WorldOp};
+
+/// Removes naming many dots each: under the op-count limit, over the byte limit.
+fn oversized_ops() -> Vec<WorldOp> {
+    let seen: Vec<Dot> = (1000..1100).map(|seq| Dot { author: NodeId(1), seq }).collect();
+    let ops: Vec<WorldOp> = (0..4000).map(|key| WorldOp::Remove { key, element: 1, seen: seen.clone() }).collect();
+    assert!(ops.len() <= MAX_OPS_PER_LANE);
+    ops
+}
+
+/// A peer's first lane over [`MAX_LANE_BYTES`] (and no other rule broken).
+fn oversized_peer_lane() -> Lane<WorldOp> {
+    let lane = Lane::new(NodeId(1), 1, 1, Vec::new(), oversized_ops());
+    assert!(lane.to_bytes().len() > MAX_LANE_BYTES, "the lane must be over the limit");
+    lane
+}
+
+fn open(store: MemStore) -> DurableReplica<World, MemStore> {
+    DurableReplica::open(World, config(0, 2), store).expect("the node restarts from its log").0
+}
+
+fn is_too_large(error: &LaneError) -> bool {
+    matches!(error, LaneError::Shape { shape: LaneShapeError::TooLarge { bytes }, .. } if *bytes > MAX_LANE_BYTES)
+}
+
+#[test]
+fn a_peer_lane_over_the_size_limit_is_refused_at_admission_so_the_node_still_restarts() {
+    let mut node = open(MemStore::new());
+    node.create_lane(vec![WorldOp::Add { key: 1, delta: 1 }]).unwrap();
+    let before = node.replica().status();
+    let error = node.replica().insert(oversized_peer_lane()).expect_err("an oversized lane is refused");
+    assert!(is_too_large(&error), "{error}");
+    node.flush().unwrap();
+    assert_eq!(node.replica().status(), before, "a refused lane changes nothing");
+    let mut restarted = open(node.store().clone());
+    assert_eq!(restarted.replica().status(), before);
+}
+
+#[test]
+fn a_peer_lane_over_the_size_limit_in_a_batch_is_refused_so_the_node_still_restarts() {
+    let mut node = open(MemStore::new());
+    let lane = oversized_peer_lane();
+    let batch = encode_batch(&[(lane.id(), &lane)]);
+    let bundle = encode(&Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: Vec::new() });
+    let (_, events) = apply_bundle(&bundle, NodeId(1), node.replica()).expect("the bundle itself is well formed");
+    let refused =
+        events.iter().any(|event| matches!(event, SyncEvent::LaneRejected { error, .. } if is_too_large(error)));
+    assert!(refused, "the lane is refused as too large: {events:?}");
+    assert!(!node.replica().holds(&lane.id()));
+    node.flush().unwrap();
+    let mut restarted = open(node.store().clone());
+    assert!(!restarted.replica().holds(&lane.id()));
+}
+
+#[test]
+fn authoring_a_lane_over_the_size_or_op_count_limit_is_a_typed_error_and_changes_nothing() {
+    let mut replica = Replica::new(World, config(0, 2));
+    replica.create_lane(vec![WorldOp::Add { key: 1, delta: 1 }]).unwrap();
+    let before = replica.status();
+    let error = replica.try_prepare_lane(oversized_ops()).expect_err("no lane is built over the size limit");
+    assert!(is_too_large(&error), "{error}");
+    let error = replica.create_lane(oversized_ops()).expect_err("no lane is authored over the size limit");
+    assert!(is_too_large(&error), "{error}");
+    let too_many = vec![WorldOp::Add { key: 1, delta: 1 }; MAX_OPS_PER_LANE + 1];
+    let error = replica.try_prepare_lane(too_many).expect_err("no lane is built over the op-count limit");
+    let count_refused = matches!(error, LaneError::Shape { shape: LaneShapeError::TooManyOps { count }, .. } if count == MAX_OPS_PER_LANE + 1);
+    assert!(count_refused, "{error}");
+    assert_eq!(replica.status(), before);
+    // The next lane still takes the next seq: nothing was consumed.
+    let (_, lane) = replica.create_lane(vec![WorldOp::Add { key: 2, delta: 1 }]).unwrap();
+    assert_eq!(lane.seq, 2);
+}
