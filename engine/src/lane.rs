@@ -25,6 +25,22 @@ pub const MAX_LANE_BYTES: usize = 1 << 20;
 
 const _: () = assert!(MAX_PARENTS * 32 + 64 < MAX_LANE_BYTES, "a lane with every parent must fit");
 
+/// Largest Lamport stamp a lane may carry. A stamp is one more than the
+/// largest parent's, so an honest stamp is at most the number of lanes in
+/// the lane's ancestry; the limit is far below `u64::MAX`, so `1 + stamp`
+/// never wraps, and far above anything a node reaches.
+pub const MAX_LAMPORT: u64 = 1 << 56;
+/// Largest seq a lane may carry (an author's n-th lane has a stamp of at least n).
+pub const MAX_SEQ: u64 = MAX_LAMPORT;
+
+const _: () = assert!(MAX_SEQ <= MAX_LAMPORT, "the n-th lane of a chain has a stamp of at least n");
+const _: () = assert!(MAX_LAMPORT < u64::MAX / 2, "a stamp or seq plus one never wraps");
+const _: () = assert!(
+    crate::snapshot::MAX_SNAPSHOT_LANE_INDEX <= MAX_LAMPORT / 256,
+    "a node restored from a snapshot at its lane-index limit (whose stamps and seqs are at most that index) \
+     still authors for a long time under the lane limits"
+);
+
 /// The one lane size check, applied to canonical bytes on decode (logs and
 /// peers' bytes) and to every lane the DAG admits (peers' lanes, batches,
 /// this node's own), so no lane is admitted, and logged, that its node
@@ -123,6 +139,18 @@ pub enum LaneShapeError {
     /// Lamport stamps start at 1.
     #[error("lamport must be at least 1")]
     LamportZero,
+    /// The seq is above [`MAX_SEQ`].
+    #[error("seq {seq} exceeds the limit of {MAX_SEQ}")]
+    SeqTooLarge {
+        /// The seq carried.
+        seq: u64,
+    },
+    /// The Lamport stamp is above [`MAX_LAMPORT`].
+    #[error("lamport {lamport} exceeds the limit of {MAX_LAMPORT}")]
+    LamportTooLarge {
+        /// The stamp carried.
+        lamport: u64,
+    },
     /// Parents must be strictly ascending (sorted, no duplicates).
     #[error("parents are not strictly ascending")]
     ParentsNotCanonical,
@@ -166,6 +194,12 @@ impl<O: Op> Lane<O> {
         }
         if self.lamport == 0 {
             return Err(LaneShapeError::LamportZero);
+        }
+        if self.seq > MAX_SEQ {
+            return Err(LaneShapeError::SeqTooLarge { seq: self.seq });
+        }
+        if self.lamport > MAX_LAMPORT {
+            return Err(LaneShapeError::LamportTooLarge { lamport: self.lamport });
         }
         if self.parents.len() > MAX_PARENTS {
             return Err(LaneShapeError::TooManyParents { count: self.parents.len() });
@@ -332,6 +366,18 @@ mod tests {
         assert_eq!(lane.check_shape(), Err(LaneShapeError::TooLarge { bytes: bytes.len() }));
         let error = Lane::<WorldOp>::decode(&bytes).unwrap_err();
         assert!(matches!(error.kind, DecodeErrorKind::TooLong { what: "lane", .. }), "{error}");
+    }
+
+    #[test]
+    fn seqs_and_stamps_over_their_limits_are_refused_by_shape() {
+        let with = |seq, lamport| Lane::<WorldOp>::new(NodeId(1), seq, lamport, Vec::new(), Vec::new());
+        assert_eq!(with(MAX_SEQ, MAX_LAMPORT).check_shape(), Ok(()));
+        assert_eq!(with(MAX_SEQ + 1, MAX_LAMPORT).check_shape(), Err(LaneShapeError::SeqTooLarge { seq: MAX_SEQ + 1 }));
+        assert_eq!(
+            with(1, MAX_LAMPORT + 1).check_shape(),
+            Err(LaneShapeError::LamportTooLarge { lamport: MAX_LAMPORT + 1 })
+        );
+        assert_eq!(with(u64::MAX, 1).check_shape(), Err(LaneShapeError::SeqTooLarge { seq: u64::MAX }));
     }
 
     #[test]

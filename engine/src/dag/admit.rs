@@ -4,7 +4,7 @@
 use super::{Existing, ForkProof, Inserted, LaneDag, MAX_FORK_PROOFS, Slot, SlotIdx};
 use crate::error::LaneError;
 use crate::hash::LaneId;
-use crate::lane::{Dot, Lane, Op};
+use crate::lane::{Dot, Lane, MAX_LAMPORT, Op};
 
 impl<O: Op> LaneDag<O> {
     /// Inserts a lane whose id the caller computed from its canonical bytes.
@@ -135,7 +135,11 @@ impl<O: Op> LaneDag<O> {
                 own_previous.push(dot.seq);
             }
         }
-        let expected = max_lamport + 1;
+        // Checked: a pruned tip's stamp comes from a peer's snapshot.
+        let expected = max_lamport
+            .checked_add(1)
+            .filter(|expected| *expected <= MAX_LAMPORT)
+            .ok_or(LaneError::StampOverflow { id, parent_lamport: max_lamport })?;
         if lane.lamport != expected {
             return Err(LaneError::BadLamport { id, lamport: lane.lamport, expected });
         }
@@ -147,5 +151,46 @@ impl<O: Op> LaneDag<O> {
             return Err(LaneError::BrokenChain { id, dot: lane.dot(), own_parents: own_previous });
         }
         Ok(parent_slots)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bugs::Bugs;
+    use crate::dag::LaneDag;
+    use crate::error::LaneError;
+    use crate::hash::LaneId;
+    use crate::lane::{Lane, MAX_LAMPORT, NodeId};
+    use crate::snapshot::Tip;
+    use crate::world::WorldOp;
+
+    /// A DAG whose only history is a pruned tip of member 1 with `lamport`,
+    /// put straight into the DAG, past the snapshot checks that bound a
+    /// verified tip's stamp: the DAG's own arithmetic must not rely on them.
+    fn dag_over_a_tip(lamport: u64) -> (LaneDag<WorldOp>, Tip) {
+        let members = [NodeId(0), NodeId(1)].into_iter().collect();
+        let mut dag = LaneDag::new(16, false, &members, Bugs::NONE);
+        let tip = Tip { author: NodeId(1), seq: 1, lamport, id: LaneId([7; 32]) };
+        dag.cover(&[tip], &[]);
+        (dag, tip)
+    }
+
+    #[test]
+    fn a_parent_stamp_with_no_stamp_left_above_it_is_a_typed_refusal_not_a_wrap() {
+        for parent_lamport in [u64::MAX, MAX_LAMPORT] {
+            let (mut dag, tip) = dag_over_a_tip(parent_lamport);
+            let child = Lane::new(NodeId(0), 1, MAX_LAMPORT, vec![tip.id], vec![]);
+            let id = child.id();
+            let error = dag.insert(id, child).unwrap_err();
+            assert_eq!(error, LaneError::StampOverflow { id, parent_lamport });
+            assert_eq!(dag.held_len(), 0);
+        }
+    }
+
+    #[test]
+    fn a_child_one_stamp_below_the_limit_is_admitted() {
+        let (mut dag, tip) = dag_over_a_tip(MAX_LAMPORT - 1);
+        let child = Lane::new(NodeId(0), 1, MAX_LAMPORT, vec![tip.id], vec![]);
+        assert!(matches!(dag.insert(child.id(), child), Ok(crate::dag::Inserted::Admitted(_))));
     }
 }
