@@ -88,7 +88,7 @@ impl<O: Op> LaneDag<O> {
         {
             return Err(LaneError::BeforeStablePoint { id, lamport: lane.lamport, stable_max_lamport: stable.0 });
         }
-        let idx = SlotIdx::try_from(self.slots.len()).expect("fewer than 2^32 lanes per replica lifetime");
+        let idx = super::slot_idx(self.slots.len());
         for parent in &lane.parents {
             self.heads.remove(parent);
         }

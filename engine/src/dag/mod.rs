@@ -38,7 +38,16 @@ use crate::snapshot::Tip;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Index of a lane in the arena; never reused, so stale indices cannot alias.
-pub(crate) type SlotIdx = u32;
+/// 64 bits, so no node lives long enough to run out of them (a 32-bit index
+/// ran out after 2^32 lanes admitted, pruned ones included).
+pub(crate) type SlotIdx = u64;
+
+const _: () = assert!(usize::BITS <= SlotIdx::BITS, "every arena position has an index");
+
+/// The index of the arena position `position` (lossless: see the assertion above).
+fn slot_idx(position: usize) -> SlotIdx {
+    position as SlotIdx
+}
 
 /// A map keyed by lane id, for lookups only (never iterated where order
 /// could leak). Lane ids are uniform blake3 outputs, so the first eight
@@ -298,4 +307,18 @@ enum Existing {
     Covered,
     /// The dot is held by this lane.
     Lane(LaneId),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_arena_position_past_2_to_the_32_lanes_has_its_own_index() {
+        // A long-lived node admits (and prunes) more than 2^32 lanes in its
+        // lifetime; the arena never reuses an index, so each must have one.
+        for position in [0, u32::MAX as usize, 1 << 32, (1 << 40) + 7, usize::MAX] {
+            assert_eq!(slot_idx(position) as u128, position as u128);
+        }
+    }
 }
