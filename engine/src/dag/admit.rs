@@ -169,7 +169,7 @@ mod tests {
     /// verified tip's stamp: the DAG's own arithmetic must not rely on them.
     fn dag_over_a_tip(lamport: u64) -> (LaneDag<WorldOp>, Tip) {
         let members = [NodeId(0), NodeId(1)].into_iter().collect();
-        let mut dag = LaneDag::new(16, false, &members, Bugs::NONE);
+        let mut dag = LaneDag::new(16, false, &members, crate::dag::IdHashKey::new(0), Bugs::NONE);
         let tip = Tip { author: NodeId(1), seq: 1, lamport, id: LaneId([7; 32]) };
         dag.cover(&[tip], &[]);
         (dag, tip)

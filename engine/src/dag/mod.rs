@@ -24,10 +24,12 @@
 //! `reach` the per-lane "reached by member" bits behind causal stability.
 
 mod admit;
+mod ids;
 mod pending;
 mod prune;
 mod reach;
 
+pub(crate) use ids::{IdHashKey, IdMap};
 use pending::PendingLane;
 
 use crate::bugs::Bugs;
@@ -47,31 +49,6 @@ const _: () = assert!(usize::BITS <= SlotIdx::BITS, "every arena position has an
 /// The index of the arena position `position` (lossless: see the assertion above).
 fn slot_idx(position: usize) -> SlotIdx {
     position as SlotIdx
-}
-
-/// A map keyed by lane id, for lookups only (never iterated where order
-/// could leak). Lane ids are uniform blake3 outputs, so the first eight
-/// bytes are already a good hash: no random state, so it is deterministic,
-/// and one word compare instead of a B-tree walk of 32-byte keys.
-pub(crate) type IdMap<V> = hashbrown::HashMap<LaneId, V, std::hash::BuildHasherDefault<IdHasher>>;
-
-/// Hashes a lane id by its first eight bytes.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut head = [0u8; 8];
-        let take = bytes.len().min(8);
-        head[..take].copy_from_slice(&bytes[..take]);
-        self.0 ^= u64::from_le_bytes(head);
-    }
-
-    fn write_usize(&mut self, _length_prefix: usize) {}
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// A lane's position key in the canonical order.
@@ -165,14 +142,21 @@ pub struct LaneDag<O> {
 
 impl<O: Op> LaneDag<O> {
     /// An empty history holding at most `max_pending` pending lanes.
-    pub(crate) fn new(max_pending: usize, journal: bool, members: &BTreeSet<NodeId>, bugs: Bugs) -> Self {
+    /// Its id tables hash under `id_hash_key` (see `dag::ids`).
+    pub(crate) fn new(
+        max_pending: usize,
+        journal: bool,
+        members: &BTreeSet<NodeId>,
+        id_hash_key: IdHashKey,
+        bugs: Bugs,
+    ) -> Self {
         Self {
             slots: Vec::new(),
-            by_id: IdMap::default(),
+            by_id: IdMap::with_hasher(id_hash_key),
             chains: BTreeMap::new(),
             heads: BTreeSet::new(),
-            pending: IdMap::default(),
-            waiting: IdMap::default(),
+            pending: IdMap::with_hasher(id_hash_key),
+            waiting: IdMap::with_hasher(id_hash_key),
             pruned_tips: BTreeMap::new(),
             pruned_refs: BTreeMap::new(),
             pruned_dots: BTreeMap::new(),
