@@ -8,7 +8,10 @@
 use crate::support::config;
 use scx_engine::durable::DurableReplica;
 use scx_engine::lane::{LaneShapeError, MAX_LANE_BYTES, MAX_OPS_PER_LANE};
-use scx_engine::protocol::{Message, SyncEvent, apply_bundle, encode, encode_batch};
+use scx_engine::protocol::{
+    Bloom, CompactSummary, MAX_BLOOM_BITS, Message, Summary, SyncEvent, WireError, WireStatus, apply_bundle, decode,
+    encode, encode_batch,
+};
 use scx_engine::store::MemStore;
 use scx_engine::{Dot, Lane, LaneError, NodeId, Replica, World, WorldOp};
 
@@ -81,4 +84,24 @@ fn authoring_a_lane_over_the_size_or_op_count_limit_is_a_typed_error_and_changes
     // The next lane still takes the next seq: nothing was consumed.
     let (_, lane) = replica.create_lane(vec![WorldOp::Add { key: 2, delta: 1 }]).unwrap();
     assert_eq!(lane.seq, 2);
+}
+
+/// A handshake carrying a compact summary with `bits` as its Bloom filter.
+fn hello_with_filter(bits: Vec<u8>) -> Vec<u8> {
+    let status = WireStatus::from(&Replica::new(World, config(1, 2)).status());
+    let bloom = Bloom { salt: 9, bits };
+    let summary = Summary::Compact(CompactSummary { stable_key: None, heads: Vec::new(), bloom });
+    encode(&Message::Hello { session: 1, status, summary })
+}
+
+#[test]
+fn a_bloom_filter_over_its_bit_limit_or_with_no_bits_is_refused_on_decode() {
+    let largest = MAX_BLOOM_BITS / 8;
+    for bytes in [0, largest + 1, largest + 4096] {
+        let error = decode(&hello_with_filter(vec![0; bytes])).expect_err("the filter breaks its limits");
+        assert!(matches!(error, WireError::Malformed { .. }), "{bytes} bytes of filter: {error}");
+    }
+    for bytes in [1, 64, largest] {
+        assert!(decode(&hello_with_filter(vec![0xff; bytes])).is_ok(), "{bytes} bytes of filter are within the limits");
+    }
 }
