@@ -74,7 +74,15 @@ fn replay(c: &mut Criterion) {
     let mut group = c.benchmark_group("late lane");
     group.sample_size(20);
     let base = &all[..10_000];
-    let mut replica = Replica::new(World, config(0));
+    // The late lane's author is a fifth member (admission refuses
+    // non-members) that wrote nothing before, so nothing is stable yet and
+    // the late lane is admitted, not refused as sorting inside the stable prefix.
+    let late_config = || {
+        let mut config = config(0);
+        config.members = (0..5).map(scx_engine::NodeId).collect();
+        config
+    };
+    let mut replica = Replica::new(World, late_config());
     for lane in base {
         replica.insert(lane.clone()).unwrap();
     }
@@ -91,7 +99,7 @@ fn replay(c: &mut Criterion) {
     group.bench_function("one lane 50 before the tip of 10k: rollback + suffix replay", |b| {
         b.iter_batched(
             || {
-                let mut replica = Replica::new(World, config(0));
+                let mut replica = Replica::new(World, late_config());
                 for lane in base {
                     replica.insert(lane.clone()).unwrap();
                 }

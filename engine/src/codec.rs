@@ -103,7 +103,16 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 
 /// Appends a signed value as a zigzag varint.
 pub fn put_signed(out: &mut Vec<u8>, value: i64) {
-    put_varint(out, ((value << 1) ^ (value >> 63)) as u64);
+    put_varint(out, zigzag(value));
+}
+
+/// Number of bytes `put_signed` writes for `value`.
+pub fn signed_len(value: i64) -> usize {
+    varint_len(zigzag(value))
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
 }
 
 /// Number of bytes `put_varint` writes for `value`.

@@ -45,6 +45,16 @@ pub enum LaneError {
         /// Stamp its parents imply.
         expected: u64,
     },
+    /// The largest parent stamp leaves no stamp within
+    /// [`crate::lane::MAX_LAMPORT`] for this lane (only a forged stamp
+    /// gets there; the sum is checked, never wrapped).
+    #[error("lane {id}: its largest parent stamp {parent_lamport} leaves no stamp within the limit")]
+    StampOverflow {
+        /// The lane.
+        id: LaneId,
+        /// The largest stamp among its parents.
+        parent_lamport: u64,
+    },
     /// The lane does not extend its author's chain (seq 1 has no own parent;
     /// seq n names exactly the author's lane n-1).
     #[error("lane {id} at {dot:?} names own-author parents with seqs {own_parents:?}")]

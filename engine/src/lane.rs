@@ -10,7 +10,7 @@
 //! produces (version, minimal varints, strictly ascending parents, limits), so
 //! a lane has one encoding and one id.
 
-use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint};
+use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint, varint_len};
 use crate::hash::{self, LaneId};
 use std::fmt;
 
@@ -24,6 +24,33 @@ pub const MAX_OPS_PER_LANE: usize = 4096;
 pub const MAX_LANE_BYTES: usize = 1 << 20;
 
 const _: () = assert!(MAX_PARENTS * 32 + 64 < MAX_LANE_BYTES, "a lane with every parent must fit");
+
+/// Largest Lamport stamp a lane may carry. A stamp is one more than the
+/// largest parent's, so an honest stamp is at most the number of lanes in
+/// the lane's ancestry; the limit is far below `u64::MAX`, so `1 + stamp`
+/// never wraps, and far above anything a node reaches.
+pub const MAX_LAMPORT: u64 = 1 << 56;
+/// Largest seq a lane may carry (an author's n-th lane has a stamp of at least n).
+pub const MAX_SEQ: u64 = MAX_LAMPORT;
+
+const _: () = assert!(MAX_SEQ <= MAX_LAMPORT, "the n-th lane of a chain has a stamp of at least n");
+const _: () = assert!(MAX_LAMPORT < u64::MAX / 2, "a stamp or seq plus one never wraps");
+const _: () = assert!(
+    crate::snapshot::MAX_SNAPSHOT_LANE_INDEX <= MAX_LAMPORT / 256,
+    "a node restored from a snapshot at its lane-index limit (whose stamps and seqs are at most that index) \
+     still authors for a long time under the lane limits"
+);
+
+/// The one lane size check, applied to canonical bytes on decode (logs and
+/// peers' bytes) and to every lane the DAG admits (peers' lanes, batches,
+/// this node's own), so no lane is admitted, and logged, that its node
+/// could not read back on restart.
+pub fn check_lane_bytes(bytes: usize) -> Result<(), LaneShapeError> {
+    if bytes > MAX_LANE_BYTES {
+        return Err(LaneShapeError::TooLarge { bytes });
+    }
+    Ok(())
+}
 
 /// A member of the cluster.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -65,6 +92,14 @@ pub trait Op: Clone + fmt::Debug + PartialEq + Eq {
     fn encode(&self, out: &mut Vec<u8>);
     /// Reads one operation; must accept only what `encode` writes.
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    /// Length of the canonical encoding, which admission checks for every
+    /// lane. Override it with arithmetic: this default encodes the op.
+    fn encoded_len(&self) -> usize {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out.len()
+    }
 }
 
 /// One unit of change. Construct with [`Lane::new`] or decode from bytes;
@@ -104,6 +139,18 @@ pub enum LaneShapeError {
     /// Lamport stamps start at 1.
     #[error("lamport must be at least 1")]
     LamportZero,
+    /// The seq is above [`MAX_SEQ`].
+    #[error("seq {seq} exceeds the limit of {MAX_SEQ}")]
+    SeqTooLarge {
+        /// The seq carried.
+        seq: u64,
+    },
+    /// The Lamport stamp is above [`MAX_LAMPORT`].
+    #[error("lamport {lamport} exceeds the limit of {MAX_LAMPORT}")]
+    LamportTooLarge {
+        /// The stamp carried.
+        lamport: u64,
+    },
     /// Parents must be strictly ascending (sorted, no duplicates).
     #[error("parents are not strictly ascending")]
     ParentsNotCanonical,
@@ -148,6 +195,12 @@ impl<O: Op> Lane<O> {
         if self.lamport == 0 {
             return Err(LaneShapeError::LamportZero);
         }
+        if self.seq > MAX_SEQ {
+            return Err(LaneShapeError::SeqTooLarge { seq: self.seq });
+        }
+        if self.lamport > MAX_LAMPORT {
+            return Err(LaneShapeError::LamportTooLarge { lamport: self.lamport });
+        }
         if self.parents.len() > MAX_PARENTS {
             return Err(LaneShapeError::TooManyParents { count: self.parents.len() });
         }
@@ -157,7 +210,7 @@ impl<O: Op> Lane<O> {
         if self.ops.len() > MAX_OPS_PER_LANE {
             return Err(LaneShapeError::TooManyOps { count: self.ops.len() });
         }
-        Ok(())
+        check_lane_bytes(self.encoded_len())
     }
 
     /// Appends the canonical encoding.
@@ -180,6 +233,7 @@ impl<O: Op> Lane<O> {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.parents.len() * 32 + self.ops.len() * 8);
         self.encode(&mut out);
+        debug_assert_eq!(out.len(), self.encoded_len(), "encoded_len counts what encode writes");
         out
     }
 
@@ -188,14 +242,21 @@ impl<O: Op> Lane<O> {
         hash::lane_id(&self.to_bytes())
     }
 
-    /// Size of the canonical encoding in bytes.
+    /// Size of the canonical encoding in bytes, counted without encoding.
     pub fn encoded_len(&self) -> usize {
-        self.to_bytes().len()
+        let header = 1
+            + varint_len(u64::from(self.author.0))
+            + varint_len(self.seq)
+            + varint_len(self.lamport)
+            + varint_len(self.parents.len() as u64)
+            + self.parents.len() * 32
+            + varint_len(self.ops.len() as u64);
+        header + self.ops.iter().map(Op::encoded_len).sum::<usize>()
     }
 
     /// Decodes exactly one canonical lane from `bytes` and returns it with its id.
     pub fn decode(bytes: &[u8]) -> Result<(LaneId, Self), DecodeError> {
-        if bytes.len() > MAX_LANE_BYTES {
+        if check_lane_bytes(bytes.len()).is_err() {
             return Err(DecodeError {
                 offset: 0,
                 kind: DecodeErrorKind::TooLong {
@@ -267,6 +328,56 @@ mod tests {
         let (id, decoded) = Lane::<WorldOp>::decode(&bytes).unwrap();
         assert_eq!(decoded, lane);
         assert_eq!(id, lane.id());
+    }
+
+    #[test]
+    fn encoded_len_counts_exactly_what_encode_writes() {
+        let far = Dot { author: NodeId(u32::MAX), seq: u64::MAX };
+        let ops = vec![
+            WorldOp::Put { key: 0, value: 0, seen: None },
+            WorldOp::Put { key: u32::MAX, value: u64::MAX, seen: Some(far) },
+            WorldOp::Add { key: 300, delta: i64::MIN },
+            WorldOp::Add { key: 1, delta: i64::MAX },
+            WorldOp::Add { key: 1, delta: -64 },
+            WorldOp::Insert { key: 1 << 20, element: 1 << 35 },
+            WorldOp::Remove { key: 2, element: 128, seen: vec![Dot { author: NodeId(1), seq: 1 }, far] },
+            WorldOp::Remove { key: 2, element: 0, seen: Vec::new() },
+        ];
+        for op in &ops {
+            let mut out = Vec::new();
+            op.encode(&mut out);
+            assert_eq!(op.encoded_len(), out.len(), "{op:?}");
+        }
+        let parents = (0..=255u8).map(|i| LaneId([i; 32])).collect();
+        let lane = Lane::new(NodeId(u32::MAX), u64::MAX, 1 << 40, parents, ops);
+        assert_eq!(lane.encoded_len(), lane.to_bytes().len());
+        assert_eq!(sample().encoded_len(), sample().to_bytes().len());
+    }
+
+    #[test]
+    fn the_size_limit_is_one_check_for_decode_and_admission() {
+        assert_eq!(check_lane_bytes(MAX_LANE_BYTES), Ok(()));
+        assert_eq!(check_lane_bytes(MAX_LANE_BYTES + 1), Err(LaneShapeError::TooLarge { bytes: MAX_LANE_BYTES + 1 }));
+        let seen: Vec<Dot> = (1000..1100).map(|seq| Dot { author: NodeId(1), seq }).collect();
+        let ops = (0..4000).map(|key| WorldOp::Remove { key, element: 1, seen: seen.clone() }).collect();
+        let lane = Lane::new(NodeId(1), 1, 1, Vec::new(), ops);
+        let bytes = lane.to_bytes();
+        assert!(bytes.len() > MAX_LANE_BYTES);
+        assert_eq!(lane.check_shape(), Err(LaneShapeError::TooLarge { bytes: bytes.len() }));
+        let error = Lane::<WorldOp>::decode(&bytes).unwrap_err();
+        assert!(matches!(error.kind, DecodeErrorKind::TooLong { what: "lane", .. }), "{error}");
+    }
+
+    #[test]
+    fn seqs_and_stamps_over_their_limits_are_refused_by_shape() {
+        let with = |seq, lamport| Lane::<WorldOp>::new(NodeId(1), seq, lamport, Vec::new(), Vec::new());
+        assert_eq!(with(MAX_SEQ, MAX_LAMPORT).check_shape(), Ok(()));
+        assert_eq!(with(MAX_SEQ + 1, MAX_LAMPORT).check_shape(), Err(LaneShapeError::SeqTooLarge { seq: MAX_SEQ + 1 }));
+        assert_eq!(
+            with(1, MAX_LAMPORT + 1).check_shape(),
+            Err(LaneShapeError::LamportTooLarge { lamport: MAX_LAMPORT + 1 })
+        );
+        assert_eq!(with(u64::MAX, 1).check_shape(), Err(LaneShapeError::SeqTooLarge { seq: u64::MAX }));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! dot (BTreeMap/BTreeSet), so equal states have equal digests.
 
 use crate::bugs::Bugs;
-use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint};
+use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len};
 use crate::lane::{Dot, Op};
 use crate::law::{Applied, LaneContext, Law};
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,6 +99,23 @@ impl Op for WorldOp {
                 for dot in seen {
                     dot.encode(out);
                 }
+            }
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        let dot_len = |dot: &Dot| varint_len(u64::from(dot.author.0)) + varint_len(dot.seq);
+        match self {
+            Self::Put { key, value, seen } => {
+                2 + varint_len(u64::from(*key)) + varint_len(*value) + seen.as_ref().map_or(0, dot_len)
+            }
+            Self::Add { key, delta } => 1 + varint_len(u64::from(*key)) + signed_len(*delta),
+            Self::Insert { key, element } => 1 + varint_len(u64::from(*key)) + varint_len(*element),
+            Self::Remove { key, element, seen } => {
+                1 + varint_len(u64::from(*key))
+                    + varint_len(*element)
+                    + varint_len(seen.len() as u64)
+                    + seen.iter().map(dot_len).sum::<usize>()
             }
         }
     }

@@ -10,9 +10,9 @@
 
 use crate::bugs::Bugs;
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint};
-use crate::dag::IdMap;
 use crate::hash::LaneId;
 use crate::lane::{LANE_FORMAT_VERSION, Lane, MAX_OPS_PER_LANE, MAX_PARENTS, NodeId, Op};
+use std::collections::BTreeMap;
 
 /// Format version of a lane batch.
 pub const BATCH_FORMAT_VERSION: u8 = 1;
@@ -25,13 +25,17 @@ const PARENT_ID: u64 = 0;
 #[derive(Debug)]
 pub(crate) struct BatchWriter {
     out: Vec<u8>,
-    position: IdMap<u64>,
+    /// Position of each lane written, by id. A B-tree, not a hash table:
+    /// the writer has no replica's key (`dag::ids`), and the lanes it writes
+    /// may be a peer's, whose ids a peer can grind to collide under any
+    /// hash it can compute.
+    position: BTreeMap<LaneId, u64>,
     count: u64,
 }
 
 impl BatchWriter {
     pub(crate) fn new() -> Self {
-        Self { out: vec![BATCH_FORMAT_VERSION], position: IdMap::default(), count: 0 }
+        Self { out: vec![BATCH_FORMAT_VERSION], position: BTreeMap::new(), count: 0 }
     }
 
     /// Bytes written so far.

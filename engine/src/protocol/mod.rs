@@ -36,7 +36,7 @@ mod session;
 mod wire;
 
 pub use batch::{BATCH_FORMAT_VERSION, decode_batch, encode_batch};
-pub use bloom::Bloom;
+pub use bloom::{Bloom, BloomError, MAX_BLOOM_BITS};
 pub use session::{
     Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SummaryMode, SyncEvent, Syncer, apply_bundle, bundle,
 };

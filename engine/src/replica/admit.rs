@@ -44,11 +44,14 @@ impl<L: Law> Replica<L> {
     }
 
     /// Builds this node's next lane over its current heads without admitting
-    /// it: the caller makes it durable first, then inserts it.
+    /// it and without checking the lane limits: use [`Self::try_prepare_lane`]
+    /// for a lane that will be logged. Tests use this one to forge lanes.
     pub fn prepare_lane(&self, ops: Vec<L::Op>) -> Lane<L::Op> {
         let me = self.config.node;
         let own_tip = self.dag.author_tip(me);
-        let seq = own_tip.map_or(1, |(seq, _, _)| seq + 1);
+        // Saturating, never wrapping: a seq or stamp past its limit makes a
+        // lane that `check_shape` refuses (see `try_prepare_lane`).
+        let seq = own_tip.map_or(1, |(seq, _, _)| seq.saturating_add(1));
         let mut parents: Vec<LaneId> = Vec::with_capacity(self.dag.heads().len() + 1);
         if let Some((_, id, _)) = own_tip {
             parents.push(id);
@@ -64,16 +67,27 @@ impl<L: Law> Replica<L> {
             .collect();
         others.sort_unstable_by(|a, b| b.cmp(a));
         parents.extend(others.into_iter().take(MAX_PARENTS - parents.len()).map(|(_, id)| id));
-        let lamport = 1 + parents.iter().map(|id| self.lamport_of(id)).max().unwrap_or(0);
-        let lamport = lamport.max(self.stable_max_lamport() + 1);
+        let lamport = parents.iter().map(|id| self.lamport_of(id)).max().unwrap_or(0).saturating_add(1);
+        let lamport = lamport.max(self.stable_max_lamport().saturating_add(1));
         Lane::new(me, seq, lamport, parents, ops)
+    }
+
+    /// Builds this node's next lane over its current heads without admitting
+    /// it: the caller makes it durable first, then inserts it. Ops that would
+    /// make a lane over a limit (too many ops, more than
+    /// [`crate::lane::MAX_LANE_BYTES`]) are refused here, before anything is
+    /// logged, since admission would refuse the lane, and recovery its record.
+    pub fn try_prepare_lane(&self, ops: Vec<L::Op>) -> Result<Lane<L::Op>, LaneError> {
+        let lane = self.prepare_lane(ops);
+        lane.check_shape().map_err(|shape| LaneError::Shape { id: lane.id(), shape })?;
+        Ok(lane)
     }
 
     /// Authors and admits this node's next lane (no durability: see
     /// `DurableReplica` for write-ahead).
     pub fn create_lane(&mut self, ops: Vec<L::Op>) -> Result<(LaneId, Lane<L::Op>), LaneError> {
         self.check_may_author()?;
-        let lane = self.prepare_lane(ops);
+        let lane = self.try_prepare_lane(ops)?;
         let id = lane.id();
         self.insert_with_id(id, lane.clone())?;
         Ok((id, lane))
@@ -160,6 +174,43 @@ impl<L: Law> Replica<L> {
         match self.dag.get(id) {
             Some(slot) => slot.lane.lamport,
             None => self.dag.pruned_ref(id).map_or(0, |tip| tip.lamport),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::LaneError;
+    use crate::hash::LaneId;
+    use crate::lane::{LaneShapeError, MAX_LAMPORT, MAX_SEQ, NodeId};
+    use crate::snapshot::Tip;
+    use crate::world::{World, WorldOp};
+    use crate::{Replica, ReplicaConfig};
+
+    /// A replica whose own chain ends at a pruned tip with `seq` and
+    /// `lamport`, put straight into its DAG (past the snapshot checks).
+    fn replica_over_own_tip(seq: u64, lamport: u64) -> Replica<World> {
+        let mut replica = Replica::new(World, ReplicaConfig::new(NodeId(0), [NodeId(0), NodeId(1)]));
+        replica.dag.cover(&[Tip { author: NodeId(0), seq, lamport, id: LaneId([3; 32]) }], &[]);
+        replica
+    }
+
+    #[test]
+    fn authoring_over_an_own_tip_at_the_limits_is_a_typed_error_never_a_wrapped_seq_or_stamp() {
+        let cases = [
+            (u64::MAX, 5, LaneShapeError::SeqTooLarge { seq: u64::MAX }),
+            (MAX_SEQ, MAX_SEQ, LaneShapeError::SeqTooLarge { seq: MAX_SEQ + 1 }),
+            (5, u64::MAX, LaneShapeError::LamportTooLarge { lamport: u64::MAX }),
+            (5, MAX_LAMPORT, LaneShapeError::LamportTooLarge { lamport: MAX_LAMPORT + 1 }),
+        ];
+        for (seq, lamport, expected) in cases {
+            let mut replica = replica_over_own_tip(seq, lamport);
+            let ops = vec![WorldOp::Add { key: 1, delta: 1 }];
+            let error = replica.try_prepare_lane(ops.clone()).unwrap_err();
+            assert!(matches!(&error, LaneError::Shape { shape, .. } if *shape == expected), "{error}");
+            let error = replica.create_lane(ops).unwrap_err();
+            assert!(matches!(&error, LaneError::Shape { shape, .. } if *shape == expected), "{error}");
+            assert_eq!(replica.held_lanes(), 0);
         }
     }
 }

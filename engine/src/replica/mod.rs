@@ -14,7 +14,7 @@
 //! - The stable prefix never changes: checkpoints, rollbacks and admissions
 //!   never reach below it, and pruning never goes past it.
 
-use crate::dag::{ForkProof, LaneDag, SlotIdx};
+use crate::dag::{ForkProof, IdHashKey, LaneDag, SlotIdx};
 use crate::error::LaneError;
 use crate::hash::{ChainHash, LaneId, SnapshotId, StateDigest};
 use crate::lane::{Lane, NodeId};
@@ -59,6 +59,13 @@ pub struct ReplicaConfig {
     /// learns its own chain back instead of forking it (see
     /// [`Replica::is_rejoining`]).
     pub rejoining: bool,
+    /// Seed of the key the replica's lane-id tables hash under. Lane ids
+    /// are hashes of bytes a peer chooses, so a peer that knew the key could
+    /// grind ids that collide in the tables and make lookups slow: a driver
+    /// facing untrusted peers sets a seed they cannot guess (its own
+    /// randomness; the simulator, one drawn from the run's seed). The
+    /// default derives it from the node id. Outputs never depend on it.
+    pub id_hash_seed: u64,
 }
 
 impl ReplicaConfig {
@@ -74,6 +81,7 @@ impl ReplicaConfig {
             journal: false,
             bugs: crate::bugs::Bugs::NONE,
             rejoining: false,
+            id_hash_seed: 0x1d_ba5e_0000_0000 ^ u64::from(node.0),
         }
     }
 }
@@ -233,7 +241,13 @@ impl<L: Law> Replica<L> {
         registry.commit(Snapshot::new(&law, genesis, &state));
         let base = Checkpoint { lane_index: 0, state: state.clone(), chain: ChainHash::ZERO, conflicts: 0 };
         Self {
-            dag: LaneDag::new(config.max_pending, config.journal, &config.members, config.bugs),
+            dag: LaneDag::new(
+                config.max_pending,
+                config.journal,
+                &config.members,
+                IdHashKey::new(config.id_hash_seed),
+                config.bugs,
+            ),
             law,
             config,
             order: Vec::new(),

@@ -5,6 +5,7 @@ mod support;
 mod convergence;
 mod driver;
 mod durable;
+mod limits;
 mod net;
 mod pfuzz;
 mod protocol;

@@ -1,0 +1,308 @@
+//! The lane history: a DAG of admitted lanes, a bounded pending set for
+//! lanes whose ancestry has not arrived, per-author chains and fork evidence.
+//!
+//! Invariants:
+//! - The admitted set is causally closed: a lane is admitted only once every
+//!   parent is admitted or is a tip of the pruned prefix, so each author's
+//!   admitted lanes are exactly the seqs `pruned_seq + 1 ..= seq_held`.
+//! - An admitted lane's Lamport stamp is one more than its largest parent's,
+//!   so sorting by `(lamport, author, id)` is a topological order.
+//! - An admitted lane sorts after the stable prefix (its order key is above
+//!   the prefix's last key): the stable prefix never changes.
+//! - Pruned lanes leave a [`Tip`] behind when a later lane may still name
+//!   them: each author's latest pruned lane, and every pruned parent of a
+//!   lane still held (the boundary). Lanes that arrive after a prefix became
+//!   stable descend from every member's latest lane, so they can only name
+//!   pruned lanes that are tips.
+//! - Two different lanes with one `(author, seq)` are a fork: the first stays,
+//!   the second is kept as evidence, never silently dropped or merged.
+
+//!
+//! Layout: this file holds the types and the getters; `admit` the checks a
+//! lane passes on its way in, `pending` the lanes that wait for ancestry and
+//! their release, `prune` pruning, snapshot cover and the boundary, and
+//! `reach` the per-lane "reached by member" bits behind causal stability.
+
+mod admit;
+mod ids;
+mod pending;
+mod prune;
+mod reach;
+
+pub(crate) use ids::{IdHashKey, IdMap};
+use pending::PendingLane;
+
+use crate::bugs::Bugs;
+use crate::error::LaneError;
+use crate::hash::LaneId;
+use crate::lane::{Dot, Lane, NodeId, Op};
+use crate::snapshot::Tip;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Index of a lane in the arena; never reused, so stale indices cannot alias.
+/// 64 bits, so no node lives long enough to run out of them (a 32-bit index
+/// ran out after 2^32 lanes admitted, pruned ones included).
+pub(crate) type SlotIdx = u64;
+
+const _: () = assert!(usize::BITS <= SlotIdx::BITS, "every arena position has an index");
+
+/// The index of the arena position `position` (lossless: see the assertion above).
+fn slot_idx(position: usize) -> SlotIdx {
+    position as SlotIdx
+}
+
+/// A lane's position key in the canonical order.
+pub type OrderKey = (u64, NodeId, LaneId);
+
+/// Most fork proofs kept; later ones are counted but not stored.
+pub const MAX_FORK_PROOFS: usize = 64;
+
+/// An admitted lane with its resolved parents.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot<O> {
+    pub(crate) id: LaneId,
+    pub(crate) lane: Lane<O>,
+    /// Admitted parents (tips of the pruned prefix are not listed).
+    pub(crate) parent_slots: Box<[SlotIdx]>,
+    /// Bit m: this lane is an ancestor of (or is) member m's latest lane.
+    reached: Box<[u64]>,
+    /// How many bits of `reached` are set.
+    pub(crate) reached_count: u32,
+}
+
+/// Evidence that an author signed two different lanes with one seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkProof {
+    /// Where the chain forked.
+    pub dot: Dot,
+    /// The lane this node holds at that dot.
+    pub kept: LaneId,
+    /// The conflicting lane's id.
+    pub other: LaneId,
+    /// The conflicting lane's canonical bytes, so the proof can be shown.
+    pub other_bytes: Vec<u8>,
+}
+
+/// How an insert went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// The lane, and any pending lanes it released, were admitted, in this order.
+    Admitted(Vec<LaneId>),
+    /// Some parents are missing; the lane waits in the pending set.
+    Pending,
+    /// The lane was already held, pending or covered by the pruned prefix.
+    Duplicate,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Chain {
+    /// Seqs up to this one were pruned.
+    pruned_seq: u64,
+    slots: VecDeque<SlotIdx>,
+}
+
+impl Chain {
+    fn seq_held(&self) -> u64 {
+        self.pruned_seq + self.slots.len() as u64
+    }
+}
+
+/// The lane DAG of one replica.
+#[derive(Clone, Debug)]
+pub struct LaneDag<O> {
+    slots: Vec<Option<Box<Slot<O>>>>,
+    by_id: IdMap<SlotIdx>,
+    chains: BTreeMap<NodeId, Chain>,
+    heads: BTreeSet<LaneId>,
+    pending: IdMap<PendingLane<O>>,
+    waiting: IdMap<Vec<LaneId>>,
+    /// Each author's latest pruned lane.
+    pruned_tips: BTreeMap<NodeId, Tip>,
+    /// Pruned lanes a held or future lane may name: tips and the boundary.
+    pruned_refs: BTreeMap<LaneId, Tip>,
+    /// The same references by dot (the smallest id where several claim one),
+    /// so a lane at a covered dot is checked without a scan.
+    pruned_dots: BTreeMap<Dot, LaneId>,
+    /// Order key of the last lane of the stable prefix.
+    stable_key: Option<OrderKey>,
+    max_pending: usize,
+    fresh: Vec<SlotIdx>,
+    forks: Vec<ForkProof>,
+    forks_seen: u64,
+    rejected: Vec<(LaneId, LaneError)>,
+    /// Canonical bytes of admitted lanes, when journaling.
+    journal: Option<Vec<Vec<u8>>>,
+    /// Member index by node, for the `reached` bits.
+    members: BTreeMap<NodeId, usize>,
+    /// Reused stack of the reachability search.
+    mark_stack: Vec<SlotIdx>,
+    /// Planted bugs (effective only with the `planted-bugs` feature).
+    bugs: Bugs,
+}
+
+impl<O: Op> LaneDag<O> {
+    /// An empty history holding at most `max_pending` pending lanes.
+    /// Its id tables hash under `id_hash_key` (see `dag::ids`).
+    pub(crate) fn new(
+        max_pending: usize,
+        journal: bool,
+        members: &BTreeSet<NodeId>,
+        id_hash_key: IdHashKey,
+        bugs: Bugs,
+    ) -> Self {
+        Self {
+            slots: Vec::new(),
+            by_id: IdMap::with_hasher(id_hash_key),
+            chains: BTreeMap::new(),
+            heads: BTreeSet::new(),
+            pending: IdMap::with_hasher(id_hash_key),
+            waiting: IdMap::with_hasher(id_hash_key),
+            pruned_tips: BTreeMap::new(),
+            pruned_refs: BTreeMap::new(),
+            pruned_dots: BTreeMap::new(),
+            stable_key: None,
+            max_pending,
+            fresh: Vec::new(),
+            forks: Vec::new(),
+            forks_seen: 0,
+            rejected: Vec::new(),
+            journal: journal.then(Vec::new),
+            members: members.iter().enumerate().map(|(index, node)| (*node, index)).collect(),
+            mark_stack: Vec::new(),
+            bugs,
+        }
+    }
+
+    /// Admitted lanes held (not counting the pruned prefix).
+    pub(crate) fn held_len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Lanes waiting for ancestry.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The frontier: admitted (or pruned-tip) lanes with no admitted child.
+    pub(crate) fn heads(&self) -> &BTreeSet<LaneId> {
+        &self.heads
+    }
+
+    /// The slot at `idx`. Panics if it was pruned: callers only pass indices
+    /// taken from the order or the chains, which drop pruned lanes first.
+    pub(crate) fn slot(&self, idx: SlotIdx) -> &Slot<O> {
+        self.slots[idx as usize].as_deref().expect("order and chains only hold live slots")
+    }
+
+    /// The slot at `idx`, if it was not pruned.
+    pub(crate) fn try_slot(&self, idx: SlotIdx) -> Option<&Slot<O>> {
+        self.slots.get(idx as usize).and_then(|slot| slot.as_deref())
+    }
+
+    /// The admitted lane with this id.
+    pub(crate) fn get(&self, id: &LaneId) -> Option<&Slot<O>> {
+        self.by_id.get(id).map(|idx| self.slot(*idx))
+    }
+
+    /// Whether the lane is admitted or is a tip of the pruned prefix.
+    pub(crate) fn holds(&self, id: &LaneId) -> bool {
+        self.by_id.contains_key(id) || self.pruned_refs.contains_key(id)
+    }
+
+    /// A pruned lane a held lane may still name.
+    pub(crate) fn pruned_ref(&self, id: &LaneId) -> Option<&Tip> {
+        self.pruned_refs.get(id)
+    }
+
+    /// Highest contiguous seq held per author (pruned prefix included).
+    pub(crate) fn seq_held(&self, author: NodeId) -> u64 {
+        self.chains.get(&author).map_or(0, Chain::seq_held)
+    }
+
+    /// Authors with at least one held or pruned lane.
+    pub(crate) fn authors(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.chains.keys().copied()
+    }
+
+    /// Id of the author's latest held lane (admitted or pruned tip).
+    pub(crate) fn author_tip(&self, author: NodeId) -> Option<(u64, LaneId, u64)> {
+        let chain = self.chains.get(&author)?;
+        if let Some(&idx) = chain.slots.back() {
+            let slot = self.slot(idx);
+            return Some((slot.lane.seq, slot.id, slot.lane.lamport));
+        }
+        self.pruned_tips.get(&author).map(|tip| (tip.seq, tip.id, tip.lamport))
+    }
+
+    /// The author's admitted lanes with seq greater than `after`, ascending.
+    /// `None` when some of them were pruned (the caller needs a snapshot).
+    pub(crate) fn chain_after(&self, author: NodeId, after: u64) -> Option<impl Iterator<Item = SlotIdx> + '_> {
+        let chain = self.chains.get(&author)?;
+        if after < chain.pruned_seq {
+            return None;
+        }
+        let skip = (after - chain.pruned_seq) as usize;
+        Some(chain.slots.iter().skip(skip).copied())
+    }
+
+    /// Fork proofs found so far (the first [`MAX_FORK_PROOFS`]).
+    pub(crate) fn forks(&self) -> &[ForkProof] {
+        &self.forks
+    }
+
+    /// All forks seen, stored or not.
+    pub(crate) fn forks_seen(&self) -> u64 {
+        self.forks_seen
+    }
+
+    /// Order key of the last lane of the stable prefix.
+    pub(crate) fn stable_key(&self) -> Option<OrderKey> {
+        self.stable_key
+    }
+
+    /// Takes the lanes admitted since the last call, in admission order.
+    pub(crate) fn take_fresh(&mut self) -> Vec<SlotIdx> {
+        std::mem::take(&mut self.fresh)
+    }
+
+    /// Takes the journal of admitted lanes' canonical bytes.
+    pub(crate) fn take_journal(&mut self) -> Vec<Vec<u8>> {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Takes the pending lanes that were released but failed validation.
+    pub(crate) fn take_rejected(&mut self) -> Vec<(LaneId, LaneError)> {
+        std::mem::take(&mut self.rejected)
+    }
+
+    /// Raises the stable point: later lanes must sort after `key`.
+    pub(crate) fn set_stable_key(&mut self, key: OrderKey) {
+        debug_assert!(Some(key) >= self.stable_key, "the stable point never moves back");
+        self.stable_key = Some(key);
+    }
+}
+
+fn tip_of<O>(slot: &Slot<O>) -> Tip {
+    Tip { author: slot.lane.author, seq: slot.lane.seq, lamport: slot.lane.lamport, id: slot.id }
+}
+
+enum Existing {
+    /// The dot is inside the pruned prefix but is not a tip: it cannot be checked.
+    Covered,
+    /// The dot is held by this lane.
+    Lane(LaneId),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_arena_position_past_2_to_the_32_lanes_has_its_own_index() {
+        // A long-lived node admits (and prunes) more than 2^32 lanes in its
+        // lifetime; the arena never reuses an index, so each must have one.
+        for position in [0, u32::MAX as usize, 1 << 32, (1 << 40) + 7, usize::MAX] {
+            assert_eq!(slot_idx(position) as u128, position as u128);
+        }
+    }
+}

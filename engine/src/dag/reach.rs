@@ -1,0 +1,33 @@
+//! Reached-by-member bits: for each admitted lane, which members' latest
+//! lanes descend from it, so causal stability is a bit count.
+
+use super::{LaneDag, SlotIdx};
+use crate::lane::Op;
+
+impl<O: Op> LaneDag<O> {
+    /// Marks `from` and its ancestors as reached by `member`, stopping at
+    /// lanes already marked: each (lane, member) pair is visited once.
+    pub(super) fn mark_reached(&mut self, from: SlotIdx, member: usize) {
+        let (word, bit) = (member / 64, 1u64 << (member % 64));
+        let mut stack = std::mem::take(&mut self.mark_stack);
+        stack.push(from);
+        while let Some(idx) = stack.pop() {
+            let Some(slot) = self.slots.get_mut(idx as usize).and_then(|slot| slot.as_deref_mut()) else { continue };
+            if slot.reached[word] & bit != 0 {
+                continue;
+            }
+            slot.reached[word] |= bit;
+            slot.reached_count += 1;
+            stack.extend(slot.parent_slots.iter().copied());
+        }
+        self.mark_stack = stack;
+    }
+
+    /// Whether every member's latest lane descends from (or is) this lane.
+    pub(crate) fn reached_by_all(&self, idx: SlotIdx) -> bool {
+        // Planted bug `stability_one_member_short`: this node holds the lane,
+        // so it is taken to have reached it, and one member fewer is needed.
+        let needed = self.members.len().saturating_sub(usize::from(self.bugs.stability_one_member_short()));
+        self.try_slot(idx).is_some_and(|slot| slot.reached_count as usize >= needed)
+    }
+}
