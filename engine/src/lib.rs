@@ -65,8 +65,12 @@
 //! - [`protocol`]: the sync protocol: sessions, the syncer, the wire codec.
 //! - [`log`]: the durable log's record format and its recovery policy.
 //! - [`node`]: one node: replica, sessions, log writes and timers, sans-IO.
-//! - [`bugs`]: planted bugs for the harness (feature `planted-bugs`).
+//! - `bugs` (hidden): planted bugs for the harness, compiled out without
+//!   feature `planted-bugs`.
 
+// The planted-bug switches are the harness's, not the engine's API: every
+// one is compiled to `false` without feature `planted-bugs`.
+#[doc(hidden)]
 pub mod bugs;
 pub mod codec;
 pub mod dag;

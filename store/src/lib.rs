@@ -9,8 +9,8 @@
 //! - [`FileStore`]: a file on disk, with `fdatasync`, atomic compaction by
 //!   rename, and poisoning after a failed write.
 //!
-//! Every store recovers through the engine's pure [`decode_log`] and
-//! [`repaired_image`], so all of them recover identically.
+//! Every store recovers through the engine's pure [`scx_engine::log::decode_log`]
+//! and [`scx_engine::log::repaired_image`], so all of them recover identically.
 //!
 //! Invariant: [`Store::load`] returns only records whose checksum verified,
 //! in the order they were appended, with no gap; a torn tail is truncated

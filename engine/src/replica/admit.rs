@@ -93,7 +93,7 @@ impl<L: Law> Replica<L> {
         Ok((id, lane))
     }
 
-    /// Refuses to author while rejoining (see [`ReplicaConfig::rejoining`]).
+    /// Refuses to author while rejoining (see [`super::ReplicaConfig::rejoining`]).
     pub fn check_may_author(&self) -> Result<(), LaneError> {
         match &self.rejoin_peers {
             Some(peers) => Err(LaneError::Rejoining { synced: peers.len(), needed: self.rejoin_quorum() }),

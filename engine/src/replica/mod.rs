@@ -52,7 +52,9 @@ pub struct ReplicaConfig {
     pub prune: bool,
     /// Keep the canonical bytes of admitted lanes for [`Replica::take_journal`].
     pub journal: bool,
-    /// Planted bugs (effective only with the `planted-bugs` feature).
+    /// Planted bugs for the harness's hunts: no effect unless the crate is
+    /// built with feature `planted-bugs` (hidden from the documented API).
+    #[doc(hidden)]
     pub bugs: crate::bugs::Bugs,
     /// This node replaces one whose disk was lost: it authors nothing until
     /// it has completed a sync with a majority of the other members, so it
