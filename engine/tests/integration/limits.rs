@@ -106,3 +106,17 @@ fn a_bloom_filter_over_its_bit_limit_or_with_no_bits_is_refused_on_decode() {
         assert!(decode(&hello_with_filter(vec![0xff; bytes])).is_ok(), "{bytes} bytes of filter are within the limits");
     }
 }
+
+#[test]
+fn a_node_refuses_to_author_a_lane_over_the_size_limit_and_still_restarts() {
+    let mut node = Driver::fresh(config(0, 2));
+    node.write(vec![WorldOp::Add { key: 1, delta: 1 }]);
+    let before = node.node.status();
+    let error = node.node.write(0, oversized_ops()).expect_err("no lane is authored over the size limit");
+    assert!(is_too_large(&error), "{error}");
+    node.drain();
+    assert_eq!(node.node.status(), before, "a refused write changes nothing");
+    let mut restarted = restart(&node);
+    assert_eq!(restarted.node.status(), before);
+    restarted.write(vec![WorldOp::Add { key: 2, delta: 1 }]);
+}
