@@ -32,14 +32,19 @@
 
 mod batch;
 mod bloom;
+mod bundle;
+mod delta;
+mod events;
 mod session;
+mod summary;
 mod wire;
 
 pub use batch::{BATCH_FORMAT_VERSION, decode_batch, encode_batch};
 pub use bloom::Bloom;
-pub use session::{
-    Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SummaryMode, SyncEvent, Syncer, apply_bundle, bundle,
-};
+pub use bundle::{apply_bundle, bundle};
+pub use events::{Expect, Outcome, Role, SessionMetrics, SyncEvent};
+pub use session::{MAX_OPEN_SESSIONS, Syncer};
+pub use summary::SummaryMode;
 pub use wire::{
     CompactSummary, ENVELOPE_BYTES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, Summary,
     SummaryEntry, WireError, WireSnapshot, WireStatus, WireTip, decode, encode, reseal,
