@@ -18,7 +18,7 @@ use crate::codec::{DecodeError, Reader, put_varint};
 use crate::hash::SnapshotId;
 use crate::law::Law;
 use crate::replica::{Event, Replica, ReplicaConfig};
-use crate::snapshot::{Snapshot, SnapshotError, Tip};
+use crate::snapshot::{Snapshot, SnapshotError};
 use crate::store::{FRAME_BYTES, MAX_RECORD_BYTES, Record, RecordKind, Store, StoreError, TailDefect};
 use crate::{Lane, LaneError, LaneId};
 
@@ -159,10 +159,10 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
                     report.lanes += 1;
                 }
                 RecordKind::Snapshot => {
-                    let (snapshot, boundary) = decode_snapshot_record(&record.payload)
+                    let snapshot = decode_snapshot_record(&record.payload)
                         .map_err(|error| RecoveryError::Snapshot { record: index, error })?;
                     replica
-                        .install_snapshot(&snapshot, &boundary)
+                        .install_snapshot(&snapshot)
                         .map_err(|error| RecoveryError::Snapshot { record: index, error })?;
                     report.snapshots += 1;
                 }
@@ -281,7 +281,7 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         Ok(())
     }
 
-    /// Rewrites the log as: latest snapshot with its boundary, then the held
+    /// Rewrites the log as: latest snapshot, then the held
     /// lanes in canonical order.
     fn compact(&mut self) -> Result<(), StoreError> {
         // Materialise before taking the snapshot: listing the lanes below
@@ -290,8 +290,8 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
         // lanes between the two out of the log. Snapshots this commits are
         // recorded by the next flush.
         self.replica.materialize();
-        let (snapshot, boundary) = self.replica.snapshot_transfer();
-        let mut records = vec![(RecordKind::Snapshot, encode_snapshot_record(snapshot, &boundary))];
+        let snapshot = self.replica.snapshot_transfer();
+        let mut records = vec![(RecordKind::Snapshot, encode_snapshot_record(snapshot))];
         let base = snapshot.header.lane_index;
         // At the prune point, or above it when a stable snapshot followed an
         // installed one without pruning; lanes it covers are skipped on recovery.
@@ -308,34 +308,14 @@ impl<L: Law, S: Store> DurableReplica<L, S> {
     }
 }
 
-/// Encodes a snapshot with its boundary for the log.
-pub fn encode_snapshot_record(snapshot: &Snapshot, boundary: &[Tip]) -> Vec<u8> {
-    let mut out = snapshot.to_bytes();
-    put_varint(&mut out, boundary.len() as u64);
-    for tip in boundary {
-        put_varint(&mut out, u64::from(tip.author.0));
-        put_varint(&mut out, tip.seq);
-        put_varint(&mut out, tip.lamport);
-        out.extend_from_slice(tip.id.as_bytes());
-    }
-    out
+/// Encodes a snapshot for the log (its header names the boundary).
+pub fn encode_snapshot_record(snapshot: &Snapshot) -> Vec<u8> {
+    snapshot.to_bytes()
 }
 
 /// Decodes and verifies the id of a snapshot record (the digest is verified on install).
-pub fn decode_snapshot_record(bytes: &[u8]) -> Result<(Snapshot, Vec<Tip>), SnapshotError> {
-    let mut reader = Reader::new(bytes);
-    let snapshot = Snapshot::decode(&mut reader)?;
-    let count = reader.count("boundary", crate::snapshot::MAX_SNAPSHOT_TIPS, 35)?;
-    let mut boundary = Vec::with_capacity(count);
-    for _ in 0..count {
-        let author = crate::NodeId(reader.varint_u32("boundary author")?);
-        let seq = reader.varint("boundary seq")?;
-        let lamport = reader.varint("boundary lamport")?;
-        let id = LaneId(reader.array32("boundary id")?);
-        boundary.push(Tip { author, seq, lamport, id });
-    }
-    reader.finish()?;
-    Ok((snapshot, boundary))
+pub fn decode_snapshot_record(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+    Snapshot::from_bytes(bytes)
 }
 
 /// Whether the last rejoin record of the log says the node is rejoining.

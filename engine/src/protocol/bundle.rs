@@ -13,10 +13,7 @@ use crate::replica::Replica;
 /// A bundle file: everything `replica` holds (and its snapshot, if it
 /// pruned), for carrying to an air-gapped peer whose state is unknown.
 pub fn bundle<L: Law>(replica: &mut Replica<L>) -> Vec<u8> {
-    let snapshot = (replica.prune_index() > 0).then(|| {
-        let (snapshot, boundary) = replica.snapshot_transfer();
-        WireSnapshot { bytes: snapshot.to_bytes(), boundary: boundary.into_iter().map(Into::into).collect() }
-    });
+    let snapshot = (replica.prune_index() > 0).then(|| WireSnapshot { bytes: replica.snapshot_transfer().to_bytes() });
     let lanes: Vec<(LaneId, &crate::Lane<L::Op>)> = replica.canonical_lanes().collect();
     let lanes = super::batch::encode_batch(&lanes);
     wire::encode(&Message::Lanes { session: 0, snapshot, lanes, more: false, need: Vec::new() })

@@ -134,12 +134,12 @@ pub(super) fn build_delta<L: Law>(
     });
     let mut floor = their_seq.clone();
     let snapshot = behind_prune.then(|| {
-        let (snapshot, boundary) = replica.snapshot_transfer();
+        let snapshot = replica.snapshot_transfer();
         for tip in &snapshot.header.tips {
             let entry = floor.entry(tip.author).or_insert(0);
             *entry = (*entry).max(tip.seq);
         }
-        WireSnapshot { bytes: snapshot.to_bytes(), boundary: boundary.into_iter().map(Into::into).collect() }
+        WireSnapshot { bytes: snapshot.to_bytes() }
     });
     let replica = &*replica;
     let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = Vec::new();

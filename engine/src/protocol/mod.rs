@@ -47,5 +47,5 @@ pub use session::{MAX_OPEN_SESSIONS, Syncer};
 pub use summary::SummaryMode;
 pub use wire::{
     CompactSummary, ENVELOPE_BYTES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, Summary,
-    SummaryEntry, WireError, WireSnapshot, WireStatus, WireTip, decode, encode, reseal,
+    SummaryEntry, WireError, WireSnapshot, WireStatus, decode, encode, reseal,
 };

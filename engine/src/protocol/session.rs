@@ -14,7 +14,7 @@ use crate::hash::LaneId;
 use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
-use crate::snapshot::{Snapshot, Tip};
+use crate::snapshot::Snapshot;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Most sessions open at once per node; a Hello beyond it is refused.
@@ -403,8 +403,7 @@ impl Syncer {
         metrics: &mut SessionMetrics,
     ) {
         if let Some(snapshot) = snapshot {
-            let boundary: Vec<Tip> = snapshot.boundary.iter().map(|tip| Tip::from(*tip)).collect();
-            let installed = Snapshot::from_bytes(&snapshot.bytes).and_then(|s| replica.install_snapshot(&s, &boundary));
+            let installed = Snapshot::from_bytes(&snapshot.bytes).and_then(|s| replica.install_snapshot(&s));
             match installed {
                 Ok(true) => metrics.snapshots_installed += 1,
                 Ok(false) => {}

@@ -4,7 +4,7 @@
 //! transit is refused, never decoded into a forged lane), and the
 //! postcard-encoded [`Message`]. Lanes travel as their canonical bytes (the receiver derives
 //! their ids; it never trusts an id from the wire) and snapshots as their
-//! canonical encoding plus the boundary tips.
+//! canonical encoding (whose header names the boundary).
 //!
 //! Invariant: [`decode`] rejects oversized, truncated, trailing, damaged and
 //! wrong-version input with a typed error and never panics; every lane and
@@ -15,11 +15,11 @@ use crate::LaneId;
 use crate::hash::{ChainHash, SnapshotId, StateDigest};
 use crate::lane::{MAX_LANE_BYTES, NodeId};
 use crate::replica::Status;
-use crate::snapshot::Tip;
 use serde::{Deserialize, Serialize};
 
-/// Version byte of the wire format.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// Version byte of the wire format (3: the boundary travels inside the
+/// snapshot's header, not beside it).
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Largest datagram accepted or produced.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// Lane bytes one message carries at most; the rest follows in a new session.
@@ -96,39 +96,12 @@ pub struct CompactSummary {
     pub bloom: super::bloom::Bloom,
 }
 
-/// A snapshot in transit: canonical bytes and the covered lanes the
-/// sender's held lanes name.
+/// A snapshot in transit: its canonical bytes, boundary included in the
+/// header the id covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireSnapshot {
     /// `Snapshot::to_bytes`.
     pub bytes: Vec<u8>,
-    /// Boundary tips.
-    pub boundary: Vec<WireTip>,
-}
-
-/// A [`Tip`] on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireTip {
-    /// Author.
-    pub author: NodeId,
-    /// Seq.
-    pub seq: u64,
-    /// Lamport stamp.
-    pub lamport: u64,
-    /// Id.
-    pub id: LaneId,
-}
-
-impl From<Tip> for WireTip {
-    fn from(tip: Tip) -> Self {
-        Self { author: tip.author, seq: tip.seq, lamport: tip.lamport, id: tip.id }
-    }
-}
-
-impl From<WireTip> for Tip {
-    fn from(tip: WireTip) -> Self {
-        Self { author: tip.author, seq: tip.seq, lamport: tip.lamport, id: tip.id }
-    }
 }
 
 /// A sync message.

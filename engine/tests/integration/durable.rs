@@ -97,7 +97,7 @@ fn a_corrupt_snapshot_record_is_a_recovery_error() {
     // Corrupt the snapshot's state but keep the record's checksum valid, as
     // a bug above the storage layer would.
     let mut snapshot = records[0].payload.clone();
-    let (decoded, _) = scx_engine::durable::decode_snapshot_record(&snapshot).unwrap();
+    let decoded = scx_engine::durable::decode_snapshot_record(&snapshot).unwrap();
     let state_end = decoded.to_bytes().len();
     snapshot[state_end - 3] ^= 0x04;
     let mut rewritten: Vec<(RecordKind, Vec<u8>)> = vec![(RecordKind::Snapshot, snapshot)];

@@ -1,7 +1,7 @@
 //! Mutators. Most inputs are decoded, changed at the level of one field
 //! (session ids, counts, seqs, Lamport stamps near `u64::MAX`, parent
 //! back-references, summary entries, Bloom bits and sizes, snapshot header
-//! fields, boundary tips, state bytes) and encoded again, with snapshot ids
+//! fields, boundary lanes, state bytes) and encoded again, with snapshot ids
 //! and digests re-sealed so the change gets past the checks that only
 //! catch accidents. The rest are byte flips, inserts, truncations and
 //! splices, which exercise the decoders themselves.
@@ -10,8 +10,8 @@ use super::Choices;
 use super::corpus::{Case, Corpus};
 use scx_engine::codec::{Reader, put_varint};
 use scx_engine::lane::Op;
-use scx_engine::protocol::{self, Bloom, CompactSummary, Message, Summary, SummaryEntry, WireSnapshot, WireTip};
-use scx_engine::{Dot, LaneId, NodeId, Snapshot, SnapshotId, WorldOp, hash};
+use scx_engine::protocol::{self, Bloom, CompactSummary, Message, Summary, SummaryEntry, WireSnapshot};
+use scx_engine::{Dot, LaneId, NodeId, Snapshot, SnapshotId, Tip, WorldOp, hash};
 
 /// Largest collection a "blow up" mutation builds (entries, tips, ids, lanes).
 const MAX_BLOW_UP: u64 = 3000;
@@ -313,7 +313,18 @@ fn mutate_snapshot(snapshot: &mut Option<WireSnapshot>, case: &Case, corpus: &Co
     };
     match ch.below(10) {
         0 => *snapshot = None,
-        1..=3 => mutate_boundary(&mut wire.boundary, case, corpus, ch),
+        1..=3 => {
+            // The boundary is in the header: mutate it there, re-sealing
+            // the id most of the time.
+            if let Ok(mut decoded) = Snapshot::from_bytes(&wire.bytes) {
+                let tips = decoded.header.tips.clone();
+                mutate_boundary(&mut decoded.header.boundary, &tips, case, corpus, ch);
+                if !ch.one_in(10) {
+                    decoded.id = decoded.header.id();
+                }
+                wire.bytes = decoded.to_bytes();
+            }
+        }
         4 => {
             let at = ch.index(wire.bytes.len());
             if let Some(byte) = wire.bytes.get_mut(at) {
@@ -329,7 +340,7 @@ fn mutate_snapshot(snapshot: &mut Option<WireSnapshot>, case: &Case, corpus: &Co
     }
 }
 
-fn mutate_tip(tip: &mut WireTip, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
+fn mutate_tip(tip: &mut Tip, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
     match ch.below(5) {
         0 => tip.author = some_author(ch),
         1 => tip.seq = interesting(ch, tip.seq),
@@ -342,9 +353,9 @@ fn mutate_tip(tip: &mut WireTip, case: &Case, corpus: &Corpus, ch: &mut impl Cho
     }
 }
 
-fn mutate_boundary(boundary: &mut Vec<WireTip>, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
+fn mutate_boundary(boundary: &mut Vec<Tip>, tips: &[Tip], case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
     let pick = ch.index(boundary.len());
-    match ch.below(6) {
+    match ch.below(7) {
         0 if !boundary.is_empty() => {
             boundary.remove(pick);
         }
@@ -355,12 +366,24 @@ fn mutate_boundary(boundary: &mut Vec<WireTip>, case: &Case, corpus: &Corpus, ch
             for i in 0..count {
                 let author = NodeId(ch.below(4) as u32);
                 let id = some_lane_id(case, corpus, ch);
-                boundary.push(WireTip { author, seq: i + 1, lamport: interesting(ch, i + 1), id });
+                boundary.push(Tip { author, seq: i + 1, lamport: interesting(ch, i + 1), id });
             }
         }
         4 => boundary.clear(),
+        5 if !tips.is_empty() => {
+            // A well-formed entry below a tip (the header's rules hold), naming
+            // some lane: only what the receiver holds can refute it.
+            let front = tips[ch.index(tips.len())];
+            if front.seq > 1 {
+                let seq = 1 + ch.below(front.seq - 1);
+                let tip = Tip { author: front.author, seq, lamport: seq, id: some_lane_id(case, corpus, ch) };
+                boundary.retain(|other| (other.author, other.seq) != (tip.author, tip.seq));
+                boundary.push(tip);
+                boundary.sort_by_key(|tip| (tip.author, tip.seq));
+            }
+        }
         _ => {
-            let mut tip = WireTip {
+            let mut tip = Tip {
                 author: NodeId(ch.below(3) as u32),
                 seq: 1 + ch.below(40),
                 lamport: 1 + ch.below(40),
@@ -368,6 +391,9 @@ fn mutate_boundary(boundary: &mut Vec<WireTip>, case: &Case, corpus: &Corpus, ch
             };
             mutate_tip(&mut tip, case, corpus, ch);
             boundary.push(tip);
+            if ch.one_in(2) {
+                boundary.sort_by_key(|tip| (tip.author, tip.seq));
+            }
         }
     }
 }
@@ -382,11 +408,9 @@ fn mutate_snapshot_fields(snapshot: &mut Snapshot, case: &Case, corpus: &Corpus,
         3 => header.chain_hash = scx_engine::ChainHash(random_id(ch)),
         4 | 5 if !header.tips.is_empty() => {
             let at = ch.index(header.tips.len());
-            let mut tip = WireTip::from(header.tips[at]);
-            mutate_tip(&mut tip, case, corpus, ch);
-            header.tips[at] = tip.into();
+            mutate_tip(&mut header.tips[at], case, corpus, ch);
             if ch.one_in(2) {
-                header.max_lamport = header.max_lamport.max(tip.lamport);
+                header.max_lamport = header.max_lamport.max(header.tips[at].lamport);
             }
             if ch.one_in(2) {
                 header.tips.sort_by_key(|tip| tip.author);

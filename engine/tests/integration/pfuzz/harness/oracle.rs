@@ -305,10 +305,9 @@ fn check_replay(replica: &mut Replica<World>) -> Result<(), String> {
     let status = replica.status();
     let mut fresh = Replica::new(World, replica.config().clone());
     if replica.prune_index() > 0 {
-        let (snapshot, boundary) = replica.snapshot_transfer();
-        let snapshot = snapshot.clone();
+        let snapshot = replica.snapshot_transfer().clone();
         fresh
-            .install_snapshot(&snapshot, &boundary)
+            .install_snapshot(&snapshot)
             .map_err(|error| format!("the receiver's own base snapshot does not install: {error}"))?;
     }
     let lanes: Vec<_> = replica.canonical_lanes().map(|(_, lane)| lane.clone()).collect();
@@ -426,7 +425,7 @@ fn describe(message: &Option<Message>) -> String {
                 s.header.lane_index,
                 s.header.max_lamport,
                 s.header.tips.iter().map(|t| (t.author.0, t.seq, t.lamport, t.id.short())).collect::<Vec<_>>(),
-                wire.boundary.iter().map(|t| (t.author.0, t.seq, t.lamport, t.id.short())).collect::<Vec<_>>(),
+                s.header.boundary.iter().map(|t| (t.author.0, t.seq, t.lamport, t.id.short())).collect::<Vec<_>>(),
             ),
             Err(error) => format!("bad snapshot: {error}"),
         },
