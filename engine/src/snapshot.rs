@@ -321,6 +321,51 @@ pub enum SnapshotError {
         /// The computation that overflowed.
         what: &'static str,
     },
+    /// A snapshot offer (header, state length, chunk size and chunk
+    /// manifest) is malformed or does not hash to its header's digest.
+    #[error("snapshot offer {id}: {rule}")]
+    BadOffer {
+        /// The offered snapshot.
+        id: SnapshotId,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// A chunk of a snapshot in transit does not match its offer (index out
+    /// of range, wrong length, or a chaining value other than the manifest's):
+    /// it was damaged or forged, and is dropped.
+    #[error("chunk {index} of snapshot {id}: {rule}")]
+    BadChunk {
+        /// The snapshot.
+        id: SnapshotId,
+        /// The chunk's index.
+        index: u64,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// A bundle's snapshot lacks chunks, so it cannot be installed.
+    #[error("snapshot {id} is incomplete: {missing} of {chunks} chunks missing")]
+    Incomplete {
+        /// The snapshot.
+        id: SnapshotId,
+        /// Chunks missing.
+        missing: u64,
+        /// Chunks in all.
+        chunks: u64,
+    },
+    /// This node's snapshot is too large to offer within one message (more
+    /// tips, boundary lanes or chunks than the limits allow), so a peer
+    /// behind this node's prune point cannot catch up from it.
+    #[error("snapshot {id} cannot be offered: {what} of {found} exceeds the limit of {limit}")]
+    TooLargeToOffer {
+        /// The snapshot.
+        id: SnapshotId,
+        /// What is too large.
+        what: &'static str,
+        /// Its size.
+        found: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A lane this node holds would sort inside the snapshot's prefix without
     /// being covered by it.
     #[error("held lane {lane} sorts inside the offered snapshot at lane index {lane_index}")]

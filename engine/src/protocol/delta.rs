@@ -3,29 +3,60 @@
 //! were pruned here); with a compact one, the lanes above its stable point
 //! its heads and Bloom filter do not account for, plus the need/supply
 //! fallback for false positives. Lanes are written in canonical order into
-//! one batch, cut at the size limit.
+//! one batch, cut at the size limit. A delta that carries a snapshot part
+//! which does not complete the peer's transfer carries no lanes (they
+//! would only wait for the snapshot) and says `more`.
 
+use super::events::SyncEvent;
 use super::session::Syncer;
-use super::wire::{CompactSummary, MAX_BATCH_BYTES, Summary, SummaryEntry, WireSnapshot};
+use super::transfer::{OfferCache, part_for};
+use super::wire::{CompactSummary, MAX_BATCH_BYTES, SnapshotWant, Summary, SummaryEntry, WireSnapshot};
 use crate::bugs::Bugs;
 use crate::dag::OrderKey;
 use crate::hash::LaneId;
 use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
+use crate::snapshot::SnapshotError;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Most lane ids one `need` may name.
+pub(super) const MAX_NEED: usize = 4096;
+
 impl Syncer {
-    /// The lanes a peer with `theirs` lacks, by the kind of summary it sent.
-    pub(super) fn delta_for<L: Law>(&mut self, peer: NodeId, replica: &mut Replica<L>, theirs: &Summary) -> Delta {
+    /// The lanes a peer with `theirs` lacks, by the kind of summary it sent;
+    /// `want` is the snapshot transfer it stated.
+    pub(super) fn delta_for<L: Law>(
+        &mut self,
+        peer: NodeId,
+        replica: &mut Replica<L>,
+        theirs: &Summary,
+        want: Option<SnapshotWant>,
+    ) -> Delta {
         match theirs {
             Summary::Exact(entries) => {
                 let forks = self.detect_forks(peer, replica, entries);
-                build_delta(replica, entries, &forks, self.bugs)
+                let source = SnapshotSource { offers: &mut self.offers, chunk_bytes: self.chunk_bytes, want };
+                let (delta, refused) = build_delta(replica, entries, &forks, source, self.bugs);
+                if let Some(error) = refused {
+                    self.events.push_back(SyncEvent::Diverged { peer, error });
+                }
+                delta
             }
             Summary::Compact(compact) => build_delta_compact(replica, compact, self.bugs),
         }
     }
+}
+
+/// Where a delta takes this node's snapshot from for a peer behind its
+/// prune point, and which part the peer asked for.
+pub(super) struct SnapshotSource<'a> {
+    /// The latest snapshot's offer, computed once.
+    pub(super) offers: &'a mut OfferCache,
+    /// Chunk size to offer.
+    pub(super) chunk_bytes: u64,
+    /// The transfer the peer stated.
+    pub(super) want: Option<SnapshotWant>,
 }
 
 /// Lanes a compact summary may hide: above the peer's stable point, not
@@ -79,9 +110,6 @@ pub(super) fn still_missing<L: Law>(replica: &Replica<L>, their_heads: &[LaneId]
     need.into_iter().take(MAX_NEED).collect()
 }
 
-/// Most lane ids one `need` may name.
-const MAX_NEED: usize = 4096;
-
 /// The needed lanes and their ancestors above the peer's stable point.
 pub(super) fn supply<L: Law>(
     replica: &mut Replica<L>,
@@ -109,23 +137,28 @@ pub(super) fn supply<L: Law>(
 }
 
 pub(super) struct Delta {
+    /// A part of this node's snapshot, for a peer behind its prune point.
     pub(super) snapshot: Option<WireSnapshot>,
     /// The lanes as one wire batch.
     pub(super) lanes: Vec<u8>,
     /// How many lanes the batch holds.
     pub(super) count: u64,
+    /// Lanes or snapshot chunks did not fit: sync again.
     pub(super) more: bool,
 }
 
 /// The lanes a peer with summary `theirs` lacks, in canonical order, cut at
-/// [`MAX_BATCH_BYTES`]; with the snapshot first when some of them were
-/// pruned here. `forks` adds this node's lane at each forked dot as evidence.
+/// [`MAX_BATCH_BYTES`]; with a part of the snapshot first when some of them
+/// were pruned here (no lanes until the part completes the peer's
+/// transfer). `forks` adds this node's lane at each forked dot as evidence.
+/// Also returns why the snapshot could not be offered, if it could not.
 pub(super) fn build_delta<L: Law>(
     replica: &mut Replica<L>,
     theirs: &[SummaryEntry],
     forks: &[(NodeId, u64)],
+    source: SnapshotSource<'_>,
     bugs: Bugs,
-) -> Delta {
+) -> (Delta, Option<SnapshotError>) {
     let their_seq: BTreeMap<NodeId, u64> = theirs.iter().map(|entry| (entry.author, entry.seq)).collect();
     let held = replica.version_vector();
     let behind_prune = held.iter().any(|(author, seq)| {
@@ -133,17 +166,41 @@ pub(super) fn build_delta<L: Law>(
         after < *seq && replica.lanes_after(*author, after).is_none()
     });
     let mut floor = their_seq.clone();
-    let snapshot = behind_prune.then(|| {
-        let snapshot = replica.snapshot_transfer();
-        for tip in &snapshot.header.tips {
+    let mut snapshot = None;
+    if behind_prune {
+        let latest = replica.snapshot_transfer();
+        let (offer, offer_bytes) = match source.offers.offer(latest, source.chunk_bytes) {
+            Ok(offer) => offer,
+            // Lanes above the prune point still go; the peer cannot use
+            // them until it gets a snapshot from someone.
+            Err(error) => return (lanes_above(replica, &held, &floor, forks, bugs), Some(error)),
+        };
+        let (part, completes) = part_for(latest, offer, offer_bytes, source.want);
+        if !completes {
+            let lanes = super::batch::BatchWriter::new().finish();
+            return (Delta { snapshot: Some(part), lanes, count: 0, more: true }, None);
+        }
+        for tip in &latest.header.tips {
             let entry = floor.entry(tip.author).or_insert(0);
             *entry = (*entry).max(tip.seq);
         }
-        WireSnapshot { bytes: snapshot.to_bytes() }
-    });
-    let replica = &*replica;
+        snapshot = Some(part);
+    }
+    let delta = lanes_above(replica, &held, &floor, forks, bugs);
+    (Delta { snapshot, ..delta }, None)
+}
+
+/// Each author's held lanes above `floor`, and the fork evidence, in
+/// canonical order as one batch.
+fn lanes_above<L: Law>(
+    replica: &Replica<L>,
+    held: &BTreeMap<NodeId, u64>,
+    floor: &BTreeMap<NodeId, u64>,
+    forks: &[(NodeId, u64)],
+    bugs: Bugs,
+) -> Delta {
     let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = Vec::new();
-    for (author, seq) in &held {
+    for (author, seq) in held {
         let after = floor.get(author).copied().unwrap_or(0);
         if after >= *seq {
             continue;
@@ -159,7 +216,7 @@ pub(super) fn build_delta<L: Law>(
     }
     keyed.sort_unstable_by_key(|entry| entry.0);
     let (lanes, count, more) = write_batch(&keyed, bugs);
-    Delta { snapshot, lanes, count, more }
+    Delta { snapshot: None, lanes, count, more }
 }
 
 /// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`];
@@ -168,12 +225,12 @@ fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs
     let mut writer = super::batch::BatchWriter::new();
     let mut take = lanes.len();
     for (index, (_, id, lane)) in lanes.iter().enumerate() {
-        if writer.len() > MAX_BATCH_BYTES && writer.count() > 0 {
+        if !writer.push_within(*id, lane, MAX_BATCH_BYTES) {
             take = index;
             break;
         }
-        writer.push(*id, lane);
     }
+    debug_assert!(writer.len() <= MAX_BATCH_BYTES, "a batch never exceeds its limit");
     let more = take < lanes.len();
     if bugs.delta_skips_last() && !more && take > 0 {
         let mut writer = super::batch::BatchWriter::new();

@@ -26,12 +26,14 @@ pub enum Expect {
     /// The initiator asked for lanes a compact summary hid and waits for `Supply`.
     Supply,
 }
+
 /// How a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Hashes matched at the handshake.
     InSync,
-    /// Lanes were exchanged; `more` means a batch was cut at the size limit.
+    /// Lanes were exchanged; `more` means a batch was cut at the size limit
+    /// or a snapshot transfer is under way.
     Synced {
         /// Sync again to get the rest.
         more: bool,
@@ -57,8 +59,12 @@ pub struct SessionMetrics {
     pub lanes_redundant: u64,
     /// Received lanes refused (bad lane, fork evidence).
     pub lanes_rejected: u64,
-    /// Snapshots sent.
+    /// Snapshot transfers started (parts sent with the snapshot's offer).
     pub snapshots_sent: u64,
+    /// Snapshot chunks sent.
+    pub snapshot_chunks_sent: u64,
+    /// Snapshot chunks received (verified or not).
+    pub snapshot_chunks_received: u64,
     /// Snapshots installed.
     pub snapshots_installed: u64,
     /// Request/response exchanges (counted by the initiator).
@@ -81,6 +87,8 @@ impl SessionMetrics {
         self.lanes_redundant += other.lanes_redundant;
         self.lanes_rejected += other.lanes_rejected;
         self.snapshots_sent += other.snapshots_sent;
+        self.snapshot_chunks_sent += other.snapshot_chunks_sent;
+        self.snapshot_chunks_received += other.snapshot_chunks_received;
         self.snapshots_installed += other.snapshots_installed;
         self.round_trips += other.round_trips;
         self.compact_summaries += other.compact_summaries;
@@ -131,8 +139,10 @@ pub enum SyncEvent {
         /// Where.
         seq: u64,
     },
-    /// The peer's snapshot chain disagrees with this node's: the histories
-    /// diverged (corruption or a bug). Never silently repaired.
+    /// A snapshot problem, never silently repaired: the peer's snapshot
+    /// chain disagrees with this node's (the histories diverged), a snapshot
+    /// or chunk from the peer was refused (corruption, forgery or a bug), or
+    /// this node's snapshot is too large to offer the peer.
     Diverged {
         /// The peer.
         peer: NodeId,

@@ -3,18 +3,19 @@
 //! Invariant: a session never changes the replica except through
 //! `insert_bytes` and `install_snapshot`, which verify everything, so a
 //! malicious or corrupt peer can waste bandwidth but not corrupt state.
+//! Every datagram it sends is within [`wire::MAX_MESSAGE_BYTES`].
 
 use super::delta::{still_missing, supply};
 use super::events::{Expect, Outcome, Role, SessionMetrics, SyncEvent};
-use super::summary::{SummaryMode, check_snapshot_chain};
-use super::wire::{self, CompactSummary, Message, Summary, WireError, WireSnapshot, WireStatus};
+use super::receive::Transfers;
+use super::summary::{MAX_BLOOM_BITS_PER_LANE, SummaryMode, check_snapshot_chain};
+use super::transfer::{MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, OfferCache};
+use super::wire::{self, CompactSummary, Message, SnapshotWant, Summary, WireSnapshot, WireStatus};
 use crate::bugs::Bugs;
-use crate::dag::Inserted;
 use crate::hash::LaneId;
 use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
-use crate::snapshot::Snapshot;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Most sessions open at once per node; a Hello beyond it is refused.
@@ -51,6 +52,12 @@ pub struct Syncer {
     pub(super) bugs: Bugs,
     pub(super) mode: SummaryMode,
     pub(super) bloom_bits_per_lane: usize,
+    /// Snapshots being assembled from peers.
+    pub(super) transfers: Transfers,
+    /// This node's latest snapshot as an offer.
+    pub(super) offers: OfferCache,
+    /// Chunk size this node offers snapshots in.
+    pub(super) chunk_bytes: u64,
 }
 
 impl Syncer {
@@ -67,6 +74,9 @@ impl Syncer {
             bugs: Bugs::NONE,
             mode: SummaryMode::default(),
             bloom_bits_per_lane: super::bloom::BITS_PER_LANE,
+            transfers: Transfers::default(),
+            offers: OfferCache::default(),
+            chunk_bytes: MAX_CHUNK_BYTES,
         }
     }
 
@@ -79,7 +89,16 @@ impl Syncer {
     /// about 1% false positives). Small values make false positives common,
     /// which tests use to exercise the fallback.
     pub fn set_bloom_bits_per_lane(&mut self, bits: usize) {
-        self.bloom_bits_per_lane = bits.max(1);
+        self.bloom_bits_per_lane = bits.clamp(1, MAX_BLOOM_BITS_PER_LANE);
+    }
+
+    /// Chunk size this node offers its snapshots in (default and largest
+    /// [`MAX_CHUNK_BYTES`], smallest [`MIN_CHUNK_BYTES`], a power of two;
+    /// raised as needed so a snapshot has at most `MAX_CHUNKS` chunks).
+    /// Small chunks make multi-chunk transfers of small states, which tests
+    /// use.
+    pub fn set_snapshot_chunk_bytes(&mut self, bytes: u64) {
+        self.chunk_bytes = bytes.clamp(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES).next_power_of_two();
     }
 
     /// Planted bugs (effective only with the `planted-bugs` feature).
@@ -120,7 +139,8 @@ impl Syncer {
         self.next_session += 1;
         let id = (u64::from(self.node.0) << 40) | next;
         let status = WireStatus::from(&replica.status());
-        let hello = Message::Hello { session: id, status, summary: self.summary_of(replica, id) };
+        let receiving = self.receiving(peer, replica);
+        let hello = Message::Hello { session: id, status, summary: self.summary_of(replica, id), receiving };
         let mut session = Session {
             role: Role::Initiator,
             expect: Expect::Reply,
@@ -128,8 +148,9 @@ impl Syncer {
             more: false,
             peer_summary: None,
         };
-        self.send(peer, &hello, &mut session.metrics);
-        self.open.insert((peer, id), session);
+        if self.send(peer, id, &hello, &mut session.metrics) {
+            self.open.insert((peer, id), session);
+        }
         id
     }
 
@@ -177,14 +198,15 @@ impl Syncer {
     fn dispatch<L: Law>(&mut self, peer: NodeId, message: Message, received: u64, replica: &mut Replica<L>) {
         let key = (peer, message.session());
         match message {
-            Message::Hello { session, status, summary } => {
+            Message::Hello { session, status, summary, receiving } => {
                 if !self.open.contains_key(&key) {
-                    self.answer_hello(peer, session, received, &status, &summary, replica);
+                    self.answer_hello(peer, session, received, (&status, &summary, receiving), replica);
                 }
             }
             Message::InSync { session } => self.finish_in_sync(peer, session, received),
-            Message::Delta { session, status: _, summary, snapshot, lanes, more } => {
-                self.finish_delta(peer, session, received, &summary, snapshot, lanes, more, replica);
+            Message::Delta { session, status: _, summary, receiving, snapshot, lanes, more } => {
+                let reply = Reply { summary, receiving, snapshot, lanes, more };
+                self.finish_delta(peer, session, received, reply, replica);
             }
             Message::Lanes { session, snapshot, lanes, more, need } => {
                 self.finish_lanes(peer, session, received, snapshot, lanes, more, &need, replica);
@@ -195,15 +217,16 @@ impl Syncer {
 
     // ---- the steps -------------------------------------------------------
 
+    /// `hello` is the initiator's status, summary and stated transfer.
     fn answer_hello<L: Law>(
         &mut self,
         peer: NodeId,
         session: u64,
         received: u64,
-        theirs: &WireStatus,
-        their_summary: &Summary,
+        hello: (&WireStatus, &Summary, Option<SnapshotWant>),
         replica: &mut Replica<L>,
     ) {
+        let (theirs, their_summary, their_want) = hello;
         let mut metrics = SessionMetrics { bytes_received: received, ..SessionMetrics::default() };
         if self.open.len() >= MAX_OPEN_SESSIONS {
             self.events.push_back(SyncEvent::Failed {
@@ -223,7 +246,7 @@ impl Syncer {
             ours.in_sync_with(theirs)
         };
         if in_sync {
-            self.send(peer, &Message::InSync { session }, &mut metrics);
+            self.send(peer, session, &Message::InSync { session }, &mut metrics);
             self.remember(peer, session);
             let outcome = Outcome::InSync;
             self.events.push_back(SyncEvent::Completed { peer, session, role: Role::Responder, outcome, metrics });
@@ -233,14 +256,17 @@ impl Syncer {
             self.events.push_back(SyncEvent::Diverged { peer, error });
         }
         let summary = self.summary_of(replica, session);
-        let delta = self.delta_for(peer, replica, their_summary);
+        let receiving = self.receiving(peer, replica);
+        let delta = self.delta_for(peer, replica, their_summary, their_want);
         metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
         metrics.lanes_sent = delta.count;
-        metrics.snapshots_sent = u64::from(delta.snapshot.is_some());
+        count_part(&delta.snapshot, &mut metrics);
         let more = delta.more;
-        let message =
-            Message::Delta { session, status: ours, summary, snapshot: delta.snapshot, lanes: delta.lanes, more };
-        self.send(peer, &message, &mut metrics);
+        let (snapshot, lanes) = (delta.snapshot, delta.lanes);
+        let message = Message::Delta { session, status: ours, summary, receiving, snapshot, lanes, more };
+        if !self.send(peer, session, &message, &mut metrics) {
+            return;
+        }
         let peer_summary = match their_summary {
             Summary::Compact(compact) => Some(compact.clone()),
             Summary::Exact(_) => None,
@@ -265,25 +291,23 @@ impl Syncer {
         });
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one argument per message field; a struct would only rename them")]
     fn finish_delta<L: Law>(
         &mut self,
         peer: NodeId,
         session: u64,
         received: u64,
-        their_summary: &Summary,
-        snapshot: Option<WireSnapshot>,
-        lanes: Vec<u8>,
-        more: bool,
+        reply: Reply,
         replica: &mut Replica<L>,
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Reply) else { return };
+        let Reply { summary: their_summary, receiving: their_want, snapshot, lanes, more } = reply;
+        let their_summary = &their_summary;
         open.metrics.bytes_received += received;
         open.metrics.round_trips += 1;
-        self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
-        let delta = self.delta_for(peer, replica, their_summary);
+        let assembling = self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
+        let delta = self.delta_for(peer, replica, their_summary, their_want);
         open.metrics.lanes_sent += delta.count;
-        open.metrics.snapshots_sent += u64::from(delta.snapshot.is_some());
+        count_part(&delta.snapshot, &mut open.metrics);
         let need = match their_summary {
             // Planted bug `bloom_skips_supply`: a compact summary is trusted
             // like an exact one, so lanes its Bloom filter hid are never asked for.
@@ -294,8 +318,11 @@ impl Syncer {
         open.metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
         open.metrics.supplies += u64::from(asking);
         let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more, need };
-        self.send(peer, &reply, &mut open.metrics);
-        open.more = more || delta.more;
+        let sent = self.send(peer, session, &reply, &mut open.metrics);
+        open.more = more || delta.more || assembling;
+        if !sent {
+            return;
+        }
         if asking {
             // A compact summary hid lanes: wait for them (one bounded extra step).
             open.expect = Expect::Supply;
@@ -327,13 +354,15 @@ impl Syncer {
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Lanes) else { return };
         open.metrics.bytes_received += received;
-        self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
+        let assembling = self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
         if !need.is_empty() {
             let (supply, count) = supply(replica, need, open.peer_summary.as_ref());
             open.metrics.lanes_sent += count;
-            self.send(peer, &Message::Supply { session, lanes: supply }, &mut open.metrics);
+            if !self.send(peer, session, &Message::Supply { session, lanes: supply }, &mut open.metrics) {
+                return;
+            }
         }
-        let outcome = Outcome::Synced { more: more || open.more };
+        let outcome = Outcome::Synced { more: more || open.more || assembling };
         self.events.push_back(SyncEvent::Completed {
             peer,
             session,
@@ -367,10 +396,29 @@ impl Syncer {
 
     // ---- helpers ---------------------------------------------------------
 
-    fn send(&mut self, peer: NodeId, message: &Message, metrics: &mut SessionMetrics) {
-        let bytes = wire::encode(message);
-        metrics.bytes_sent += bytes.len() as u64;
-        self.outbox.push_back((peer, bytes));
+    /// Queues `message` for `peer`. The parts of every message the syncer
+    /// builds have limits that add up to less than one datagram (asserted in
+    /// `wire.rs`), so encoding cannot fail; if it did, that would be a bug:
+    /// debug builds stop on it, release builds fail the session and send
+    /// nothing a peer would refuse. Returns whether it was queued.
+    fn send(&mut self, peer: NodeId, session: u64, message: &Message, metrics: &mut SessionMetrics) -> bool {
+        match wire::encode(message) {
+            Ok(bytes) => {
+                metrics.bytes_sent += bytes.len() as u64;
+                self.outbox.push_back((peer, bytes));
+                true
+            }
+            Err(error) => {
+                if cfg!(debug_assertions) {
+                    panic!("the syncer built a {} message over the size limit: {error}", message.kind());
+                }
+                self.open.remove(&(peer, session));
+                self.remember(peer, session);
+                let reason = format!("could not send a {} message: {error}", message.kind());
+                self.events.push_back(SyncEvent::Failed { peer, session, reason, metrics: *metrics });
+                false
+            }
+        }
     }
 
     fn take_open(&mut self, peer: NodeId, session: u64, expect: Expect) -> Option<Session> {
@@ -393,50 +441,22 @@ impl Syncer {
             }
         }
     }
+}
 
-    pub(super) fn apply<L: Law>(
-        &mut self,
-        peer: NodeId,
-        snapshot: Option<WireSnapshot>,
-        batch: &[u8],
-        replica: &mut Replica<L>,
-        metrics: &mut SessionMetrics,
-    ) {
-        if let Some(snapshot) = snapshot {
-            let installed = Snapshot::from_bytes(&snapshot.bytes).and_then(|s| replica.install_snapshot(&s));
-            match installed {
-                Ok(true) => metrics.snapshots_installed += 1,
-                Ok(false) => {}
-                Err(error) => self.events.push_back(SyncEvent::Diverged { peer, error }),
-            }
-        }
-        let lanes = match super::batch::decode_batch_lanes::<L::Op>(batch, &self.bugs) {
-            Ok(lanes) => lanes,
-            Err(error) => {
-                let error = WireError::Malformed { reason: format!("lane batch: {error}") };
-                self.events.push_back(SyncEvent::BadMessage { peer, error });
-                return;
-            }
-        };
-        for (id, lane, canonical_len) in lanes {
-            metrics.lanes_received += 1;
-            match replica.insert_with_known_id(id, lane) {
-                Ok(Inserted::Admitted(_) | Inserted::Pending) => {
-                    metrics.lanes_missing += 1;
-                    metrics.bytes_missing += canonical_len as u64;
-                }
-                Ok(Inserted::Duplicate) => {
-                    // Planted bug `panic_on_redundant_lane`: an assertion that a
-                    // peer only sends lanes this node lacks, which concurrent
-                    // sessions and retries after a lost reply make false.
-                    assert!(!self.bugs.panic_on_redundant_lane(), "a delta repeated lane {id}, which this node holds");
-                    metrics.lanes_redundant += 1;
-                }
-                Err(error) => {
-                    metrics.lanes_rejected += 1;
-                    self.events.push_back(SyncEvent::LaneRejected { peer, error });
-                }
-            }
-        }
+/// The fields of a Delta the initiator acts on.
+struct Reply {
+    summary: Summary,
+    receiving: Option<SnapshotWant>,
+    snapshot: Option<WireSnapshot>,
+    lanes: Vec<u8>,
+    more: bool,
+}
+
+/// Counts a snapshot part sent: a transfer (re)started when it carries the
+/// offer, and a chunk.
+fn count_part(part: &Option<WireSnapshot>, metrics: &mut SessionMetrics) {
+    if let Some(part) = part {
+        metrics.snapshots_sent += u64::from(part.offer.is_some());
+        metrics.snapshot_chunks_sent += 1;
     }
 }

@@ -10,3 +10,4 @@ mod protocol;
 mod rejection;
 mod rejoin;
 mod snapshots;
+mod transfer;

@@ -1,7 +1,7 @@
 //! Engine bugs the protocol fuzzer found, each reproduced by the smallest
 //! input that showed it, with the behaviour the fix gives.
 
-use scx_engine::protocol::{self, Message, WireSnapshot};
+use scx_engine::protocol::{self, Message, SnapshotOffer, WireSnapshot};
 use scx_engine::{LaneId, NodeId, Replica, ReplicaConfig, Snapshot, SnapshotError, SnapshotHeader, World, WorldOp};
 
 fn config(node: u32, prune: bool) -> ReplicaConfig {
@@ -120,15 +120,20 @@ fn resealed(snapshot: &Snapshot, forge: impl FnOnce(&mut SnapshotHeader)) -> Sna
     Snapshot { id: header.id(), header, state: snapshot.state.clone() }
 }
 
-/// A bundle of `snapshot` alone, and no lanes.
+/// A bundle of `snapshot` alone, in one chunk, and no lanes.
 fn snapshot_bundle(snapshot: &Snapshot) -> Vec<u8> {
-    protocol::encode(&Message::Lanes {
+    let offer = SnapshotOffer::of(snapshot, protocol::MAX_CHUNK_BYTES).unwrap();
+    assert_eq!(offer.chunk_count(), 1, "a small state travels in one chunk");
+    let part =
+        WireSnapshot { id: snapshot.id, offer: Some(offer.to_bytes()), chunk_index: 0, chunk: snapshot.state.clone() };
+    let message = Message::Lanes {
         session: 0,
-        snapshot: Some(WireSnapshot { bytes: snapshot.to_bytes() }),
+        snapshot: Some(part),
         lanes: vec![protocol::BATCH_FORMAT_VERSION],
         more: false,
         need: Vec::new(),
-    })
+    };
+    protocol::write_bundle(&[protocol::encode(&message).unwrap()])
 }
 
 #[test]
@@ -194,8 +199,9 @@ fn a_lane_by_an_author_outside_the_membership_is_refused() {
     assert_eq!(behind.status(), status);
     // Through the protocol: the forged lane in a bundle is refused alike.
     let batch = protocol::encode_batch(&[(forged.id(), &forged)]);
-    let bundle =
+    let datagram =
         protocol::encode(&Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: vec![] });
+    let bundle = protocol::write_bundle(&[datagram.unwrap()]);
     let (metrics, _) = protocol::apply_bundle(&bundle, NodeId(0), &mut behind).unwrap();
     assert_eq!((metrics.lanes_rejected, metrics.lanes_missing), (1, 0));
     assert!(!behind.holds(&forged.id()));
