@@ -113,6 +113,61 @@ pub fn state_digest(canonical_state: &[u8]) -> StateDigest {
     StateDigest(*blake3::keyed_hash(&DIGEST_KEY, canonical_state).as_bytes())
 }
 
+/// Smallest unit of blake3's tree: a subtree starts at a multiple of it.
+pub const BLAKE3_CHUNK_BYTES: u64 = blake3::CHUNK_LEN as u64;
+
+/// A chaining value: the non-root hash of one subtree of a state digest.
+pub type ChainingValue = [u8; 32];
+
+/// The chaining value of the bytes of a state encoding that start at
+/// `offset`, under the digest's key: the interior hash blake3 computes for
+/// that subtree, so the values of consecutive pieces merge into the
+/// digest ([`state_digest_of_pieces`]). A receiver checks each piece of a
+/// state in transit against a list of them on arrival.
+///
+/// `offset` must be a multiple of the piece size, which must be a power of
+/// two of at least [`BLAKE3_CHUNK_BYTES`]; every piece but the last is
+/// exactly that long and the last is not empty (callers check this).
+pub fn state_piece_value(offset: u64, bytes: &[u8]) -> ChainingValue {
+    use blake3::hazmat::HasherExt as _;
+    assert!(offset.is_multiple_of(BLAKE3_CHUNK_BYTES), "a piece starts on a blake3 chunk boundary");
+    let mut hasher = blake3::Hasher::new_keyed(&DIGEST_KEY);
+    hasher.set_input_offset(offset);
+    hasher.update(bytes);
+    hasher.finalize_non_root()
+}
+
+/// The state digest of an encoding cut into `values.len()` pieces of one
+/// power-of-two size (the last one possibly shorter), from the pieces'
+/// chaining values: blake3's tree merges them, the left subtree always
+/// holding the largest power of two of pieces fewer than all of them.
+/// `None` for fewer than two pieces (one piece is hashed whole).
+pub fn state_digest_of_pieces(values: &[ChainingValue]) -> Option<StateDigest> {
+    use blake3::hazmat::{Mode, merge_subtrees_non_root, merge_subtrees_root};
+    fn subtree(values: &[ChainingValue]) -> ChainingValue {
+        match values {
+            [single] => *single,
+            _ => {
+                let (left, right) = values.split_at(left_pieces(values.len()));
+                merge_subtrees_non_root(&subtree(left), &subtree(right), Mode::KeyedHash(&DIGEST_KEY))
+            }
+        }
+    }
+    if values.len() < 2 {
+        return None;
+    }
+    let (left, right) = values.split_at(left_pieces(values.len()));
+    let root = merge_subtrees_root(&subtree(left), &subtree(right), Mode::KeyedHash(&DIGEST_KEY));
+    Some(StateDigest(*root.as_bytes()))
+}
+
+/// Pieces in the left subtree of `count >= 2` pieces: the largest power of
+/// two below `count`.
+fn left_pieces(count: usize) -> usize {
+    debug_assert!(count >= 2, "only two or more pieces split");
+    1 << (usize::BITS - 1 - (count - 1).leading_zeros())
+}
+
 /// Id of canonical snapshot header bytes.
 pub fn snapshot_id(canonical_header: &[u8]) -> SnapshotId {
     SnapshotId(*blake3::keyed_hash(&SNAPSHOT_KEY, canonical_header).as_bytes())
@@ -166,6 +221,55 @@ mod tests {
         by_bytes.sort_by_key(|id| id.0);
         ids.sort();
         assert_eq!(ids, by_bytes);
+    }
+
+    #[test]
+    fn pieces_merge_into_the_digest_of_the_whole() {
+        // The tree merge must reproduce the keyed hash of the whole input
+        // for every piece count and every length of the last piece.
+        let bytes: Vec<u8> = (0..40_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for piece in [1024usize, 2048, 4096] {
+            for len in
+                [piece + 1, 2 * piece, 2 * piece + 1, 3 * piece, 3 * piece + 7, 5 * piece - 1, 8 * piece, 9 * piece + 1]
+            {
+                let input = &bytes[..len.min(bytes.len())];
+                let values: Vec<ChainingValue> = input
+                    .chunks(piece)
+                    .enumerate()
+                    .map(|(index, chunk)| state_piece_value((index * piece) as u64, chunk))
+                    .collect();
+                assert_eq!(
+                    state_digest_of_pieces(&values),
+                    Some(state_digest(input)),
+                    "piece {piece}, len {}",
+                    input.len()
+                );
+            }
+        }
+        assert_eq!(state_digest_of_pieces(&[]), None);
+        assert_eq!(state_digest_of_pieces(&[[0; 32]]), None);
+    }
+
+    #[test]
+    fn a_changed_piece_changes_the_merged_digest() {
+        let bytes = vec![7u8; 4096 * 3];
+        let mut values: Vec<ChainingValue> =
+            bytes.chunks(4096).enumerate().map(|(i, chunk)| state_piece_value((i * 4096) as u64, chunk)).collect();
+        let whole = state_digest(&bytes);
+        assert_eq!(state_digest_of_pieces(&values), Some(whole));
+        // The same bytes at another offset have another value: pieces
+        // cannot be moved.
+        assert_ne!(state_piece_value(0, &bytes[..4096]), state_piece_value(4096, &bytes[..4096]));
+        values.swap(0, 1);
+        assert_ne!(state_digest_of_pieces(&values), Some(whole), "pieces in the wrong places");
+        values.swap(0, 1);
+        values[2][0] ^= 1;
+        assert_ne!(state_digest_of_pieces(&values), Some(whole));
+    }
+
+    #[test]
+    fn the_left_subtree_holds_the_largest_power_of_two_below_the_count() {
+        assert_eq!([2, 3, 4, 5, 8, 9, 1000].map(left_pieces), [1, 2, 2, 4, 4, 8, 512]);
     }
 
     #[test]

@@ -8,19 +8,36 @@
 //! that two nodes compare to find their common ancestor and to detect
 //! divergence.
 //!
+//! The header also names the prefix's *boundary*: the lanes of the prefix
+//! that are not per-author tips but that lanes outside it name as parents.
+//! When a prefix becomes causally stable at a node, every lane that names a
+//! non-tip lane of it is already held there (an honest author names only its
+//! heads, and each member's latest lane descends from the whole prefix), so
+//! every honest node computes the same boundary and the id covers it.
+//!
 //! Invariant: a snapshot is accepted only if its id is the hash of its header
 //! and its state bytes decode to a state whose digest is the header's digest.
+//! Numbers from a peer are combined with checked arithmetic only.
 
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint};
 use crate::hash::{self, ChainHash, LaneId, SnapshotId, StateDigest};
 use crate::lane::NodeId;
 use crate::law::Law;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Format version of the snapshot encoding.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+/// Format version of the snapshot encoding (2: the header names the boundary).
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 /// Most members a snapshot's frontier may name.
 pub const MAX_SNAPSHOT_TIPS: u64 = 1 << 16;
+/// Most boundary lanes a snapshot header may name.
+pub const MAX_SNAPSHOT_BOUNDARY: u64 = 1 << 16;
+/// Most bytes one encoded tip (frontier or boundary) takes: author, seq and
+/// stamp as varints, and the id.
+pub const MAX_TIP_BYTES: usize = 5 + 10 + 10 + 32;
+/// Most bytes an encoded header takes: version, parent, lane index, chain
+/// hash, digest, max stamp, and the counted tips and boundary.
+pub const MAX_SNAPSHOT_HEADER_BYTES: usize =
+    1 + 32 + 10 + 32 + 32 + 10 + 10 + (MAX_SNAPSHOT_TIPS + MAX_SNAPSHOT_BOUNDARY) as usize * MAX_TIP_BYTES;
 /// Largest lane index a snapshot may claim: far beyond any real history,
 /// and far enough below `u64::MAX` that counting on from it cannot overflow.
 pub const MAX_SNAPSHOT_LANE_INDEX: u64 = 1 << 48;
@@ -55,6 +72,9 @@ pub struct SnapshotHeader {
     pub max_lamport: u64,
     /// Per-author latest lane in the prefix, ascending by author.
     pub tips: Vec<Tip>,
+    /// Lanes of the prefix that are not tips but that lanes outside the
+    /// prefix name as parents, ascending by `(author, seq)`.
+    pub boundary: Vec<Tip>,
 }
 
 impl SnapshotHeader {
@@ -66,12 +86,14 @@ impl SnapshotHeader {
         out.extend_from_slice(self.chain_hash.as_bytes());
         out.extend_from_slice(self.state_digest.as_bytes());
         put_varint(out, self.max_lamport);
-        put_varint(out, self.tips.len() as u64);
-        for tip in &self.tips {
-            put_varint(out, u64::from(tip.author.0));
-            put_varint(out, tip.seq);
-            put_varint(out, tip.lamport);
-            out.extend_from_slice(tip.id.as_bytes());
+        for list in [&self.tips, &self.boundary] {
+            put_varint(out, list.len() as u64);
+            for tip in list {
+                put_varint(out, u64::from(tip.author.0));
+                put_varint(out, tip.seq);
+                put_varint(out, tip.lamport);
+                out.extend_from_slice(tip.id.as_bytes());
+            }
         }
     }
 
@@ -79,14 +101,18 @@ impl SnapshotHeader {
     /// lanes `1..=seq` appear once, so the lane index is the sum of the
     /// tips' seqs; the largest stamp is a tip's (the last lane of a
     /// topological order is a tip); a stamp counts a chain of lanes, so it
-    /// is at most the lane index.
+    /// is at most the lane index; tips name distinct lanes; and the boundary
+    /// is well formed ([`SnapshotHeader::check_boundary`]).
     pub fn check_consistent(&self) -> Result<(), SnapshotError> {
         let fail = |rule| Err(SnapshotError::Inconsistent { lane_index: self.lane_index, rule });
+        let seqs = self.tips.iter().try_fold(0u64, |sum, tip| sum.checked_add(tip.seq));
+        let Some(seqs) = seqs else {
+            return Err(SnapshotError::Overflow { lane_index: self.lane_index, what: "the sum of the tips' seqs" });
+        };
         if self.lane_index > MAX_SNAPSHOT_LANE_INDEX {
             return fail("lane index above the limit");
         }
-        let seqs = self.tips.iter().try_fold(0u64, |sum, tip| sum.checked_add(tip.seq));
-        if seqs != Some(self.lane_index) {
+        if seqs != self.lane_index {
             return fail("lane index is not the sum of the tips' seqs");
         }
         if self.max_lamport != self.tips.iter().map(|tip| tip.lamport).max().unwrap_or(0) {
@@ -95,12 +121,57 @@ impl SnapshotHeader {
         if self.max_lamport > self.lane_index {
             return fail("a stamp exceeds the lane count");
         }
+        let ids: BTreeSet<LaneId> = self.tips.iter().map(|tip| tip.id).collect();
+        if ids.len() != self.tips.len() {
+            return fail("two tips name one lane");
+        }
+        self.check_boundary()
+    }
+
+    /// Checks that every boundary entry can be a covered lane that is not a
+    /// tip: entries ascend by `(author, seq)`; each author is on the
+    /// frontier; its seq is at least 1 and below the author's tip's; its
+    /// stamp is at least its seq (a chain of `seq` lanes) and at least the
+    /// seq gap below the tip's (each later lane of the chain adds one); and
+    /// no id appears twice, the frontier's included.
+    pub fn check_boundary(&self) -> Result<(), SnapshotError> {
+        let frontier: BTreeMap<NodeId, &Tip> = self.tips.iter().map(|tip| (tip.author, tip)).collect();
+        let mut ids: BTreeSet<LaneId> = self.tips.iter().map(|tip| tip.id).collect();
+        let mut previous: Option<(NodeId, u64)> = None;
+        for tip in &self.boundary {
+            let bad = |rule| SnapshotError::BadBoundary { author: tip.author, seq: tip.seq, id: tip.id, rule };
+            if previous.is_some_and(|dot| dot >= (tip.author, tip.seq)) {
+                return Err(bad("entries must ascend by author and seq"));
+            }
+            previous = Some((tip.author, tip.seq));
+            let Some(front) = frontier.get(&tip.author) else { return Err(bad("its author is not on the frontier")) };
+            if tip.seq == 0 || tip.seq >= front.seq {
+                return Err(bad("its seq is not below its author's tip"));
+            }
+            if tip.lamport < tip.seq {
+                return Err(bad("its stamp is below its seq"));
+            }
+            // `front.seq > tip.seq` was just checked, so the gap is positive.
+            let gap = front.seq - tip.seq;
+            let Some(lowest_tip_stamp) = tip.lamport.checked_add(gap) else {
+                return Err(SnapshotError::Overflow {
+                    lane_index: self.lane_index,
+                    what: "a boundary stamp plus its seq gap to the tip",
+                });
+            };
+            if lowest_tip_stamp > front.lamport {
+                return Err(bad("its stamp is not below its author's tip's by the seq gap"));
+            }
+            if !ids.insert(tip.id) {
+                return Err(bad("its id appears twice"));
+            }
+        }
         Ok(())
     }
 
     /// The id: keyed blake3 of the canonical header.
     pub fn id(&self) -> SnapshotId {
-        let mut bytes = Vec::with_capacity(128 + self.tips.len() * 48);
+        let mut bytes = Vec::with_capacity(128 + (self.tips.len() + self.boundary.len()) * 48);
         self.encode(&mut bytes);
         hash::snapshot_id(&bytes)
     }
@@ -118,29 +189,41 @@ impl SnapshotHeader {
         let chain_hash = ChainHash(reader.array32("snapshot chain hash")?);
         let state_digest = StateDigest(reader.array32("snapshot state digest")?);
         let max_lamport = reader.varint("snapshot max lamport")?;
-        let count = reader.count("snapshot tips", MAX_SNAPSHOT_TIPS, 35)?;
-        let mut tips: Vec<Tip> = Vec::with_capacity(count);
-        for _ in 0..count {
-            let author = NodeId(reader.varint_u32("tip author")?);
-            if tips.last().is_some_and(|last| last.author >= author) {
-                return Err(reader.error(DecodeErrorKind::Invalid {
-                    what: "snapshot tips",
-                    rule: "authors must be strictly ascending",
-                }));
-            }
-            let seq = reader.varint("tip seq")?;
-            let lamport = reader.varint("tip lamport")?;
-            let id = LaneId(reader.array32("tip id")?);
-            if seq == 0 || lamport == 0 || lamport > max_lamport {
-                return Err(reader.error(DecodeErrorKind::Invalid {
-                    what: "snapshot tip",
-                    rule: "seq and lamport in 1..=max_lamport",
-                }));
-            }
-            tips.push(Tip { author, seq, lamport, id });
-        }
-        Ok(Self { parent, lane_index, chain_hash, state_digest, max_lamport, tips })
+        let tips =
+            decode_tips(reader, "snapshot tips", MAX_SNAPSHOT_TIPS, max_lamport, |last, tip| last.author < tip.author)?;
+        let boundary = decode_tips(reader, "snapshot boundary", MAX_SNAPSHOT_BOUNDARY, max_lamport, |last, tip| {
+            (last.author, last.seq) < (tip.author, tip.seq)
+        })?;
+        Ok(Self { parent, lane_index, chain_hash, state_digest, max_lamport, tips, boundary })
     }
+}
+
+/// Reads a counted list of tips that `ascends` pairwise, each with seq and
+/// stamp in `1..=max_lamport`.
+fn decode_tips(
+    reader: &mut Reader<'_>,
+    what: &'static str,
+    limit: u64,
+    max_lamport: u64,
+    ascends: impl Fn(&Tip, &Tip) -> bool,
+) -> Result<Vec<Tip>, DecodeError> {
+    let count = reader.count(what, limit, 35)?;
+    let mut tips: Vec<Tip> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let author = NodeId(reader.varint_u32("tip author")?);
+        let seq = reader.varint("tip seq")?;
+        let lamport = reader.varint("tip lamport")?;
+        let id = LaneId(reader.array32("tip id")?);
+        let tip = Tip { author, seq, lamport, id };
+        if tips.last().is_some_and(|last| !ascends(last, &tip)) {
+            return Err(reader.error(DecodeErrorKind::Invalid { what, rule: "entries must be strictly ascending" }));
+        }
+        if seq == 0 || lamport == 0 || lamport > max_lamport {
+            return Err(reader.error(DecodeErrorKind::Invalid { what, rule: "seq and lamport in 1..=max_lamport" }));
+        }
+        tips.push(tip);
+    }
+    Ok(tips)
 }
 
 /// A checkpoint of a stable canonical prefix: header, id and encoded state.
@@ -189,7 +272,7 @@ pub enum SnapshotError {
         /// The offered one.
         theirs: SnapshotId,
     },
-    /// The snapshot (a tip of its frontier, or a boundary tip) names a
+    /// The snapshot (a tip of its frontier, or a boundary lane) names a
     /// different lane at an `(author, seq)` where this node holds a lane: the
     /// author forked, or the snapshot was forged. Never silently resolved.
     #[error("snapshot names lane {theirs} at {author}:{seq}, but this node holds {ours} there")]
@@ -205,8 +288,8 @@ pub enum SnapshotError {
     },
     /// The header does not describe a possible prefix (its lane index is not
     /// the sum of its tips' seqs, its largest stamp is not its tips' largest,
-    /// a stamp exceeds the lane count, or the lane index is above
-    /// [`MAX_SNAPSHOT_LANE_INDEX`]).
+    /// a stamp exceeds the lane count, two tips name one lane, or the lane
+    /// index is above [`MAX_SNAPSHOT_LANE_INDEX`]).
     #[error("snapshot header at lane index {lane_index} is inconsistent: {rule}")]
     Inconsistent {
         /// The claimed lane index.
@@ -214,10 +297,10 @@ pub enum SnapshotError {
         /// The rule it breaks.
         rule: &'static str,
     },
-    /// A boundary tip is not a lane the snapshot covers (another author, a
-    /// seq or stamp above that author's tip, another lane at the tip's dot,
-    /// or one id twice).
-    #[error("boundary tip {id} at {author}:{seq} is not covered by the snapshot")]
+    /// A boundary entry cannot be a covered lane that is not a tip (out of
+    /// order, an author off the frontier, a seq or stamp not below that
+    /// author's tip, or one id twice).
+    #[error("boundary lane {id} at {author}:{seq} is not a covered non-tip lane: {rule}")]
     BadBoundary {
         /// Its author.
         author: NodeId,
@@ -225,6 +308,63 @@ pub enum SnapshotError {
         seq: u64,
         /// Its id.
         id: LaneId,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// Numbers a snapshot carries overflow when combined (the sum of its
+    /// tips' seqs, a stamp plus a seq gap, a chunk's offset): no real prefix
+    /// has them.
+    #[error("snapshot at lane index {lane_index}: {what} overflows")]
+    Overflow {
+        /// The claimed lane index.
+        lane_index: u64,
+        /// The computation that overflowed.
+        what: &'static str,
+    },
+    /// A snapshot offer (header, state length, chunk size and chunk
+    /// manifest) is malformed or does not hash to its header's digest.
+    #[error("snapshot offer {id}: {rule}")]
+    BadOffer {
+        /// The offered snapshot.
+        id: SnapshotId,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// A chunk of a snapshot in transit does not match its offer (index out
+    /// of range, wrong length, or a chaining value other than the manifest's):
+    /// it was damaged or forged, and is dropped.
+    #[error("chunk {index} of snapshot {id}: {rule}")]
+    BadChunk {
+        /// The snapshot.
+        id: SnapshotId,
+        /// The chunk's index.
+        index: u64,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// A bundle's snapshot lacks chunks, so it cannot be installed.
+    #[error("snapshot {id} is incomplete: {missing} of {chunks} chunks missing")]
+    Incomplete {
+        /// The snapshot.
+        id: SnapshotId,
+        /// Chunks missing.
+        missing: u64,
+        /// Chunks in all.
+        chunks: u64,
+    },
+    /// This node's snapshot is too large to offer within one message (more
+    /// tips, boundary lanes or chunks than the limits allow), so a peer
+    /// behind this node's prune point cannot catch up from it.
+    #[error("snapshot {id} cannot be offered: {what} of {found} exceeds the limit of {limit}")]
+    TooLargeToOffer {
+        /// The snapshot.
+        id: SnapshotId,
+        /// What is too large.
+        what: &'static str,
+        /// Its size.
+        found: u64,
+        /// The limit.
+        limit: u64,
     },
     /// A lane this node holds would sort inside the snapshot's prefix without
     /// being covered by it.
@@ -255,7 +395,8 @@ impl Snapshot {
 
     /// The encoding as a fresh vector.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(160 + self.state.len() + self.header.tips.len() * 48);
+        let tips = self.header.tips.len() + self.header.boundary.len();
+        let mut out = Vec::with_capacity(160 + self.state.len() + tips * 48);
         self.encode(&mut out);
         out
     }

@@ -217,7 +217,7 @@ fn rewrite_batch(honest: &[u8], change: impl FnOnce(&mut Vec<Lane<WorldOp>>) -> 
     let ids: Vec<LaneId> = lanes.iter().map(Lane::id).collect();
     let refs: Vec<(LaneId, &Lane<WorldOp>)> = ids.iter().copied().zip(lanes.iter()).collect();
     *batch = protocol::encode_batch(&refs);
-    Some(protocol::encode(&message))
+    protocol::encode(&message).ok()
 }
 
 /// Whether `datagram` decodes, batch and lanes included.
@@ -242,21 +242,46 @@ fn reorder_lanes(honest: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// The attached snapshot with one bit of its state flipped; the header
-/// (and its digest) is left as it was, and the datagram is re-sealed.
+/// The attached snapshot chunk (in a datagram, or in one datagram of a
+/// bundle file) with one bit of its state flipped; the offer (and the
+/// digest and chunk manifest in it) is left as it was, and the datagram is
+/// re-sealed.
 pub(crate) fn bad_snapshot(honest: &[u8], rng: &mut SimRng) -> Option<Vec<u8>> {
-    let mut message = protocol::decode(honest).ok()?;
-    let snapshot = match &mut message {
-        Message::Delta { snapshot: Some(snapshot), .. } | Message::Lanes { snapshot: Some(snapshot), .. } => snapshot,
+    let Ok(datagrams) = protocol::read_bundle(honest) else { return damage_chunk(honest, rng) };
+    let mut datagrams: Vec<Vec<u8>> = datagrams.into_iter().map(<[u8]>::to_vec).collect();
+    let carrying: Vec<usize> = (0..datagrams.len()).filter(|at| carried_chunk(&datagrams[*at]) > 0).collect();
+    let at = match carrying.as_slice() {
+        [] => return None,
+        [only] => *only,
+        many => many[rng.below(many.len() as u64) as usize],
+    };
+    datagrams[at] = damage_chunk(&datagrams[at], rng)?;
+    Some(protocol::write_bundle(&datagrams))
+}
+
+/// Bytes of the snapshot chunk a datagram carries (0 for none).
+fn carried_chunk(datagram: &[u8]) -> usize {
+    match protocol::decode(datagram) {
+        Ok(Message::Delta { snapshot: Some(part), .. } | Message::Lanes { snapshot: Some(part), .. }) => {
+            part.chunk.len()
+        }
+        _ => 0,
+    }
+}
+
+/// The datagram with one bit of its snapshot chunk flipped.
+fn damage_chunk(datagram: &[u8], rng: &mut SimRng) -> Option<Vec<u8>> {
+    let mut message = protocol::decode(datagram).ok()?;
+    let part = match &mut message {
+        Message::Delta { snapshot: Some(part), .. } | Message::Lanes { snapshot: Some(part), .. } => part,
         _ => return None,
     };
-    let state_bytes = scx_engine::Snapshot::from_bytes(&snapshot.bytes).ok()?.state.len();
-    if state_bytes == 0 {
+    if part.chunk.is_empty() {
         return None;
     }
-    let position = snapshot.bytes.len() - 1 - rng.below(state_bytes as u64) as usize;
-    snapshot.bytes[position] ^= 1 << rng.below(8);
-    Some(protocol::encode(&message))
+    let position = rng.below(part.chunk.len() as u64) as usize;
+    part.chunk[position] ^= 1 << rng.below(8);
+    protocol::encode(&message).ok()
 }
 
 /// A hello whose exact summary claims one lane more of some author.
@@ -267,5 +292,5 @@ fn lying_summary(honest: &[u8], rng: &mut SimRng) -> Option<Vec<u8>> {
     let entry = entries.get_mut(rng.below(count) as usize)?;
     entry.seq += 1;
     entry.tip = rng.next_u64();
-    Some(protocol::encode(&message))
+    protocol::encode(&message).ok()
 }

@@ -61,26 +61,6 @@ impl<O: Op> LaneDag<O> {
         remaining
     }
 
-    /// The lanes satisfying `covered` that held lanes name as parents.
-    pub(crate) fn boundary(&self, covered: impl Fn(&Tip) -> bool) -> Vec<Tip> {
-        let mut refs = BTreeMap::new();
-        for slot in self.slots.iter().flatten() {
-            for parent in &slot.lane.parents {
-                let tip = match self.by_id.get(parent) {
-                    Some(&idx) => tip_of(self.slot(idx)),
-                    None => match self.pruned_refs.get(parent) {
-                        Some(tip) => *tip,
-                        None => continue,
-                    },
-                };
-                if covered(&tip) {
-                    refs.insert(tip.id, tip);
-                }
-            }
-        }
-        refs.into_values().collect()
-    }
-
     fn rebuild_refs(&mut self, tips: &[Tip], boundary: &[Tip], removed: &BTreeMap<LaneId, Tip>) {
         let mut refs: BTreeMap<LaneId, Tip> = tips.iter().chain(boundary).map(|tip| (tip.id, *tip)).collect();
         // Pending lanes were parked counting their held parents as present,

@@ -1,7 +1,8 @@
 //! What a node writes to its log, and in which records: every admitted lane
 //! in admission order (parents first), a commit record per stable snapshot,
 //! rejoin records, and after a prune or a snapshot install a compaction that
-//! replaces the log with the snapshot, its boundary and the lanes above it.
+//! replaces the log with the snapshot (its header names its boundary) and
+//! the lanes above it.
 //!
 //! Invariant: after the persists of one input are durable, replaying the
 //! log recovers exactly what the replica holds (see `recover.rs`), so a lane
@@ -10,12 +11,12 @@
 use super::{Node, NodeEvent};
 use crate::bugs::Bugs;
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint};
-use crate::hash::{LaneId, SnapshotId};
+use crate::hash::SnapshotId;
 use crate::law::Law;
 use crate::log::{FRAME_BYTES, MAX_RECORD_BYTES, Record, RecordKind};
 use crate::node::PersistOp;
 use crate::replica::Event;
-use crate::snapshot::{MAX_SNAPSHOT_TIPS, Snapshot, SnapshotError, Tip};
+use crate::snapshot::{Snapshot, SnapshotError};
 
 /// Payload of a rejoin record: the node started rejoining.
 pub(super) const REJOIN_STARTED: [u8; 1] = [1];
@@ -69,8 +70,8 @@ impl<L: Law> Node<L> {
         (ops, events, rejoined)
     }
 
-    /// The log as it should be after compaction: the latest snapshot with
-    /// its boundary, then the held lanes in canonical order, then the rejoin
+    /// The log as it should be after compaction: the latest snapshot (its
+    /// header names its boundary), then the held lanes in canonical order, then the rejoin
     /// record if the node is still rejoining.
     fn compaction_image(&mut self) -> Vec<Record> {
         // Materialise before taking the snapshot: listing the lanes would,
@@ -78,10 +79,9 @@ impl<L: Law> Node<L> {
         // point and prune past a snapshot taken first, leaving the lanes
         // between the two out of the log.
         self.replica.materialize();
-        let (snapshot, boundary) = self.replica.snapshot_transfer();
+        let snapshot = self.replica.snapshot_transfer();
         let base = snapshot.header.lane_index;
-        let mut records =
-            vec![Record { kind: RecordKind::Snapshot, payload: encode_snapshot_record(snapshot, &boundary) }];
+        let mut records = vec![Record { kind: RecordKind::Snapshot, payload: snapshot.to_bytes() }];
         // At the prune point, or above it when a stable snapshot followed an
         // installed one without pruning; lanes it covers are skipped on recovery.
         let pruned = self.replica.prune_index();
@@ -97,34 +97,11 @@ impl<L: Law> Node<L> {
     }
 }
 
-/// Encodes a snapshot with its boundary for the log.
-pub(super) fn encode_snapshot_record(snapshot: &Snapshot, boundary: &[Tip]) -> Vec<u8> {
-    let mut out = snapshot.to_bytes();
-    put_varint(&mut out, boundary.len() as u64);
-    for tip in boundary {
-        put_varint(&mut out, u64::from(tip.author.0));
-        put_varint(&mut out, tip.seq);
-        put_varint(&mut out, tip.lamport);
-        out.extend_from_slice(tip.id.as_bytes());
-    }
-    out
-}
-
-/// Decodes and verifies the id of a snapshot record (the digest is verified on install).
-pub(super) fn decode_snapshot_record(bytes: &[u8]) -> Result<(Snapshot, Vec<Tip>), SnapshotError> {
-    let mut reader = Reader::new(bytes);
-    let snapshot = Snapshot::decode(&mut reader)?;
-    let count = reader.count("boundary", MAX_SNAPSHOT_TIPS, 35)?;
-    let mut boundary = Vec::with_capacity(count);
-    for _ in 0..count {
-        let author = crate::NodeId(reader.varint_u32("boundary author")?);
-        let seq = reader.varint("boundary seq")?;
-        let lamport = reader.varint("boundary lamport")?;
-        let id = LaneId(reader.array32("boundary id")?);
-        boundary.push(Tip { author, seq, lamport, id });
-    }
-    reader.finish()?;
-    Ok((snapshot, boundary))
+/// Decodes and verifies the id of a snapshot record (the digest is
+/// verified on install). The header names the boundary, so a snapshot
+/// record is just the snapshot's canonical bytes.
+pub(super) fn decode_snapshot_record(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+    Snapshot::from_bytes(bytes)
 }
 
 pub(super) fn encode_commit(lane_index: u64, id: &SnapshotId, bugs: &Bugs) -> Vec<u8> {

@@ -172,10 +172,10 @@ fn replay_records<L: Law>(
                 report.lanes += 1;
             }
             RecordKind::Snapshot => {
-                let (snapshot, boundary) = decode_snapshot_record(&record.payload)
+                let snapshot = decode_snapshot_record(&record.payload)
                     .map_err(|error| RecoveryError::Snapshot { record: index, error })?;
                 replica
-                    .install_snapshot(&snapshot, &boundary)
+                    .install_snapshot(&snapshot)
                     .map_err(|error| RecoveryError::Snapshot { record: index, error })?;
                 report.snapshots += 1;
             }

@@ -73,6 +73,24 @@ impl BatchWriter {
         self.count += 1;
     }
 
+    /// Appends one lane unless the batch would then be longer than `limit`
+    /// bytes; the first lane always goes in (a lane fits any batch limit
+    /// the protocol uses). Returns whether it was appended.
+    pub(crate) fn push_within<O: Op>(&mut self, id: LaneId, lane: &Lane<O>, limit: usize) -> bool {
+        let (before, position) = (self.out.len(), self.position.get(&id).copied());
+        self.push(id, lane);
+        if self.out.len() <= limit || self.count == 1 {
+            return true;
+        }
+        self.out.truncate(before);
+        match position {
+            Some(at) => self.position.insert(id, at),
+            None => self.position.remove(&id),
+        };
+        self.count -= 1;
+        false
+    }
+
     pub(crate) fn finish(self) -> Vec<u8> {
         self.out
     }

@@ -5,8 +5,9 @@
 //!
 //! ```text
 //! initiator                                responder
-//!   Hello { status, summary }      ─────▶  equal hashes?  ──▶ InSync   (1 round trip)
-//!                                  ◀─────  Delta { status, summary, snapshot?, lanes }
+//!   Hello { status, summary, receiving? }
+//!                                  ─────▶  equal hashes?  ──▶ InSync   (1 round trip)
+//!                                  ◀─────  Delta { status, summary, receiving?, snapshot?, lanes }
 //!   insert, then
 //!   Lanes { snapshot?, lanes }     ─────▶  insert                       (2 round trips)
 //! ```
@@ -15,7 +16,11 @@
 //! causally closed, so `(author, highest seq, tip id prefix)` per author names
 //! precisely which lanes a peer holds; each side sends exactly the lanes the
 //! other lacks, in canonical (hence causal) order. A peer behind the
-//! sender's prune point gets the snapshot first, verified on arrival.
+//! sender's prune point gets the snapshot first: its offer (header, state
+//! length, chunk manifest) with the first chunk, then one chunk per session
+//! as the peer's `receiving` asks, each verified on arrival (`transfer.rs`);
+//! the lanes follow with the last chunk. Every message is within
+//! [`MAX_MESSAGE_BYTES`] when it is produced.
 //!
 //! ## Driver contract
 //! - Feed every datagram to [`Syncer::handle`]; start sessions with
@@ -29,18 +34,36 @@
 //!   session waits for; [`Syncer::abandon`] ends one. Lost, duplicated and
 //!   reordered datagrams are expected: late or repeated messages for a closed
 //!   session are ignored, and inserting a lane twice is idempotent.
+//! - A session that ends with `Outcome::Synced { more: true }` left lanes or
+//!   snapshot chunks for later: sync with that peer again.
 
 mod batch;
 mod bloom;
+mod bundle;
+mod delta;
+mod events;
+mod receive;
 mod session;
+mod summary;
+mod transfer;
 mod wire;
 
 pub use batch::{BATCH_FORMAT_VERSION, decode_batch, encode_batch};
 pub use bloom::{Bloom, BloomError, MAX_BLOOM_BITS};
-pub use session::{
-    Expect, MAX_OPEN_SESSIONS, Outcome, Role, SessionMetrics, SummaryMode, SyncEvent, Syncer, apply_bundle, bundle,
+pub use bundle::{
+    BUNDLE_FORMAT_VERSION, MAX_BUNDLE_BYTES, MAX_BUNDLE_DATAGRAMS, apply_bundle, bundle, bundle_in_chunks, read_bundle,
+    write_bundle,
+};
+pub use events::{Expect, Outcome, Role, SessionMetrics, SyncEvent};
+pub use session::{MAX_OPEN_SESSIONS, Syncer};
+pub use summary::{
+    MAX_BLOOM_BITS_PER_LANE, MAX_EXACT_ENTRIES, MAX_SUMMARY_BLOOM_BYTES, MAX_SUMMARY_BYTES, MAX_SUMMARY_HEADS,
+    SummaryMode,
+};
+pub use transfer::{
+    MAX_CHUNK_BYTES, MAX_CHUNKS, MAX_OFFER_BYTES, MAX_SNAPSHOT_TRANSFERS, MIN_CHUNK_BYTES, SnapshotOffer,
 };
 pub use wire::{
-    CompactSummary, ENVELOPE_BYTES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, Summary,
-    SummaryEntry, WireError, WireSnapshot, WireStatus, WireTip, decode, encode, reseal,
+    CompactSummary, ENVELOPE_BYTES, MAX_BATCH_BYTES, MAX_BATCHED_LANE_BYTES, MAX_MESSAGE_BYTES, Message,
+    PROTOCOL_VERSION, SnapshotWant, Summary, SummaryEntry, WireError, WireSnapshot, WireStatus, decode, encode, reseal,
 };

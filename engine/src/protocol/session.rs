@@ -3,20 +3,19 @@
 //! Invariant: a session never changes the replica except through
 //! `insert_bytes` and `install_snapshot`, which verify everything, so a
 //! malicious or corrupt peer can waste bandwidth but not corrupt state.
+//! Every datagram it sends is within [`wire::MAX_MESSAGE_BYTES`].
 
-use super::bloom::Bloom;
-use super::wire::{
-    self, CompactSummary, MAX_BATCH_BYTES, Message, Summary, SummaryEntry, WireError, WireSnapshot, WireStatus,
-};
+use super::delta::{still_missing, supply};
+use super::events::{Expect, Outcome, Role, SessionMetrics, SyncEvent};
+use super::receive::Transfers;
+use super::summary::{MAX_BLOOM_BITS_PER_LANE, SummaryMode, check_snapshot_chain};
+use super::transfer::{MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, OfferCache};
+use super::wire::{self, CompactSummary, Message, SnapshotWant, Summary, WireSnapshot, WireStatus};
 use crate::bugs::Bugs;
-use crate::dag::Inserted;
-use crate::dag::OrderKey;
-use crate::error::LaneError;
 use crate::hash::LaneId;
 use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
-use crate::snapshot::{Snapshot, SnapshotError, Tip};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Most sessions open at once per node; a Hello beyond it is refused.
@@ -28,168 +27,6 @@ const RECENT_SESSIONS: usize = 256;
 /// in the process, so ids depend on what else ran before (never read
 /// without the bug).
 static NEXT_SESSION_IN_PROCESS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Which side of a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    /// Sent the Hello.
-    Initiator,
-    /// Answered it.
-    Responder,
-}
-
-/// What an open session waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expect {
-    /// The initiator waits for `InSync` or `Delta`.
-    Reply,
-    /// The responder waits for `Lanes`.
-    Lanes,
-    /// The initiator asked for lanes a compact summary hid and waits for `Supply`.
-    Supply,
-}
-
-/// Which summary a node states in handshakes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SummaryMode {
-    /// Always the exact per-author summary.
-    Exact,
-    /// Always heads plus a Bloom filter.
-    Compact,
-    /// Exact up to this many members, compact above.
-    Auto {
-        /// Largest membership summarised exactly.
-        max_exact_members: usize,
-    },
-}
-
-impl Default for SummaryMode {
-    fn default() -> Self {
-        Self::Auto { max_exact_members: 64 }
-    }
-}
-
-/// How a session ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Hashes matched at the handshake.
-    InSync,
-    /// Lanes were exchanged; `more` means a batch was cut at the size limit.
-    Synced {
-        /// Sync again to get the rest.
-        more: bool,
-    },
-}
-
-/// Counters of one session, from this side's point of view.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SessionMetrics {
-    /// Datagram bytes sent.
-    pub bytes_sent: u64,
-    /// Datagram bytes received.
-    pub bytes_received: u64,
-    /// Lanes sent.
-    pub lanes_sent: u64,
-    /// Lanes received.
-    pub lanes_received: u64,
-    /// Received lanes this side lacked.
-    pub lanes_missing: u64,
-    /// Canonical bytes of the received lanes this side lacked.
-    pub bytes_missing: u64,
-    /// Received lanes this side already held.
-    pub lanes_redundant: u64,
-    /// Received lanes refused (bad lane, fork evidence).
-    pub lanes_rejected: u64,
-    /// Snapshots sent.
-    pub snapshots_sent: u64,
-    /// Snapshots installed.
-    pub snapshots_installed: u64,
-    /// Request/response exchanges (counted by the initiator).
-    pub round_trips: u64,
-    /// Compact summaries (heads + Bloom filter) received from the peer.
-    pub compact_summaries: u64,
-    /// Need/supply steps: lanes a Bloom false positive hid, asked for again.
-    pub supplies: u64,
-}
-
-impl SessionMetrics {
-    /// Adds another session's counters.
-    pub fn add(&mut self, other: &Self) {
-        self.bytes_sent += other.bytes_sent;
-        self.bytes_received += other.bytes_received;
-        self.lanes_sent += other.lanes_sent;
-        self.lanes_received += other.lanes_received;
-        self.lanes_missing += other.lanes_missing;
-        self.bytes_missing += other.bytes_missing;
-        self.lanes_redundant += other.lanes_redundant;
-        self.lanes_rejected += other.lanes_rejected;
-        self.snapshots_sent += other.snapshots_sent;
-        self.snapshots_installed += other.snapshots_installed;
-        self.round_trips += other.round_trips;
-        self.compact_summaries += other.compact_summaries;
-        self.supplies += other.supplies;
-    }
-}
-
-/// What the syncer tells its driver.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SyncEvent {
-    /// A session finished.
-    Completed {
-        /// The peer.
-        peer: NodeId,
-        /// Session id.
-        session: u64,
-        /// Which side this node was.
-        role: Role,
-        /// How it ended.
-        outcome: Outcome,
-        /// Its counters.
-        metrics: SessionMetrics,
-    },
-    /// A session ended without finishing (abandoned by the driver, or refused).
-    Failed {
-        /// The peer.
-        peer: NodeId,
-        /// Session id.
-        session: u64,
-        /// Why.
-        reason: String,
-        /// Counters so far.
-        metrics: SessionMetrics,
-    },
-    /// A datagram could not be decoded.
-    BadMessage {
-        /// Sender.
-        peer: NodeId,
-        /// Why.
-        error: WireError,
-    },
-    /// A peer holds a different lane at an `(author, seq)` this node holds.
-    ForkSuspected {
-        /// The peer.
-        peer: NodeId,
-        /// The author whose chain forked.
-        author: NodeId,
-        /// Where.
-        seq: u64,
-    },
-    /// The peer's snapshot chain disagrees with this node's: the histories
-    /// diverged (corruption or a bug). Never silently repaired.
-    Diverged {
-        /// The peer.
-        peer: NodeId,
-        /// The refused snapshot's error.
-        error: SnapshotError,
-    },
-    /// A received lane was refused.
-    LaneRejected {
-        /// The peer.
-        peer: NodeId,
-        /// Why.
-        error: LaneError,
-    },
-}
 
 #[derive(Clone, Debug)]
 struct Session {
@@ -211,10 +48,16 @@ pub struct Syncer {
     recent: VecDeque<(NodeId, u64)>,
     recent_set: BTreeSet<(NodeId, u64)>,
     outbox: VecDeque<(NodeId, Vec<u8>)>,
-    events: VecDeque<SyncEvent>,
-    bugs: Bugs,
-    mode: SummaryMode,
-    bloom_bits_per_lane: usize,
+    pub(super) events: VecDeque<SyncEvent>,
+    pub(super) bugs: Bugs,
+    pub(super) mode: SummaryMode,
+    pub(super) bloom_bits_per_lane: usize,
+    /// Snapshots being assembled from peers.
+    pub(super) transfers: Transfers,
+    /// This node's latest snapshot as an offer.
+    pub(super) offers: OfferCache,
+    /// Chunk size this node offers snapshots in.
+    pub(super) chunk_bytes: u64,
 }
 
 impl Syncer {
@@ -231,6 +74,9 @@ impl Syncer {
             bugs: Bugs::NONE,
             mode: SummaryMode::default(),
             bloom_bits_per_lane: super::bloom::BITS_PER_LANE,
+            transfers: Transfers::default(),
+            offers: OfferCache::default(),
+            chunk_bytes: MAX_CHUNK_BYTES,
         }
     }
 
@@ -243,7 +89,16 @@ impl Syncer {
     /// about 1% false positives). Small values make false positives common,
     /// which tests use to exercise the fallback.
     pub fn set_bloom_bits_per_lane(&mut self, bits: usize) {
-        self.bloom_bits_per_lane = bits.max(1);
+        self.bloom_bits_per_lane = bits.clamp(1, MAX_BLOOM_BITS_PER_LANE);
+    }
+
+    /// Chunk size this node offers its snapshots in (default and largest
+    /// [`MAX_CHUNK_BYTES`], smallest [`MIN_CHUNK_BYTES`], a power of two;
+    /// raised as needed so a snapshot has at most `MAX_CHUNKS` chunks).
+    /// Small chunks make multi-chunk transfers of small states, which tests
+    /// use.
+    pub fn set_snapshot_chunk_bytes(&mut self, bytes: u64) {
+        self.chunk_bytes = bytes.clamp(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES).next_power_of_two();
     }
 
     /// Planted bugs (effective only with the `planted-bugs` feature).
@@ -284,7 +139,8 @@ impl Syncer {
         self.next_session += 1;
         let id = (u64::from(self.node.0) << 40) | next;
         let status = WireStatus::from(&replica.status());
-        let hello = Message::Hello { session: id, status, summary: self.summary_of(replica, id) };
+        let receiving = self.receiving(peer, replica);
+        let hello = Message::Hello { session: id, status, summary: self.summary_of(replica, id), receiving };
         let mut session = Session {
             role: Role::Initiator,
             expect: Expect::Reply,
@@ -292,8 +148,9 @@ impl Syncer {
             more: false,
             peer_summary: None,
         };
-        self.send(peer, &hello, &mut session.metrics);
-        self.open.insert((peer, id), session);
+        if self.send(peer, id, &hello, &mut session.metrics) {
+            self.open.insert((peer, id), session);
+        }
         id
     }
 
@@ -341,14 +198,15 @@ impl Syncer {
     fn dispatch<L: Law>(&mut self, peer: NodeId, message: Message, received: u64, replica: &mut Replica<L>) {
         let key = (peer, message.session());
         match message {
-            Message::Hello { session, status, summary } => {
+            Message::Hello { session, status, summary, receiving } => {
                 if !self.open.contains_key(&key) {
-                    self.answer_hello(peer, session, received, &status, &summary, replica);
+                    self.answer_hello(peer, session, received, (&status, &summary, receiving), replica);
                 }
             }
             Message::InSync { session } => self.finish_in_sync(peer, session, received),
-            Message::Delta { session, status: _, summary, snapshot, lanes, more } => {
-                self.finish_delta(peer, session, received, &summary, snapshot, lanes, more, replica);
+            Message::Delta { session, status: _, summary, receiving, snapshot, lanes, more } => {
+                let reply = Reply { summary, receiving, snapshot, lanes, more };
+                self.finish_delta(peer, session, received, reply, replica);
             }
             Message::Lanes { session, snapshot, lanes, more, need } => {
                 self.finish_lanes(peer, session, received, snapshot, lanes, more, &need, replica);
@@ -359,15 +217,16 @@ impl Syncer {
 
     // ---- the steps -------------------------------------------------------
 
+    /// `hello` is the initiator's status, summary and stated transfer.
     fn answer_hello<L: Law>(
         &mut self,
         peer: NodeId,
         session: u64,
         received: u64,
-        theirs: &WireStatus,
-        their_summary: &Summary,
+        hello: (&WireStatus, &Summary, Option<SnapshotWant>),
         replica: &mut Replica<L>,
     ) {
+        let (theirs, their_summary, their_want) = hello;
         let mut metrics = SessionMetrics { bytes_received: received, ..SessionMetrics::default() };
         if self.open.len() >= MAX_OPEN_SESSIONS {
             self.events.push_back(SyncEvent::Failed {
@@ -387,7 +246,7 @@ impl Syncer {
             ours.in_sync_with(theirs)
         };
         if in_sync {
-            self.send(peer, &Message::InSync { session }, &mut metrics);
+            self.send(peer, session, &Message::InSync { session }, &mut metrics);
             self.remember(peer, session);
             let outcome = Outcome::InSync;
             self.events.push_back(SyncEvent::Completed { peer, session, role: Role::Responder, outcome, metrics });
@@ -397,14 +256,17 @@ impl Syncer {
             self.events.push_back(SyncEvent::Diverged { peer, error });
         }
         let summary = self.summary_of(replica, session);
-        let delta = self.delta_for(peer, replica, their_summary);
+        let receiving = self.receiving(peer, replica);
+        let delta = self.delta_for(peer, replica, their_summary, their_want);
         metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
         metrics.lanes_sent = delta.count;
-        metrics.snapshots_sent = u64::from(delta.snapshot.is_some());
+        count_part(&delta.snapshot, &mut metrics);
         let more = delta.more;
-        let message =
-            Message::Delta { session, status: ours, summary, snapshot: delta.snapshot, lanes: delta.lanes, more };
-        self.send(peer, &message, &mut metrics);
+        let (snapshot, lanes) = (delta.snapshot, delta.lanes);
+        let message = Message::Delta { session, status: ours, summary, receiving, snapshot, lanes, more };
+        if !self.send(peer, session, &message, &mut metrics) {
+            return;
+        }
         let peer_summary = match their_summary {
             Summary::Compact(compact) => Some(compact.clone()),
             Summary::Exact(_) => None,
@@ -429,25 +291,23 @@ impl Syncer {
         });
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one argument per message field; a struct would only rename them")]
     fn finish_delta<L: Law>(
         &mut self,
         peer: NodeId,
         session: u64,
         received: u64,
-        their_summary: &Summary,
-        snapshot: Option<WireSnapshot>,
-        lanes: Vec<u8>,
-        more: bool,
+        reply: Reply,
         replica: &mut Replica<L>,
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Reply) else { return };
+        let Reply { summary: their_summary, receiving: their_want, snapshot, lanes, more } = reply;
+        let their_summary = &their_summary;
         open.metrics.bytes_received += received;
         open.metrics.round_trips += 1;
-        self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
-        let delta = self.delta_for(peer, replica, their_summary);
+        let assembling = self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
+        let delta = self.delta_for(peer, replica, their_summary, their_want);
         open.metrics.lanes_sent += delta.count;
-        open.metrics.snapshots_sent += u64::from(delta.snapshot.is_some());
+        count_part(&delta.snapshot, &mut open.metrics);
         let need = match their_summary {
             // Planted bug `bloom_skips_supply`: a compact summary is trusted
             // like an exact one, so lanes its Bloom filter hid are never asked for.
@@ -458,8 +318,11 @@ impl Syncer {
         open.metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
         open.metrics.supplies += u64::from(asking);
         let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more, need };
-        self.send(peer, &reply, &mut open.metrics);
-        open.more = more || delta.more;
+        let sent = self.send(peer, session, &reply, &mut open.metrics);
+        open.more = more || delta.more || assembling;
+        if !sent {
+            return;
+        }
         if asking {
             // A compact summary hid lanes: wait for them (one bounded extra step).
             open.expect = Expect::Supply;
@@ -491,13 +354,15 @@ impl Syncer {
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Lanes) else { return };
         open.metrics.bytes_received += received;
-        self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
+        let assembling = self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
         if !need.is_empty() {
             let (supply, count) = supply(replica, need, open.peer_summary.as_ref());
             open.metrics.lanes_sent += count;
-            self.send(peer, &Message::Supply { session, lanes: supply }, &mut open.metrics);
+            if !self.send(peer, session, &Message::Supply { session, lanes: supply }, &mut open.metrics) {
+                return;
+            }
         }
-        let outcome = Outcome::Synced { more: more || open.more };
+        let outcome = Outcome::Synced { more: more || open.more || assembling };
         self.events.push_back(SyncEvent::Completed {
             peer,
             session,
@@ -531,46 +396,29 @@ impl Syncer {
 
     // ---- helpers ---------------------------------------------------------
 
-    /// The summary this node states, per its mode.
-    fn summary_of<L: Law>(&self, replica: &mut Replica<L>, session: u64) -> Summary {
-        let compact = match self.mode {
-            SummaryMode::Exact => false,
-            SummaryMode::Compact => true,
-            SummaryMode::Auto { max_exact_members } => replica.config().members.len() > max_exact_members,
-        };
-        if !compact {
-            return Summary::Exact(summary(replica, &self.bugs));
-        }
-        let stable_key = replica.stable_key();
-        let above: Vec<LaneId> = replica
-            .canonical_lanes()
-            .filter(|(id, lane)| Some((lane.lamport, lane.author, *id)) > stable_key)
-            .map(|(id, _)| id)
-            .collect();
-        // The salt varies per session so a false positive does not repeat.
-        let mut bloom =
-            Bloom::with_capacity(above.len(), self.bloom_bits_per_lane, session ^ 0x5c5_b100_u64.rotate_left(17));
-        for id in &above {
-            bloom.insert(id);
-        }
-        Summary::Compact(CompactSummary { stable_key, heads: replica.heads().iter().copied().collect(), bloom })
-    }
-
-    /// The lanes a peer with `theirs` lacks, by the kind of summary it sent.
-    fn delta_for<L: Law>(&mut self, peer: NodeId, replica: &mut Replica<L>, theirs: &Summary) -> Delta {
-        match theirs {
-            Summary::Exact(entries) => {
-                let forks = self.detect_forks(peer, replica, entries);
-                build_delta(replica, entries, &forks, self.bugs)
+    /// Queues `message` for `peer`. The parts of every message the syncer
+    /// builds have limits that add up to less than one datagram (asserted in
+    /// `wire.rs`), so encoding cannot fail; if it did, that would be a bug:
+    /// debug builds stop on it, release builds fail the session and send
+    /// nothing a peer would refuse. Returns whether it was queued.
+    fn send(&mut self, peer: NodeId, session: u64, message: &Message, metrics: &mut SessionMetrics) -> bool {
+        match wire::encode(message) {
+            Ok(bytes) => {
+                metrics.bytes_sent += bytes.len() as u64;
+                self.outbox.push_back((peer, bytes));
+                true
             }
-            Summary::Compact(compact) => build_delta_compact(replica, compact, self.bugs),
+            Err(error) => {
+                if cfg!(debug_assertions) {
+                    panic!("the syncer built a {} message over the size limit: {error}", message.kind());
+                }
+                self.open.remove(&(peer, session));
+                self.remember(peer, session);
+                let reason = format!("could not send a {} message: {error}", message.kind());
+                self.events.push_back(SyncEvent::Failed { peer, session, reason, metrics: *metrics });
+                false
+            }
         }
-    }
-
-    fn send(&mut self, peer: NodeId, message: &Message, metrics: &mut SessionMetrics) {
-        let bytes = wire::encode(message);
-        metrics.bytes_sent += bytes.len() as u64;
-        self.outbox.push_back((peer, bytes));
     }
 
     fn take_open(&mut self, peer: NodeId, session: u64, expect: Expect) -> Option<Session> {
@@ -593,285 +441,22 @@ impl Syncer {
             }
         }
     }
-
-    fn apply<L: Law>(
-        &mut self,
-        peer: NodeId,
-        snapshot: Option<WireSnapshot>,
-        batch: &[u8],
-        replica: &mut Replica<L>,
-        metrics: &mut SessionMetrics,
-    ) {
-        if let Some(snapshot) = snapshot {
-            let boundary: Vec<Tip> = snapshot.boundary.iter().map(|tip| Tip::from(*tip)).collect();
-            let installed = Snapshot::from_bytes(&snapshot.bytes).and_then(|s| replica.install_snapshot(&s, &boundary));
-            match installed {
-                Ok(true) => metrics.snapshots_installed += 1,
-                Ok(false) => {}
-                Err(error) => self.events.push_back(SyncEvent::Diverged { peer, error }),
-            }
-        }
-        let lanes = match super::batch::decode_batch_lanes::<L::Op>(batch, &self.bugs) {
-            Ok(lanes) => lanes,
-            Err(error) => {
-                let error = WireError::Malformed { reason: format!("lane batch: {error}") };
-                self.events.push_back(SyncEvent::BadMessage { peer, error });
-                return;
-            }
-        };
-        for (id, lane, canonical_len) in lanes {
-            metrics.lanes_received += 1;
-            match replica.insert_with_known_id(id, lane) {
-                Ok(Inserted::Admitted(_) | Inserted::Pending) => {
-                    metrics.lanes_missing += 1;
-                    metrics.bytes_missing += canonical_len as u64;
-                }
-                Ok(Inserted::Duplicate) => {
-                    // Planted bug `panic_on_redundant_lane`: an assertion that a
-                    // peer only sends lanes this node lacks, which concurrent
-                    // sessions and retries after a lost reply make false.
-                    assert!(!self.bugs.panic_on_redundant_lane(), "a delta repeated lane {id}, which this node holds");
-                    metrics.lanes_redundant += 1;
-                }
-                Err(error) => {
-                    metrics.lanes_rejected += 1;
-                    self.events.push_back(SyncEvent::LaneRejected { peer, error });
-                }
-            }
-        }
-    }
-
-    /// Compares the peer's summary with what this node holds at the same
-    /// seqs; a different tip prefix is a fork. Returns the dots to send as
-    /// evidence.
-    fn detect_forks<L: Law>(
-        &mut self,
-        peer: NodeId,
-        replica: &Replica<L>,
-        theirs: &[SummaryEntry],
-    ) -> Vec<(NodeId, u64)> {
-        let mut forks = Vec::new();
-        for entry in theirs {
-            if entry.seq == 0 {
-                continue;
-            }
-            let Some(ours) = replica.lane_at(entry.author, entry.seq) else { continue };
-            if ours.prefix_u64() != entry.tip {
-                self.events.push_back(SyncEvent::ForkSuspected { peer, author: entry.author, seq: entry.seq });
-                forks.push((entry.author, entry.seq));
-            }
-        }
-        forks
-    }
 }
 
-/// This replica's exact summary.
-fn summary<L: Law>(replica: &Replica<L>, bugs: &Bugs) -> Vec<SummaryEntry> {
-    let me = replica.node();
-    replica
-        .author_tips()
-        .into_iter()
-        .map(|(author, (seq, id))| {
-            // Planted bug `summary_claims_extra_lane`: this node's own entry
-            // states the seq it will author next, one above what it holds.
-            let seq = seq + u64::from(author == me && bugs.summary_claims_extra_lane());
-            SummaryEntry { author, seq, tip: id.prefix_u64() }
-        })
-        .collect()
-}
-
-/// The handshake's divergence check: where both nodes passed the same
-/// snapshot point, the ids must be equal.
-fn check_snapshot_chain<L: Law>(replica: &Replica<L>, theirs: &WireStatus) -> Result<(), SnapshotError> {
-    match replica.snapshots().id_at(theirs.snapshot_index) {
-        Some(ours) if ours != theirs.snapshot_id => {
-            Err(SnapshotError::Diverged { lane_index: theirs.snapshot_index, ours, theirs: theirs.snapshot_id })
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Lanes a compact summary may hide: above the peer's stable point, not
-/// ancestors of its heads, and not (it seems) in its Bloom filter; plus every
-/// candidate ancestor of a lane sent, so a Bloom false positive never leaves
-/// a sent lane without its parent. In canonical order, cut at the batch limit.
-fn build_delta_compact<L: Law>(replica: &mut Replica<L>, theirs: &CompactSummary, bugs: Bugs) -> Delta {
-    let floor = theirs.stable_key;
-    let candidates: Vec<(OrderKey, LaneId, Vec<LaneId>)> = replica
-        .canonical_lanes()
-        .filter(|(id, lane)| Some((lane.lamport, lane.author, *id)) > floor)
-        .map(|(id, lane)| ((lane.lamport, lane.author, id), id, lane.parents.clone()))
-        .collect();
-    let parents: BTreeMap<LaneId, &Vec<LaneId>> = candidates.iter().map(|(_, id, parents)| (*id, parents)).collect();
-    // Ancestors of the peer's heads that this node holds: the peer holds them.
-    let mut known: BTreeSet<LaneId> = BTreeSet::new();
-    let mut stack: Vec<LaneId> = theirs.heads.iter().copied().filter(|id| parents.contains_key(id)).collect();
-    while let Some(id) = stack.pop() {
-        if known.insert(id) {
-            stack.extend(parents.get(&id).into_iter().flat_map(|ps| ps.iter()).filter(|p| parents.contains_key(p)));
-        }
-    }
-    let mut send: BTreeSet<LaneId> = candidates
-        .iter()
-        .map(|(_, id, _)| *id)
-        .filter(|id| !known.contains(id) && !theirs.bloom.may_contain(id))
-        .collect();
-    let mut stack: Vec<LaneId> = send.iter().copied().collect();
-    while let Some(id) = stack.pop() {
-        for parent in parents.get(&id).into_iter().flat_map(|ps| ps.iter()) {
-            if parents.contains_key(parent) && !known.contains(parent) && send.insert(*parent) {
-                stack.push(*parent);
-            }
-        }
-    }
-    let replica = &*replica;
-    let lanes: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = candidates
-        .iter()
-        .filter(|(_, id, _)| send.contains(id))
-        .filter_map(|(key, id, _)| replica.lane(id).map(|lane| (*key, *id, lane)))
-        .collect();
-    let (lanes, count, more) = write_batch(&lanes, bugs);
-    Delta { snapshot: None, lanes, count, more }
-}
-
-/// Ids a peer's heads name that this node still lacks, plus parents its
-/// pending lanes wait for: what to ask a compact-summary peer for.
-fn still_missing<L: Law>(replica: &Replica<L>, their_heads: &[LaneId]) -> Vec<LaneId> {
-    let mut need: BTreeSet<LaneId> = their_heads.iter().copied().filter(|id| !replica.holds(id)).collect();
-    need.extend(replica.missing_parents());
-    need.into_iter().take(MAX_NEED).collect()
-}
-
-/// Most lane ids one `need` may name.
-const MAX_NEED: usize = 4096;
-
-/// The needed lanes and their ancestors above the peer's stable point.
-fn supply<L: Law>(replica: &mut Replica<L>, need: &[LaneId], theirs: Option<&CompactSummary>) -> (Vec<u8>, u64) {
-    let floor = theirs.and_then(|summary| summary.stable_key);
-    let mut chosen: BTreeSet<LaneId> = BTreeSet::new();
-    let mut stack: Vec<LaneId> = need.iter().copied().take(MAX_NEED).collect();
-    while let Some(id) = stack.pop() {
-        let Some(lane) = replica.lane(&id) else { continue };
-        if Some((lane.lamport, lane.author, id)) <= floor || !chosen.insert(id) {
-            continue;
-        }
-        stack.extend(lane.parents.iter().copied());
-    }
-    let replica = &*replica;
-    let mut lanes: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = chosen
-        .iter()
-        .filter_map(|id| replica.lane(id).map(|lane| ((lane.lamport, lane.author, *id), *id, lane)))
-        .collect();
-    lanes.sort_unstable_by_key(|entry| entry.0);
-    let (batch, count, _) = write_batch(&lanes, Bugs::NONE);
-    (batch, count)
-}
-
-struct Delta {
+/// The fields of a Delta the initiator acts on.
+struct Reply {
+    summary: Summary,
+    receiving: Option<SnapshotWant>,
     snapshot: Option<WireSnapshot>,
-    /// The lanes as one wire batch.
     lanes: Vec<u8>,
-    /// How many lanes the batch holds.
-    count: u64,
     more: bool,
 }
 
-/// The lanes a peer with summary `theirs` lacks, in canonical order, cut at
-/// [`MAX_BATCH_BYTES`]; with the snapshot first when some of them were
-/// pruned here. `forks` adds this node's lane at each forked dot as evidence.
-fn build_delta<L: Law>(
-    replica: &mut Replica<L>,
-    theirs: &[SummaryEntry],
-    forks: &[(NodeId, u64)],
-    bugs: Bugs,
-) -> Delta {
-    let their_seq: BTreeMap<NodeId, u64> = theirs.iter().map(|entry| (entry.author, entry.seq)).collect();
-    let held = replica.version_vector();
-    let behind_prune = held.iter().any(|(author, seq)| {
-        let after = their_seq.get(author).copied().unwrap_or(0);
-        after < *seq && replica.lanes_after(*author, after).is_none()
-    });
-    let mut floor = their_seq.clone();
-    let snapshot = behind_prune.then(|| {
-        let (snapshot, boundary) = replica.snapshot_transfer();
-        for tip in &snapshot.header.tips {
-            let entry = floor.entry(tip.author).or_insert(0);
-            *entry = (*entry).max(tip.seq);
-        }
-        WireSnapshot { bytes: snapshot.to_bytes(), boundary: boundary.into_iter().map(Into::into).collect() }
-    });
-    let replica = &*replica;
-    let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = Vec::new();
-    for (author, seq) in &held {
-        let after = floor.get(author).copied().unwrap_or(0);
-        if after >= *seq {
-            continue;
-        }
-        for (id, lane) in replica.lanes_after(*author, after).unwrap_or_default() {
-            keyed.push(((lane.lamport, lane.author, id), id, lane));
-        }
+/// Counts a snapshot part sent: a transfer (re)started when it carries the
+/// offer, and a chunk.
+fn count_part(part: &Option<WireSnapshot>, metrics: &mut SessionMetrics) {
+    if let Some(part) = part {
+        metrics.snapshots_sent += u64::from(part.offer.is_some());
+        metrics.snapshot_chunks_sent += 1;
     }
-    for (author, seq) in forks {
-        if let Some(lane) = replica.lane_at(*author, *seq).and_then(|id| replica.lane(&id).map(|lane| (id, lane))) {
-            keyed.push(((0, *author, LaneId::ZERO), lane.0, lane.1));
-        }
-    }
-    keyed.sort_unstable_by_key(|entry| entry.0);
-    let (lanes, count, more) = write_batch(&keyed, bugs);
-    Delta { snapshot, lanes, count, more }
-}
-
-/// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`];
-/// returns the batch, how many lanes it holds, and whether some did not fit.
-fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs: Bugs) -> (Vec<u8>, u64, bool) {
-    let mut writer = super::batch::BatchWriter::new();
-    let mut take = lanes.len();
-    for (index, (_, id, lane)) in lanes.iter().enumerate() {
-        if writer.len() > MAX_BATCH_BYTES && writer.count() > 0 {
-            take = index;
-            break;
-        }
-        writer.push(*id, lane);
-    }
-    let more = take < lanes.len();
-    if bugs.delta_skips_last() && !more && take > 0 {
-        let mut writer = super::batch::BatchWriter::new();
-        for (_, id, lane) in &lanes[..take - 1] {
-            writer.push(*id, lane);
-        }
-        return (writer.finish(), (take - 1) as u64, false);
-    }
-    let count = writer.count();
-    (writer.finish(), count, more)
-}
-
-/// A bundle file: everything `replica` holds (and its snapshot, if it
-/// pruned), for carrying to an air-gapped peer whose state is unknown.
-pub fn bundle<L: Law>(replica: &mut Replica<L>) -> Vec<u8> {
-    let snapshot = (replica.prune_index() > 0).then(|| {
-        let (snapshot, boundary) = replica.snapshot_transfer();
-        WireSnapshot { bytes: snapshot.to_bytes(), boundary: boundary.into_iter().map(Into::into).collect() }
-    });
-    let lanes: Vec<(LaneId, &crate::Lane<L::Op>)> = replica.canonical_lanes().collect();
-    let lanes = super::batch::encode_batch(&lanes);
-    wire::encode(&Message::Lanes { session: 0, snapshot, lanes, more: false, need: Vec::new() })
-}
-
-/// Applies a bundle file: verifies and installs its snapshot, then inserts
-/// its lanes; returns what it brought, and what went wrong on the way
-/// (a refused snapshot, refused lanes) as the events a session would raise,
-/// for the driver to report like any other (they name `from`, the node the
-/// bundle came from).
-pub fn apply_bundle<L: Law>(
-    bytes: &[u8],
-    from: NodeId,
-    replica: &mut Replica<L>,
-) -> Result<(SessionMetrics, Vec<SyncEvent>), WireError> {
-    let Message::Lanes { snapshot, lanes, .. } = wire::decode(bytes)? else {
-        return Err(WireError::Malformed { reason: "a bundle holds one Lanes message".into() });
-    };
-    let mut metrics = SessionMetrics { bytes_received: bytes.len() as u64, ..SessionMetrics::default() };
-    let mut syncer = Syncer::new(replica.node());
-    syncer.apply(from, snapshot, &lanes, replica, &mut metrics);
-    Ok((metrics, syncer.events.into_iter().collect()))
 }

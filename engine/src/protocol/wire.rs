@@ -2,31 +2,56 @@
 //!
 //! A datagram is one version byte, a CRC-32C of the body (so damage in
 //! transit is refused, never decoded into a forged lane), and the
-//! postcard-encoded [`Message`]. Lanes travel as their canonical bytes (the receiver derives
-//! their ids; it never trusts an id from the wire) and snapshots as their
-//! canonical encoding plus the boundary tips.
+//! postcard-encoded [`Message`]. Lanes travel as their canonical bytes (the
+//! receiver derives their ids; it never trusts an id from the wire) and a
+//! snapshot as parts ([`WireSnapshot`]): its offer (canonical header, state
+//! length and chunk manifest, `transfer.rs`) and one chunk of its state.
 //!
-//! Invariant: [`decode`] rejects oversized, truncated, trailing, damaged and
-//! wrong-version input with a typed error and never panics; every lane and
-//! snapshot inside a decoded message is still unverified until the replica
-//! checks it.
+//! Invariant: [`encode`] never produces, and [`decode`] never accepts, a
+//! datagram over [`MAX_MESSAGE_BYTES`]; every part of a message has a named
+//! limit where it is produced, and the limits add up to less than one
+//! message (asserted below). [`decode`] rejects oversized, truncated,
+//! trailing, damaged and wrong-version input with a typed error and never
+//! panics; every lane and snapshot inside a decoded message is still
+//! unverified until the replica checks it.
 
+use super::delta::MAX_NEED;
+use super::summary::MAX_SUMMARY_BYTES;
+use super::transfer::{MAX_CHUNK_BYTES, MAX_OFFER_BYTES};
 use crate::LaneId;
 use crate::hash::{ChainHash, SnapshotId, StateDigest};
-use crate::lane::{MAX_LANE_BYTES, NodeId};
+use crate::lane::NodeId;
+use crate::lane::{MAX_LANE_BYTES, MAX_PARENTS};
 use crate::replica::Status;
-use crate::snapshot::Tip;
 use serde::{Deserialize, Serialize};
 
-/// Version byte of the wire format.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// Version byte of the wire format (3: snapshots travel as an offer and
+/// chunks, the boundary inside the header; handshakes state transfers).
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Largest datagram accepted or produced.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// Lane bytes one message carries at most; the rest follows in a new session.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Most bytes a lane takes in a batch: its canonical bytes, plus one tag
+/// byte per parent written as a full id.
+pub const MAX_BATCHED_LANE_BYTES: usize = MAX_LANE_BYTES + MAX_PARENTS;
+/// Bytes of a Delta or Lanes message besides its summary, snapshot offer
+/// and chunk, lane batch and need list: tags, session, status, the stated
+/// transfer, the part's id and index, length prefixes, flags (with room).
+const MESSAGE_OVERHEAD_BYTES: usize = 1024;
 
-const _: () = assert!(MAX_LANE_BYTES < MAX_BATCH_BYTES, "one lane always fits a batch");
-const _: () = assert!(MAX_BATCH_BYTES * 2 < MAX_MESSAGE_BYTES, "a full batch plus a snapshot header fits a message");
+const _: () = assert!(MAX_BATCHED_LANE_BYTES < MAX_BATCH_BYTES, "one lane always fits a batch");
+const _: () = assert!(
+    ENVELOPE_BYTES
+        + MESSAGE_OVERHEAD_BYTES
+        + MAX_SUMMARY_BYTES
+        + MAX_OFFER_BYTES
+        + MAX_CHUNK_BYTES as usize
+        + MAX_BATCH_BYTES
+        + MAX_NEED * 32
+        <= MAX_MESSAGE_BYTES,
+    "a message with every part at its limit fits one datagram"
+);
 
 /// A node's position, as the handshake states it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,39 +121,36 @@ pub struct CompactSummary {
     pub bloom: super::bloom::Bloom,
 }
 
-/// A snapshot in transit: canonical bytes and the covered lanes the
-/// sender's held lanes name.
+/// One part of a snapshot in transit: at most one chunk of its state, and
+/// its offer when the receiver does not hold it yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireSnapshot {
-    /// `Snapshot::to_bytes`.
-    pub bytes: Vec<u8>,
-    /// Boundary tips.
-    pub boundary: Vec<WireTip>,
+    /// The snapshot this part belongs to.
+    pub id: SnapshotId,
+    /// `SnapshotOffer::to_bytes`: the canonical header (which the id
+    /// commits to), the state's length, the chunk size and the chunks'
+    /// chaining values. Present when the receiver stated no transfer of `id`.
+    pub offer: Option<Vec<u8>>,
+    /// Which chunk of the state `chunk` is.
+    pub chunk_index: u32,
+    /// The chunk's bytes.
+    pub chunk: Vec<u8>,
 }
 
-/// A [`Tip`] on the wire.
+/// A snapshot transfer a node has under way from the peer it talks to: the
+/// offer it assembles (the snapshot, and the state length and chunk size,
+/// which the id does not cover), and the lowest chunk it still lacks. A
+/// sender whose offer differs in any of them sends its offer again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireTip {
-    /// Author.
-    pub author: NodeId,
-    /// Seq.
-    pub seq: u64,
-    /// Lamport stamp.
-    pub lamport: u64,
-    /// Id.
-    pub id: LaneId,
-}
-
-impl From<Tip> for WireTip {
-    fn from(tip: Tip) -> Self {
-        Self { author: tip.author, seq: tip.seq, lamport: tip.lamport, id: tip.id }
-    }
-}
-
-impl From<WireTip> for Tip {
-    fn from(tip: WireTip) -> Self {
-        Self { author: tip.author, seq: tip.seq, lamport: tip.lamport, id: tip.id }
-    }
+pub struct SnapshotWant {
+    /// The snapshot being assembled.
+    pub id: SnapshotId,
+    /// The offer's state length.
+    pub state_len: u64,
+    /// The offer's chunk size.
+    pub chunk_bytes: u64,
+    /// The lowest chunk index not yet received.
+    pub chunk: u32,
 }
 
 /// A sync message.
@@ -142,6 +164,8 @@ pub enum Message {
         status: WireStatus,
         /// Summary of the held set.
         summary: Summary,
+        /// The snapshot this node is assembling from the responder, if any.
+        receiving: Option<SnapshotWant>,
     },
     /// Responder to initiator: same hashes, nothing to do.
     InSync {
@@ -156,11 +180,13 @@ pub enum Message {
         status: WireStatus,
         /// Summary of the held set (before the initiator's lanes).
         summary: Summary,
+        /// The snapshot this node is assembling from the initiator, if any.
+        receiving: Option<SnapshotWant>,
         /// Present when the initiator is behind the responder's prune point.
         snapshot: Option<WireSnapshot>,
         /// The lanes, as one batch (`batch.rs`) in canonical (hence causal) order.
         lanes: Vec<u8>,
-        /// More lanes did not fit; sync again.
+        /// More lanes (or snapshot chunks) did not fit; sync again.
         more: bool,
     },
     /// Initiator to responder: the lanes you lack; closes the session.
@@ -171,7 +197,7 @@ pub enum Message {
         snapshot: Option<WireSnapshot>,
         /// The lanes, as one batch (`batch.rs`) in canonical order.
         lanes: Vec<u8>,
-        /// More lanes did not fit; sync again.
+        /// More lanes (or snapshot chunks) did not fit; sync again.
         more: bool,
         /// Lanes the initiator still lacks after the delta (compact summaries
         /// can hide them); the responder answers with `Supply`.
@@ -234,6 +260,14 @@ pub enum WireError {
         /// The decoder's reason.
         reason: String,
     },
+    /// A bundle file larger than [`MAX_BUNDLE_BYTES`](super::MAX_BUNDLE_BYTES).
+    #[error("bundle of {bytes} bytes exceeds the limit of {limit}")]
+    BundleTooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Bytes after a complete message.
     #[error("{count} trailing bytes after the message")]
     TrailingBytes {
@@ -262,14 +296,20 @@ pub enum WireError {
 /// flipped bit in transit would forge a lane its author never wrote.
 pub const ENVELOPE_BYTES: usize = 5;
 
-/// Encodes a message as a datagram: version, checksum, body.
-pub fn encode(message: &Message) -> Vec<u8> {
+/// Encodes a message as a datagram: version, checksum, body. Refuses to
+/// produce one over [`MAX_MESSAGE_BYTES`], which no peer would accept: the
+/// sender's parts have limits that add up to less, so for the syncer's own
+/// messages this never fails.
+pub fn encode(message: &Message) -> Result<Vec<u8>, WireError> {
     // postcard only fails on writer errors or unsupported serde types; a Vec
     // writer and these plain types have neither.
     let mut datagram =
         postcard::to_extend(message, vec![PROTOCOL_VERSION, 0, 0, 0, 0]).expect("messages are plain serde data");
+    if datagram.len() > MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLarge { bytes: datagram.len() });
+    }
     reseal(&mut datagram);
-    datagram
+    Ok(datagram)
 }
 
 /// Writes the checksum of a datagram's body into its envelope. `encode`

@@ -8,58 +8,65 @@
 
 use super::{Checkpoint, Event, Replica, replay::decode_state};
 use crate::dag::OrderKey;
-use crate::hash::LaneId;
+use crate::hash::SnapshotId;
 use crate::lane::NodeId;
 use crate::law::Law;
-use crate::snapshot::{Snapshot, SnapshotError, Tip};
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotHeader, Tip};
 use std::collections::BTreeMap;
 
 impl<L: Law> Replica<L> {
-    /// The newest full snapshot and its boundary: the covered lanes that
-    /// held lanes above it name as parents. A peer behind this node's prune
-    /// point needs both to accept the lanes that follow.
-    pub fn snapshot_transfer(&self) -> (&Snapshot, Vec<Tip>) {
-        let snapshot = self.registry.latest().expect("the genesis snapshot is always committed");
-        let last = last_key(&snapshot.header.tips);
-        let boundary = self.dag.boundary(|tip| Some((tip.lamport, tip.author, tip.id)) <= last);
-        (snapshot, boundary)
+    /// The newest full snapshot: what a peer behind this node's prune point
+    /// receives. Its header names the boundary the lanes that follow need.
+    pub fn snapshot_transfer(&self) -> &Snapshot {
+        self.registry.latest().expect("the genesis snapshot is always committed")
     }
 
-    /// Replaces the held prefix with a verified snapshot from a peer (used
-    /// when this node is behind the peer's prune point) and the covered lanes
-    /// the peer's lanes name (`boundary`, from [`Replica::snapshot_transfer`]).
-    /// Lanes this node holds above the snapshot are kept and replayed on top.
-    /// Returns false when the snapshot is not newer than this node's.
-    pub fn install_snapshot(&mut self, snapshot: &Snapshot, boundary: &[Tip]) -> Result<bool, SnapshotError> {
+    /// Whether a snapshot with this id and header could be installed, before
+    /// its state arrives: `Ok(false)` when it is not newer than this node's
+    /// stable point, an error when it diverges from this node's snapshot
+    /// chain, does not add up, or contradicts a lane this node holds.
+    pub fn check_offer(&mut self, id: SnapshotId, header: &SnapshotHeader) -> Result<bool, SnapshotError> {
         self.materialize();
-        let header = &snapshot.header;
         if let Some(ours) = self.registry.id_at(header.lane_index)
-            && ours != snapshot.id
+            && ours != id
         {
-            return Err(SnapshotError::Diverged { lane_index: header.lane_index, ours, theirs: snapshot.id });
+            return Err(SnapshotError::Diverged { lane_index: header.lane_index, ours, theirs: id });
         }
         if header.lane_index <= self.stable_index {
             return Ok(false);
         }
         header.check_consistent()?;
-        self.check_tips_against_held(&header.tips, boundary)?;
+        self.check_tips_against_held(header)?;
+        let covered: BTreeMap<NodeId, u64> = header.tips.iter().map(|tip| (tip.author, tip.seq)).collect();
+        let last = last_key(&header.tips);
+        for &idx in &self.order {
+            let slot = self.dag.slot(idx);
+            let is_covered = covered.get(&slot.lane.author).is_some_and(|seq| slot.lane.seq <= *seq);
+            if !is_covered && Some((slot.lane.lamport, slot.lane.author, slot.id)) <= last {
+                return Err(SnapshotError::ContradictsHistory { lane_index: header.lane_index, lane: slot.id });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Replaces the held prefix with a verified snapshot from a peer (used
+    /// when this node is behind the peer's prune point); its header's
+    /// boundary names the covered lanes later lanes may name. Lanes this
+    /// node holds above the snapshot are kept and replayed on top. Returns
+    /// false when the snapshot is not newer than this node's.
+    pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<bool, SnapshotError> {
+        if !self.check_offer(snapshot.id, &snapshot.header)? {
+            return Ok(false);
+        }
         let state = if self.config.bugs.unverified_snapshot() {
             decode_state(&self.law, &snapshot.state)?
         } else {
             snapshot.verify(&self.law)?
         };
-        let covered: BTreeMap<NodeId, u64> = header.tips.iter().map(|tip| (tip.author, tip.seq)).collect();
-        for &idx in &self.order {
-            let slot = self.dag.slot(idx);
-            let is_covered = covered.get(&slot.lane.author).is_some_and(|seq| slot.lane.seq <= *seq);
-            if !is_covered && Some((slot.lane.lamport, slot.lane.author, slot.id)) <= last_key(&header.tips) {
-                return Err(SnapshotError::ContradictsHistory { lane_index: header.lane_index, lane: slot.id });
-            }
-        }
         // Planted bug `snapshot_drops_boundary`: the boundary is taken for
         // redundant with the frontier, so held lanes that name a covered
         // lane other than a tip wait for it forever.
-        let boundary = if self.config.bugs.snapshot_drops_boundary() { &[] } else { boundary };
+        let boundary = if self.config.bugs.snapshot_drops_boundary() { &[] } else { &snapshot.header.boundary[..] };
         self.rebase_on(snapshot, boundary, state);
         Ok(true)
     }
@@ -67,9 +74,8 @@ impl<L: Law> Replica<L> {
     /// Refuses a snapshot whose frontier or boundary names a different lane
     /// (or another Lamport stamp) at an `(author, seq)` this node holds: a
     /// fork, which is evidence to surface, never a reason to drop held lanes.
-    pub(super) fn check_tips_against_held(&self, tips: &[Tip], boundary: &[Tip]) -> Result<(), SnapshotError> {
-        check_boundary(tips, boundary)?;
-        for tip in tips.iter().chain(boundary) {
+    pub(super) fn check_tips_against_held(&self, header: &SnapshotHeader) -> Result<(), SnapshotError> {
+        for tip in header.tips.iter().chain(&header.boundary) {
             let Some(ours) = self.lane_at(tip.author, tip.seq) else { continue };
             if ours != tip.id || self.lamport_of(&ours) != tip.lamport {
                 return Err(SnapshotError::ForkedTip { author: tip.author, seq: tip.seq, ours, theirs: tip.id });
@@ -116,26 +122,6 @@ impl<L: Law> Replica<L> {
         self.stability_dirty = true;
         self.materialize();
     }
-}
-
-/// Boundary tips travel beside a snapshot and no hash covers them, so each
-/// must at least be a lane the snapshot covers: an author of the frontier, a
-/// seq and a Lamport stamp no higher than that author's tip (equal to the
-/// tip itself at its seq), and one entry per id, the frontier's included.
-pub(super) fn check_boundary(tips: &[Tip], boundary: &[Tip]) -> Result<(), SnapshotError> {
-    let frontier: BTreeMap<NodeId, &Tip> = tips.iter().map(|tip| (tip.author, tip)).collect();
-    let mut seen: BTreeMap<LaneId, &Tip> = tips.iter().map(|tip| (tip.id, tip)).collect();
-    for tip in boundary {
-        let covered = frontier.get(&tip.author).is_some_and(|front| {
-            let same = front.id == tip.id || front.seq == tip.seq;
-            if same { *front == tip } else { tip.seq < front.seq && tip.lamport < front.lamport && tip.seq > 0 }
-        });
-        let unique = seen.insert(tip.id, tip).is_none_or(|other| other == tip);
-        if !covered || !unique {
-            return Err(SnapshotError::BadBoundary { author: tip.author, seq: tip.seq, id: tip.id });
-        }
-    }
-    Ok(())
 }
 
 /// Order key of the last lane of a prefix with these tips: the last lane of

@@ -238,6 +238,7 @@ impl<L: Law> Replica<L> {
             state_digest: digest,
             max_lamport: 0,
             tips: Vec::new(),
+            boundary: Vec::new(),
         };
         let mut registry = SnapshotRegistry::default();
         registry.commit(Snapshot::new(&law, genesis, &state));

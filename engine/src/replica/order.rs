@@ -7,14 +7,18 @@
 
 use super::Replica;
 use super::replay::apply_lane;
-use crate::dag::SlotIdx;
+use crate::dag::{Slot, SlotIdx};
 use crate::hash::LaneId;
 use crate::lane::NodeId;
 use crate::law::Law;
 
 impl<L: Law> Replica<L> {
     pub(super) fn key(&self, idx: SlotIdx) -> (u64, NodeId, LaneId) {
-        let slot = self.dag.slot(idx);
+        self.key_of(self.dag.slot(idx))
+    }
+
+    /// [`Replica::key`] of a slot at hand.
+    pub(super) fn key_of(&self, slot: &Slot<L::Op>) -> (u64, NodeId, LaneId) {
         if self.config.bugs.author_descending_ties() {
             // Planted bug: equal stamps sort by author descending.
             return (slot.lane.lamport, NodeId(u32::MAX - slot.lane.author.0), slot.id);

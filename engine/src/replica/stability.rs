@@ -1,12 +1,16 @@
 //! Causal stability, stable snapshots and pruning.
 //!
 //! Invariant: the stable point only moves forward, to a prefix every
-//! member's latest lane descends from; pruning never passes it.
+//! member's latest lane descends from; pruning never passes it. A stable
+//! snapshot's header names the prefix's boundary as every honest node that
+//! reaches the same prefix computes it.
 
 use super::{Event, Mark, Replica};
-use crate::dag::SlotIdx;
+use crate::dag::{OrderKey, Slot, SlotIdx};
+use crate::lane::NodeId;
 use crate::law::Law;
 use crate::snapshot::{Snapshot, SnapshotHeader, Tip};
+use std::collections::BTreeMap;
 
 impl<L: Law> Replica<L> {
     // ---- internals: stability, snapshots, pruning ------------------------
@@ -23,6 +27,7 @@ impl<L: Law> Replica<L> {
             return;
         }
         let marks: Vec<Mark> = self.marks.drain(..ready).collect();
+        let mut boundaries = self.boundaries(&marks).into_iter();
         let mut parent = self.registry.newest_point().expect("genesis is always recorded").1;
         let mut position = self.stable_index;
         let mut newest_base = None;
@@ -40,6 +45,7 @@ impl<L: Law> Replica<L> {
                 state_digest: mark.digest,
                 max_lamport: self.stable_tips.values().map(|tip| tip.lamport).max().unwrap_or(0),
                 tips: self.stable_tips.values().copied().collect(),
+                boundary: boundaries.next().expect("one boundary per mark"),
             };
             parent = header.id();
             self.registry.record(mark.lane_index, parent);
@@ -52,6 +58,80 @@ impl<L: Law> Replica<L> {
         if let Some(header) = newest_base {
             self.commit_base(header);
         }
+    }
+
+    /// The boundary of each mark's prefix `P`: the lanes of `P` that are not
+    /// its per-author tips but that held lanes outside `P` name as parents.
+    ///
+    /// Why every honest node finds the same set: when `P` is stable here,
+    /// each member's latest held lane descends from all of `P`. A lane that
+    /// names a non-tip `p` of `P` was written while `p` was a head at its
+    /// author, so before the author held `p`'s successor, hence before the
+    /// author's latest lane here: it is an ancestor of a held lane, and held.
+    ///
+    /// One scan over the lanes above the first mark: the lane `x` naming `p`
+    /// puts `p` in the boundary of each mark whose prefix holds `p`'s
+    /// successor in its author's chain (so `p` is not a tip there) but not
+    /// `x`. Lanes inside the first prefix are inside every prefix.
+    fn boundaries(&self, marks: &[Mark]) -> Vec<Vec<Tip>> {
+        let last_keys: Vec<OrderKey> =
+            marks.iter().map(|mark| self.key(self.order[(mark.lane_index - self.prune_index - 1) as usize])).collect();
+        let mut sets: Vec<BTreeMap<(NodeId, u64), Tip>> = vec![BTreeMap::new(); marks.len()];
+        let Some(first) = marks.first() else { return Vec::new() };
+        // The marks whose prefix holds a key: those ending at or after it.
+        let holding = |key: OrderKey| last_keys.partition_point(|last| *last < key);
+        // The marks whose prefix leaves the current lane out; the lanes come
+        // in canonical order, so it only grows.
+        let mut end = 0;
+        for &idx in &self.order[(first.lane_index - self.prune_index) as usize..] {
+            let child = self.dag.slot(idx);
+            let child_key = self.key_of(child);
+            while end < last_keys.len() && last_keys[end] < child_key {
+                end += 1;
+            }
+            let mut consider = |tip: Tip, key: Option<OrderKey>| {
+                // The chain rule makes a lane's own-author parent its
+                // predecessor, whose successor is the lane itself; and with
+                // no mark between the parent and this lane (most parents are
+                // a few lanes back) there is nothing to add.
+                if end == 0 || tip.author == child.lane.author || key.is_some_and(|key| key > last_keys[end - 1]) {
+                    return;
+                }
+                // A pruned parent is inside every prefix.
+                let from = key.map_or(0, holding);
+                let start = match self.dag.chain_after(tip.author, tip.seq).map(|mut after| after.next()) {
+                    // The successor was pruned: it is inside every prefix.
+                    None => from,
+                    Some(Some(successor)) => holding(self.key(successor)).max(from),
+                    // No successor is held: `p` is its author's tip in every prefix.
+                    Some(None) => return,
+                };
+                for set in sets.iter_mut().take(end).skip(start) {
+                    set.insert((tip.author, tip.seq), tip);
+                }
+            };
+            // Admitted parents by slot; when one was pruned, each by id.
+            let mut pruned_parent = child.parent_slots.len() != child.lane.parents.len();
+            for &parent in &child.parent_slots {
+                if pruned_parent {
+                    break;
+                }
+                match self.dag.try_slot(parent) {
+                    Some(slot) => consider(tip_of(slot), Some(self.key_of(slot))),
+                    None => pruned_parent = true,
+                }
+            }
+            if pruned_parent {
+                for parent in &child.lane.parents {
+                    match (self.dag.get(parent), self.dag.pruned_ref(parent)) {
+                        (Some(slot), _) => consider(tip_of(slot), Some(self.key_of(slot))),
+                        (None, Some(tip)) => consider(*tip, None),
+                        (None, None) => {}
+                    }
+                }
+            }
+        }
+        sets.into_iter().map(|set| set.into_values().collect()).collect()
     }
 
     /// 1-based lane index where the causally stable prefix ends: every lane up
@@ -103,4 +183,8 @@ impl<L: Law> Replica<L> {
         self.metrics.lanes_pruned += count as u64;
         self.events.push_back(Event::Pruned { lane_index: base, lanes: count as u64 });
     }
+}
+
+fn tip_of<O>(slot: &Slot<O>) -> Tip {
+    Tip { author: slot.lane.author, seq: slot.lane.seq, lamport: slot.lane.lamport, id: slot.id }
 }

@@ -92,7 +92,8 @@ fn hello_with_filter(bits: Vec<u8>) -> Vec<u8> {
     let status = WireStatus::from(&Replica::new(World, config(1, 2)).status());
     let bloom = Bloom { salt: 9, bits };
     let summary = Summary::Compact(CompactSummary { stable_key: None, heads: Vec::new(), bloom });
-    encode(&Message::Hello { session: 1, status, summary })
+    encode(&Message::Hello { session: 1, status, summary, receiving: None })
+        .expect("a filter within the bit limit fits a message")
 }
 
 #[test]

@@ -12,3 +12,4 @@ mod protocol;
 mod rejection;
 mod rejoin;
 mod snapshots;
+mod transfer;

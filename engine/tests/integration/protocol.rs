@@ -303,11 +303,11 @@ fn a_forked_author_is_detected_from_the_summary() {
 #[test]
 fn wrong_version_oversized_truncated_damaged_and_trailing_bytes_are_typed_errors() {
     let message = Message::InSync { session: 7 };
-    let mut bytes = protocol::encode(&message);
+    let mut bytes = protocol::encode(&message).unwrap();
     assert_eq!(protocol::decode(&bytes).unwrap(), message);
     bytes[0] = 9;
     assert_eq!(protocol::decode(&bytes), Err(WireError::UnknownVersion { found: 9 }));
-    let mut bytes = protocol::encode(&message);
+    let mut bytes = protocol::encode(&message).unwrap();
     bytes.push(0);
     assert!(matches!(protocol::decode(&bytes), Err(WireError::Checksum { .. })), "trailing bytes change the body");
     protocol::reseal(&mut bytes);
@@ -335,7 +335,7 @@ fn every_single_bit_flip_of_a_lanes_message_is_refused_as_damage() {
         more: false,
         need: Vec::new(),
     };
-    let bytes = protocol::encode(&message);
+    let bytes = protocol::encode(&message).unwrap();
     for bit in protocol::ENVELOPE_BYTES * 8..bytes.len() * 8 {
         let mut damaged = bytes.clone();
         damaged[bit / 8] ^= 1 << (bit % 8);

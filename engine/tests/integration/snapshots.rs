@@ -48,11 +48,10 @@ proptest! {
     fn snapshot_plus_suffix_equals_full_replay(seed: u64, authors in 1u32..4, steps in 60usize..250) {
         let lanes = history(seed, authors, steps);
         let (mut source, expected) = replay(0, authors, &lanes);
-        let (snapshot, boundary) = source.snapshot_transfer();
-        let bytes = snapshot.to_bytes();
+        let bytes = source.snapshot_transfer().to_bytes();
         let decoded = Snapshot::from_bytes(&bytes).unwrap();
         let mut restored = crate::support::replica(1, authors);
-        restored.install_snapshot(&decoded, &boundary).unwrap();
+        restored.install_snapshot(&decoded).unwrap();
         let suffix: Vec<_> = source.canonical_lanes().map(|(_, lane)| lane.clone()).collect();
         for lane in suffix {
             let _ = restored.insert(lane);
@@ -100,10 +99,188 @@ fn tampered_snapshots_are_refused() {
         let Ok(decoded) = Snapshot::from_bytes(&tampered) else { continue };
         let mut fresh = crate::support::replica(1, 2);
         let before = fresh.status();
-        match fresh.install_snapshot(&decoded, &[]) {
+        match fresh.install_snapshot(&decoded) {
             Ok(_) => panic!("tampered byte {position} was accepted"),
             Err(error) => assert!(matches!(error, SnapshotError::DigestMismatch { .. } | SnapshotError::Decode(_))),
         }
         assert_eq!(fresh.status(), before);
     }
+}
+
+// ---- the boundary in the header ---------------------------------------------
+
+/// Inserts `lanes` into `replica` in the order of `rng`'s shuffle (lanes
+/// whose ancestry is missing wait), asking for the status at random points
+/// so stability advances at different moments.
+fn deliver_shuffled(replica: &mut Replica<World>, lanes: &[scx_engine::Lane<scx_engine::WorldOp>], rng: &mut Rng) {
+    let mut order: Vec<usize> = (0..lanes.len()).collect();
+    // Shuffle within windows: lanes arrive out of order, but not all of a
+    // history's ancestry waits until the end.
+    for window in order.chunks_mut(24) {
+        rng.shuffle(window);
+    }
+    for index in order {
+        let _ = replica.insert(lanes[index].clone());
+        if rng.below(7) == 0 {
+            let _ = replica.status();
+        }
+    }
+    let _ = replica.status();
+}
+
+#[test]
+fn replicas_reaching_one_stable_prefix_by_different_orders_compute_one_header_boundary_included() {
+    // The claim the header's boundary rests on: when a prefix becomes
+    // stable at a node, the node holds every lane that names a non-tip lane
+    // of it, so the boundary (hence the id) is the same on every node,
+    // whenever and in whatever order the lanes arrived. Replicas of one
+    // history (with pulls between authors, so lanes name other authors'
+    // heads) get the lanes in different orders, with stability checked at
+    // different moments, one of them pruning, one of them starting from a
+    // peer's snapshot; every snapshot point they share must have one id.
+    let mut boundaries = 0;
+    for seed in 0..12u64 {
+        let authors = 3 + (seed % 2) as u32;
+        let lanes = history(seed, authors, 400);
+        let (mut reference, _) = replay(0, authors, &lanes);
+        let mut replicas = Vec::new();
+        for order in 0..3u64 {
+            let mut config = crate::support::config(order as u32 % authors, authors);
+            config.prune = order == 2;
+            let mut replica = Replica::new(World, config);
+            deliver_shuffled(&mut replica, &lanes, &mut Rng::new(seed * 31 + order));
+            replicas.push(replica);
+        }
+        // A replica that starts from the reference's snapshot and gets the rest.
+        let mut restored = crate::support::replica(1, authors);
+        restored.install_snapshot(reference.snapshot_transfer()).unwrap();
+        deliver_shuffled(&mut restored, &lanes, &mut Rng::new(seed * 31 + 9));
+        replicas.push(restored);
+        let expected = reference.status();
+        for (index, replica) in replicas.iter_mut().enumerate() {
+            assert_eq!(replica.status().chain_hash, expected.chain_hash, "seed {seed} replica {index}");
+            for (lane_index, id) in replica.snapshots().lineage() {
+                if let Some(theirs) = reference.snapshots().id_at(lane_index) {
+                    assert_eq!(id, theirs, "seed {seed} replica {index}: snapshot ids differ at lane {lane_index}");
+                }
+            }
+            let latest = replica.snapshots().latest().unwrap();
+            if let Some(full) =
+                reference.snapshots().latest().filter(|s| s.header.lane_index == latest.header.lane_index)
+            {
+                assert_eq!(latest.header, full.header, "seed {seed} replica {index}");
+            }
+        }
+        boundaries += reference.snapshots().latest().unwrap().header.boundary.len();
+        let shared = replicas.iter().filter(|replica| replica.snapshots().lineage().count() > 2).count();
+        assert!(shared >= 3, "seed {seed}: the replicas passed several snapshot points");
+    }
+    assert!(boundaries > 0, "some prefix has a boundary, or the test shows nothing about it");
+}
+
+#[test]
+fn the_boundary_is_covered_by_the_snapshot_id() {
+    let lanes = history(5, 3, 400);
+    let (source, _) = replay(0, 3, &lanes);
+    let honest = source.snapshot_transfer().clone();
+    let front = honest.header.tips.iter().find(|tip| tip.seq > 2).copied().unwrap();
+    let mut header = honest.header.clone();
+    header.boundary.retain(|tip| (tip.author, tip.seq) != (front.author, 1));
+    header.boundary.push(scx_engine::Tip { author: front.author, seq: 1, lamport: 1, id: scx_engine::LaneId([9; 32]) });
+    header.boundary.sort_by_key(|tip| (tip.author, tip.seq));
+    assert_ne!(header.id(), honest.id, "another boundary, another id");
+    let forged = Snapshot { id: honest.id, header: header.clone(), state: honest.state.clone() };
+    let mut fresh = crate::support::replica(1, 3);
+    assert!(matches!(fresh.install_snapshot(&forged), Err(SnapshotError::IdMismatch { .. })), "the id covers it");
+    // Re-sealed, it is another snapshot at the same point: a replica that
+    // passed the point refuses it, and one that took it diverges from the
+    // honest chain, which any handshake with an honest node surfaces.
+    let resealed = Snapshot { id: header.id(), header, state: honest.state.clone() };
+    let (mut passed, _) = replay(2, 3, &lanes);
+    assert!(matches!(passed.install_snapshot(&resealed), Err(SnapshotError::Diverged { .. })));
+    let mut fooled = crate::support::replica(1, 3);
+    assert_eq!(fooled.install_snapshot(&resealed), Ok(true));
+    assert_ne!(fooled.snapshots().id_at(honest.header.lane_index), source.snapshots().id_at(honest.header.lane_index));
+}
+
+/// A header over one author's chain of three lanes (seqs 1..=3, stamps
+/// 1..=3) with `boundary`.
+fn header_with(boundary: Vec<scx_engine::Tip>) -> scx_engine::SnapshotHeader {
+    let tip = scx_engine::Tip { author: scx_engine::NodeId(0), seq: 3, lamport: 3, id: scx_engine::LaneId([3; 32]) };
+    scx_engine::SnapshotHeader {
+        parent: scx_engine::SnapshotId::ZERO,
+        lane_index: 3,
+        chain_hash: scx_engine::ChainHash::ZERO,
+        state_digest: scx_engine::StateDigest::ZERO,
+        max_lamport: 3,
+        tips: vec![tip],
+        boundary,
+    }
+}
+
+#[test]
+fn a_boundary_that_cannot_be_covered_non_tip_lanes_is_refused_rule_by_rule() {
+    use scx_engine::{LaneId, NodeId, Tip};
+    let lane = |author, seq, lamport, byte| Tip { author: NodeId(author), seq, lamport, id: LaneId([byte; 32]) };
+    assert_eq!(header_with(vec![lane(0, 1, 1, 1), lane(0, 2, 2, 2)]).check_consistent(), Ok(()));
+    let cases = [
+        (vec![lane(0, 2, 2, 2), lane(0, 1, 1, 1)], "entries must ascend by author and seq"),
+        (vec![lane(0, 1, 1, 1), lane(0, 1, 1, 2)], "entries must ascend by author and seq"),
+        (vec![lane(1, 1, 1, 1)], "its author is not on the frontier"),
+        (vec![lane(0, 3, 2, 1)], "its seq is not below its author's tip"),
+        (vec![lane(0, 0, 1, 1)], "its seq is not below its author's tip"),
+        (vec![lane(0, 2, 1, 1)], "its stamp is below its seq"),
+        (vec![lane(0, 1, 3, 1)], "its stamp is not below its author's tip's by the seq gap"),
+        (vec![lane(0, 1, 1, 3)], "its id appears twice"),
+        (vec![lane(0, 1, 1, 1), lane(0, 2, 2, 1)], "its id appears twice"),
+    ];
+    for (boundary, expected) in cases {
+        let header = header_with(boundary.clone());
+        match header.check_consistent() {
+            Err(SnapshotError::BadBoundary { rule, .. }) => assert_eq!(rule, expected, "{boundary:?}"),
+            other => panic!("{boundary:?}: expected {expected:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn peer_numbers_that_would_wrap_are_overflow_errors() {
+    use scx_engine::{LaneId, NodeId, Tip};
+    // A boundary stamp near u64::MAX plus its seq gap to the tip wraps.
+    let mut header = header_with(vec![Tip { author: NodeId(0), seq: 1, lamport: u64::MAX - 1, id: LaneId([1; 32]) }]);
+    header.tips[0].lamport = u64::MAX;
+    header.max_lamport = u64::MAX;
+    assert!(matches!(
+        header.check_boundary(),
+        Err(SnapshotError::Overflow { what: "a boundary stamp plus its seq gap to the tip", .. })
+    ));
+    // Tips' seqs whose sum wraps to the claimed lane index.
+    let mut header = header_with(Vec::new());
+    header.tips.push(Tip { author: NodeId(1), seq: u64::MAX - 1, lamport: 1, id: LaneId([4; 32]) });
+    header.lane_index = 3u64.wrapping_add(u64::MAX - 1);
+    assert!(matches!(
+        header.check_consistent(),
+        Err(SnapshotError::Overflow { what: "the sum of the tips' seqs", .. })
+    ));
+}
+
+#[test]
+fn a_decoded_header_keeps_its_boundary_in_canonical_order() {
+    let lanes = history(5, 3, 400);
+    let (source, _) = replay(0, 3, &lanes);
+    let mut header = source.snapshot_transfer().header.clone();
+    let front = header.tips.iter().find(|tip| tip.seq > 2).copied().unwrap();
+    header.boundary = vec![
+        scx_engine::Tip { author: front.author, seq: 2, lamport: 2, id: scx_engine::LaneId([2; 32]) },
+        scx_engine::Tip { author: front.author, seq: 1, lamport: 1, id: scx_engine::LaneId([1; 32]) },
+    ];
+    let mut bytes = Vec::new();
+    header.encode(&mut bytes);
+    let refused = scx_engine::SnapshotHeader::decode(&mut scx_engine::codec::Reader::new(&bytes));
+    assert!(refused.is_err(), "a boundary out of order has a second encoding, so it is refused");
+    header.boundary.reverse();
+    let mut bytes = Vec::new();
+    header.encode(&mut bytes);
+    let decoded = scx_engine::SnapshotHeader::decode(&mut scx_engine::codec::Reader::new(&bytes)).unwrap();
+    assert_eq!(decoded, header);
 }

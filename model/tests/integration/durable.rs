@@ -101,8 +101,9 @@ impl Subject {
     fn deliver(&mut self, history: &History, index: usize) -> Result<(), String> {
         let lane = &history.lanes[index];
         let batch = protocol::encode_batch(&[(history.ids[index], lane)]);
-        let bundle =
-            protocol::encode(&Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: vec![] });
+        let message = Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: vec![] };
+        let datagram = protocol::encode(&message).map_err(|error| format!("one lane fits a message: {error}"))?;
+        let bundle = protocol::write_bundle(&[datagram]);
         let metrics = self
             .node
             .apply_bundle(0, NodeId(u32::MAX - 1), &bundle)

@@ -38,19 +38,26 @@ fn the_corpus_holds_every_message_kind_in_every_state() {
     for kind in ["hello", "in-sync", "delta", "lanes", "supply", "bundle"] {
         assert!(kinds.get(kind).is_some_and(|count| *count > 0), "no {kind} case in {kinds:?}");
     }
-    let carries_snapshot = |kind: &str| {
-        corpus.cases.iter().any(|case| {
-            case.kind == kind
-                && matches!(
-                    scx_engine::protocol::decode(&case.bytes),
-                    Ok(scx_engine::protocol::Message::Delta { snapshot: Some(_), .. }
-                        | scx_engine::protocol::Message::Lanes { snapshot: Some(_), .. })
-                )
-        })
+    use scx_engine::protocol::{Message, SnapshotOffer};
+    let parts = |kind: &'static str| -> Vec<scx_engine::protocol::WireSnapshot> {
+        let cases = corpus.cases.iter().filter(|case| case.kind == kind);
+        let messages = cases.flat_map(|case| harness::oracle::decode_input(case.delivery, &case.bytes));
+        messages
+            .filter_map(|message| match message {
+                Message::Delta { snapshot, .. } | Message::Lanes { snapshot, .. } => snapshot,
+                _ => None,
+            })
+            .collect()
     };
-    assert!(carries_snapshot("delta"), "a delta carries a snapshot to a peer behind the prune point");
-    assert!(carries_snapshot("lanes"), "lanes carry a snapshot to a responder behind the prune point");
-    assert!(carries_snapshot("bundle"), "a bundle of a pruned replica carries its snapshot");
+    for kind in ["delta", "lanes", "bundle"] {
+        let parts = parts(kind);
+        assert!(parts.iter().any(|part| part.offer.is_some()), "a {kind} carries a snapshot's offer");
+        assert!(parts.iter().any(|part| part.offer.is_none()), "a {kind} carries a chunk of an offer sent before");
+        let chunks = |part: &scx_engine::protocol::WireSnapshot| {
+            part.offer.as_deref().and_then(|offer| SnapshotOffer::from_bytes(offer).ok()).map_or(0, |o| o.chunk_count())
+        };
+        assert!(parts.iter().any(|part| chunks(part) > 3), "a {kind} offers a snapshot of many chunks");
+    }
     let compact = corpus.cases.iter().any(|case| {
         matches!(
             scx_engine::protocol::decode(&case.bytes),

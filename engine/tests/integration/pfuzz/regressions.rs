@@ -1,8 +1,8 @@
 //! Engine bugs the protocol fuzzer found, each reproduced by the smallest
 //! input that showed it, with the behaviour the fix gives.
 
-use scx_engine::protocol::{self, Message, WireSnapshot};
-use scx_engine::{LaneId, NodeId, Replica, ReplicaConfig, Snapshot, SnapshotError, World, WorldOp};
+use scx_engine::protocol::{self, Message, SnapshotOffer, WireSnapshot};
+use scx_engine::{LaneId, NodeId, Replica, ReplicaConfig, Snapshot, SnapshotError, SnapshotHeader, World, WorldOp};
 
 fn config(node: u32, prune: bool) -> ReplicaConfig {
     let mut config = ReplicaConfig::new(NodeId(node), [NodeId(0), NodeId(1)]);
@@ -64,9 +64,8 @@ fn a_snapshot_naming_another_lane_at_a_held_dot_is_refused() {
     // installed over a receiver that held a different lane at one of its
     // tips' dots; the receiver's lanes were silently replaced (a fork
     // resolved by whoever sent a snapshot first).
-    let mut sender = pruned_member(1);
-    let (snapshot, boundary) = sender.snapshot_transfer();
-    let (snapshot, boundary) = (snapshot.clone(), boundary);
+    let (mut sender, written) = pruned_member_and_lanes(1);
+    let snapshot = sender.snapshot_transfer().clone();
     let tip = snapshot.header.tips.iter().find(|tip| tip.author == NodeId(0)).copied().unwrap();
     let mut receiver = lone_chain(tip.seq as usize + 3);
     let ours = receiver.lane_at(NodeId(0), tip.seq).unwrap();
@@ -83,7 +82,7 @@ fn a_snapshot_naming_another_lane_at_a_held_dot_is_refused() {
 
     // And directly: a typed error naming both lanes.
     let mut receiver = lone_chain(tip.seq as usize + 3);
-    match receiver.install_snapshot(&snapshot, &boundary) {
+    match receiver.install_snapshot(&snapshot) {
         Err(SnapshotError::ForkedTip { author, seq, ours: held, theirs }) => {
             assert_eq!((author, seq, held, theirs), (NodeId(0), tip.seq, ours, tip.id));
         }
@@ -91,58 +90,71 @@ fn a_snapshot_naming_another_lane_at_a_held_dot_is_refused() {
     }
     assert_eq!(receiver.status(), status);
 
-    // A boundary tip that forks a held lane is refused alike.
-    let mut receiver = lone_chain(tip.seq as usize + 3);
-    let mut forged = boundary.clone();
-    forged.push(scx_engine::Tip { author: NodeId(0), seq: 1, lamport: 1, id: LaneId([7; 32]) });
-    let honest_tips: Vec<_> = snapshot.header.tips.iter().filter(|t| t.author != NodeId(0)).copied().collect();
+    // A boundary lane that forks a held lane is refused alike: the
+    // receiver holds node 0's first lane, and a re-sealed header names
+    // another lane at that dot.
+    let mut receiver = Replica::new(World, config(2, false));
+    receiver.insert(written[0].clone()).unwrap();
+    let status = receiver.status();
+    let first = scx_engine::Tip { author: NodeId(0), seq: 1, lamport: written[0].lamport, id: LaneId([7; 32]) };
+    let forged = resealed(&snapshot, |header| {
+        header.boundary.retain(|tip| (tip.author, tip.seq) != (NodeId(0), 1));
+        header.boundary.insert(0, first);
+    });
+    let (metrics, events) = protocol::apply_bundle(&snapshot_bundle(&forged), NodeId(0), &mut receiver).unwrap();
+    assert_eq!(metrics.snapshots_installed, 0, "a boundary lane that forks a held lane is refused");
+    assert!(
+        events.iter().any(|event| matches!(
+            event,
+            protocol::SyncEvent::Diverged { error: SnapshotError::ForkedTip { seq: 1, .. }, .. }
+        )),
+        "{events:?}"
+    );
+    assert_eq!(receiver.status(), status);
+}
+
+/// `snapshot` with its header changed by `forge` and its id re-sealed.
+fn resealed(snapshot: &Snapshot, forge: impl FnOnce(&mut SnapshotHeader)) -> Snapshot {
     let mut header = snapshot.header.clone();
-    header.tips = honest_tips;
-    let other = Snapshot { id: header.id(), header, state: snapshot.state.clone() };
+    forge(&mut header);
+    Snapshot { id: header.id(), header, state: snapshot.state.clone() }
+}
+
+/// A bundle of `snapshot` alone, in one chunk, and no lanes.
+fn snapshot_bundle(snapshot: &Snapshot) -> Vec<u8> {
+    let offer = SnapshotOffer::of(snapshot, protocol::MAX_CHUNK_BYTES).unwrap();
+    assert_eq!(offer.chunk_count(), 1, "a small state travels in one chunk");
+    let part =
+        WireSnapshot { id: snapshot.id, offer: Some(offer.to_bytes()), chunk_index: 0, chunk: snapshot.state.clone() };
     let message = Message::Lanes {
         session: 0,
-        snapshot: Some(WireSnapshot {
-            bytes: other.to_bytes(),
-            boundary: forged.into_iter().map(Into::into).collect(),
-        }),
+        snapshot: Some(part),
         lanes: vec![protocol::BATCH_FORMAT_VERSION],
         more: false,
         need: Vec::new(),
     };
-    let (metrics, _) = protocol::apply_bundle(&protocol::encode(&message), NodeId(0), &mut receiver).unwrap();
-    assert_eq!(metrics.snapshots_installed, 0, "a boundary tip that forks a held lane is refused");
-    assert_eq!(receiver.status(), status);
-}
-
-/// A bundle of `sender`'s snapshot with `boundary` and no lanes.
-fn snapshot_bundle(snapshot: &Snapshot, boundary: Vec<scx_engine::Tip>) -> Vec<u8> {
-    protocol::encode(&Message::Lanes {
-        session: 0,
-        snapshot: Some(WireSnapshot {
-            bytes: snapshot.to_bytes(),
-            boundary: boundary.into_iter().map(Into::into).collect(),
-        }),
-        lanes: vec![protocol::BATCH_FORMAT_VERSION],
-        more: false,
-        need: Vec::new(),
-    })
+    protocol::write_bundle(&[protocol::encode(&message).unwrap()])
 }
 
 #[test]
 fn a_forged_boundary_tip_naming_a_later_lane_does_not_wedge_the_receiver() {
-    // Found by the fuzzer: boundary tips travel beside the snapshot and no
-    // hash covers them. A forged one that names the id of a real lane above
-    // the snapshot, under another dot, made the receiver think it held that
+    // Found by the fuzzer when boundary tips travelled beside the snapshot,
+    // which no hash covered (now the header names them, and a forged one
+    // takes a re-sealed header, which a peer behind the prune point has to
+    // trust). A forged one that names the id of a real lane above the
+    // snapshot, under another dot, made the receiver think it held that
     // lane: the real lane was dropped as a duplicate when it came, its
     // descendants waited forever, and honest sessions never converged.
     let mut sender = pruned_member(1);
-    let (snapshot, mut boundary) = sender.snapshot_transfer();
-    let snapshot = snapshot.clone();
+    let snapshot = sender.snapshot_transfer().clone();
     let (later, _) = sender.canonical_lanes().next().map(|(id, lane)| (id, lane.clone())).unwrap();
-    boundary.push(scx_engine::Tip { author: NodeId(0), seq: 1, lamport: 1, id: later });
+    let forged = resealed(&snapshot, |header| {
+        header.boundary.retain(|tip| (tip.author, tip.seq) != (NodeId(0), 1));
+        header.boundary.insert(0, scx_engine::Tip { author: NodeId(0), seq: 1, lamport: 1, id: later });
+    });
     let mut receiver = Replica::new(World, config(2, true));
-    let (metrics, _) = protocol::apply_bundle(&snapshot_bundle(&snapshot, boundary), NodeId(0), &mut receiver).unwrap();
-    assert_eq!(metrics.snapshots_installed, 1, "the snapshot itself is honest");
+    let (metrics, _) = protocol::apply_bundle(&snapshot_bundle(&forged), NodeId(0), &mut receiver).unwrap();
+    assert_eq!(metrics.snapshots_installed, 1, "the forged header is well formed");
     // The honest rest arrives.
     protocol::apply_bundle(&protocol::bundle(&mut sender), sender.node(), &mut receiver).unwrap();
     assert!(receiver.lane(&later).is_some(), "the real lane is admitted, not taken for the forged reference");
@@ -152,15 +164,20 @@ fn a_forged_boundary_tip_naming_a_later_lane_does_not_wedge_the_receiver() {
     // Found next: a boundary entry carrying a frontier tip's id under
     // another author overrode the tip, and the author's next lane failed its
     // chain check forever. One id, one entry, the frontier's included.
-    let (snapshot, mut boundary) = sender.snapshot_transfer();
-    let snapshot = snapshot.clone();
+    let snapshot = sender.snapshot_transfer().clone();
     let mut renamed = snapshot.header.tips[1];
     renamed.author = snapshot.header.tips[0].author;
     renamed.seq = 1;
     renamed.lamport = 1;
-    boundary.push(renamed);
+    let forged = resealed(&snapshot, |header| {
+        header.boundary.retain(|tip| (tip.author, tip.seq) != (renamed.author, 1));
+        header.boundary.insert(0, renamed);
+    });
     let mut receiver = Replica::new(World, config(2, true));
-    assert!(matches!(receiver.install_snapshot(&snapshot, &boundary), Err(SnapshotError::BadBoundary { .. })));
+    assert!(matches!(
+        receiver.install_snapshot(&forged),
+        Err(SnapshotError::BadBoundary { rule: "its id appears twice", .. })
+    ));
 }
 
 #[test]
@@ -182,8 +199,9 @@ fn a_lane_by_an_author_outside_the_membership_is_refused() {
     assert_eq!(behind.status(), status);
     // Through the protocol: the forged lane in a bundle is refused alike.
     let batch = protocol::encode_batch(&[(forged.id(), &forged)]);
-    let bundle =
+    let datagram =
         protocol::encode(&Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: vec![] });
+    let bundle = protocol::write_bundle(&[datagram.unwrap()]);
     let (metrics, _) = protocol::apply_bundle(&bundle, NodeId(0), &mut behind).unwrap();
     assert_eq!((metrics.lanes_rejected, metrics.lanes_missing), (1, 0));
     assert!(!behind.holds(&forged.id()));
@@ -198,35 +216,39 @@ fn a_snapshot_header_that_does_not_add_up_is_refused() {
     // honest prefix holds each author's lanes 1..=seq exactly once, so its
     // lane index is the sum of its tips' seqs, its largest stamp is its
     // tips' largest, and no stamp exceeds the lane count.
+    // A wrapping sum of seqs is refused as an overflow (checked arithmetic
+    // on a peer's numbers), not as a sum that merely differs.
     let mut sender = pruned_member(1);
-    let (snapshot, boundary) = sender.snapshot_transfer();
-    let honest = snapshot.clone();
+    let honest = sender.snapshot_transfer().clone();
     type Forge = fn(&mut scx_engine::SnapshotHeader);
-    let forgeries: [(&str, Forge); 4] = [
-        ("lane index u64::MAX", |h| h.lane_index = u64::MAX),
-        ("lane index off by one", |h| h.lane_index += 1),
-        ("max lamport u64::MAX", |h| h.max_lamport = u64::MAX),
-        ("tip seq near u64::MAX", |h| {
-            h.tips[0].seq = u64::MAX - 1;
-            h.lane_index = h.tips.iter().fold(0u64, |sum, tip| sum.wrapping_add(tip.seq));
-        }),
+    let forgeries: [(&str, Forge, bool); 4] = [
+        ("lane index u64::MAX", |h| h.lane_index = u64::MAX, false),
+        ("lane index off by one", |h| h.lane_index += 1, false),
+        ("max lamport u64::MAX", |h| h.max_lamport = u64::MAX, false),
+        (
+            "tip seq near u64::MAX",
+            |h| {
+                h.tips[0].seq = u64::MAX - 1;
+                h.lane_index = h.tips.iter().fold(0u64, |sum, tip| sum.wrapping_add(tip.seq));
+            },
+            true,
+        ),
     ];
-    for (name, forge) in forgeries {
-        let mut header = honest.header.clone();
-        forge(&mut header);
-        let forged = Snapshot { id: header.id(), header, state: honest.state.clone() };
+    for (name, forge, wraps) in forgeries {
+        let forged = resealed(&honest, forge);
         let mut receiver = Replica::new(World, config(2, true));
-        let (metrics, _) =
-            protocol::apply_bundle(&snapshot_bundle(&forged, boundary.clone()), NodeId(0), &mut receiver).unwrap();
+        let (metrics, _) = protocol::apply_bundle(&snapshot_bundle(&forged), NodeId(0), &mut receiver).unwrap();
         assert_eq!(metrics.snapshots_installed, 0, "{name}: installed");
-        assert!(
-            matches!(receiver.install_snapshot(&forged, &boundary), Err(SnapshotError::Inconsistent { .. })),
-            "{name}: not refused as inconsistent"
-        );
+        let refused = receiver.install_snapshot(&forged);
+        if wraps {
+            assert!(matches!(refused, Err(SnapshotError::Overflow { .. })), "{name}: {refused:?}");
+        } else {
+            assert!(matches!(refused, Err(SnapshotError::Inconsistent { .. })), "{name}: {refused:?}");
+        }
         assert_eq!(receiver.status().lane_index, 0, "{name}");
     }
     let mut receiver = Replica::new(World, config(2, true));
-    assert_eq!(receiver.install_snapshot(&honest, &boundary), Ok(true), "the honest header adds up");
+    assert_eq!(receiver.install_snapshot(&honest), Ok(true), "the honest header adds up");
     protocol::apply_bundle(&protocol::bundle(&mut sender), sender.node(), &mut receiver).unwrap();
     assert_eq!(receiver.status().chain_hash, sender.status().chain_hash);
 }
@@ -242,11 +264,11 @@ fn a_pending_lane_naming_a_lane_a_snapshot_covers_is_admitted_without_a_panic() 
     // above the snapshot, naming a covered lane the snapshot sender's own
     // lanes do not name.
     let (sender, written) = pruned_member_and_lanes(1);
-    let (snapshot, boundary) = sender.snapshot_transfer();
-    let (snapshot, boundary) = (snapshot.clone(), boundary);
+    let snapshot = sender.snapshot_transfer().clone();
     let first = written[0].clone();
     let tip = snapshot.header.tips.iter().find(|tip| tip.author == NodeId(1)).copied().unwrap();
-    assert!(snapshot.header.tips.iter().chain(&boundary).all(|t| t.id != first.id()), "the first lane is no tip");
+    let named = snapshot.header.tips.iter().chain(&snapshot.header.boundary);
+    assert!(named.clone().all(|t| t.id != first.id()), "the first lane is no tip and not on the boundary");
     let mut receiver = Replica::new(World, config(2, true));
     receiver.insert(first.clone()).unwrap();
     let waiting = scx_engine::Lane::new(
@@ -257,7 +279,7 @@ fn a_pending_lane_naming_a_lane_a_snapshot_covers_is_admitted_without_a_panic() 
         vec![WorldOp::Add { key: 4, delta: 1 }],
     );
     assert_eq!(receiver.insert(waiting.clone()).unwrap(), scx_engine::Inserted::Pending);
-    assert_eq!(receiver.install_snapshot(&snapshot, &boundary), Ok(true));
+    assert_eq!(receiver.install_snapshot(&snapshot), Ok(true));
     assert!(receiver.lane(&waiting.id()).is_some(), "the lane is released onto the snapshot");
     assert_eq!(receiver.pending_lanes(), 0);
 }
@@ -289,20 +311,23 @@ fn covered_lanes_against_a_large_boundary_are_found_by_dot_not_by_scan() {
     // was checked against the pruned references by a linear scan, so one
     // message with many boundary tips and many covered lanes cost their
     // product (minutes for a message well under the size limit). Lookups by
-    // dot make it linear; this case takes milliseconds instead of most of a
-    // minute, and the answers are the same.
+    // dot make it linear. (A header now names at most one boundary lane
+    // per dot below each tip; this one names every such dot, with ids
+    // nobody wrote, and 40,000 lanes arrive at covered dots.)
     let mut sender = pruned_member(1);
-    let (snapshot, mut boundary) = sender.snapshot_transfer();
-    let snapshot = snapshot.clone();
-    let front = snapshot.header.tips.iter().find(|tip| tip.author == NodeId(0)).copied().unwrap();
-    for i in 0..40_000u64 {
-        let mut id = [0u8; 32];
-        id[..8].copy_from_slice(&i.to_le_bytes());
-        id[8] = 0xbd;
-        boundary.push(scx_engine::Tip { author: NodeId(0), seq: 1, lamport: 1, id: LaneId(id) });
-    }
+    let honest = sender.snapshot_transfer().clone();
+    let front = honest.header.tips.iter().find(|tip| tip.author == NodeId(0)).copied().unwrap();
+    let snapshot = resealed(&honest, |header| {
+        header.boundary.retain(|tip| tip.author != NodeId(0));
+        let forged = (1..front.seq).map(|seq| {
+            let mut id = [0xbd; 32];
+            id[..8].copy_from_slice(&seq.to_le_bytes());
+            scx_engine::Tip { author: NodeId(0), seq, lamport: seq, id: LaneId(id) }
+        });
+        header.boundary.splice(0..0, forged);
+    });
     let mut receiver = Replica::new(World, config(2, true));
-    assert_eq!(receiver.install_snapshot(&snapshot, &boundary), Ok(true));
+    assert_eq!(receiver.install_snapshot(&snapshot), Ok(true));
     let mut covered = 0;
     for i in 0..40_000u64 {
         let lane = scx_engine::Lane::new(

@@ -1,8 +1,8 @@
 //! The corpus: real replicas run real sessions in many states (in sync, one
 //! behind, both diverged, lanes pending, behind the prune point so a
-//! snapshot travels, compact summaries above 64 members, air-gapped
-//! bundles), and every datagram is captured with clones of its receiver and
-//! sender as they were just before delivery.
+//! snapshot travels, whole or in many chunks, compact summaries above 64
+//! members, air-gapped bundles), and every datagram is captured with clones
+//! of its receiver and sender as they were just before delivery.
 
 use super::{Choices, Rng};
 use scx_engine::protocol::{self, Message, SummaryMode, Syncer, WireSnapshot};
@@ -99,17 +99,19 @@ impl Corpus {
             pair(&mut corpus, seed);
             trio_with_pending(&mut corpus, seed);
             pruned(&mut corpus, seed);
+            chunked(&mut corpus, seed);
             compact(&mut corpus, seed);
         }
         for case in &corpus.cases {
-            let Ok(message) = protocol::decode(&case.bytes) else { continue };
-            match message {
-                Message::Delta { snapshot, lanes, .. } | Message::Lanes { snapshot, lanes, .. } => {
-                    corpus.snapshots.extend(snapshot);
-                    corpus.batches.push(lanes);
+            for message in super::oracle::decode_input(case.delivery, &case.bytes) {
+                match message {
+                    Message::Delta { snapshot, lanes, .. } | Message::Lanes { snapshot, lanes, .. } => {
+                        corpus.snapshots.extend(snapshot);
+                        corpus.batches.push(lanes);
+                    }
+                    Message::Supply { lanes, .. } => corpus.batches.push(lanes),
+                    _ => {}
                 }
-                Message::Supply { lanes, .. } => corpus.batches.push(lanes),
-                _ => {}
             }
         }
         corpus.batches.retain(|batch| batch.len() > 1);
@@ -135,6 +137,8 @@ struct Scene<'c> {
     rng: Rng,
     universe: Universe,
     first_case: usize,
+    /// Keys the writers' ops touch (more keys, larger states).
+    keys: u64,
 }
 
 impl<'c> Scene<'c> {
@@ -150,13 +154,14 @@ impl<'c> Scene<'c> {
             .collect();
         let syncers = (0..nodes).map(|node| Syncer::new(NodeId(node))).collect();
         let first_case = corpus.cases.len();
-        Self { corpus, label, replicas, syncers, rng: Rng::new(seed), universe: Universe::default(), first_case }
+        let universe = Universe::default();
+        Self { corpus, label, replicas, syncers, rng: Rng::new(seed), universe, first_case, keys: 8 }
     }
 
     /// Node `node` writes `count` lanes of random ops.
     fn write(&mut self, node: usize, count: u64) {
         for _ in 0..count {
-            let ops = random_ops(&mut self.rng, &mut self.replicas[node]);
+            let ops = random_ops(&mut self.rng, &mut self.replicas[node], self.keys);
             let (id, lane) = self.replicas[node].create_lane(ops).expect("an own lane is valid");
             self.universe.lanes.insert(id);
             self.universe.dots.insert((lane.author, lane.seq), id);
@@ -228,9 +233,10 @@ impl<'c> Scene<'c> {
         }
     }
 
-    /// Carries a bundle of everything `from` holds to `to`.
-    fn bundle(&mut self, from: usize, to: usize) {
-        let bytes = protocol::bundle(&mut self.replicas[from]);
+    /// Carries a bundle of everything `from` holds to `to`, its snapshot
+    /// in chunks of `chunk_bytes`.
+    fn bundle(&mut self, from: usize, to: usize, chunk_bytes: u64) {
+        let bytes = protocol::bundle_in_chunks(&mut self.replicas[from], chunk_bytes);
         self.capture(from, to, &bytes, Delivery::Bundle);
         protocol::apply_bundle(&bytes, NodeId(from as u32), &mut self.replicas[to]).expect("an honest bundle decodes");
     }
@@ -252,13 +258,13 @@ impl<'c> Scene<'c> {
     }
 }
 
-/// Random ops over a small key space, built from the author's state so
-/// puts and removes carry what the author saw.
-fn random_ops(rng: &mut Rng, replica: &mut Replica<World>) -> Vec<WorldOp> {
+/// Random ops over `keys` keys, built from the author's state so puts and
+/// removes carry what the author saw.
+fn random_ops(rng: &mut Rng, replica: &mut Replica<World>, keys: u64) -> Vec<WorldOp> {
     let count = 1 + rng.below(3) as usize;
     let mut ops = Vec::with_capacity(count);
     for _ in 0..count {
-        let key = rng.below(8) as u32;
+        let key = rng.below(keys) as u32;
         let state = replica.state();
         let op = match rng.below(4) {
             0 => state.put(key, rng.below(1000)),
@@ -286,7 +292,7 @@ fn pair(corpus: &mut Corpus, seed: u64) {
     scene.session(1, 0); // the responder is behind
     scene.write_some(0, 1, 10);
     scene.write_some(1, 1, 10);
-    scene.bundle(0, 1);
+    scene.bundle(0, 1, protocol::MAX_CHUNK_BYTES);
     scene.write_some(0, 1, 4);
     scene.session(0, 1); // both diverged
     scene.finish();
@@ -312,7 +318,7 @@ fn trio_with_pending(corpus: &mut Corpus, seed: u64) {
     scene.session(0, 1);
     scene.write_some(2, 1, 4);
     scene.session(2, 0);
-    scene.bundle(2, 1);
+    scene.bundle(2, 1, protocol::MAX_CHUNK_BYTES);
     scene.finish();
 }
 
@@ -347,7 +353,50 @@ fn pruned(corpus: &mut Corpus, seed: u64) {
     let config = scene.replicas[3].config().clone();
     scene.replicas[3] = Replica::new(World, config);
     scene.syncers[3] = Syncer::new(NodeId(3));
-    scene.bundle(0, 3);
+    scene.bundle(0, 3, protocol::MAX_CHUNK_BYTES);
+    scene.finish();
+}
+
+/// Two members write over many keys until they prune; observers behind the
+/// prune point assemble the snapshot in 1 KiB chunks, one per session (by
+/// Delta, then by Lanes), so offers of many chunks and chunk-only parts
+/// are cases, and so is every step of an interrupted transfer.
+fn chunked(corpus: &mut Corpus, seed: u64) {
+    let mut scene = Scene::new(corpus, format!("chunked seed {seed}"), 4, 2, true, seed);
+    scene.keys = 600;
+    for syncer in &mut scene.syncers {
+        syncer.set_snapshot_chunk_bytes(1024);
+    }
+    scene.write(0, 3);
+    for _ in 0..200 {
+        scene.write_some(0, 2, 4);
+        scene.write_some(1, 2, 4);
+        let first = scene.corpus.cases.len();
+        scene.session(0, 1);
+        scene.corpus.cases.truncate(first);
+        let latest = scene.replicas[0].snapshots().latest().expect("the genesis snapshot is always there");
+        let chunks = protocol::SnapshotOffer::of(latest, 1024).map_or(0, |offer| offer.chunk_count());
+        if scene.replicas[0].prune_index() > 0 && scene.replicas[1].prune_index() > 0 && chunks >= 5 {
+            break;
+        }
+    }
+    for _ in 0..16 {
+        scene.session(2, 0); // each delta carries one chunk
+        if scene.replicas[2].prune_index() > 0 {
+            break;
+        }
+    }
+    for _ in 0..16 {
+        scene.session(1, 3); // each Lanes message carries one chunk
+        if scene.replicas[3].prune_index() > 0 {
+            break;
+        }
+    }
+    // A fresh node gets it all as a bundle of many chunks.
+    let config = scene.replicas[3].config().clone();
+    scene.replicas[3] = Replica::new(World, config);
+    scene.syncers[3] = Syncer::new(NodeId(3));
+    scene.bundle(0, 3, 1024);
     scene.finish();
 }
 

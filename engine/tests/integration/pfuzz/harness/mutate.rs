@@ -1,17 +1,22 @@
 //! Mutators. Most inputs are decoded, changed at the level of one field
 //! (session ids, counts, seqs, Lamport stamps near `u64::MAX`, parent
-//! back-references, summary entries, Bloom bits and sizes, snapshot header
-//! fields, boundary tips, state bytes) and encoded again, with snapshot ids
-//! and digests re-sealed so the change gets past the checks that only
-//! catch accidents. The rest are byte flips, inserts, truncations and
-//! splices, which exercise the decoders themselves.
+//! back-references, summary entries, Bloom bits and sizes, stated snapshot
+//! transfers, snapshot header fields, boundary lanes, offers and their
+//! chunk manifests, chunk indexes and bytes, state bytes) and encoded
+//! again, with snapshot ids and digests re-sealed so the change gets past
+//! the checks that only catch accidents. Bundles are mutated one datagram
+//! at a time or as a sequence (parts dropped, repeated, reordered). The
+//! rest are byte flips, inserts, truncations and splices, which exercise
+//! the decoders themselves.
 
 use super::Choices;
-use super::corpus::{Case, Corpus};
+use super::corpus::{Case, Corpus, Delivery};
 use scx_engine::codec::{Reader, put_varint};
 use scx_engine::lane::Op;
-use scx_engine::protocol::{self, Bloom, CompactSummary, Message, Summary, SummaryEntry, WireSnapshot, WireTip};
-use scx_engine::{Dot, LaneId, NodeId, Snapshot, SnapshotId, WorldOp, hash};
+use scx_engine::protocol::{
+    self, Bloom, CompactSummary, Message, SnapshotOffer, SnapshotWant, Summary, SummaryEntry, WireSnapshot,
+};
+use scx_engine::{Dot, LaneId, NodeId, Snapshot, SnapshotId, Tip, WorldOp, hash};
 
 /// Largest collection a "blow up" mutation builds (entries, tips, ids, lanes).
 const MAX_BLOW_UP: u64 = 3000;
@@ -105,12 +110,49 @@ fn some_author(ch: &mut impl Choices) -> NodeId {
 // ---- messages --------------------------------------------------------------
 
 fn structured(case: &Case, corpus: &Corpus, ch: &mut impl Choices) -> Vec<u8> {
+    if case.delivery == Delivery::Bundle {
+        return structured_bundle(case, corpus, ch);
+    }
     let Ok(mut message) = protocol::decode(&case.bytes) else { return case.bytes.clone() };
     let rounds = 1 + ch.below(3);
     for _ in 0..rounds {
         mutate_message(&mut message, case, corpus, ch);
     }
-    protocol::encode(&message)
+    protocol::encode(&message).unwrap_or_else(|_| case.bytes.clone())
+}
+
+/// A bundle with one datagram changed field by field, or its datagrams
+/// dropped, repeated or reordered (a courier's lost or shuffled parts).
+fn structured_bundle(case: &Case, corpus: &Corpus, ch: &mut impl Choices) -> Vec<u8> {
+    let Ok(datagrams) = protocol::read_bundle(&case.bytes) else { return case.bytes.clone() };
+    let mut datagrams: Vec<Vec<u8>> = datagrams.into_iter().map(<[u8]>::to_vec).collect();
+    let pick = ch.index(datagrams.len());
+    match ch.below(8) {
+        0 if !datagrams.is_empty() => {
+            datagrams.remove(pick);
+        }
+        1 if !datagrams.is_empty() => {
+            let copy = datagrams[pick].clone();
+            datagrams.insert(ch.index(datagrams.len() + 1), copy);
+        }
+        2 if datagrams.len() > 1 => {
+            let other = ch.index(datagrams.len());
+            datagrams.swap(pick, other);
+        }
+        3 => datagrams.reverse(),
+        _ if !datagrams.is_empty() => {
+            if let Ok(mut message) = protocol::decode(&datagrams[pick]) {
+                for _ in 0..1 + ch.below(3) {
+                    mutate_message(&mut message, case, corpus, ch);
+                }
+                if let Ok(bytes) = protocol::encode(&message) {
+                    datagrams[pick] = bytes;
+                }
+            }
+        }
+        _ => {}
+    }
+    protocol::write_bundle(&datagrams)
 }
 
 fn mutate_message(message: &mut Message, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
@@ -119,18 +161,20 @@ fn mutate_message(message: &mut Message, case: &Case, corpus: &Corpus, ch: &mut 
         return;
     }
     match message {
-        Message::Hello { session, status, summary } => match ch.below(8) {
+        Message::Hello { session, status, summary, receiving } => match ch.below(9) {
             0 => mutate_session(session, case, ch),
             1 | 2 => mutate_status(status, case, ch),
+            3 => mutate_want(receiving, corpus, ch),
             _ => mutate_summary(summary, case, corpus, ch),
         },
         Message::InSync { session } => mutate_session(session, case, ch),
-        Message::Delta { session, status, summary, snapshot, lanes, more } => match ch.below(16) {
+        Message::Delta { session, status, summary, receiving, snapshot, lanes, more } => match ch.below(17) {
             0 => mutate_session(session, case, ch),
             1 => mutate_status(status, case, ch),
             2..=4 => mutate_summary(summary, case, corpus, ch),
             5..=8 => mutate_snapshot(snapshot, case, corpus, ch),
             9 => *more = !*more,
+            10 => mutate_want(receiving, corpus, ch),
             _ => *lanes = mutate_batch(lanes, case, corpus, ch),
         },
         Message::Lanes { session, snapshot, lanes, more, need } => match ch.below(16) {
@@ -304,89 +348,113 @@ fn mutate_ids(ids: &mut Vec<LaneId>, case: &Case, corpus: &Corpus, ch: &mut impl
 
 // ---- snapshots -------------------------------------------------------------
 
+/// A stated transfer: none, another snapshot's, or another chunk.
+fn mutate_want(want: &mut Option<SnapshotWant>, corpus: &Corpus, ch: &mut impl Choices) {
+    let offers: Vec<SnapshotOffer> = corpus
+        .snapshots
+        .iter()
+        .filter_map(|part| part.offer.as_deref().and_then(|bytes| SnapshotOffer::from_bytes(bytes).ok()))
+        .collect();
+    match ch.below(6) {
+        0 => *want = None,
+        1 => {
+            // A real offer's transfer, at some chunk.
+            *want = offers.get(ch.index(offers.len())).map(|offer| SnapshotWant {
+                id: offer.id,
+                state_len: offer.state_len,
+                chunk_bytes: offer.chunk_bytes,
+                chunk: ch.below(offer.chunk_count() + 1) as u32,
+            });
+        }
+        2 | 3 => match want {
+            Some(want) => want.chunk = interesting_u32(ch, want.chunk),
+            None => {
+                let id = SnapshotId(random_id(ch));
+                *want = Some(SnapshotWant { id, state_len: ch.below(1 << 16), chunk_bytes: 1024, chunk: 1 });
+            }
+        },
+        4 => {
+            if let Some(want) = want {
+                want.state_len = interesting(ch, want.state_len);
+                want.chunk_bytes = interesting(ch, want.chunk_bytes);
+            }
+        }
+        _ => {
+            if let Some(want) = want {
+                want.id = SnapshotId(random_id(ch));
+            }
+        }
+    }
+}
+
 fn mutate_snapshot(snapshot: &mut Option<WireSnapshot>, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
-    let Some(wire) = snapshot else {
+    let Some(part) = snapshot else {
         if !corpus.snapshots.is_empty() {
             *snapshot = Some(corpus.snapshots[ch.index(corpus.snapshots.len())].clone());
         }
         return;
     };
-    match ch.below(10) {
+    let other = corpus.snapshots.get(ch.index(corpus.snapshots.len()));
+    match ch.below(16) {
         0 => *snapshot = None,
-        1..=3 => mutate_boundary(&mut wire.boundary, case, corpus, ch),
-        4 => {
-            let at = ch.index(wire.bytes.len());
-            if let Some(byte) = wire.bytes.get_mut(at) {
+        1 => part.id = other.map_or(SnapshotId(random_id(ch)), |other| other.id),
+        2 => part.offer = None,
+        3 => part.offer = other.and_then(|other| other.offer.clone()),
+        4 => part.chunk_index = interesting_u32(ch, part.chunk_index),
+        5 => {
+            let at = ch.index(part.chunk.len());
+            if let Some(byte) = part.chunk.get_mut(at) {
                 *byte ^= 1 << ch.below(8);
             }
         }
-        _ => {
-            if let Ok(mut decoded) = Snapshot::from_bytes(&wire.bytes) {
-                mutate_snapshot_fields(&mut decoded, case, corpus, ch);
-                wire.bytes = decoded.to_bytes();
+        6 => {
+            let len = ch.index(part.chunk.len() + 2);
+            part.chunk.resize(len, 0x5a);
+        }
+        7 => {
+            // Another part's chunk, possibly of another snapshot, under this index.
+            if let Some(other) = other {
+                part.chunk = other.chunk.clone();
             }
         }
-    }
-}
-
-fn mutate_tip(tip: &mut WireTip, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
-    match ch.below(5) {
-        0 => tip.author = some_author(ch),
-        1 => tip.seq = interesting(ch, tip.seq),
-        2 => tip.lamport = interesting(ch, tip.lamport),
-        3 => tip.id = some_lane_id(case, corpus, ch),
-        _ => {
-            tip.lamport = u64::MAX - ch.below(2);
-            tip.seq = interesting(ch, tip.seq);
-        }
-    }
-}
-
-fn mutate_boundary(boundary: &mut Vec<WireTip>, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
-    let pick = ch.index(boundary.len());
-    match ch.below(6) {
-        0 if !boundary.is_empty() => {
-            boundary.remove(pick);
-        }
-        1 if !boundary.is_empty() => boundary.push(boundary[pick]),
-        2 if !boundary.is_empty() => mutate_tip(&mut boundary[pick], case, corpus, ch),
-        3 => {
-            let count = ch.below(MAX_BLOW_UP);
-            for i in 0..count {
-                let author = NodeId(ch.below(4) as u32);
-                let id = some_lane_id(case, corpus, ch);
-                boundary.push(WireTip { author, seq: i + 1, lamport: interesting(ch, i + 1), id });
+        8 => {
+            // Another part whole, keeping this one's offer (a chunk from a
+            // different snapshot, or of the same snapshot at another index).
+            if let Some(other) = other {
+                let offer = part.offer.take();
+                *part = other.clone();
+                part.offer = offer;
             }
         }
-        4 => boundary.clear(),
-        _ => {
-            let mut tip = WireTip {
-                author: NodeId(ch.below(3) as u32),
-                seq: 1 + ch.below(40),
-                lamport: 1 + ch.below(40),
-                id: some_lane_id(case, corpus, ch),
-            };
-            mutate_tip(&mut tip, case, corpus, ch);
-            boundary.push(tip);
+        9 if part.offer.is_some() => {
+            if let Some(bytes) = part.offer.as_mut() {
+                let at = ch.index(bytes.len());
+                if let Some(byte) = bytes.get_mut(at) {
+                    *byte ^= 1 << ch.below(8);
+                }
+            }
         }
+        _ => mutate_offer(part, case, corpus, ch),
     }
 }
 
-fn mutate_snapshot_fields(snapshot: &mut Snapshot, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
-    let header = &mut snapshot.header;
-    let mut state_changed = false;
-    match ch.below(12) {
+/// Decodes the part's offer, changes one field, and re-seals the id (and,
+/// for a forged state, the digest and manifest) most of the time.
+fn mutate_offer(part: &mut WireSnapshot, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
+    let Some(Ok(mut offer)) = part.offer.as_deref().map(SnapshotOffer::from_bytes) else { return };
+    let whole_state = part.chunk_index == 0 && offer.chunk_count() == 1;
+    let header = &mut offer.header;
+    let mut state = None;
+    match ch.below(18) {
         0 => header.lane_index = interesting(ch, header.lane_index),
         1 => header.max_lamport = interesting(ch, header.max_lamport),
         2 => header.parent = SnapshotId(random_id(ch)),
         3 => header.chain_hash = scx_engine::ChainHash(random_id(ch)),
         4 | 5 if !header.tips.is_empty() => {
             let at = ch.index(header.tips.len());
-            let mut tip = WireTip::from(header.tips[at]);
-            mutate_tip(&mut tip, case, corpus, ch);
-            header.tips[at] = tip.into();
+            mutate_tip(&mut header.tips[at], case, corpus, ch);
             if ch.one_in(2) {
-                header.max_lamport = header.max_lamport.max(tip.lamport);
+                header.max_lamport = header.max_lamport.max(header.tips[at].lamport);
             }
             if ch.one_in(2) {
                 header.tips.sort_by_key(|tip| tip.author);
@@ -400,37 +468,119 @@ fn mutate_snapshot_fields(snapshot: &mut Snapshot, case: &Case, corpus: &Corpus,
             // Consistent forgery: a lane index that matches the tips.
             header.lane_index = header.tips.iter().fold(0u64, |sum, tip| sum.wrapping_add(tip.seq));
         }
-        8 => {
-            let at = ch.index(snapshot.state.len());
-            if let Some(byte) = snapshot.state.get_mut(at) {
-                *byte ^= 1 << ch.below(8);
+        8..=10 => mutate_boundary(&mut header.boundary, &header.tips, case, corpus, ch),
+        11 => offer.state_len = interesting(ch, offer.state_len),
+        12 => offer.chunk_bytes = [0, 1, 512, 1024, 1000, 4096, 1 << 20, 1 << 21, u64::MAX][ch.index(9)],
+        13 => match ch.below(4) {
+            0 => offer.manifest.clear(),
+            1 => offer.manifest.push(random_id(ch)),
+            2 if !offer.manifest.is_empty() => {
+                let at = ch.index(offer.manifest.len());
+                offer.manifest[at][ch.index(32)] ^= 1 << ch.below(8);
             }
-            state_changed = true;
-        }
-        9 => {
-            let len = ch.index(snapshot.state.len() + 1);
-            snapshot.state.truncate(len);
-            state_changed = true;
-        }
-        10 => {
-            // Another snapshot's state (or the genesis state) under this header.
-            snapshot.state = match corpus.snapshots.get(ch.index(corpus.snapshots.len())) {
-                Some(other) => Snapshot::from_bytes(&other.bytes).map(|s| s.state).unwrap_or_default(),
-                None => Vec::new(),
-            };
-            state_changed = true;
+            _ => offer.manifest.reverse(),
+        },
+        14..=16 if whole_state => {
+            // A forged state, travelling whole in this part.
+            let mut forged = part.chunk.clone();
+            match ch.below(3) {
+                0 => {
+                    let at = ch.index(forged.len());
+                    if let Some(byte) = forged.get_mut(at) {
+                        *byte ^= 1 << ch.below(8);
+                    }
+                }
+                1 => forged.truncate(ch.index(forged.len() + 1)),
+                // Another snapshot's state (or the genesis state) under this header.
+                _ => {
+                    let whole = corpus.snapshots.iter().filter(|other| other.offer.is_some() && other.chunk_index == 0);
+                    let whole: Vec<&WireSnapshot> = whole.collect();
+                    forged = whole.get(ch.index(whole.len())).map(|other| other.chunk.clone()).unwrap_or_default();
+                }
+            }
+            state = Some(forged);
         }
         _ => {
             header.lane_index = interesting(ch, header.lane_index);
             header.max_lamport = u64::MAX - ch.below(2);
         }
     }
-    // Re-seal most of the time, so the forgery passes the id and digest checks.
-    if state_changed && !ch.one_in(5) {
-        snapshot.header.state_digest = hash::state_digest(&snapshot.state);
+    if let Some(forged) = state {
+        // Re-seal most of the time, so the forgery passes the digest check.
+        if !ch.one_in(5) {
+            offer.header.state_digest = hash::state_digest(&forged);
+        }
+        let snapshot = Snapshot { id: offer.id, header: offer.header.clone(), state: forged };
+        if let Ok(resealed) = SnapshotOffer::of(&snapshot, offer.chunk_bytes) {
+            let first = resealed.chunk_range(0).map(|range| range.end as usize).unwrap_or(0);
+            part.chunk = snapshot.state[..first.min(snapshot.state.len())].to_vec();
+            offer = resealed;
+        }
     }
     if !ch.one_in(10) {
-        snapshot.id = snapshot.header.id();
+        offer.id = offer.header.id();
+        if !ch.one_in(10) {
+            part.id = offer.id;
+        }
+    }
+    part.offer = Some(offer.to_bytes());
+}
+
+fn mutate_tip(tip: &mut Tip, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
+    match ch.below(5) {
+        0 => tip.author = some_author(ch),
+        1 => tip.seq = interesting(ch, tip.seq),
+        2 => tip.lamport = interesting(ch, tip.lamport),
+        3 => tip.id = some_lane_id(case, corpus, ch),
+        _ => {
+            tip.lamport = u64::MAX - ch.below(2);
+            tip.seq = interesting(ch, tip.seq);
+        }
+    }
+}
+
+fn mutate_boundary(boundary: &mut Vec<Tip>, tips: &[Tip], case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
+    let pick = ch.index(boundary.len());
+    match ch.below(7) {
+        0 if !boundary.is_empty() => {
+            boundary.remove(pick);
+        }
+        1 if !boundary.is_empty() => boundary.push(boundary[pick]),
+        2 if !boundary.is_empty() => mutate_tip(&mut boundary[pick], case, corpus, ch),
+        3 => {
+            let count = ch.below(MAX_BLOW_UP);
+            for i in 0..count {
+                let author = NodeId(ch.below(4) as u32);
+                let id = some_lane_id(case, corpus, ch);
+                boundary.push(Tip { author, seq: i + 1, lamport: interesting(ch, i + 1), id });
+            }
+        }
+        4 => boundary.clear(),
+        5 if !tips.is_empty() => {
+            // A well-formed entry below a tip (the header's rules hold), naming
+            // some lane: only what the receiver holds can refute it.
+            let front = tips[ch.index(tips.len())];
+            if front.seq > 1 {
+                let seq = 1 + ch.below(front.seq - 1);
+                let tip = Tip { author: front.author, seq, lamport: seq, id: some_lane_id(case, corpus, ch) };
+                boundary.retain(|other| (other.author, other.seq) != (tip.author, tip.seq));
+                boundary.push(tip);
+                boundary.sort_by_key(|tip| (tip.author, tip.seq));
+            }
+        }
+        _ => {
+            let mut tip = Tip {
+                author: NodeId(ch.below(3) as u32),
+                seq: 1 + ch.below(40),
+                lamport: 1 + ch.below(40),
+                id: some_lane_id(case, corpus, ch),
+            };
+            mutate_tip(&mut tip, case, corpus, ch);
+            boundary.push(tip);
+            if ch.one_in(2) {
+                boundary.sort_by_key(|tip| (tip.author, tip.seq));
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@
 use super::corpus::{Base, Corpus, Delivery};
 use super::mutate::{Strategy, mutate};
 use super::{Choices, Rng};
-use scx_engine::protocol::{self, Message, SyncEvent, Syncer, WireSnapshot};
+use scx_engine::protocol::{self, Message, SnapshotOffer, SyncEvent, Syncer, WireSnapshot};
 use scx_engine::{LaneId, NodeId, Replica, Status, World};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -97,8 +97,8 @@ pub(crate) fn run_input(
     stats.inputs += 1;
     *stats.by_kind.entry(case.kind).or_insert(0) += 1;
     *stats.by_strategy.entry(strategy_name(strategy)).or_insert(0) += 1;
-    let message = protocol::decode(&bytes).ok();
-    stats.decoded += u64::from(message.is_some());
+    let message = decode_input(case.delivery, &bytes);
+    stats.decoded += u64::from(!message.is_empty());
     if std::env::var_os("SCX_FUZZ_VERBOSE").is_some() {
         eprintln!("pfuzz: {} ({} bytes, from {from}, repeat {repeat}): {}", case.name, bytes.len(), describe(&message));
     }
@@ -144,8 +144,8 @@ pub(crate) fn run_input(
     check_replay(&mut receiver).map_err(context)?;
 
     // The trust boundary: the receiver installed a forged snapshot the input carried.
-    let carried = message.as_ref().and_then(carried_snapshot).filter(|(_, id)| !universe.snapshots.contains(id));
-    if carried.is_some_and(|(lane_index, id)| receiver.snapshots().id_at(lane_index) == Some(id)) {
+    let carried = message.iter().filter_map(carried_snapshot).filter(|(_, id)| !universe.snapshots.contains(id));
+    if carried.into_iter().any(|(lane_index, id)| receiver.snapshots().id_at(lane_index) == Some(id)) {
         stats.forged_snapshots += 1;
         return Ok(());
     }
@@ -237,13 +237,25 @@ fn drain(syncer: &mut Syncer, events: &mut Vec<SyncEvent>) {
     }
 }
 
-/// Lane index and id of the snapshot a message carries.
+/// The messages an input holds: the datagram, or a bundle's datagrams
+/// (empty when nothing decodes).
+pub(crate) fn decode_input(delivery: Delivery, bytes: &[u8]) -> Vec<Message> {
+    match delivery {
+        Delivery::Handle => protocol::decode(bytes).ok().into_iter().collect(),
+        Delivery::Bundle => protocol::read_bundle(bytes)
+            .map(|datagrams| datagrams.into_iter().filter_map(|datagram| protocol::decode(datagram).ok()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Lane index and id of the snapshot whose offer a message carries.
 fn carried_snapshot(message: &Message) -> Option<(u64, scx_engine::SnapshotId)> {
     let (Message::Delta { snapshot: Some(snapshot), .. } | Message::Lanes { snapshot: Some(snapshot), .. }) = message
     else {
         return None;
     };
-    scx_engine::Snapshot::from_bytes(&snapshot.bytes).ok().map(|snapshot| (snapshot.header.lane_index, snapshot.id))
+    let offer = SnapshotOffer::from_bytes(snapshot.offer.as_deref()?).ok()?;
+    Some((offer.header.lane_index, offer.id))
 }
 
 /// The version vector never shrinks and every lane held before is still
@@ -305,10 +317,9 @@ fn check_replay(replica: &mut Replica<World>) -> Result<(), String> {
     let status = replica.status();
     let mut fresh = Replica::new(World, replica.config().clone());
     if replica.prune_index() > 0 {
-        let (snapshot, boundary) = replica.snapshot_transfer();
-        let snapshot = snapshot.clone();
+        let snapshot = replica.snapshot_transfer().clone();
         fresh
-            .install_snapshot(&snapshot, &boundary)
+            .install_snapshot(&snapshot)
             .map_err(|error| format!("the receiver's own base snapshot does not install: {error}"))?;
     }
     let lanes: Vec<_> = replica.canonical_lanes().map(|(_, lane)| lane.clone()).collect();
@@ -414,22 +425,38 @@ fn event_name(event: &SyncEvent) -> &'static str {
     }
 }
 
-/// A short account of a message, for replaying one input by hand.
-fn describe(message: &Option<Message>) -> String {
-    let Some(message) = message else { return "undecodable".into() };
+/// A short account of the messages of an input, for replaying it by hand.
+fn describe(messages: &[Message]) -> String {
+    if messages.is_empty() {
+        return "undecodable".into();
+    }
+    messages.iter().map(describe_one).collect::<Vec<_>>().join(" | ")
+}
+
+fn describe_one(message: &Message) -> String {
     let snapshot = |snapshot: &Option<WireSnapshot>| match snapshot {
         None => "no snapshot".to_owned(),
-        Some(wire) => match scx_engine::Snapshot::from_bytes(&wire.bytes) {
-            Ok(s) => format!(
-                "snapshot {} at lane {} max lamport {} tips {:?} boundary {:?}",
-                s.id.short(),
-                s.header.lane_index,
-                s.header.max_lamport,
-                s.header.tips.iter().map(|t| (t.author.0, t.seq, t.lamport, t.id.short())).collect::<Vec<_>>(),
-                wire.boundary.iter().map(|t| (t.author.0, t.seq, t.lamport, t.id.short())).collect::<Vec<_>>(),
-            ),
-            Err(error) => format!("bad snapshot: {error}"),
-        },
+        Some(part) => {
+            let offer = match part.offer.as_deref().map(SnapshotOffer::from_bytes) {
+                None => "no offer".to_owned(),
+                Some(Ok(offer)) => format!(
+                    "offer at lane {} max lamport {} state {} B in {} B chunks, tips {:?} boundary {:?}",
+                    offer.header.lane_index,
+                    offer.header.max_lamport,
+                    offer.state_len,
+                    offer.chunk_bytes,
+                    offer.header.tips.iter().map(|t| (t.author.0, t.seq, t.lamport, t.id.short())).collect::<Vec<_>>(),
+                    offer
+                        .header
+                        .boundary
+                        .iter()
+                        .map(|t| (t.author.0, t.seq, t.lamport, t.id.short()))
+                        .collect::<Vec<_>>(),
+                ),
+                Some(Err(error)) => format!("bad offer: {error}"),
+            };
+            format!("snapshot {} chunk {} ({} B), {offer}", part.id.short(), part.chunk_index, part.chunk.len())
+        }
     };
     let lanes = |batch: &[u8]| match protocol::decode_batch::<scx_engine::WorldOp>(batch) {
         Ok(lanes) => lanes

@@ -1,0 +1,244 @@
+//! Deltas: what a peer lacks, from its summary. With an exact summary that
+//! is every lane above its per-author seqs (and the snapshot first when some
+//! were pruned here); with a compact one, the lanes above its stable point
+//! its heads and Bloom filter do not account for, plus the need/supply
+//! fallback for false positives. Lanes are written in canonical order into
+//! one batch, cut at the size limit. A delta that carries a snapshot part
+//! which does not complete the peer's transfer carries no lanes (they
+//! would only wait for the snapshot) and says `more`.
+
+use super::events::SyncEvent;
+use super::session::Syncer;
+use super::transfer::{OfferCache, part_for};
+use super::wire::{CompactSummary, MAX_BATCH_BYTES, SnapshotWant, Summary, SummaryEntry, WireSnapshot};
+use crate::bugs::Bugs;
+use crate::dag::OrderKey;
+use crate::hash::LaneId;
+use crate::lane::NodeId;
+use crate::law::Law;
+use crate::replica::Replica;
+use crate::snapshot::SnapshotError;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most lane ids one `need` may name.
+pub(super) const MAX_NEED: usize = 4096;
+
+impl Syncer {
+    /// The lanes a peer with `theirs` lacks, by the kind of summary it sent;
+    /// `want` is the snapshot transfer it stated.
+    pub(super) fn delta_for<L: Law>(
+        &mut self,
+        peer: NodeId,
+        replica: &mut Replica<L>,
+        theirs: &Summary,
+        want: Option<SnapshotWant>,
+    ) -> Delta {
+        match theirs {
+            Summary::Exact(entries) => {
+                let forks = self.detect_forks(peer, replica, entries);
+                let source = SnapshotSource { offers: &mut self.offers, chunk_bytes: self.chunk_bytes, want };
+                let (delta, refused) = build_delta(replica, entries, &forks, source, self.bugs);
+                if let Some(error) = refused {
+                    self.events.push_back(SyncEvent::Diverged { peer, error });
+                }
+                delta
+            }
+            Summary::Compact(compact) => build_delta_compact(replica, compact, self.bugs),
+        }
+    }
+}
+
+/// Where a delta takes this node's snapshot from for a peer behind its
+/// prune point, and which part the peer asked for.
+pub(super) struct SnapshotSource<'a> {
+    /// The latest snapshot's offer, computed once.
+    pub(super) offers: &'a mut OfferCache,
+    /// Chunk size to offer.
+    pub(super) chunk_bytes: u64,
+    /// The transfer the peer stated.
+    pub(super) want: Option<SnapshotWant>,
+}
+
+/// Lanes a compact summary may hide: above the peer's stable point, not
+/// ancestors of its heads, and not (it seems) in its Bloom filter; plus every
+/// candidate ancestor of a lane sent, so a Bloom false positive never leaves
+/// a sent lane without its parent. In canonical order, cut at the batch limit.
+pub(super) fn build_delta_compact<L: Law>(replica: &mut Replica<L>, theirs: &CompactSummary, bugs: Bugs) -> Delta {
+    let floor = theirs.stable_key;
+    let candidates: Vec<(OrderKey, LaneId, Vec<LaneId>)> = replica
+        .canonical_lanes()
+        .filter(|(id, lane)| Some((lane.lamport, lane.author, *id)) > floor)
+        .map(|(id, lane)| ((lane.lamport, lane.author, id), id, lane.parents.clone()))
+        .collect();
+    let parents: BTreeMap<LaneId, &Vec<LaneId>> = candidates.iter().map(|(_, id, parents)| (*id, parents)).collect();
+    // Ancestors of the peer's heads that this node holds: the peer holds them.
+    let mut known: BTreeSet<LaneId> = BTreeSet::new();
+    let mut stack: Vec<LaneId> = theirs.heads.iter().copied().filter(|id| parents.contains_key(id)).collect();
+    while let Some(id) = stack.pop() {
+        if known.insert(id) {
+            stack.extend(parents.get(&id).into_iter().flat_map(|ps| ps.iter()).filter(|p| parents.contains_key(p)));
+        }
+    }
+    let mut send: BTreeSet<LaneId> = candidates
+        .iter()
+        .map(|(_, id, _)| *id)
+        .filter(|id| !known.contains(id) && !theirs.bloom.may_contain(id))
+        .collect();
+    let mut stack: Vec<LaneId> = send.iter().copied().collect();
+    while let Some(id) = stack.pop() {
+        for parent in parents.get(&id).into_iter().flat_map(|ps| ps.iter()) {
+            if parents.contains_key(parent) && !known.contains(parent) && send.insert(*parent) {
+                stack.push(*parent);
+            }
+        }
+    }
+    let replica = &*replica;
+    let lanes: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = candidates
+        .iter()
+        .filter(|(_, id, _)| send.contains(id))
+        .filter_map(|(key, id, _)| replica.lane(id).map(|lane| (*key, *id, lane)))
+        .collect();
+    let (lanes, count, more) = write_batch(&lanes, bugs);
+    Delta { snapshot: None, lanes, count, more }
+}
+
+/// Ids a peer's heads name that this node still lacks, plus parents its
+/// pending lanes wait for: what to ask a compact-summary peer for.
+pub(super) fn still_missing<L: Law>(replica: &Replica<L>, their_heads: &[LaneId]) -> Vec<LaneId> {
+    let mut need: BTreeSet<LaneId> = their_heads.iter().copied().filter(|id| !replica.holds(id)).collect();
+    need.extend(replica.missing_parents());
+    need.into_iter().take(MAX_NEED).collect()
+}
+
+/// The needed lanes and their ancestors above the peer's stable point.
+pub(super) fn supply<L: Law>(
+    replica: &mut Replica<L>,
+    need: &[LaneId],
+    theirs: Option<&CompactSummary>,
+) -> (Vec<u8>, u64) {
+    let floor = theirs.and_then(|summary| summary.stable_key);
+    let mut chosen: BTreeSet<LaneId> = BTreeSet::new();
+    let mut stack: Vec<LaneId> = need.iter().copied().take(MAX_NEED).collect();
+    while let Some(id) = stack.pop() {
+        let Some(lane) = replica.lane(&id) else { continue };
+        if Some((lane.lamport, lane.author, id)) <= floor || !chosen.insert(id) {
+            continue;
+        }
+        stack.extend(lane.parents.iter().copied());
+    }
+    let replica = &*replica;
+    let mut lanes: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = chosen
+        .iter()
+        .filter_map(|id| replica.lane(id).map(|lane| ((lane.lamport, lane.author, *id), *id, lane)))
+        .collect();
+    lanes.sort_unstable_by_key(|entry| entry.0);
+    let (batch, count, _) = write_batch(&lanes, Bugs::NONE);
+    (batch, count)
+}
+
+pub(super) struct Delta {
+    /// A part of this node's snapshot, for a peer behind its prune point.
+    pub(super) snapshot: Option<WireSnapshot>,
+    /// The lanes as one wire batch.
+    pub(super) lanes: Vec<u8>,
+    /// How many lanes the batch holds.
+    pub(super) count: u64,
+    /// Lanes or snapshot chunks did not fit: sync again.
+    pub(super) more: bool,
+}
+
+/// The lanes a peer with summary `theirs` lacks, in canonical order, cut at
+/// [`MAX_BATCH_BYTES`]; with a part of the snapshot first when some of them
+/// were pruned here (no lanes until the part completes the peer's
+/// transfer). `forks` adds this node's lane at each forked dot as evidence.
+/// Also returns why the snapshot could not be offered, if it could not.
+pub(super) fn build_delta<L: Law>(
+    replica: &mut Replica<L>,
+    theirs: &[SummaryEntry],
+    forks: &[(NodeId, u64)],
+    source: SnapshotSource<'_>,
+    bugs: Bugs,
+) -> (Delta, Option<SnapshotError>) {
+    let their_seq: BTreeMap<NodeId, u64> = theirs.iter().map(|entry| (entry.author, entry.seq)).collect();
+    let held = replica.version_vector();
+    let behind_prune = held.iter().any(|(author, seq)| {
+        let after = their_seq.get(author).copied().unwrap_or(0);
+        after < *seq && replica.lanes_after(*author, after).is_none()
+    });
+    let mut floor = their_seq.clone();
+    let mut snapshot = None;
+    if behind_prune {
+        let latest = replica.snapshot_transfer();
+        let (offer, offer_bytes) = match source.offers.offer(latest, source.chunk_bytes) {
+            Ok(offer) => offer,
+            // Lanes above the prune point still go; the peer cannot use
+            // them until it gets a snapshot from someone.
+            Err(error) => return (lanes_above(replica, &held, &floor, forks, bugs), Some(error)),
+        };
+        let (part, completes) = part_for(latest, offer, offer_bytes, source.want);
+        if !completes {
+            let lanes = super::batch::BatchWriter::new().finish();
+            return (Delta { snapshot: Some(part), lanes, count: 0, more: true }, None);
+        }
+        for tip in &latest.header.tips {
+            let entry = floor.entry(tip.author).or_insert(0);
+            *entry = (*entry).max(tip.seq);
+        }
+        snapshot = Some(part);
+    }
+    let delta = lanes_above(replica, &held, &floor, forks, bugs);
+    (Delta { snapshot, ..delta }, None)
+}
+
+/// Each author's held lanes above `floor`, and the fork evidence, in
+/// canonical order as one batch.
+fn lanes_above<L: Law>(
+    replica: &Replica<L>,
+    held: &BTreeMap<NodeId, u64>,
+    floor: &BTreeMap<NodeId, u64>,
+    forks: &[(NodeId, u64)],
+    bugs: Bugs,
+) -> Delta {
+    let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = Vec::new();
+    for (author, seq) in held {
+        let after = floor.get(author).copied().unwrap_or(0);
+        if after >= *seq {
+            continue;
+        }
+        for (id, lane) in replica.lanes_after(*author, after).unwrap_or_default() {
+            keyed.push(((lane.lamport, lane.author, id), id, lane));
+        }
+    }
+    for (author, seq) in forks {
+        if let Some(lane) = replica.lane_at(*author, *seq).and_then(|id| replica.lane(&id).map(|lane| (id, lane))) {
+            keyed.push(((0, *author, LaneId::ZERO), lane.0, lane.1));
+        }
+    }
+    keyed.sort_unstable_by_key(|entry| entry.0);
+    let (lanes, count, more) = write_batch(&keyed, bugs);
+    Delta { snapshot: None, lanes, count, more }
+}
+
+/// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`];
+/// returns the batch, how many lanes it holds, and whether some did not fit.
+fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs: Bugs) -> (Vec<u8>, u64, bool) {
+    let mut writer = super::batch::BatchWriter::new();
+    let mut take = lanes.len();
+    for (index, (_, id, lane)) in lanes.iter().enumerate() {
+        if !writer.push_within(*id, lane, MAX_BATCH_BYTES) {
+            take = index;
+            break;
+        }
+    }
+    debug_assert!(writer.len() <= MAX_BATCH_BYTES, "a batch never exceeds its limit");
+    let more = take < lanes.len();
+    if bugs.delta_skips_last() && !more && take > 0 {
+        let mut writer = super::batch::BatchWriter::new();
+        for (_, id, lane) in &lanes[..take - 1] {
+            writer.push(*id, lane);
+        }
+        return (writer.finish(), (take - 1) as u64, false);
+    }
+    let count = writer.count();
+    (writer.finish(), count, more)
+}

@@ -1,0 +1,146 @@
+//! Summaries: what a node states it holds in a handshake (exact per-author
+//! entries, or the compact stable point, heads and Bloom filter), and what
+//! a peer's summary reveals (forks, a diverged snapshot chain).
+
+use super::bloom::Bloom;
+use super::events::SyncEvent;
+use super::session::Syncer;
+use super::wire::{CompactSummary, Summary, SummaryEntry, WireStatus};
+use crate::bugs::Bugs;
+use crate::hash::LaneId;
+use crate::lane::NodeId;
+use crate::law::Law;
+use crate::replica::Replica;
+use crate::snapshot::SnapshotError;
+
+/// Most authors an exact summary names; a node that holds lanes of more
+/// states a compact summary instead.
+pub const MAX_EXACT_ENTRIES: usize = 1 << 16;
+/// Most heads a compact summary names: the newest ones (the Bloom filter
+/// still covers the lanes the rest would have accounted for).
+pub const MAX_SUMMARY_HEADS: usize = 1 << 12;
+/// Most bytes of a compact summary's Bloom filter; above that many lanes
+/// the filter fills up and false positives (and supply steps) rise.
+pub const MAX_SUMMARY_BLOOM_BYTES: usize = 2 << 20;
+/// Most Bloom bits per lane a syncer may be set to.
+pub const MAX_BLOOM_BITS_PER_LANE: usize = 64;
+/// Most bytes a summary this node states takes on the wire.
+pub const MAX_SUMMARY_BYTES: usize = (2 << 20) + (256 << 10);
+/// Bytes of one exact entry at most: author, seq and tip as varints.
+const MAX_ENTRY_BYTES: usize = 5 + 10 + 10;
+
+const _: () = assert!(MAX_SUMMARY_BLOOM_BYTES.is_power_of_two(), "Bloom filters round up to powers of two");
+const _: () = assert!(1 + 10 + MAX_EXACT_ENTRIES * MAX_ENTRY_BYTES <= MAX_SUMMARY_BYTES, "the largest exact summary");
+const _: () = assert!(
+    1 + (1 + 10 + 5 + 32) + (10 + MAX_SUMMARY_HEADS * 32) + (10 + 10 + MAX_SUMMARY_BLOOM_BYTES) <= MAX_SUMMARY_BYTES,
+    "the largest compact summary"
+);
+
+/// Which summary a node states in handshakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryMode {
+    /// Always the exact per-author summary.
+    Exact,
+    /// Always heads plus a Bloom filter.
+    Compact,
+    /// Exact up to this many members, compact above.
+    Auto {
+        /// Largest membership summarised exactly.
+        max_exact_members: usize,
+    },
+}
+
+impl Default for SummaryMode {
+    fn default() -> Self {
+        Self::Auto { max_exact_members: 64 }
+    }
+}
+
+impl Syncer {
+    /// The summary this node states, per its mode, within
+    /// [`MAX_SUMMARY_BYTES`].
+    pub(super) fn summary_of<L: Law>(&self, replica: &mut Replica<L>, session: u64) -> Summary {
+        let compact = match self.mode {
+            SummaryMode::Exact => false,
+            SummaryMode::Compact => true,
+            SummaryMode::Auto { max_exact_members } => replica.config().members.len() > max_exact_members,
+        };
+        if !compact && replica.version_vector().len() <= MAX_EXACT_ENTRIES {
+            return Summary::Exact(summary(replica, &self.bugs));
+        }
+        let stable_key = replica.stable_key();
+        let above: Vec<LaneId> = replica
+            .canonical_lanes()
+            .filter(|(id, lane)| Some((lane.lamport, lane.author, *id)) > stable_key)
+            .map(|(id, _)| id)
+            .collect();
+        // The salt varies per session so a false positive does not repeat.
+        // The capacity is capped so the filter stays within its limit (the
+        // bits per lane are at most `MAX_BLOOM_BITS_PER_LANE`).
+        let capacity = above.len().min(MAX_SUMMARY_BLOOM_BYTES * 8 / self.bloom_bits_per_lane.max(1));
+        let salt = session ^ 0x5c5_b100_u64.rotate_left(17);
+        let mut bloom = Bloom::with_capacity(capacity, self.bloom_bits_per_lane, salt);
+        for id in &above {
+            bloom.insert(id);
+        }
+        debug_assert!(bloom.bits.len() <= MAX_SUMMARY_BLOOM_BYTES, "a summary's filter stays within its limit");
+        let mut heads: Vec<(u64, LaneId)> =
+            replica.heads().iter().map(|id| (replica.lane(id).map_or(0, |lane| lane.lamport), *id)).collect();
+        if heads.len() > MAX_SUMMARY_HEADS {
+            heads.sort_unstable_by(|a, b| b.cmp(a));
+            heads.truncate(MAX_SUMMARY_HEADS);
+            heads.sort_unstable_by_key(|(_, id)| *id);
+        }
+        let heads = heads.into_iter().map(|(_, id)| id).collect();
+        Summary::Compact(CompactSummary { stable_key, heads, bloom })
+    }
+
+    /// Compares the peer's summary with what this node holds at the same
+    /// seqs; a different tip prefix is a fork. Returns the dots to send as
+    /// evidence.
+    pub(super) fn detect_forks<L: Law>(
+        &mut self,
+        peer: NodeId,
+        replica: &Replica<L>,
+        theirs: &[SummaryEntry],
+    ) -> Vec<(NodeId, u64)> {
+        let mut forks = Vec::new();
+        for entry in theirs {
+            if entry.seq == 0 {
+                continue;
+            }
+            let Some(ours) = replica.lane_at(entry.author, entry.seq) else { continue };
+            if ours.prefix_u64() != entry.tip {
+                self.events.push_back(SyncEvent::ForkSuspected { peer, author: entry.author, seq: entry.seq });
+                forks.push((entry.author, entry.seq));
+            }
+        }
+        forks
+    }
+}
+
+/// This replica's exact summary.
+fn summary<L: Law>(replica: &Replica<L>, bugs: &Bugs) -> Vec<SummaryEntry> {
+    let me = replica.node();
+    replica
+        .author_tips()
+        .into_iter()
+        .map(|(author, (seq, id))| {
+            // Planted bug `summary_claims_extra_lane`: this node's own entry
+            // states the seq it will author next, one above what it holds.
+            let seq = seq + u64::from(author == me && bugs.summary_claims_extra_lane());
+            SummaryEntry { author, seq, tip: id.prefix_u64() }
+        })
+        .collect()
+}
+
+/// The handshake's divergence check: where both nodes passed the same
+/// snapshot point, the ids must be equal.
+pub(super) fn check_snapshot_chain<L: Law>(replica: &Replica<L>, theirs: &WireStatus) -> Result<(), SnapshotError> {
+    match replica.snapshots().id_at(theirs.snapshot_index) {
+        Some(ours) if ours != theirs.snapshot_id => {
+            Err(SnapshotError::Diverged { lane_index: theirs.snapshot_index, ours, theirs: theirs.snapshot_id })
+        }
+        _ => Ok(()),
+    }
+}
