@@ -21,6 +21,7 @@ pub mod hunt;
 pub mod nemesis;
 pub mod network;
 pub mod node;
+pub mod node_config;
 pub mod node_state;
 pub mod observation;
 pub mod panics;
