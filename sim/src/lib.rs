@@ -26,6 +26,7 @@ pub mod node_state;
 pub mod observation;
 pub mod panics;
 pub mod plan;
+pub mod real;
 pub mod record;
 pub mod rng;
 pub mod runner;
