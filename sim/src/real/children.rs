@@ -18,8 +18,8 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-/// How long a node has to write its final line after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long the nodes have to write their final lines after SIGTERM.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The node processes, by node index.
 #[derive(Debug)]
@@ -114,10 +114,12 @@ impl Children {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
             }
         }
+        // One grace period for all of them: they were all signalled at once.
+        let deadline = super::clock::monotonic_now() + STOP_GRACE;
         let mut clean = Vec::new();
         for (index, slot) in self.running.iter_mut().enumerate() {
             let Some(mut child) = slot.take() else { continue };
-            match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+            match tokio::time::timeout_at(deadline, child.wait()).await {
                 Ok(Ok(status)) if status.success() => clean.push(index as u32),
                 Ok(_) => {}
                 Err(_) => {

@@ -7,9 +7,10 @@
 //! and stops as soon as every live node holds one status (or at the settle
 //! bound), then stops the nodes cleanly so each writes its final state.
 //!
-//! Invariant: a run lasts at most the plan's run time plus
-//! [`STOP_MARGIN`]-ish for stopping, and leaves no process behind (see
-//! `children.rs`); Ctrl-C, SIGTERM and SIGHUP end every node first.
+//! Invariant: a run lasts at most the plan's run time (plus one sample
+//! interval) and then [`super::children::STOP_GRACE`] for the nodes to
+//! stop, and leaves no process behind (see `children.rs`); Ctrl-C, SIGTERM
+//! and SIGHUP end every node first.
 
 use super::children::Children;
 use super::clock::Epoch;
@@ -23,9 +24,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
-
-/// Slack past the run time for starting and stopping processes.
-pub const STOP_MARGIN: Duration = Duration::from_secs(10);
 
 /// What to run, and where.
 #[derive(Clone, Debug)]

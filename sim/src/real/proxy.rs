@@ -114,7 +114,11 @@ impl Proxy {
 
 async fn accept(listener: TcpListener, link: (u32, u32), target: SocketAddr, shared: Arc<Shared>) {
     loop {
-        let Ok((inbound, _)) = listener.accept().await else { continue };
+        let Ok((inbound, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait rather than spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         // The receiver may be down: then the sender's connection closes and it dials again.
         let Ok(outbound) = TcpStream::connect(target).await else { continue };
         let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));

@@ -107,7 +107,11 @@ pub fn listen(listener: TcpListener) -> mpsc::Receiver<(u32, Vec<u8>)> {
     let (sender, receiver) = mpsc::channel(RECEIVED_DATAGRAMS);
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                // Out of descriptors, say: wait rather than spin.
+                tokio::time::sleep(REDIAL).await;
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(receive(stream, sender.clone()));
         }
