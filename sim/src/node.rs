@@ -18,9 +18,9 @@ use crate::trace::{DropReason, Event};
 use crate::workload;
 use crate::world::{Life, World, lock, now_ns};
 use madsim::net::Endpoint;
-use scx_engine::node::{NodeConfig, NodeEvent, Output, PeerPlan, SyncConfig};
+use scx_engine::node::{NodeEvent, Output};
 use scx_engine::protocol::{Outcome, Role, SyncEvent};
-use scx_engine::{LaneError, Node, NodeId, Replica, ReplicaConfig, SnapshotError, WorldState};
+use scx_engine::{LaneError, Node, NodeId, Replica, SnapshotError, WorldState};
 use scx_model::{Frontier, ModelValue, RegisterValue};
 use scx_store::Store;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -75,63 +75,6 @@ fn sim_ns_at(world: &World, node: u32, local: u64) -> u64 {
     now + local.saturating_sub(local_ns(world, node, now))
 }
 
-/// Whom the node syncs with on its own, by topology: the mesh and hubs go
-/// round the others in turn, a p2p node draws a random other one, clients
-/// and leaves sync with their server or hub; a server and air-gapped nodes
-/// only answer (air-gapped lanes travel by courier, see [`courier_loop`]).
-fn peer_plan(world: &World, node: u32, boot: u32) -> PeerPlan {
-    let nodes = world.spec.nodes;
-    if nodes < 2 {
-        return PeerPlan::Answer;
-    }
-    let others: Vec<NodeId> = (1..nodes).map(|step| NodeId((node + step) % nodes)).collect();
-    match &world.spec.topology {
-        Topology::Mesh => PeerPlan::RoundRobin(others),
-        Topology::PeerToPeer => {
-            let seed = SimRng::new(world.spec.seed, "peer-choice", u64::from(node) << 32 | u64::from(boot)).next_u64();
-            PeerPlan::Random { peers: others, seed }
-        }
-        Topology::AirGapped => PeerPlan::Answer,
-        Topology::ClientServer { server } if *server == node => PeerPlan::Answer,
-        Topology::ClientServer { server } => PeerPlan::RoundRobin(vec![NodeId(*server)]),
-        Topology::Edge { hubs } if hubs.contains(&node) => {
-            let mut others: Vec<NodeId> = hubs.iter().copied().filter(|hub| *hub != node).map(NodeId).collect();
-            if others.is_empty() {
-                return PeerPlan::Answer;
-            }
-            // The first hub a hub syncs with is the one after it.
-            let len = others.len();
-            others.rotate_left(1 % len);
-            PeerPlan::RoundRobin(others)
-        }
-        Topology::Edge { hubs } => match hubs.get(node as usize % hubs.len().max(1)) {
-            Some(hub) => PeerPlan::RoundRobin(vec![NodeId(*hub)]),
-            None => PeerPlan::Answer,
-        },
-    }
-}
-
-fn node_config(world: &World, node: u32, boot: u32) -> NodeConfig {
-    let spec = &world.spec;
-    let mut replica = ReplicaConfig::new(NodeId(node), (0..spec.nodes).map(NodeId));
-    replica.snapshot_interval = spec.snapshot_interval;
-    replica.checkpoint_interval = spec.snapshot_interval.min(32);
-    replica.prune = spec.prune;
-    replica.bugs = crate::bugs::engine_bugs(spec.bug);
-    // A replacement rejoins until a majority of peers synced with it.
-    replica.rejoining = lock(&world.rejoining)[node as usize];
-    let interval_ns = spec.sync_interval.as_nanos().max(1) as u64;
-    // Each node ticks at its own phase, so the cluster does not sync in lockstep.
-    let phase_ns = SimRng::new(spec.seed, "sync-phase", u64::from(node)).below(interval_ns);
-    let sync = SyncConfig {
-        peers: peer_plan(world, node, boot),
-        interval_ns,
-        phase_ns,
-        session_timeout_ns: spec.session_timeout.as_nanos() as u64,
-    };
-    NodeConfig { replica, sync, ..NodeConfig::new(NodeId(node), []) }
-}
-
 /// The node's main task (madsim re-runs it on every restart).
 pub async fn main(world: Arc<World>, node: u32) {
     let endpoint = match Endpoint::bind(address(node)).await {
@@ -163,7 +106,8 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
     };
     let mut disk = world.disks[node as usize].clone();
     let recovered = disk.load().map_err(|error| error.to_string());
-    let config = node_config(world, node, boot);
+    let rejoining = lock(&world.rejoining)[node as usize];
+    let config = crate::node_config::node_config(&world.spec, node, boot, rejoining);
     let opened = recovered.and_then(|recovered| {
         let opened = Node::recover(scx_engine::World, config, &recovered, local_now_ns(world, node));
         opened.map_err(|error| error.to_string())
@@ -325,7 +269,7 @@ fn read(world: &World, core: &mut NodeCore, key: u32) {
 }
 
 /// One key of the engine's state, in the model's shape.
-fn read_value(state: &WorldState, key: u32) -> ModelValue {
+pub fn read_value(state: &WorldState, key: u32) -> ModelValue {
     ModelValue {
         register: state
             .registers
@@ -337,7 +281,7 @@ fn read_value(state: &WorldState, key: u32) -> ModelValue {
 }
 
 /// What the replica holds, as per-author tips.
-fn frontier(replica: &Replica<scx_engine::World>) -> Frontier {
+pub fn frontier(replica: &Replica<scx_engine::World>) -> Frontier {
     replica.author_tips()
 }
 

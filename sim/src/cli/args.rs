@@ -2,6 +2,7 @@
 
 use crate::shard::{SeedRange, Shard};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ Examples:
   scx replay scenarios/quickstart.toml --seed 7 --check-determinism
   scx shrink scenarios/x.toml --seed 7 --out minimal.toml
   scx report a.jsonl b.jsonl --out compare/
+  scx cluster scenarios/quickstart.toml --seed 1 --out run/
 
 Scenario files are described in docs/SCENARIOS.md.";
 
@@ -56,6 +58,84 @@ pub enum Command {
     /// Hunt planted bugs with scenarios and their default seeds (a build
     /// with `--features planted-bugs`); prints where each bug was found.
     Hunt(HuntArgs),
+    /// Run a scenario's nodes as real processes on 127.0.0.1 behind a fault
+    /// proxy (SIGKILL crashes, SIGSTOP pauses), then judge their logs with
+    /// the simulator's checkers. Not deterministic: the seed drives the
+    /// schedule and the workload.
+    #[command(after_help = AFTER_HELP)]
+    Cluster(ClusterArgs),
+    /// Run one SCX node as a real process over TCP with a file store (what
+    /// `scx cluster` starts; see docs/SCENARIOS.md, "Real mode").
+    Node(NodeArgs),
+}
+
+/// `scx cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The seed (default: the first of the scenario's seeds).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The run's directory (created; must be empty): node data, logs,
+    /// record.json, trace.json and report/. Default: a new directory under
+    /// the system's temporary directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Leave out, with a warning, faults and keys only the simulator can
+    /// honour (clock skew, torn writes, rot, hostile nodes, replacements,
+    /// air-gapped bundles) instead of refusing the scenario.
+    #[arg(long)]
+    pub allow_sim_only: bool,
+    /// Run with a planted bug (a build with `--features planted-bugs`).
+    #[arg(long)]
+    pub bug: Option<String>,
+    /// Also write each chart of the report as a PNG.
+    #[arg(long)]
+    pub png: bool,
+}
+
+/// `scx node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The scenario file (the node takes its config, workload and timing from it).
+    pub scenario: PathBuf,
+    /// The seed.
+    #[arg(long)]
+    pub seed: u64,
+    /// This node's index in the scenario's cluster.
+    #[arg(long)]
+    pub id: u32,
+    /// Address to accept peers' connections on (loopback only).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// A peer and the address to dial it at, as `ID=HOST:PORT` (repeat).
+    #[arg(long = "peer", value_parser = parse_peer)]
+    pub peers: Vec<(u32, SocketAddr)>,
+    /// The data directory: the durable log, the boot count and
+    /// observations.jsonl (appended to across restarts).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The run's epoch in Unix nanoseconds (default: now); timestamps and
+    /// the workload's schedule count from it.
+    #[arg(long)]
+    pub epoch_unix_ns: Option<u64>,
+    /// Die with this process (the supervisor's pid), which must be the parent.
+    #[arg(long, hide = true)]
+    pub supervisor_pid: Option<i32>,
+    /// Run with a planted bug (a build with `--features planted-bugs`).
+    #[arg(long)]
+    pub bug: Option<String>,
+}
+
+fn parse_peer(text: &str) -> Result<(u32, SocketAddr), String> {
+    let (id, address) = text.split_once('=').ok_or_else(|| format!("`{text}` is not ID=HOST:PORT"))?;
+    let id = id.parse::<u32>().map_err(|_| format!("`{id}` is not a node index"))?;
+    let address = address.parse::<SocketAddr>().map_err(|error| format!("`{address}`: {error}"))?;
+    Ok((id, address))
 }
 
 /// `scx hunt`.

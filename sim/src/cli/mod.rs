@@ -12,6 +12,7 @@ pub mod args;
 mod campaign;
 mod merge;
 mod output;
+mod real;
 mod shrink;
 
 use crate::plan;
@@ -38,6 +39,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merge(args) => merge::run(&args),
         Command::Report(args) => report(&args),
         Command::Hunt(args) => hunt(&args),
+        Command::Cluster(args) => real::cluster(&args),
+        Command::Node(args) => real::node(&args),
     }
 }
 
@@ -132,7 +135,7 @@ fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The planted bug named `name`, in a build that carries planted bugs.
-fn planted_bug(name: &str) -> Result<crate::spec::PlantedBug, BadInput> {
+pub(crate) fn planted_bug(name: &str) -> Result<crate::spec::PlantedBug, BadInput> {
     use crate::spec::PlantedBug;
     if !scx_engine::bugs::COMPILED {
         return Err(BadInput(

@@ -5,6 +5,7 @@ mod bugs;
 mod campaign;
 mod checkers;
 mod cli;
+mod real;
 mod scenarios;
 mod smoke;
 mod tidy;

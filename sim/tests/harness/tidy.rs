@@ -87,10 +87,30 @@ fn wall_clock_reads_are_explained() {
                     path.display()
                 );
                 assert!(
-                    path.ends_with("cli/output.rs"),
-                    "{}: only the campaign's progress may read the wall clock",
+                    path.ends_with("cli/output.rs") || path.ends_with("real/clock.rs"),
+                    "{}: only the campaign's progress and real mode's clock may read the wall clock",
                     path.display()
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn tokio_and_nix_stay_in_real_mode() {
+    // The simulator runs on madsim alone; real processes are `sim/src/real/`'s.
+    let real = workspace().join("sim/src/real");
+    for path in rust_files(&workspace().join("sim/src")) {
+        if path.starts_with(&real) {
+            continue;
+        }
+        for (number, line) in code_lines(&path) {
+            for forbidden in ["tokio::", "tokio_util::", "nix::"] {
+                // As a path of its own, not the tail of another (`unix::`).
+                let named = line
+                    .match_indices(forbidden)
+                    .any(|(at, _)| !line[..at].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'));
+                assert!(!named, "{}:{number}: `{forbidden}` belongs in sim/src/real/ only", path.display());
             }
         }
     }
