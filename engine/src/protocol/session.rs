@@ -101,7 +101,9 @@ impl Syncer {
         self.chunk_bytes = bytes.clamp(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES).next_power_of_two();
     }
 
-    /// Planted bugs (effective only with the `planted-bugs` feature).
+    /// Planted bugs for the harness's hunts: no effect unless the crate is
+    /// built with feature `planted-bugs` (hidden from the documented API).
+    #[doc(hidden)]
     pub fn set_bugs(&mut self, bugs: Bugs) {
         self.bugs = bugs;
     }
