@@ -204,6 +204,11 @@ impl<O: Op> LaneDag<O> {
         self.by_id.get(id).map(|idx| self.slot(*idx))
     }
 
+    /// The arena index of the admitted lane with this id.
+    pub(crate) fn index_of(&self, id: &LaneId) -> Option<SlotIdx> {
+        self.by_id.get(id).copied()
+    }
+
     /// Whether the lane is admitted or is a tip of the pruned prefix.
     pub(crate) fn holds(&self, id: &LaneId) -> bool {
         self.by_id.contains_key(id) || self.pruned_refs.contains_key(id)

@@ -64,40 +64,7 @@ pub(super) struct SnapshotSource<'a> {
 /// candidate ancestor of a lane sent, so a Bloom false positive never leaves
 /// a sent lane without its parent. In canonical order, cut at the batch limit.
 pub(super) fn build_delta_compact<L: Law>(replica: &mut Replica<L>, theirs: &CompactSummary, bugs: Bugs) -> Delta {
-    let floor = theirs.stable_key;
-    let candidates: Vec<(OrderKey, LaneId, Vec<LaneId>)> = replica
-        .canonical_lanes()
-        .filter(|(id, lane)| Some((lane.lamport, lane.author, *id)) > floor)
-        .map(|(id, lane)| ((lane.lamport, lane.author, id), id, lane.parents.clone()))
-        .collect();
-    let parents: BTreeMap<LaneId, &Vec<LaneId>> = candidates.iter().map(|(_, id, parents)| (*id, parents)).collect();
-    // Ancestors of the peer's heads that this node holds: the peer holds them.
-    let mut known: BTreeSet<LaneId> = BTreeSet::new();
-    let mut stack: Vec<LaneId> = theirs.heads.iter().copied().filter(|id| parents.contains_key(id)).collect();
-    while let Some(id) = stack.pop() {
-        if known.insert(id) {
-            stack.extend(parents.get(&id).into_iter().flat_map(|ps| ps.iter()).filter(|p| parents.contains_key(p)));
-        }
-    }
-    let mut send: BTreeSet<LaneId> = candidates
-        .iter()
-        .map(|(_, id, _)| *id)
-        .filter(|id| !known.contains(id) && !theirs.bloom.may_contain(id))
-        .collect();
-    let mut stack: Vec<LaneId> = send.iter().copied().collect();
-    while let Some(id) = stack.pop() {
-        for parent in parents.get(&id).into_iter().flat_map(|ps| ps.iter()) {
-            if parents.contains_key(parent) && !known.contains(parent) && send.insert(*parent) {
-                stack.push(*parent);
-            }
-        }
-    }
-    let replica = &*replica;
-    let lanes: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = candidates
-        .iter()
-        .filter(|(_, id, _)| send.contains(id))
-        .filter_map(|(key, id, _)| replica.lane(id).map(|lane| (*key, *id, lane)))
-        .collect();
+    let lanes = replica.lanes_unknown_to(theirs.stable_key, &theirs.heads, |id| theirs.bloom.may_contain(id));
     let (lanes, count, more) = write_batch(&lanes, bugs);
     Delta { snapshot: None, lanes, count, more }
 }

@@ -26,6 +26,7 @@ mod admit;
 mod install;
 mod order;
 mod replay;
+mod select;
 mod stability;
 
 pub use replay::decode_state;

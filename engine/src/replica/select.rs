@@ -1,0 +1,190 @@
+//! What a compact-summary peer lacks: the held lanes above its stable point
+//! that neither its heads nor its Bloom filter account for, with their
+//! unaccounted ancestors.
+//!
+//! The walk runs over arena slots, not ids: each lane above the floor gets
+//! a byte of marks in a window of slot indices, so a session costs one pass
+//! over the lanes above the floor and one visit per parent edge, with no id
+//! comparisons. The window spans the candidates' slot indices, so it is
+//! never larger than the arena.
+
+use super::Replica;
+use crate::dag::{OrderKey, SlotIdx};
+use crate::hash::LaneId;
+use crate::lane::Lane;
+use crate::law::Law;
+
+/// The lane is above the peer's floor.
+const CANDIDATE: u8 = 1;
+/// The lane is an ancestor of (or is) one of the peer's heads.
+const KNOWN: u8 = 2;
+/// The lane goes to the peer.
+const SEND: u8 = 4;
+
+/// Marks for a window of slot indices.
+struct Marks {
+    base: SlotIdx,
+    marks: Vec<u8>,
+}
+
+impl Marks {
+    fn over(candidates: &[SlotIdx]) -> Self {
+        let base = candidates.iter().copied().min().unwrap_or(0);
+        let top = candidates.iter().copied().max().unwrap_or(0);
+        let len = if candidates.is_empty() { 0 } else { (top - base) as usize + 1 };
+        let mut marks = Marks { base, marks: vec![0; len] };
+        for idx in candidates {
+            *marks.at(*idx).expect("every candidate is inside the window") |= CANDIDATE;
+        }
+        marks
+    }
+
+    fn at(&mut self, idx: SlotIdx) -> Option<&mut u8> {
+        let offset = usize::try_from(idx.checked_sub(self.base)?).ok()?;
+        self.marks.get_mut(offset)
+    }
+
+    /// Sets `flag` on a candidate that has none of `unless`; says whether it did.
+    fn claim(&mut self, idx: SlotIdx, flag: u8, unless: u8) -> bool {
+        match self.at(idx) {
+            Some(mark) if *mark & CANDIDATE != 0 && *mark & (flag | unless) == 0 => {
+                *mark |= flag;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<L: Law> Replica<L> {
+    /// Held lanes with an order key above `floor`, in canonical order, that
+    /// are neither ancestors of `their_heads` (through lanes above the floor)
+    /// nor reported by `peer_may_hold`, plus every ancestor of those above
+    /// the floor that the heads do not account for.
+    pub(crate) fn lanes_unknown_to(
+        &mut self,
+        floor: Option<OrderKey>,
+        their_heads: &[LaneId],
+        peer_may_hold: impl Fn(&LaneId) -> bool,
+    ) -> Vec<(OrderKey, LaneId, &Lane<L::Op>)> {
+        self.materialize();
+        let dag = &self.dag;
+        let true_key = |idx: SlotIdx| {
+            let slot = dag.slot(idx);
+            (slot.lane.lamport, slot.lane.author, slot.id)
+        };
+        // Every ordering (planted bugs included) sorts by lamport first, so
+        // lanes below the floor's lamport are skipped by a binary search.
+        let start = match floor {
+            Some((lamport, ..)) => self.order.partition_point(|idx| dag.slot(*idx).lane.lamport < lamport),
+            None => 0,
+        };
+        let candidates: Vec<SlotIdx> =
+            self.order[start..].iter().copied().filter(|idx| Some(true_key(*idx)) > floor).collect();
+        let mut marks = Marks::over(&candidates);
+        let mut stack: Vec<SlotIdx> = their_heads.iter().filter_map(|id| dag.index_of(id)).collect();
+        while let Some(idx) = stack.pop() {
+            if marks.claim(idx, KNOWN, 0) {
+                stack.extend(dag.slot(idx).parent_slots.iter().copied());
+            }
+        }
+        for idx in &candidates {
+            if !peer_may_hold(&dag.slot(*idx).id) && marks.claim(*idx, SEND, KNOWN) {
+                stack.push(*idx);
+            }
+        }
+        while let Some(idx) = stack.pop() {
+            for parent in dag.slot(idx).parent_slots.iter() {
+                if marks.claim(*parent, SEND, KNOWN) {
+                    stack.push(*parent);
+                }
+            }
+        }
+        candidates
+            .into_iter()
+            .filter(|idx| marks.at(*idx).is_some_and(|mark| *mark & SEND != 0))
+            .map(|idx| {
+                let slot = dag.slot(idx);
+                (true_key(idx), slot.id, &slot.lane)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lane::NodeId;
+    use crate::replica::ReplicaConfig;
+    use crate::world::{World, WorldOp};
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// The definition the slot walk implements, over ids.
+    fn by_ids(
+        lanes: &[(OrderKey, LaneId, Vec<LaneId>)],
+        floor: Option<OrderKey>,
+        heads: &[LaneId],
+        may_hold: impl Fn(&LaneId) -> bool,
+    ) -> Vec<LaneId> {
+        let above: BTreeMap<LaneId, &Vec<LaneId>> =
+            lanes.iter().filter(|(key, ..)| Some(*key) > floor).map(|(_, id, parents)| (*id, parents)).collect();
+        let mut known = BTreeSet::new();
+        let mut stack: Vec<LaneId> = heads.iter().copied().filter(|id| above.contains_key(id)).collect();
+        while let Some(id) = stack.pop() {
+            if known.insert(id) {
+                stack.extend(above[&id].iter().filter(|parent| above.contains_key(*parent)));
+            }
+        }
+        let mut send: BTreeSet<LaneId> =
+            above.keys().copied().filter(|id| !known.contains(id) && !may_hold(id)).collect();
+        let mut stack: Vec<LaneId> = send.iter().copied().collect();
+        while let Some(id) = stack.pop() {
+            for parent in above[&id].iter() {
+                if above.contains_key(parent) && !known.contains(parent) && send.insert(*parent) {
+                    stack.push(*parent);
+                }
+            }
+        }
+        lanes.iter().filter(|(key, id, _)| Some(*key) > floor && send.contains(id)).map(|(_, id, _)| *id).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn the_slot_walk_sends_what_the_id_definition_sends(
+            steps in proptest::collection::vec((0u32..4, 0u32..4, any::<bool>()), 1..60),
+            floor_at in any::<prop::sample::Index>(),
+            use_floor in any::<bool>(),
+            head_picks in proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+            bloom_mod in 1u8..5,
+        ) {
+            let members: Vec<NodeId> = (0..4).map(NodeId).collect();
+            let config = |node| ReplicaConfig { prune: false, ..ReplicaConfig::new(NodeId(node), members.clone()) };
+            let mut authors: Vec<Replica<World>> = (0..4).map(|node| Replica::new(World, config(node))).collect();
+            let mut all = Replica::new(World, config(0));
+            // Each step: one author writes, and sometimes another learns all it holds,
+            // so lanes get parents across authors.
+            for (value, (author, learner, share)) in steps.iter().enumerate() {
+                let ops = vec![WorldOp::Add { key: value as u32 % 3, delta: 1 }];
+                let (_, lane) = authors[*author as usize].create_lane(ops).expect("authors write");
+                all.insert(lane).expect("the full replica admits every lane");
+                if *share && author != learner {
+                    let lanes: Vec<_> = authors[*author as usize].canonical_lanes().map(|(_, lane)| lane.clone()).collect();
+                    for lane in lanes {
+                        let _ = authors[*learner as usize].insert(lane);
+                    }
+                }
+            }
+            let lanes: Vec<(OrderKey, LaneId, Vec<LaneId>)> = all
+                .canonical_lanes()
+                .map(|(id, lane)| ((lane.lamport, lane.author, id), id, lane.parents.clone()))
+                .collect();
+            let floor = use_floor.then(|| floor_at.get(&lanes).0);
+            let heads: Vec<LaneId> = head_picks.iter().map(|pick| pick.get(&lanes).1).collect();
+            let may_hold = |id: &LaneId| id.as_bytes()[0] % bloom_mod == 0;
+            let expected = by_ids(&lanes, floor, &heads, may_hold);
+            let walked: Vec<LaneId> = all.lanes_unknown_to(floor, &heads, may_hold).into_iter().map(|(_, id, _)| id).collect();
+            prop_assert_eq!(walked, expected);
+        }
+    }
+}
