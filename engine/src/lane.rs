@@ -321,6 +321,15 @@ mod tests {
     }
 
     #[test]
+    fn a_lane_may_name_max_parents_and_no_more() {
+        let parents = |count: usize| (0..count).map(|n| LaneId(*blake3::hash(&n.to_le_bytes()).as_bytes())).collect();
+        let at_limit = Lane::new(NodeId(1), 1, 2, parents(MAX_PARENTS), vec![WorldOp::Add { key: 0, delta: 1 }]);
+        assert_eq!(at_limit.check_shape(), Ok(()));
+        let over = Lane::new(NodeId(1), 1, 2, parents(MAX_PARENTS + 1), vec![WorldOp::Add { key: 0, delta: 1 }]);
+        assert_eq!(over.check_shape(), Err(LaneShapeError::TooManyParents { count: MAX_PARENTS + 1 }));
+    }
+
+    #[test]
     fn new_sorts_parents_and_round_trips() {
         let lane = sample();
         assert!(lane.parents[0] < lane.parents[1]);

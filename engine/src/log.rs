@@ -179,9 +179,8 @@ pub fn encode_record(kind: RecordKind, payload: &[u8], out: &mut Vec<u8>) -> Res
 
 /// A whole log image holding exactly `records`, header included.
 pub fn encode_log(records: &[Record]) -> Result<Vec<u8>, RecordTooLarge> {
-    let total_bytes = records.iter().map(|record| FRAME_BYTES + record.payload.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(LOG_HEADER.len() + total_bytes);
-    out.extend_from_slice(LOG_HEADER);
+    // Each record reserves its own frame.
+    let mut out = LOG_HEADER.to_vec();
     for record in records {
         encode_record(record.kind, &record.payload, &mut out)?;
     }

@@ -35,9 +35,11 @@ pub const MAX_SNAPSHOT_BOUNDARY: u64 = 1 << 16;
 /// stamp as varints, and the id.
 pub const MAX_TIP_BYTES: usize = 5 + 10 + 10 + 32;
 /// Most bytes an encoded header takes: version, parent, lane index, chain
-/// hash, digest, max stamp, and the counted tips and boundary.
+/// hash, digest, max stamp, and the counted tips and boundary (each count a
+/// minimal varint of at most 2^16, so 3 bytes). Exact: the largest header
+/// encodes to this many bytes.
 pub const MAX_SNAPSHOT_HEADER_BYTES: usize =
-    1 + 32 + 10 + 32 + 32 + 10 + 10 + (MAX_SNAPSHOT_TIPS + MAX_SNAPSHOT_BOUNDARY) as usize * MAX_TIP_BYTES;
+    1 + 32 + 10 + 32 + 32 + 10 + 3 + 3 + (MAX_SNAPSHOT_TIPS + MAX_SNAPSHOT_BOUNDARY) as usize * MAX_TIP_BYTES;
 /// Largest lane index a snapshot may claim: far beyond any real history,
 /// and far enough below `u64::MAX` that counting on from it cannot overflow.
 pub const MAX_SNAPSHOT_LANE_INDEX: u64 = 1 << 48;
@@ -482,19 +484,59 @@ impl SnapshotRegistry {
     pub fn lineage(&self) -> impl Iterator<Item = (u64, SnapshotId)> + '_ {
         self.lineage.iter().map(|(index, id)| (*index, *id))
     }
+}
 
-    /// The newest snapshot both this node and a peer hold, given the peer's
-    /// points; ids that differ at one index are divergence.
-    pub fn common_ancestor(&self, theirs: &[(u64, SnapshotId)]) -> Result<Option<(u64, SnapshotId)>, SnapshotError> {
-        let mut best = None;
-        for (index, id) in theirs {
-            if let Some(ours) = self.lineage.get(index) {
-                if ours != id {
-                    return Err(SnapshotError::Diverged { lane_index: *index, ours: *ours, theirs: *id });
-                }
-                best = best.max(Some((*index, *id)));
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Reader;
+
+    fn tip(author: u32, seq: u64) -> Tip {
+        Tip { author: NodeId(author), seq, lamport: u64::MAX, id: LaneId([7; 32]) }
+    }
+
+    fn header(tips: Vec<Tip>, boundary: Vec<Tip>) -> SnapshotHeader {
+        SnapshotHeader {
+            parent: SnapshotId([1; 32]),
+            lane_index: u64::MAX,
+            chain_hash: ChainHash([2; 32]),
+            state_digest: StateDigest([3; 32]),
+            max_lamport: u64::MAX,
+            tips,
+            boundary,
         }
-        Ok(best)
+    }
+
+    #[test]
+    fn the_largest_header_encodes_to_exactly_the_header_limit() {
+        // Authors at or above 2^28 take 5 varint bytes; seqs and stamps at
+        // u64::MAX take 10.
+        let top = u32::MAX - MAX_SNAPSHOT_TIPS as u32 + 1;
+        let tips = (0..MAX_SNAPSHOT_TIPS as u32).map(|n| tip(top + n, u64::MAX)).collect();
+        let boundary =
+            (0..MAX_SNAPSHOT_BOUNDARY).map(|n| tip(u32::MAX, u64::MAX - MAX_SNAPSHOT_BOUNDARY + n)).collect();
+        let mut out = Vec::new();
+        header(tips, boundary).encode(&mut out);
+        assert_eq!(out.len(), MAX_SNAPSHOT_HEADER_BYTES);
+        let mut reader = Reader::new(&out);
+        assert!(SnapshotHeader::decode(&mut reader).is_ok(), "the largest header is a valid one");
+    }
+
+    #[test]
+    fn tips_and_boundary_must_strictly_ascend_on_decode() {
+        let cases = [
+            ("two tips of one author", header(vec![tip(4, 2), tip(4, 3)], vec![])),
+            ("tips out of order", header(vec![tip(5, 2), tip(4, 3)], vec![])),
+            ("one boundary lane twice", header(vec![tip(4, 9)], vec![tip(4, 3), tip(4, 3)])),
+            ("boundary out of order", header(vec![tip(4, 9)], vec![tip(4, 3), tip(4, 2)])),
+        ];
+        for (what, bad) in cases {
+            let mut out = Vec::new();
+            bad.encode(&mut out);
+            assert!(SnapshotHeader::decode(&mut Reader::new(&out)).is_err(), "{what} decoded");
+        }
+        let mut out = Vec::new();
+        header(vec![tip(4, 9), tip(5, 1)], vec![tip(4, 3), tip(4, 4), tip(6, 1)]).encode(&mut out);
+        assert!(SnapshotHeader::decode(&mut Reader::new(&out)).is_ok(), "ascending lists decode");
     }
 }

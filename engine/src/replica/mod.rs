@@ -305,14 +305,6 @@ impl<L: Law> Replica<L> {
         }
     }
 
-    /// Lane index and chain hash at the tip (orders and replays first, but
-    /// does not compute the state digest, which costs an encoding of the
-    /// whole state).
-    pub fn tip(&mut self) -> (u64, ChainHash) {
-        self.materialize();
-        (self.lane_index(), self.chain)
-    }
-
     /// The state at the tip (orders and replays first).
     pub fn state(&mut self) -> &L::State {
         // Planted bug `stale_read`: the state of the last replay is served

@@ -181,7 +181,7 @@ mod tests {
                 .collect();
             let floor = use_floor.then(|| floor_at.get(&lanes).0);
             let heads: Vec<LaneId> = head_picks.iter().map(|pick| pick.get(&lanes).1).collect();
-            let may_hold = |id: &LaneId| id.as_bytes()[0] % bloom_mod == 0;
+            let may_hold = |id: &LaneId| id.as_bytes()[0].is_multiple_of(bloom_mod);
             let expected = by_ids(&lanes, floor, &heads, may_hold);
             let walked: Vec<LaneId> = all.lanes_unknown_to(floor, &heads, may_hold).into_iter().map(|(_, id, _)| id).collect();
             prop_assert_eq!(walked, expected);

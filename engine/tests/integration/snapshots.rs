@@ -79,6 +79,17 @@ fn stability_commits_snapshots_when_every_member_has_seen_the_prefix() {
 }
 
 #[test]
+fn the_stable_key_is_at_or_past_the_last_lane_of_the_newest_stable_snapshot() {
+    let lanes = history(21, 3, 300);
+    let (replica, _) = replay(0, 3, &lanes);
+    let latest = replica.snapshots().latest().unwrap();
+    assert!(latest.header.lane_index > 0, "a 300-step history with pulls must stabilise some prefix");
+    let snapshot_last = latest.header.tips.iter().map(|tip| (tip.lamport, tip.author, tip.id)).max();
+    let stable = replica.stable_key().expect("a committed stable snapshot means a stable prefix");
+    assert!(Some(stable) >= snapshot_last, "stable key {stable:?} is below the snapshot's last lane {snapshot_last:?}");
+}
+
+#[test]
 fn a_lone_member_that_never_writes_blocks_stability() {
     // Member 2 exists but never writes: nothing is causally stable.
     let lanes = history(4, 2, 200);

@@ -544,7 +544,10 @@ fn a_chunk_from_a_different_snapshot_is_never_installed() {
     let older_offer = offer_of(&net.replicas[0]);
     // The pair writes on until a newer snapshot is stable.
     let mut rng = Rng::new(8);
+    let mut rounds = 0;
     while offer_of(&net.replicas[0]).id == older_offer.id {
+        rounds += 1;
+        assert!(rounds <= 200, "no newer stable snapshot after {rounds} rounds of writes");
         for node in 0..2 {
             let ops = random_ops(&mut rng, &mut net.replicas[node], 600);
             net.replicas[node].create_lane(ops).unwrap();
