@@ -336,3 +336,48 @@ fn a_crash_right_after_the_rotten_log_was_cut_still_rejoins() {
     assert!(!report.corruption_detected, "the log was already cut");
     assert!(reopened.node.is_rejoining(), "the cut erased why the log is shorter");
 }
+
+#[test]
+fn a_log_missing_a_lane_that_later_lanes_name_is_a_recovery_error() {
+    let lanes = history(31, 2, 120);
+    let mut driver = Driver::fresh(config(0, 2));
+    driver.receive(NodeId(1), &lanes);
+    let records = driver.log();
+    let first_lane = records.iter().position(|record| record.kind == RecordKind::Lane).expect("lanes were logged");
+    let mut rewritten = records.clone();
+    rewritten.remove(first_lane);
+    let mut store = MemStore::new();
+    store.replace(&rewritten).unwrap();
+    match Driver::open(node_config(config(0, 2)), store) {
+        Ok(_) => panic!("a log whose lanes name a lane it lacks was recovered"),
+        Err(error) => assert!(matches!(error, RecoveryError::DanglingLanes { count } if count > 0), "{error}"),
+    }
+}
+
+#[test]
+fn a_log_that_is_not_ours_to_cut_is_refused_not_repaired() {
+    let lanes = history(32, 2, 40);
+    let mut driver = Driver::fresh(config(0, 2));
+    driver.receive(NodeId(1), &lanes);
+    let intact = driver.store.durable_bytes().to_vec();
+    // A record of a kind this version does not know, checksum valid (a newer
+    // writer), and a log that does not start with our header.
+    let mut newer = intact.clone();
+    let head = [1, 0, 0, 0, 0xee];
+    newer.extend_from_slice(&head);
+    newer.extend_from_slice(&scx_engine::log::frame_checksum(&head, &[7]).to_le_bytes());
+    newer.push(7);
+    let mut foreign = intact.clone();
+    foreign[0] ^= 0xff;
+    for (what, image) in [("unknown record kind", newer), ("foreign header", foreign)] {
+        let recovered = scx_engine::log::decode_log(&image);
+        assert!(recovered.defect.is_some_and(|defect| !defect.is_repairable()), "{what}: {:?}", recovered.defect);
+        match scx_engine::Node::recover(scx_engine::World, node_config(config(0, 2)), &recovered, 0) {
+            Ok(_) => panic!("{what}: the node opened on a log it must not cut"),
+            Err(error) => assert!(matches!(error, RecoveryError::UnrepairableTail { .. }), "{what}: {error}"),
+        }
+    }
+    // The intact log itself recovers.
+    let recovered = scx_engine::log::decode_log(&intact);
+    assert!(scx_engine::Node::recover(scx_engine::World, node_config(config(0, 2)), &recovered, 0).is_ok());
+}

@@ -345,3 +345,133 @@ fn every_single_bit_flip_of_a_lanes_message_is_refused_as_damage() {
         );
     }
 }
+
+/// Each side's metrics of the sessions completed since `mark`.
+fn side_totals(cluster: &Cluster, mark: usize, side: usize) -> protocol::SessionMetrics {
+    let mut total = protocol::SessionMetrics::default();
+    for (node, event) in &cluster.events[mark..] {
+        if let SyncEvent::Completed { metrics, .. } = event
+            && *node == side
+        {
+            total.add(metrics);
+        }
+    }
+    total
+}
+
+#[test]
+fn what_one_side_counts_as_sent_the_other_counts_as_received() {
+    let mut cluster = Cluster::new(2, 11, false);
+    cluster.write(0, 300);
+    cluster.write(1, 200);
+    let mark = cluster.events.len();
+    let (outcome, _) = cluster.sync(0, 1, &Faults::NONE).unwrap();
+    assert!(matches!(outcome, Outcome::Synced { .. }), "{outcome:?}");
+    let (initiator, answerer) = (side_totals(&cluster, mark, 0), side_totals(&cluster, mark, 1));
+    assert!(initiator.bytes_sent > 0 && answerer.bytes_sent > 0);
+    assert_eq!(initiator.bytes_sent, answerer.bytes_received, "initiator to answerer");
+    assert_eq!(answerer.bytes_sent, initiator.bytes_received, "answerer to initiator");
+    assert_eq!(initiator.lanes_sent, answerer.lanes_received);
+    assert_eq!(answerer.lanes_sent, initiator.lanes_received);
+    assert_eq!((initiator.lanes_received, answerer.lanes_received), (200, 300), "each got what it lacked");
+    assert_eq!(initiator.round_trips, 1 + u64::from(matches!(outcome, Outcome::Synced { more: true })));
+}
+
+#[test]
+fn lanes_a_node_already_holds_are_counted_redundant() {
+    // Node 2 holds node 0's lanes too; node 1 syncs with both at once, so
+    // both deltas carry them and the second copy of each is redundant.
+    let mut cluster = Cluster::new(3, 12, false);
+    cluster.write(0, 40);
+    cluster.copy_all(0, 2);
+    let mark = cluster.events.len();
+    cluster.syncers[1].initiate(NodeId(0), &mut cluster.replicas[1]);
+    cluster.syncers[1].initiate(NodeId(2), &mut cluster.replicas[1]);
+    assert!(cluster.syncers[1].is_syncing_with(NodeId(0)) && cluster.syncers[1].is_syncing_with(NodeId(2)));
+    assert!(!cluster.syncers[0].is_syncing_with(NodeId(2)), "no session between 0 and 2");
+    cluster.drive(&Faults::NONE);
+    assert!(!cluster.syncers[1].is_syncing_with(NodeId(0)), "the completed session is closed");
+    let node1 = side_totals(&cluster, mark, 1);
+    assert_eq!(node1.lanes_received, 80, "both peers sent the 40 lanes");
+    assert_eq!(node1.lanes_redundant, 40, "the second copy of each lane was redundant");
+    assert_eq!(cluster.replicas[1].held_lanes(), 40);
+}
+
+#[test]
+fn session_metrics_add_field_by_field() {
+    let one = protocol::SessionMetrics {
+        bytes_sent: 1,
+        bytes_received: 2,
+        lanes_sent: 3,
+        lanes_received: 4,
+        lanes_missing: 5,
+        bytes_missing: 6,
+        lanes_redundant: 7,
+        lanes_rejected: 8,
+        snapshots_sent: 9,
+        snapshot_chunks_sent: 10,
+        snapshot_chunks_received: 11,
+        snapshots_installed: 12,
+        round_trips: 13,
+        compact_summaries: 14,
+        supplies: 15,
+    };
+    let mut total = one;
+    total.add(&one);
+    total.add(&one);
+    let tripled = protocol::SessionMetrics {
+        bytes_sent: 3,
+        bytes_received: 6,
+        lanes_sent: 9,
+        lanes_received: 12,
+        lanes_missing: 15,
+        bytes_missing: 18,
+        lanes_redundant: 21,
+        lanes_rejected: 24,
+        snapshots_sent: 27,
+        snapshot_chunks_sent: 30,
+        snapshot_chunks_received: 33,
+        snapshots_installed: 36,
+        round_trips: 39,
+        compact_summaries: 42,
+        supplies: 45,
+    };
+    assert_eq!(total, tripled);
+}
+
+#[test]
+fn bytes_balance_across_a_compact_session_with_a_supply_step() {
+    // One Bloom bit per lane: false positives hide lanes, so sessions take
+    // the need/supply step; its bytes count on both sides too.
+    let mut supplied = false;
+    for seed in 0..20 {
+        let mut cluster = Cluster::compact(2, seed, false, 1);
+        cluster.write(0, 30);
+        cluster.write(1, 30);
+        let mark = cluster.events.len();
+        cluster.sync(0, 1, &Faults::NONE).expect("the session completes");
+        let (initiator, answerer) = (side_totals(&cluster, mark, 0), side_totals(&cluster, mark, 1));
+        assert_eq!(initiator.bytes_sent, answerer.bytes_received, "seed {seed}: initiator to answerer");
+        assert_eq!(answerer.bytes_sent, initiator.bytes_received, "seed {seed}: answerer to initiator");
+        supplied |= initiator.supplies > 0;
+    }
+    assert!(supplied, "no session took the supply step, so this test shows nothing about it");
+}
+
+#[test]
+fn a_duplicated_datagram_of_a_closed_session_is_ignored() {
+    let mut cluster = Cluster::new(2, 13, false);
+    cluster.write(0, 20);
+    cluster.write(1, 20);
+    let every_datagram_twice = Faults { loss: 0, duplicate: 100, reorder: false };
+    let mark = cluster.events.len();
+    cluster.sync(0, 1, &every_datagram_twice).expect("the session completes");
+    let completed = |side| {
+        cluster.events[mark..]
+            .iter()
+            .filter(|(node, event)| *node == side && matches!(event, SyncEvent::Completed { .. }))
+            .count()
+    };
+    assert_eq!((completed(0), completed(1)), (1, 1), "a second copy opened or completed another session");
+    assert_eq!(cluster.status(0), cluster.status(1));
+}
