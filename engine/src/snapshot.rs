@@ -487,7 +487,7 @@ impl SnapshotRegistry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::codec::Reader;
 
@@ -507,16 +507,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_largest_header_encodes_to_exactly_the_header_limit() {
-        // Authors at or above 2^28 take 5 varint bytes; seqs and stamps at
-        // u64::MAX take 10.
+    /// The header with the longest encoding a decoder accepts: authors at
+    /// or above 2^28 take 5 varint bytes; seqs and stamps at u64::MAX take 10.
+    pub(crate) fn largest_header() -> SnapshotHeader {
         let top = u32::MAX - MAX_SNAPSHOT_TIPS as u32 + 1;
         let tips = (0..MAX_SNAPSHOT_TIPS as u32).map(|n| tip(top + n, u64::MAX)).collect();
         let boundary =
             (0..MAX_SNAPSHOT_BOUNDARY).map(|n| tip(u32::MAX, u64::MAX - MAX_SNAPSHOT_BOUNDARY + n)).collect();
+        header(tips, boundary)
+    }
+
+    #[test]
+    fn the_largest_header_encodes_to_exactly_the_header_limit() {
         let mut out = Vec::new();
-        header(tips, boundary).encode(&mut out);
+        largest_header().encode(&mut out);
         assert_eq!(out.len(), MAX_SNAPSHOT_HEADER_BYTES);
         let mut reader = Reader::new(&out);
         assert!(SnapshotHeader::decode(&mut reader).is_ok(), "the largest header is a valid one");

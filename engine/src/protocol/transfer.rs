@@ -34,9 +34,11 @@ pub const MIN_CHUNK_BYTES: u64 = 1 << 10;
 pub const MAX_CHUNK_BYTES: u64 = 1 << 20;
 /// Most chunks one snapshot is cut into (the manifest's length).
 pub const MAX_CHUNKS: u64 = 1 << 10;
-/// Most bytes an encoded offer takes: id, header, state length, chunk
-/// size, and the counted manifest.
-pub const MAX_OFFER_BYTES: usize = 32 + MAX_SNAPSHOT_HEADER_BYTES + 10 + 10 + 10 + MAX_CHUNKS as usize * 32;
+/// Most bytes an offer a decoder accepts takes: id, header, state length
+/// (at most 2^28, so 5 varint bytes), chunk size (any u64 on decode, 10),
+/// and the manifest counted in 2 bytes (at most 2^10 values). Exact: the
+/// largest offer encodes to this many bytes.
+pub const MAX_OFFER_BYTES: usize = 32 + MAX_SNAPSHOT_HEADER_BYTES + 5 + 10 + 2 + MAX_CHUNKS as usize * 32;
 /// Most peers a node assembles a snapshot from at once (one transfer each);
 /// a new transfer beyond it replaces the one that progressed least recently.
 pub const MAX_SNAPSHOT_TRANSFERS: usize = 4;
@@ -289,6 +291,85 @@ impl OfferCache {
 mod tests {
     use super::*;
     use crate::hash::{ChainHash, StateDigest};
+
+    #[test]
+    fn the_largest_offer_encodes_to_exactly_the_offer_limit() {
+        let largest = SnapshotOffer {
+            id: SnapshotId([5; 32]),
+            header: crate::snapshot::tests::largest_header(),
+            state_len: MAX_SNAPSHOT_STATE_BYTES,
+            chunk_bytes: u64::MAX,
+            manifest: vec![[6; 32]; MAX_CHUNKS as usize],
+        };
+        let bytes = largest.to_bytes();
+        assert_eq!(bytes.len(), MAX_OFFER_BYTES);
+        assert_eq!(SnapshotOffer::from_bytes(&bytes).map(|offer| offer.manifest.len()), Ok(MAX_CHUNKS as usize));
+    }
+
+    /// A snapshot of `state` whose header digests it, with `tips` tips.
+    fn snapshot_of(state: Vec<u8>, tips: usize) -> Snapshot {
+        let tip = |author| crate::snapshot::Tip {
+            author: crate::NodeId(author),
+            seq: 1,
+            lamport: 1,
+            id: crate::LaneId([1; 32]),
+        };
+        let header = SnapshotHeader {
+            parent: SnapshotId::ZERO,
+            lane_index: tips as u64,
+            chain_hash: ChainHash::ZERO,
+            state_digest: crate::hash::state_digest(&state),
+            max_lamport: 1,
+            tips: (0..tips as u32).map(tip).collect(),
+            boundary: Vec::new(),
+        };
+        Snapshot { id: header.id(), header, state }
+    }
+
+    #[test]
+    fn an_offer_names_at_most_max_snapshot_tips() {
+        assert!(SnapshotOffer::of(&snapshot_of(vec![1; 10], MAX_SNAPSHOT_TIPS as usize), MIN_CHUNK_BYTES).is_ok());
+        let over = SnapshotOffer::of(&snapshot_of(vec![1; 10], MAX_SNAPSHOT_TIPS as usize + 1), MIN_CHUNK_BYTES);
+        assert!(matches!(over, Err(SnapshotError::TooLargeToOffer { what: "frontier tips", .. })), "{over:?}");
+    }
+
+    #[test]
+    fn an_offer_of_exactly_max_chunks_verifies_and_its_parts_cover_the_state() {
+        let state: Vec<u8> = (0..MAX_CHUNKS * MIN_CHUNK_BYTES).map(|n| (n * 7 % 251) as u8).collect();
+        let snapshot = snapshot_of(state, 1);
+        let offer = SnapshotOffer::of(&snapshot, MIN_CHUNK_BYTES).unwrap();
+        assert_eq!((offer.chunk_bytes, offer.chunk_count()), (MIN_CHUNK_BYTES, MAX_CHUNKS));
+        assert_eq!(offer.verify(), Ok(()));
+        // The last chunk asked for completes the transfer; none before it does.
+        let bytes = offer.to_bytes();
+        for chunk in [0, 1, MAX_CHUNKS as u32 - 2, MAX_CHUNKS as u32 - 1] {
+            let want = SnapshotWant { id: offer.id, state_len: offer.state_len, chunk_bytes: offer.chunk_bytes, chunk };
+            let (part, completes) = part_for(&snapshot, &offer, &bytes, Some(want));
+            assert_eq!(part.chunk_index, chunk);
+            assert_eq!(completes, chunk == MAX_CHUNKS as u32 - 1, "chunk {chunk}");
+            assert_eq!(offer.check_chunk(u64::from(chunk), &part.chunk), Ok(()));
+        }
+        // A chunk past the last is no chunk: the peer gets the offer and chunk 0.
+        let past = SnapshotWant {
+            id: offer.id,
+            state_len: offer.state_len,
+            chunk_bytes: offer.chunk_bytes,
+            chunk: MAX_CHUNKS as u32,
+        };
+        let (part, completes) = part_for(&snapshot, &offer, &bytes, Some(past));
+        assert_eq!((part.chunk_index, part.offer.as_deref(), completes), (0, Some(&bytes[..]), false));
+    }
+
+    #[test]
+    fn the_offer_cache_follows_the_chunk_size_asked_for() {
+        let snapshot = snapshot_of(vec![3; 64 << 10], 1);
+        let mut cache = OfferCache::default();
+        assert_eq!(cache.offer(&snapshot, 4 << 10).unwrap().0.chunk_bytes, 4 << 10);
+        assert_eq!(cache.offer(&snapshot, 4 << 10).unwrap().0.chunk_bytes, 4 << 10);
+        assert_eq!(cache.offer(&snapshot, 16 << 10).unwrap().0.chunk_bytes, 16 << 10);
+        let (offer, encoded) = cache.offer(&snapshot, 16 << 10).unwrap();
+        assert_eq!(encoded, offer.to_bytes());
+    }
 
     fn offer(state_len: u64, chunk_bytes: u64) -> SnapshotOffer {
         let header = SnapshotHeader {

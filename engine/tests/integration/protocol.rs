@@ -475,3 +475,17 @@ fn a_duplicated_datagram_of_a_closed_session_is_ignored() {
     assert_eq!((completed(0), completed(1)), (1, 1), "a second copy opened or completed another session");
     assert_eq!(cluster.status(0), cluster.status(1));
 }
+
+#[test]
+fn a_compact_summary_sizes_its_filter_to_the_lanes_above_the_stable_point() {
+    let mut cluster = Cluster::compact(2, 14, false, 8);
+    cluster.write(0, 500);
+    cluster.syncers[0].initiate(NodeId(1), &mut cluster.replicas[0]);
+    let (_, hello) = cluster.syncers[0].poll_transmit().expect("a hello goes out");
+    let Ok(Message::Hello { summary: protocol::Summary::Compact(compact), .. }) = protocol::decode(&hello) else {
+        panic!("a compact-mode node says hello with a compact summary");
+    };
+    // 500 lanes at 8 bits each, none of them stable yet.
+    assert!(compact.bloom.bits.len() >= 500, "a {}-byte filter for 500 lanes", compact.bloom.bits.len());
+    assert!(compact.bloom.bits.len() <= 500 * 2, "a {}-byte filter for 500 lanes", compact.bloom.bits.len());
+}

@@ -87,6 +87,20 @@ fn a_lane_with_a_forged_parent_waits_and_is_never_applied() {
     let child = Lane::new(NodeId(0), lane.seq + 1, lane.lamport + 1, vec![lane.id()], vec![]);
     assert_eq!(replica.insert(child).unwrap(), Inserted::Pending);
     assert_eq!(replica.status(), before);
+    assert_eq!((replica.metrics().lanes_pended, replica.metrics().lanes_released), (2, 0));
+}
+
+#[test]
+fn lanes_that_waited_are_counted_pended_then_released() {
+    let mut author = crate::support::replica(0, 3);
+    let lanes: Vec<Lane<WorldOp>> =
+        (0..3).map(|n| author.create_lane(vec![WorldOp::Add { key: n, delta: 1 }]).unwrap().1).collect();
+    let mut replica = crate::support::replica(1, 3);
+    // The two children first: they wait; their ancestor releases both.
+    assert_eq!(replica.insert(lanes[2].clone()).unwrap(), Inserted::Pending);
+    assert_eq!(replica.insert(lanes[1].clone()).unwrap(), Inserted::Pending);
+    assert!(matches!(replica.insert(lanes[0].clone()).unwrap(), Inserted::Admitted(ids) if ids.len() == 3));
+    assert_eq!((replica.metrics().lanes_pended, replica.metrics().lanes_released), (2, 2));
 }
 
 #[test]

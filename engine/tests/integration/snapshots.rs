@@ -212,6 +212,18 @@ fn the_boundary_is_covered_by_the_snapshot_id() {
     let mut fooled = crate::support::replica(1, 3);
     assert_eq!(fooled.install_snapshot(&resealed), Ok(true));
     assert_ne!(fooled.snapshots().id_at(honest.header.lane_index), source.snapshots().id_at(honest.header.lane_index));
+    // The handshake surfaces it: the honest answerer sees another id at a
+    // snapshot point it passed.
+    let mut net = crate::net::Cluster::new(3, 5, true);
+    net.replicas[0] = source;
+    net.replicas[1] = fooled;
+    net.sync(1, 0, &crate::net::Faults::NONE);
+    let diverged = net.events.iter().any(|(node, event)| {
+        *node == 0
+            && matches!(event, scx_engine::protocol::SyncEvent::Diverged { error: SnapshotError::Diverged { lane_index, .. }, .. }
+                if *lane_index == honest.header.lane_index)
+    });
+    assert!(diverged, "the handshake did not surface the divergent snapshot chain: {:?}", net.events);
 }
 
 /// A header over one author's chain of three lanes (seqs 1..=3, stamps
