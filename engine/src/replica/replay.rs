@@ -148,3 +148,46 @@ pub fn decode_state<L: Law>(law: &L, bytes: &[u8]) -> Result<L::State, crate::co
     reader.finish()?;
     Ok(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::hash;
+    use crate::lane::NodeId;
+    use crate::law::Law;
+    use crate::replica::{Replica, ReplicaConfig};
+    use crate::world::{World, WorldOp};
+
+    #[test]
+    fn a_fresh_replica_states_the_digest_of_the_genesis_state() {
+        let mut replica = Replica::new(World, ReplicaConfig::new(NodeId(0), [NodeId(0), NodeId(1)]));
+        let mut genesis = Vec::new();
+        World.encode_state(&World.genesis(), &mut genesis);
+        assert_eq!(replica.status().state_digest, hash::state_digest(&genesis));
+        let snapshot = replica.snapshots().latest().expect("the genesis snapshot");
+        assert_eq!(snapshot.header.state_digest, hash::state_digest(&genesis));
+        assert!(snapshot.verify(&World).is_ok());
+    }
+
+    #[test]
+    fn checkpoints_stay_logarithmic_in_the_unstable_suffix_and_keep_the_base() {
+        // Member 1 never writes, so nothing is stable and every lane stays
+        // in the suffix that rollbacks may reach.
+        let mut replica = Replica::new(World, ReplicaConfig::new(NodeId(0), [NodeId(0), NodeId(1)]));
+        for n in 0..4000u32 {
+            replica.create_lane(vec![WorldOp::Add { key: n % 7, delta: 1 }]).unwrap();
+            if n % 97 == 0 {
+                replica.materialize();
+            }
+        }
+        replica.materialize();
+        let intervals = 4000 / replica.config.checkpoint_interval;
+        let bound = 8 * (64 - intervals.leading_zeros() as usize) + 8;
+        assert!(
+            replica.checkpoints.len() <= bound,
+            "{} checkpoints for {intervals} intervals",
+            replica.checkpoints.len()
+        );
+        assert_eq!(replica.checkpoints.first().map(|checkpoint| checkpoint.lane_index), Some(0), "the base stays");
+        assert!(replica.checkpoints.windows(2).all(|pair| pair[0].lane_index < pair[1].lane_index));
+    }
+}
