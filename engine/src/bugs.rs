@@ -199,6 +199,73 @@ impl Bugs {
         cfg!(feature = "planted-bugs") && self.summary_claims_extra_lane
     }
 
+    /// The seq an exact summary states for `author`, holding `seq` (planted
+    /// bug `summary_claims_extra_lane`: one more for this node's own entry).
+    pub(crate) fn stated_seq(&self, author: crate::NodeId, me: crate::NodeId, seq: u64) -> u64 {
+        seq + u64::from(author == me && self.summary_claims_extra_lane())
+    }
+
+    /// Whether compaction keeps a pending record of `kind` (planted bug
+    /// `oversized_commit_record`: commit records, which the image makes
+    /// redundant, are kept).
+    pub(crate) fn compaction_keeps(&self, kind: crate::log::RecordKind) -> bool {
+        self.oversized_commit_record() && kind == crate::log::RecordKind::Commit
+    }
+
+    /// A commit record's payload `encoded` (planted bug
+    /// `oversized_commit_record`: padded to a fixed slot sized as the record
+    /// limit plus the frame, so the payload alone is past the limit; `vec!`
+    /// of zeros maps pages lazily, so the padding costs nothing until the
+    /// store refuses it).
+    pub(crate) fn commit_payload(&self, encoded: Vec<u8>) -> Vec<u8> {
+        if !self.oversized_commit_record() {
+            return encoded;
+        }
+        let mut padded = vec![0; crate::log::MAX_RECORD_BYTES + crate::log::FRAME_BYTES];
+        padded[..encoded.len()].copy_from_slice(&encoded);
+        padded
+    }
+
+    /// The recovered records recovery trusts (planted bug
+    /// `recovery_drops_last_record`: after a torn tail, the last intact
+    /// record is distrusted as if the tear had reached it).
+    pub(crate) fn trusted_records<'a>(
+        &self,
+        records: &'a [crate::log::Record],
+        torn_tail_bytes: u64,
+    ) -> &'a [crate::log::Record] {
+        if self.recovery_drops_last_record() && torn_tail_bytes > 0 {
+            return records.split_last().map_or(records, |(_, intact)| intact);
+        }
+        records
+    }
+
+    /// The author a lane sorts by among equal stamps (planted bug
+    /// `author_descending_ties`: authors descending).
+    pub(crate) fn tie_author(&self, author: crate::NodeId) -> crate::NodeId {
+        if self.author_descending_ties() { crate::NodeId(u32::MAX - author.0) } else { author }
+    }
+
+    /// The 1-based lane index a late lane rolls back to, given the lanes
+    /// before it (planted bug `rollback_one_lane_late`: one further, so a
+    /// checkpoint sitting there already holds the lane it displaced).
+    pub(crate) fn rollback_target(&self, before_fresh: u64) -> u64 {
+        before_fresh + u64::from(self.rollback_one_lane_late())
+    }
+
+    /// Whether a responder answers "in sync" (planted bug
+    /// `in_sync_by_lane_index`: equal lane counts are taken for equal
+    /// histories, without comparing the hashes).
+    pub(crate) fn in_sync(&self, ours: &crate::protocol::WireStatus, theirs: &crate::protocol::WireStatus) -> bool {
+        if self.in_sync_by_lane_index() { ours.lane_index == theirs.lane_index } else { ours.in_sync_with(theirs) }
+    }
+
+    /// How many of a delta's `candidates` lanes it may carry (planted bug
+    /// `delta_skips_last`: all but the last).
+    pub(crate) fn delta_candidates(&self, candidates: usize) -> usize {
+        if self.delta_skips_last() { candidates.saturating_sub(1) } else { candidates }
+    }
+
     pub(crate) fn bloom_skips_supply(&self) -> bool {
         cfg!(feature = "planted-bugs") && self.bloom_skips_supply
     }

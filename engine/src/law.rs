@@ -49,9 +49,6 @@ pub trait Law: Clone + fmt::Debug {
     /// The materialised state.
     type State: Clone + fmt::Debug + PartialEq;
 
-    /// A short name for logs and reports.
-    fn name(&self) -> &'static str;
-
     /// The state before any lane.
     fn genesis(&self) -> Self::State;
 

@@ -527,6 +527,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_lane_index_above_the_limit_is_inconsistent_and_the_limit_itself_is_not() {
+        let at = |lane_index: u64| SnapshotHeader {
+            lane_index,
+            max_lamport: 1,
+            tips: vec![Tip { author: NodeId(1), seq: lane_index, lamport: 1, id: LaneId([7; 32]) }],
+            ..header(Vec::new(), Vec::new())
+        };
+        assert_eq!(at(MAX_SNAPSHOT_LANE_INDEX).check_consistent(), Ok(()));
+        assert_eq!(
+            at(MAX_SNAPSHOT_LANE_INDEX + 1).check_consistent(),
+            Err(SnapshotError::Inconsistent {
+                lane_index: MAX_SNAPSHOT_LANE_INDEX + 1,
+                rule: "lane index above the limit"
+            })
+        );
+    }
+
+    #[test]
     fn tips_and_boundary_must_strictly_ascend_on_decode() {
         let cases = [
             ("two tips of one author", header(vec![tip(4, 2), tip(4, 3)], vec![])),

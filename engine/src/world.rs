@@ -207,10 +207,6 @@ impl Law for World {
     type Op = WorldOp;
     type State = WorldState;
 
-    fn name(&self) -> &'static str {
-        "world"
-    }
-
     fn genesis(&self) -> WorldState {
         WorldState::default()
     }

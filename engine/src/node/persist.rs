@@ -13,7 +13,7 @@ use crate::bugs::Bugs;
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_varint};
 use crate::hash::SnapshotId;
 use crate::law::Law;
-use crate::log::{FRAME_BYTES, MAX_RECORD_BYTES, Record, RecordKind};
+use crate::log::{Record, RecordKind};
 use crate::node::PersistOp;
 use crate::replica::Event;
 use crate::snapshot::{Snapshot, SnapshotError};
@@ -54,7 +54,7 @@ impl<L: Law> Node<L> {
             // what was about to be appended is in it. (Planted bug
             // `oversized_commit_record` keeps the commit records, which the
             // image makes redundant, so it bites on a pruning node too.)
-            records.retain(|record| bugs.oversized_commit_record() && record.kind == RecordKind::Commit);
+            records.retain(|record| bugs.compaction_keeps(record.kind));
             ops.push(PersistOp::Replace { records: self.compaction_image() });
             // Building the image materialised, which may have committed (and
             // pruned) again: go round until the replica has nothing new.
@@ -108,16 +108,7 @@ pub(super) fn encode_commit(lane_index: u64, id: &SnapshotId, bugs: &Bugs) -> Ve
     let mut out = Vec::with_capacity(42);
     put_varint(&mut out, lane_index);
     out.extend_from_slice(id.as_bytes());
-    if bugs.oversized_commit_record() {
-        // Planted bug: commit records are padded to a fixed slot for
-        // rewriting in place, sized as the record limit plus the frame, so
-        // the payload alone is past the limit. (`vec!` of zeros maps pages
-        // lazily: the padding costs nothing until the store refuses it.)
-        let mut padded = vec![0; MAX_RECORD_BYTES + FRAME_BYTES];
-        padded[..out.len()].copy_from_slice(&out);
-        return padded;
-    }
-    out
+    bugs.commit_payload(out)
 }
 
 pub(super) fn decode_commit(bytes: &[u8]) -> Result<(u64, SnapshotId), DecodeError> {

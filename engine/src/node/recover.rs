@@ -121,12 +121,7 @@ impl<L: Law> Node<L> {
             ..RecoveryReport::default()
         };
         let mut replica = Replica::new(law, config.replica.clone());
-        let mut records = recovered.records.as_slice();
-        if bugs.recovery_drops_last_record() && recovered.torn_tail_bytes > 0 {
-            // Planted bug: the record before a torn tail is distrusted as if
-            // the tear had reached it, and is dropped although it verified.
-            records = records.split_last().map_or(records, |(_, intact)| intact);
-        }
+        let records = bugs.trusted_records(&recovered.records, recovered.torn_tail_bytes);
         let commits = replay_records(&mut replica, records, &mut report)?;
         replica.materialize();
         if replica.pending_lanes() > 0 {

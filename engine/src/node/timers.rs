@@ -6,6 +6,7 @@
 //! the caller seeds ([`PeerPlan::Random`]), so a seed reproduces it.
 
 use super::super::protocol::Syncer;
+use crate::hash::splitmix64;
 use crate::lane::NodeId;
 use std::collections::BTreeMap;
 
@@ -129,15 +130,6 @@ fn next_tick_after(now_ns: u64, config: &SyncConfig) -> u64 {
     next.saturating_sub(phase).max(now_ns.saturating_add(1))
 }
 
-/// One step of SplitMix64 (Steele, Lea and Flood): a tiny, well-mixed stream.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +168,25 @@ mod tests {
             let share = drawn.iter().filter(|drawn| *drawn == peer).count();
             assert!((60..=140).contains(&share), "{peer:?} drawn {share} of 300 times");
         }
+    }
+
+    #[test]
+    fn a_session_expires_exactly_one_timeout_after_it_was_first_seen_open() {
+        let plan = config(1000, 0);
+        let mut replica =
+            crate::Replica::new(crate::World, crate::ReplicaConfig::new(NodeId(0), [NodeId(0), NodeId(1)]));
+        let mut syncer = Syncer::new(NodeId(0));
+        let session = syncer.initiate(NodeId(1), &mut replica);
+        let mut timers = Timers::new(0, &plan);
+        timers.track_sessions(10, &syncer);
+        timers.track_sessions(30, &syncer);
+        assert_eq!(timers.expired(59, &plan), [], "open since 10, the timeout is 50");
+        assert_eq!(timers.expired(60, &plan), [(NodeId(1), session)]);
+        assert_eq!(timers.next_timeout(&plan), Some(60), "the expiry comes before the tick at 1000");
+        syncer.abandon(NodeId(1), session, "test");
+        timers.track_sessions(61, &syncer);
+        assert_eq!(timers.expired(u64::MAX, &plan), [], "a closed session is forgotten");
+        assert_eq!(timers.next_timeout(&plan), Some(1000));
     }
 
     #[test]

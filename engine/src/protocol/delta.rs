@@ -189,6 +189,7 @@ fn lanes_above<L: Law>(
 /// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`];
 /// returns the batch, how many lanes it holds, and whether some did not fit.
 fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs: Bugs) -> (Vec<u8>, u64, bool) {
+    let lanes = &lanes[..bugs.delta_candidates(lanes.len())];
     let mut writer = super::batch::BatchWriter::new();
     let mut take = lanes.len();
     for (index, (_, id, lane)) in lanes.iter().enumerate() {
@@ -199,13 +200,6 @@ fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs
     }
     debug_assert!(writer.len() <= MAX_BATCH_BYTES, "a batch never exceeds its limit");
     let more = take < lanes.len();
-    if bugs.delta_skips_last() && !more && take > 0 {
-        let mut writer = super::batch::BatchWriter::new();
-        for (_, id, lane) in &lanes[..take - 1] {
-            writer.push(*id, lane);
-        }
-        return (writer.finish(), (take - 1) as u64, false);
-    }
     let count = writer.count();
     (writer.finish(), count, more)
 }

@@ -125,12 +125,7 @@ fn summary<L: Law>(replica: &Replica<L>, bugs: &Bugs) -> Vec<SummaryEntry> {
     replica
         .author_tips()
         .into_iter()
-        .map(|(author, (seq, id))| {
-            // Planted bug `summary_claims_extra_lane`: this node's own entry
-            // states the seq it will author next, one above what it holds.
-            let seq = seq + u64::from(author == me && bugs.summary_claims_extra_lane());
-            SummaryEntry { author, seq, tip: id.prefix_u64() }
-        })
+        .map(|(author, (seq, id))| SummaryEntry { author, seq: bugs.stated_seq(author, me, seq), tip: id.prefix_u64() })
         .collect()
 }
 
@@ -142,5 +137,49 @@ pub(super) fn check_snapshot_chain<L: Law>(replica: &Replica<L>, theirs: &WireSt
             Err(SnapshotError::Diverged { lane_index: theirs.snapshot_index, ours, theirs: theirs.snapshot_id })
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::{World, WorldOp};
+    use crate::{Lane, NodeId, ReplicaConfig};
+
+    #[test]
+    fn the_largest_exact_entry_encodes_to_exactly_max_entry_bytes() {
+        let largest = SummaryEntry { author: NodeId(u32::MAX), seq: u64::MAX, tip: u64::MAX };
+        assert_eq!(postcard::to_allocvec(&largest).map(|bytes| bytes.len()), Ok(MAX_ENTRY_BYTES));
+    }
+
+    #[test]
+    fn a_compact_summary_keeps_the_newest_max_summary_heads_sorted_by_id() {
+        let authors = MAX_SUMMARY_HEADS as u32 + 1;
+        let mut replica = Replica::new(World, ReplicaConfig::new(NodeId(0), (0..authors).map(NodeId)));
+        let op = |key| vec![WorldOp::Add { key, delta: 1 }];
+        for author in 1..authors {
+            replica.insert(Lane::new(NodeId(author), 1, 1, Vec::new(), op(author))).unwrap();
+        }
+        // One head stamped above the rest: the cap must keep it.
+        let first = Lane::new(NodeId(1), 1, 1, Vec::new(), op(1)).id();
+        let newest = Lane::new(NodeId(1), 2, 2, vec![first], op(1));
+        replica.insert(newest.clone()).unwrap();
+        let heads = |replica: &mut Replica<World>| {
+            let mut syncer = Syncer::new(NodeId(0));
+            syncer.set_summary_mode(SummaryMode::Compact);
+            match syncer.summary_of(replica, 1) {
+                Summary::Compact(compact) => compact.heads,
+                Summary::Exact(_) => panic!("a compact syncer states a compact summary"),
+            }
+        };
+        // Heads: authors 2.. at stamp 1, and author 1's second lane.
+        assert_eq!(replica.heads().len(), MAX_SUMMARY_HEADS);
+        assert_eq!(heads(&mut replica).len(), MAX_SUMMARY_HEADS, "exactly at the cap, nothing is dropped");
+        replica.insert(Lane::new(NodeId(0), 1, 1, Vec::new(), op(0))).unwrap();
+        let capped = heads(&mut replica);
+        assert_eq!(replica.heads().len(), MAX_SUMMARY_HEADS + 1);
+        assert_eq!(capped.len(), MAX_SUMMARY_HEADS, "one head over the cap is dropped");
+        assert!(capped.contains(&newest.id()), "the newest head is kept");
+        assert!(capped.windows(2).all(|pair| pair[0] < pair[1]), "heads are sorted by id");
     }
 }

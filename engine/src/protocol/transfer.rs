@@ -361,6 +361,29 @@ mod tests {
     }
 
     #[test]
+    fn an_offer_refuses_state_one_byte_over_the_limit() {
+        // The size check comes before any hashing, so the state is never
+        // read; its digest is not checked by `of`.
+        let state = vec![0; MAX_SNAPSHOT_STATE_BYTES as usize + 1];
+        let header = snapshot_of(Vec::new(), 1).header;
+        let over = SnapshotOffer::of(&Snapshot { id: header.id(), header, state }, MAX_CHUNK_BYTES);
+        assert!(
+            matches!(over, Err(SnapshotError::TooLargeToOffer { what: "state bytes", found, limit, .. })
+                if found == MAX_SNAPSHOT_STATE_BYTES + 1 && limit == MAX_SNAPSHOT_STATE_BYTES),
+            "{over:?}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_lists_every_chunk_from_two_chunks_on() {
+        let one = SnapshotOffer::of(&snapshot_of(vec![4; MIN_CHUNK_BYTES as usize], 1), MIN_CHUNK_BYTES).unwrap();
+        assert_eq!((one.chunk_count(), one.manifest.len()), (1, 0), "one chunk is checked against the digest");
+        let two = SnapshotOffer::of(&snapshot_of(vec![4; MIN_CHUNK_BYTES as usize + 1], 1), MIN_CHUNK_BYTES).unwrap();
+        assert_eq!((two.chunk_count(), two.manifest.len()), (2, 2));
+        assert_eq!(two.verify(), Ok(()));
+    }
+
+    #[test]
     fn the_offer_cache_follows_the_chunk_size_asked_for() {
         let snapshot = snapshot_of(vec![3; 64 << 10], 1);
         let mut cache = OfferCache::default();

@@ -376,12 +376,6 @@ impl<L: Law> Replica<L> {
         lanes.next().map(|idx| self.dag.slot(idx).id)
     }
 
-    /// Canonical bytes of the author's lane at `seq`, if held in full.
-    pub fn lane_bytes_at(&self, author: NodeId, seq: u64) -> Option<Vec<u8>> {
-        let mut lanes = self.dag.chain_after(author, seq.checked_sub(1)?)?;
-        lanes.next().map(|idx| self.dag.slot(idx).lane.to_bytes())
-    }
-
     /// Takes the canonical bytes of every lane admitted since the last call,
     /// in admission order (parents first), when `ReplicaConfig::journal` is
     /// on: the driver appends them to its durable store.

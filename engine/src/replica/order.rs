@@ -19,11 +19,7 @@ impl<L: Law> Replica<L> {
 
     /// [`Replica::key`] of a slot at hand.
     pub(super) fn key_of(&self, slot: &Slot<L::Op>) -> (u64, NodeId, LaneId) {
-        if self.config.bugs.author_descending_ties() {
-            // Planted bug: equal stamps sort by author descending.
-            return (slot.lane.lamport, NodeId(u32::MAX - slot.lane.author.0), slot.id);
-        }
-        (slot.lane.lamport, slot.lane.author, slot.id)
+        (slot.lane.lamport, self.config.bugs.tie_author(slot.lane.author), slot.id)
     }
 
     /// Merges newly admitted lanes into the canonical order and rewinds the
@@ -63,10 +59,7 @@ impl<L: Law> Replica<L> {
             // The state to restore is the one after the `rank` lanes that
             // still precede the first fresh lane.
             let before_fresh = self.prune_index + rank as u64;
-            // Planted bug `rollback_one_lane_late`: the target is the first
-            // fresh lane's own (1-based) index, so a checkpoint sitting there
-            // already holds the lane it displaced, and the fresh one is skipped.
-            let target = before_fresh + u64::from(self.config.bugs.rollback_one_lane_late());
+            let target = self.config.bugs.rollback_target(before_fresh);
             match arrival {
                 Some(arrival) => self.apply_in_arrival_order(&arrival),
                 None => self.rollback_to(target),

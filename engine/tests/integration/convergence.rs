@@ -73,3 +73,22 @@ fn concurrent_writers_produce_counted_conflicts() {
     let (replica, _) = replay(0, 4, &lanes);
     assert!(replica.metrics().conflicts > 0, "concurrent puts and removes on 12 keys must conflict");
 }
+
+#[test]
+fn replay_counters_count_each_lane_applied_and_each_rollback() {
+    let lanes = history(9, 3, 90);
+    let (replica, _) = replay(0, 3, &lanes);
+    let metrics = replica.metrics();
+    assert_eq!((metrics.lanes_replayed, metrics.rollbacks), (lanes.len() as u64, 0), "one batch replay");
+    // Reading between late arrivals replays the displaced suffix again.
+    let mut shuffled = lanes.clone();
+    Rng::new(9).shuffle(&mut shuffled);
+    let mut replica = crate::support::replica(1, 3);
+    for lane in &shuffled {
+        replica.insert(lane.clone()).unwrap();
+        let _ = replica.status();
+    }
+    let metrics = replica.metrics();
+    assert!(metrics.rollbacks > 0, "{metrics:?}");
+    assert!(metrics.lanes_replayed > lanes.len() as u64, "{metrics:?}");
+}

@@ -148,8 +148,16 @@ fn compaction_after_pruning_recovers_the_same_state() {
     assert!(driver.node.replica().prune_index() > 0, "the history must stabilise and prune");
     assert_eq!(driver.log()[0].kind, RecordKind::Snapshot, "the log was compacted");
     let log_bytes = driver.store.durable_bytes().len();
-    let mut recovered = reopen(driver.store.clone(), pruning(0, 2));
+    let log = driver.log();
+    let count = |kind| log.iter().filter(|record| record.kind == kind).count() as u64;
+    let (snapshots, lane_records, commits) =
+        (count(RecordKind::Snapshot), count(RecordKind::Lane), count(RecordKind::Commit));
+    let (mut recovered, report) =
+        Driver::open(node_config(pruning(0, 2)), driver.store.clone()).expect("a log the node wrote recovers");
     assert_eq!(recovered.node.status(), before);
+    assert_eq!((report.snapshots, report.lanes, report.torn_tail_bytes), (snapshots, lane_records, 0), "{report:?}");
+    assert!(snapshots >= 1 && lane_records > 0 && report.commits_checked <= commits, "{report:?}");
+    assert!(!report.corruption_detected);
     let unpruned_bytes: usize = lanes.iter().map(|lane| lane.to_bytes().len() + FRAME_BYTES).sum();
     assert!(log_bytes < unpruned_bytes, "compaction shrinks the log ({log_bytes} vs {unpruned_bytes})");
 }

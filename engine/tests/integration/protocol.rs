@@ -7,8 +7,8 @@
 use crate::net::{Cluster, Faults};
 use crate::support::Rng;
 use proptest::prelude::*;
-use scx_engine::NodeId;
 use scx_engine::protocol::{self, Message, Outcome, SyncEvent, WireError};
+use scx_engine::{Dot, NodeId, WorldOp};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
@@ -488,4 +488,51 @@ fn a_compact_summary_sizes_its_filter_to_the_lanes_above_the_stable_point() {
     // 500 lanes at 8 bits each, none of them stable yet.
     assert!(compact.bloom.bits.len() >= 500, "a {}-byte filter for 500 lanes", compact.bloom.bits.len());
     assert!(compact.bloom.bits.len() <= 500 * 2, "a {}-byte filter for 500 lanes", compact.bloom.bits.len());
+}
+
+/// Both sides' outcomes of the sessions completed since `mark`: (initiator, responder).
+fn outcomes(cluster: &Cluster, mark: usize) -> (Vec<Outcome>, Vec<Outcome>) {
+    let of = |role| {
+        cluster.events[mark..]
+            .iter()
+            .filter_map(|(_, event)| match event {
+                SyncEvent::Completed { role: r, outcome, .. } if *r == role => Some(*outcome),
+                _ => None,
+            })
+            .collect()
+    };
+    (of(protocol::Role::Initiator), of(protocol::Role::Responder))
+}
+
+#[test]
+fn both_sides_say_more_whichever_direction_was_cut() {
+    // Lanes of about 300 KB each (removes naming many dots): sixteen of them
+    // pass one batch's byte limit, so the writer's delta is cut.
+    let heavy = |lane: u32| -> Vec<WorldOp> {
+        let seen: Vec<Dot> = (1000..1100).map(|seq| Dot { author: NodeId(7), seq }).collect();
+        (0..1000).map(|key| WorldOp::Remove { key: lane * 1000 + key, element: 1, seen: seen.clone() }).collect()
+    };
+    let cut = Outcome::Synced { more: true };
+    for writer in [0, 1] {
+        let mut cluster = Cluster::new(2, 21, false);
+        for lane in 0..16 {
+            cluster.replicas[writer].create_lane(heavy(lane)).unwrap();
+        }
+        let batch: usize = cluster.replicas[writer].canonical_lanes().map(|(_, lane)| lane.to_bytes().len()).sum();
+        assert!(batch > protocol::MAX_BATCH_BYTES, "the backlog ({batch} B) must not fit one batch");
+        let mark = cluster.events.len();
+        cluster.sync(0, 1, &Faults::NONE).expect("a clean network completes");
+        // The initiator's reply (writer 1) or its own delta (writer 0) was
+        // cut; the responder's own delta (writer 1) or the initiator's (0).
+        assert_eq!(outcomes(&cluster, mark), (vec![cut], vec![cut]), "writer {writer}");
+        let mut sessions = 1;
+        while cluster.status(0) != cluster.status(1) {
+            sessions += 1;
+            assert!(sessions <= 4, "writer {writer}: no convergence in four sessions");
+            cluster.sync(0, 1, &Faults::NONE).expect("a clean network completes");
+        }
+        let mark = cluster.events.len();
+        cluster.sync(0, 1, &Faults::NONE).expect("a clean network completes");
+        assert_eq!(outcomes(&cluster, mark), (vec![Outcome::InSync], vec![Outcome::InSync]), "writer {writer}");
+    }
 }

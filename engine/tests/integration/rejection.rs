@@ -122,6 +122,35 @@ fn a_fork_is_kept_as_evidence_and_surfaced() {
 }
 
 #[test]
+fn a_waiting_lane_released_as_a_fork_is_surfaced_with_its_proof() {
+    // Author 1's second seq twice, both waiting for author 1's first lane:
+    // when it arrives it releases both, one is admitted and the other is
+    // refused as a fork on release, and must still come with its proof.
+    let op = |delta| vec![WorldOp::Add { key: 1, delta }];
+    let first = Lane::new(NodeId(1), 1, 1, vec![], op(1));
+    let one = Lane::new(NodeId(1), 2, 2, vec![first.id()], op(3));
+    let two = Lane::new(NodeId(1), 2, 2, vec![first.id()], op(4));
+    let mut replica = crate::support::replica(0, 3);
+    assert_eq!(replica.insert(one.clone()).unwrap(), Inserted::Pending);
+    assert_eq!(replica.insert(two.clone()).unwrap(), Inserted::Pending);
+    while replica.poll_event().is_some() {}
+    replica.insert(first).unwrap();
+    let events: Vec<scx_engine::Event> = std::iter::from_fn(|| replica.poll_event()).collect();
+    let proofs: Vec<_> = events
+        .iter()
+        .filter_map(|event| match event {
+            scx_engine::Event::Fork(proof) => Some((proof.kept, proof.other)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proofs.len(), 1, "{events:?}");
+    let (kept, other) = proofs[0];
+    assert!([(one.id(), two.id()), (two.id(), one.id())].contains(&(kept, other)), "{events:?}");
+    assert!(!events.iter().any(|event| matches!(event, scx_engine::Event::Rejected { .. })), "{events:?}");
+    assert_eq!((replica.forks().1, replica.pending_lanes(), replica.held_lanes()), (1, 0, 2));
+}
+
+#[test]
 fn shape_errors_are_typed() {
     let (_, mut replica) = base();
     let mut lane = replica.prepare_lane(vec![]);

@@ -90,6 +90,21 @@ fn the_stable_key_is_at_or_past_the_last_lane_of_the_newest_stable_snapshot() {
 }
 
 #[test]
+fn a_lone_member_is_stable_up_to_its_last_snapshot_point_and_its_stamp() {
+    // One member, one chain: lane n has stamp n, and everything held is
+    // stable, so the stable point is the last snapshot point (every 16).
+    let mut replica = crate::support::replica(0, 1);
+    assert_eq!((replica.stable_key(), replica.stable_max_lamport()), (None, 0));
+    for key in 0..20 {
+        replica.create_lane(vec![scx_engine::WorldOp::Add { key, delta: 1 }]).unwrap();
+    }
+    let _ = replica.status();
+    assert_eq!(replica.snapshots().latest().map(|snapshot| snapshot.header.lane_index), Some(16));
+    assert_eq!(replica.stable_max_lamport(), 16);
+    assert_eq!(replica.stable_key().map(|key| key.0), Some(16));
+}
+
+#[test]
 fn a_lone_member_that_never_writes_blocks_stability() {
     // Member 2 exists but never writes: nothing is causally stable.
     let lanes = history(4, 2, 200);
@@ -139,6 +154,35 @@ fn deliver_shuffled(replica: &mut Replica<World>, lanes: &[scx_engine::Lane<scx_
     let _ = replica.status();
 }
 
+/// The boundary of the prefix of `canonical` (a whole history in canonical
+/// order) that ends at `lane_index`, by its definition: the lanes of the
+/// prefix that are not their author's last lane in it, but that a lane
+/// outside it names as a parent; sorted by author and seq.
+fn boundary_by_definition(
+    canonical: &[scx_engine::Lane<scx_engine::WorldOp>],
+    lane_index: u64,
+) -> Vec<scx_engine::Tip> {
+    use std::collections::BTreeMap;
+    let (inside, outside) = canonical.split_at(lane_index as usize);
+    let by_id: BTreeMap<scx_engine::LaneId, &scx_engine::Lane<scx_engine::WorldOp>> =
+        inside.iter().map(|lane| (lane.id(), lane)).collect();
+    let mut last_seq: BTreeMap<scx_engine::NodeId, u64> = BTreeMap::new();
+    for lane in inside {
+        let seq = last_seq.entry(lane.author).or_default();
+        *seq = (*seq).max(lane.seq);
+    }
+    let mut boundary = BTreeMap::new();
+    for parent in outside.iter().flat_map(|lane| &lane.parents) {
+        if let Some(lane) = by_id.get(parent)
+            && last_seq[&lane.author] != lane.seq
+        {
+            let tip = scx_engine::Tip { author: lane.author, seq: lane.seq, lamport: lane.lamport, id: *parent };
+            boundary.insert((lane.author, lane.seq), tip);
+        }
+    }
+    boundary.into_values().collect()
+}
+
 #[test]
 fn replicas_reaching_one_stable_prefix_by_different_orders_compute_one_header_boundary_included() {
     // The claim the header's boundary rests on: when a prefix becomes
@@ -167,6 +211,13 @@ fn replicas_reaching_one_stable_prefix_by_different_orders_compute_one_header_bo
         restored.install_snapshot(reference.snapshot_transfer()).unwrap();
         deliver_shuffled(&mut restored, &lanes, &mut Rng::new(seed * 31 + 9));
         replicas.push(restored);
+        // And one from a snapshot of the first half, so that many later
+        // lanes name lanes it never held (covered by the snapshot).
+        let (half, _) = replay(0, authors, &lanes[..lanes.len() / 2]);
+        let mut restored = crate::support::replica(2 % authors, authors);
+        restored.install_snapshot(half.snapshot_transfer()).unwrap();
+        deliver_shuffled(&mut restored, &lanes, &mut Rng::new(seed * 31 + 10));
+        replicas.push(restored);
         let expected = reference.status();
         for (index, replica) in replicas.iter_mut().enumerate() {
             assert_eq!(replica.status().chain_hash, expected.chain_hash, "seed {seed} replica {index}");
@@ -181,6 +232,15 @@ fn replicas_reaching_one_stable_prefix_by_different_orders_compute_one_header_bo
             {
                 assert_eq!(latest.header, full.header, "seed {seed} replica {index}");
             }
+        }
+        // Every replica's newest header against the definition, computed
+        // here from the whole history in canonical order.
+        let canonical: Vec<scx_engine::Lane<scx_engine::WorldOp>> =
+            reference.canonical_lanes().map(|(_, lane)| lane.clone()).collect();
+        for (index, replica) in std::iter::once(&reference).chain(&replicas).enumerate() {
+            let header = &replica.snapshots().latest().unwrap().header;
+            let expected = boundary_by_definition(&canonical, header.lane_index);
+            assert_eq!(header.boundary, expected, "seed {seed} replica {index} at lane {}", header.lane_index);
         }
         boundaries += reference.snapshots().latest().unwrap().header.boundary.len();
         let shared = replicas.iter().filter(|replica| replica.snapshots().lineage().count() > 2).count();

@@ -56,10 +56,6 @@ impl Law for Blob {
     type Op = Grow;
     type State = BlobState;
 
-    fn name(&self) -> &'static str {
-        "blob"
-    }
-
     fn genesis(&self) -> BlobState {
         BlobState { len: 0, seed: [0; 32] }
     }
@@ -296,6 +292,17 @@ fn every_session_of_a_chunked_transfer_is_bounded_and_says_more() {
     });
     assert_eq!(totals.snapshot_chunks_received, chunks, "every chunk once");
     assert_eq!(totals.snapshots_installed, 1);
+    let sent = net.events.iter().fold(protocol::SessionMetrics::default(), |mut total, (node, event)| {
+        if let (0, SyncEvent::Completed { metrics, .. }) = (node, event) {
+            total.add(metrics);
+        }
+        total
+    });
+    assert_eq!(
+        (sent.snapshots_sent, sent.snapshot_chunks_sent),
+        (1, chunks),
+        "the offer once, then only the chunks the receiver asked for"
+    );
 }
 
 #[test]
