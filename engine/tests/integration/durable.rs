@@ -363,6 +363,23 @@ fn a_log_missing_a_lane_that_later_lanes_name_is_a_recovery_error() {
 }
 
 #[test]
+fn a_log_torn_inside_its_header_is_a_tear_and_an_empty_log_is_none() {
+    let mut driver = Driver::fresh(config(0, 2));
+    driver.write(vec![WorldOp::Add { key: 1, delta: 1 }]);
+    let intact = driver.store.durable_bytes().to_vec();
+    let empty = scx_engine::log::decode_log(&[]);
+    assert_eq!((empty.defect, empty.records.len(), empty.valid_bytes), (None, 0, 0));
+    // A crash while the header itself was written: any strict prefix of it.
+    let header = LOG_HEADER.len();
+    for cut in 1..header {
+        let recovered = scx_engine::log::decode_log(&intact[..cut]);
+        assert_eq!(recovered.defect, Some(scx_engine::log::TailDefect::Truncated), "cut at {cut}");
+        assert_eq!((recovered.valid_bytes, recovered.torn_tail_bytes), (0, cut as u64), "cut at {cut}");
+        assert!(recovered.records.is_empty());
+    }
+}
+
+#[test]
 fn a_log_that_is_not_ours_to_cut_is_refused_not_repaired() {
     let lanes = history(32, 2, 40);
     let mut driver = Driver::fresh(config(0, 2));

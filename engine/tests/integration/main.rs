@@ -11,5 +11,6 @@ mod pfuzz;
 mod protocol;
 mod rejection;
 mod rejoin;
+mod sessions;
 mod snapshots;
 mod transfer;

@@ -122,6 +122,27 @@ fn a_fork_is_kept_as_evidence_and_surfaced() {
 }
 
 #[test]
+fn fork_proofs_are_capped_but_every_fork_is_counted() {
+    // One more fork than the proofs kept: the count goes on, the list stops
+    // at its cap, and the proofs kept are the first ones found.
+    let (_, mut replica) = base();
+    let cap = scx_engine::dag::MAX_FORK_PROOFS;
+    let mut others = Vec::new();
+    for round in 0..=cap as i64 {
+        let kept = replica.prepare_lane(vec![WorldOp::Add { key: 1, delta: round }]);
+        let other = replica.prepare_lane(vec![WorldOp::Add { key: 1, delta: -round - 1 }]);
+        replica.insert(kept).unwrap();
+        assert!(matches!(replica.insert(other.clone()), Err(LaneError::Fork { .. })));
+        others.push(other.id());
+    }
+    let (proofs, seen) = replica.forks();
+    assert_eq!(seen, cap as u64 + 1);
+    assert_eq!(proofs.len(), cap);
+    let kept: Vec<LaneId> = proofs.iter().map(|proof| proof.other).collect();
+    assert_eq!(kept, others[..cap]);
+}
+
+#[test]
 fn a_waiting_lane_released_as_a_fork_is_surfaced_with_its_proof() {
     // Author 1's second seq twice, both waiting for author 1's first lane:
     // when it arrives it releases both, one is admitted and the other is

@@ -515,9 +515,10 @@ fn chunks_after_the_offer_may_come_in_any_order_and_more_than_once() {
     shuffled.extend(rest.iter().take(2).cloned());
     shuffled.push(parts[0].clone());
     shuffled.extend(lanes);
-    let (metrics, events) =
-        protocol::apply_bundle(&protocol::write_bundle(&shuffled), NodeId(0), &mut net.replicas[2]).unwrap();
+    let file = protocol::write_bundle(&shuffled);
+    let (metrics, events) = protocol::apply_bundle(&file, NodeId(0), &mut net.replicas[2]).unwrap();
     assert_eq!(metrics.snapshots_installed, 1, "{events:?}");
+    assert_eq!(metrics.bytes_received, file.len() as u64, "a bundle's bytes are all received");
     assert!(events.is_empty(), "{events:?}");
     assert!(net.in_sync(2, 0));
 }
