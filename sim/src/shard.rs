@@ -76,6 +76,33 @@ impl FromStr for SeedRange {
     }
 }
 
+/// The variables [`Shard::from_env`] reads.
+pub const ENV_NAMES: [&str; 6] = [
+    "SCX_SHARD",
+    "JOB_COMPLETION_INDEX",
+    "SCX_SHARD_COUNT",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_COUNT",
+];
+
+/// What `--shard` says: a fixed shard, or `auto` (from the environment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardArg {
+    /// `--shard K/N`.
+    Fixed(Shard),
+    /// `--shard auto`: [`Shard::from_env`].
+    Auto,
+}
+
+impl FromStr for ShardArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "auto" { Ok(Self::Auto) } else { text.parse().map(Self::Fixed) }
+    }
+}
+
 /// One shard of a campaign: `index` of `count`, 1-based.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
@@ -94,30 +121,50 @@ impl Shard {
         offset % self.count + 1 == self.index
     }
 
-    /// The shard from a scale-out engine's environment: Kubernetes Indexed
-    /// Jobs (`JOB_COMPLETION_INDEX`, 0-based, with the count from
-    /// `SCX_SHARD_COUNT`) or a contiguous Slurm array (`SLURM_ARRAY_TASK_ID`,
-    /// `_MIN`, `_COUNT`).
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+    /// The shard from a scale-out engine's environment, and which variables
+    /// said so: `SCX_SHARD` (`K/N`, as a GitHub Actions matrix sets it),
+    /// Kubernetes Indexed Jobs (`JOB_COMPLETION_INDEX`, 0-based, with the
+    /// count from `SCX_SHARD_COUNT`) or a contiguous Slurm array
+    /// (`SLURM_ARRAY_TASK_ID`, `_MIN`, `_COUNT`), in that order. A variable
+    /// that is set but malformed is an error naming it.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<(Self, String)>, String> {
         let number = |name: &str| -> Result<Option<u64>, String> {
             get(name)
-                .map(|value| value.trim().parse::<u64>().map_err(|_| format!("{name}={value} is not a number")))
+                .map(|value| value.trim().parse::<u64>().map_err(|_| format!("{name}={value:?} is not a whole number")))
                 .transpose()
         };
+        if let Some(value) = get("SCX_SHARD") {
+            let shard = value.parse::<Self>().map_err(|error| format!("SCX_SHARD={value:?}: {error}"))?;
+            return Ok(Some((shard, format!("SCX_SHARD={value}"))));
+        }
         if let Some(index) = number("JOB_COMPLETION_INDEX")? {
             let count = number("SCX_SHARD_COUNT")?.ok_or(
                 "JOB_COMPLETION_INDEX is set but SCX_SHARD_COUNT is not (Kubernetes does not export the total)",
             )?;
-            return Self::new(index + 1, count).map(Some);
+            let shard = Self::new(index.saturating_add(1), count)
+                .map_err(|error| format!("JOB_COMPLETION_INDEX={index} with SCX_SHARD_COUNT={count}: {error}"))?;
+            return Ok(Some((shard, format!("JOB_COMPLETION_INDEX={index}, SCX_SHARD_COUNT={count}"))));
         }
         if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
             let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
             let count = number("SLURM_ARRAY_TASK_COUNT")?
                 .ok_or("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")?;
-            let index = id.checked_sub(min).ok_or("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?;
-            return Self::new(index + 1, count).map(Some);
+            let index =
+                id.checked_sub(min).ok_or(format!("SLURM_ARRAY_TASK_ID={id} is below SLURM_ARRAY_TASK_MIN={min}"))?;
+            let shard = Self::new(index.saturating_add(1), count).map_err(|error| {
+                format!("SLURM_ARRAY_TASK_ID={id} (MIN {min}, COUNT {count}): {error}; the array must be contiguous")
+            })?;
+            return Ok(Some((
+                shard,
+                format!("SLURM_ARRAY_TASK_ID={id}, SLURM_ARRAY_TASK_MIN={min}, SLURM_ARRAY_TASK_COUNT={count}"),
+            )));
         }
         Ok(None)
+    }
+
+    /// The engine variables that are set, of those [`Shard::from_env`] reads.
+    pub fn env_names_set(get: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
+        ENV_NAMES.iter().copied().filter(|name| get(name).is_some()).collect()
     }
 
     /// Shard `index` of `count`, checked.
@@ -185,14 +232,41 @@ mod tests {
             move |name: &str| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
         };
         let k8s = Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0"), ("SCX_SHARD_COUNT", "3")])).unwrap();
-        assert_eq!(k8s, Some(Shard { index: 1, count: 3 }));
+        assert_eq!(k8s, Some((Shard { index: 1, count: 3 }, "JOB_COMPLETION_INDEX=0, SCX_SHARD_COUNT=3".into())));
         assert!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).is_err());
         let slurm = Shard::from_env(env(&[
             ("SLURM_ARRAY_TASK_ID", "7"),
             ("SLURM_ARRAY_TASK_MIN", "5"),
             ("SLURM_ARRAY_TASK_COUNT", "4"),
         ]));
-        assert_eq!(slurm.unwrap(), Some(Shard { index: 3, count: 4 }));
+        assert_eq!(slurm.unwrap().unwrap().0, Shard { index: 3, count: 4 });
+        let matrix = Shard::from_env(env(&[("SCX_SHARD", "2/4"), ("JOB_COMPLETION_INDEX", "0")])).unwrap();
+        assert_eq!(matrix, Some((Shard { index: 2, count: 4 }, "SCX_SHARD=2/4".into())), "SCX_SHARD comes first");
         assert_eq!(Shard::from_env(env(&[])).unwrap(), None);
+    }
+
+    #[test]
+    fn a_malformed_shard_variable_is_an_error_that_names_it() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
+        };
+        for (pairs, name) in [
+            (&[("SCX_SHARD", "3")][..], "SCX_SHARD"),
+            (&[("SCX_SHARD", "5/4")][..], "SCX_SHARD"),
+            (&[("JOB_COMPLETION_INDEX", "one"), ("SCX_SHARD_COUNT", "3")][..], "JOB_COMPLETION_INDEX"),
+            (&[("JOB_COMPLETION_INDEX", "3"), ("SCX_SHARD_COUNT", "3")][..], "JOB_COMPLETION_INDEX"),
+            (&[("JOB_COMPLETION_INDEX", "0"), ("SCX_SHARD_COUNT", "x")][..], "SCX_SHARD_COUNT"),
+            (
+                &[("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_MIN", "5"), ("SLURM_ARRAY_TASK_COUNT", "4")][..],
+                "SLURM_ARRAY_TASK_MIN",
+            ),
+            (&[("SLURM_ARRAY_TASK_ID", "9"), ("SLURM_ARRAY_TASK_COUNT", "4")][..], "SLURM_ARRAY_TASK_ID"),
+        ] {
+            let error = Shard::from_env(env(pairs)).expect_err(name);
+            assert!(error.contains(name), "{pairs:?}: {error}");
+        }
+        assert_eq!("auto".parse::<ShardArg>(), Ok(ShardArg::Auto));
+        assert_eq!("2/3".parse::<ShardArg>(), Ok(ShardArg::Fixed(Shard { index: 2, count: 3 })));
+        assert!("automatic".parse::<ShardArg>().is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! The command line's first layer: parse and validate arguments, without IO.
 
-use crate::shard::{SeedRange, Shard};
+use crate::shard::{SeedRange, ShardArg};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -228,10 +228,12 @@ pub struct FuzzArgs {
     /// Parallel seeds (default: the machine's cores).
     #[arg(long, short)]
     pub jobs: Option<usize>,
-    /// Run only shard K of N (1-based), as `cargo nextest --partition count:K/N`.
-    /// Also read from JOB_COMPLETION_INDEX + SCX_SHARD_COUNT or SLURM_ARRAY_TASK_*.
-    #[arg(long)]
-    pub shard: Option<Shard>,
+    /// Run only shard K of N (1-based), as `cargo nextest --partition count:K/N`;
+    /// `auto` reads it from SCX_SHARD (K/N), JOB_COMPLETION_INDEX + SCX_SHARD_COUNT
+    /// (Kubernetes) or SLURM_ARRAY_TASK_ID/_MIN/_COUNT (Slurm). Without --shard
+    /// these variables are not read.
+    #[arg(long, value_name = "K/N|auto")]
+    pub shard: Option<ShardArg>,
     /// Write JSON lines here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -252,7 +254,8 @@ pub struct FuzzArgs {
     #[arg(long)]
     pub failures: Option<PathBuf>,
     /// Continue the campaign whose results are in --out: keep its records
-    /// (dropping a torn last line) and run only the seeds it lacks.
+    /// (dropping a torn last line) and run only the seeds it lacks; a file not
+    /// there yet starts the campaign, so a retried shard can always pass it.
     #[arg(long, requires = "out")]
     pub resume: bool,
     /// Wall-clock limit per seed run ("5m"); a seed past it is recorded as a

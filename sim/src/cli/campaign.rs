@@ -20,7 +20,7 @@ use super::output::{self, CampaignProgress};
 use crate::fuzz::{self, Campaign, CampaignScenario, Item, Stopped};
 use crate::record::RunRecord;
 use crate::scenario::normalise_path;
-use crate::shard::Shard;
+use crate::shard::{Shard, ShardArg};
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -36,8 +36,7 @@ pub(super) fn run(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
         let scenario = super::load(path)?;
         scenarios.push(CampaignScenario::new(normalise_path(path), scenario));
     }
-    let env_shard = Shard::from_env(|name| std::env::var(name).ok()).map_err(BadInput)?;
-    let shard = args.shard.or(env_shard).unwrap_or(Shard::ALL);
+    let (shard, shard_source) = resolve_shard(args.shard, |name| std::env::var(name).ok())?;
     let seeds = match (args.seeds, args.count) {
         (Some(range), _) => Some(range),
         (None, Some(0)) => return Err(BadInput("--count must be at least 1".into()).into()),
@@ -60,7 +59,20 @@ pub(super) fn run(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
     campaign.check_determinism = args.check_determinism;
     campaign.seed_timeout = args.timeout;
     check_outputs(args)?;
+    eprintln!(
+        "campaign: {} scenario{}, seeds {}, shard {shard} ({shard_source}); runs planned: {}",
+        campaign.scenarios().len(),
+        if campaign.scenarios().len() == 1 { "" } else { "s" },
+        seeds.map_or_else(|| "from each scenario".to_owned(), |range| range.to_string()),
+        campaign.planned()
+    );
     let earlier = match (&args.out, args.resume) {
+        // A retried shard's first attempt may have died before writing:
+        // resuming nothing is starting, so one command serves every attempt.
+        (Some(out), true) if !out.exists() => {
+            eprintln!("nothing to resume at {}: starting the campaign there", out.display());
+            None
+        }
         (Some(out), true) => Some(Earlier::scan(out, &campaign)?),
         _ => None,
     };
@@ -100,6 +112,36 @@ pub(super) fn run(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
         Some(code) => ExitCode::from(code),
         None => sinks.exit_code(&campaign),
     })
+}
+
+/// The shard to run and where it came from. Engine variables are read only
+/// with `--shard auto`; without `--shard`, one that is set earns a note,
+/// since every pod of an engine would then run the whole campaign.
+fn resolve_shard(arg: Option<ShardArg>, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<(Shard, String)> {
+    match arg {
+        Some(ShardArg::Fixed(shard)) => Ok((shard, "from --shard".into())),
+        Some(ShardArg::Auto) => {
+            match Shard::from_env(&get).map_err(|error| BadInput(format!("--shard auto: {error}")))? {
+                Some((shard, source)) => Ok((shard, format!("from {source}"))),
+                None => Err(BadInput(
+                    "--shard auto found none of SCX_SHARD, JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID set; \
+                 give --shard K/N or run it under a scale-out engine"
+                        .into(),
+                )
+                .into()),
+            }
+        }
+        None => {
+            let set = Shard::env_names_set(&get);
+            if !set.is_empty() {
+                eprintln!(
+                    "note: {} set but --shard not given, so this runs the whole campaign; pass --shard auto to run one shard",
+                    set.join(", ")
+                );
+            }
+            Ok((Shard::ALL, "no --shard".into()))
+        }
+    }
 }
 
 /// Refuses outputs that would overwrite an input or each other, before any

@@ -263,3 +263,66 @@ fn a_campaign_whose_declared_effect_never_happens_fails_with_a_coverage_line() {
     );
     assert!(!stderr.contains("`partition-drops`"), "the partition did drop datagrams: {stderr}");
 }
+
+/// `scx` with the scale-out engines' variables cleared, then `env` set.
+fn scx_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scx"));
+    for name in scx_sim::shard::ENV_NAMES {
+        command.env_remove(name);
+    }
+    command.args(args).envs(env.iter().copied()).current_dir(workspace()).output().expect("the scx binary runs")
+}
+
+#[test]
+fn shard_auto_reads_the_engine_variables_and_says_where_from() {
+    let dir = temp("shard-auto");
+    let (auto, fixed, whole) = (dir.join("auto.jsonl"), dir.join("fixed.jsonl"), dir.join("whole.jsonl"));
+    let campaign = ["fuzz", "scenarios/quickstart.toml", "--seeds", "0..9", "--jobs", "2"];
+    let kubernetes = [("JOB_COMPLETION_INDEX", "1"), ("SCX_SHARD_COUNT", "3")];
+    // Kubernetes index 1 of 3 is shard 2/3: the records of --shard 2/3.
+    let ran = scx_env(&[&campaign[..], &["--shard", "auto", "--out", path(&auto)]].concat(), &kubernetes);
+    let stderr = text(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(0), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.contains("shard 2/3 (from JOB_COMPLETION_INDEX=1, SCX_SHARD_COUNT=3)"), "{first}");
+    let ran = scx_env(&[&campaign[..], &["--shard", "2/3", "--out", path(&fixed)]].concat(), &[]);
+    assert!(text(&ran.stderr).lines().next().unwrap_or_default().contains("shard 2/3 (from --shard)"));
+    assert_eq!(keys(&auto).iter().map(|(seed, _)| *seed).collect::<Vec<_>>(), [1, 4, 7]);
+    assert_eq!(std::fs::read(&auto).unwrap(), std::fs::read(&fixed).unwrap());
+    // Without --shard the variables are not read: the whole campaign, and a note.
+    let ran = scx_env(&[&campaign[..], &["--out", path(&whole)]].concat(), &kubernetes);
+    assert_eq!(ran.status.code(), Some(0));
+    assert!(text(&ran.stderr).contains("pass --shard auto to run one shard"), "{}", text(&ran.stderr));
+    assert_eq!(keys(&whole).len(), 9);
+    // A variable set but malformed, or none set: exit 2 naming it, nothing written.
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[("SCX_SHARD", "4/3")], "SCX_SHARD"),
+        (&[("SCX_SHARD", "two")], "SCX_SHARD"),
+        (&[("JOB_COMPLETION_INDEX", "x"), ("SCX_SHARD_COUNT", "3")], "JOB_COMPLETION_INDEX"),
+        (&[("SLURM_ARRAY_TASK_ID", "1")], "SLURM_ARRAY_TASK_COUNT"),
+        (&[], "found none of SCX_SHARD"),
+    ];
+    for (env, named) in cases {
+        let out = dir.join("bad.jsonl");
+        let ran = scx_env(&[&campaign[..], &["--shard", "auto", "--out", path(&out)]].concat(), env);
+        let stderr = text(&ran.stderr);
+        assert_eq!(ran.status.code(), Some(2), "{env:?}: {stderr}");
+        assert!(stderr.contains(named), "{env:?}: {stderr}");
+        assert!(!out.exists(), "{env:?}: a results file was written");
+    }
+}
+
+#[test]
+fn resume_of_a_results_file_not_there_yet_starts_the_campaign() {
+    // A retried shard passes --resume every time, also when its first
+    // attempt died before writing anything.
+    let dir = temp("resume-missing");
+    let (resumed, plain) = (dir.join("resumed.jsonl"), dir.join("plain.jsonl"));
+    let campaign = ["fuzz", "scenarios/quickstart.toml", "--seeds", "0..6", "--jobs", "2"];
+    let ran = scx(&[&campaign[..], &["--out", path(&resumed), "--resume"]].concat());
+    assert_eq!(ran.status.code(), Some(0), "{}", text(&ran.stderr));
+    assert!(text(&ran.stderr).contains("nothing to resume at"), "{}", text(&ran.stderr));
+    scx(&[&campaign[..], &["--out", path(&plain)]].concat());
+    assert_eq!(std::fs::read(&resumed).unwrap(), std::fs::read(&plain).unwrap());
+    assert_eq!(keys(&resumed).len(), 6);
+}
