@@ -422,36 +422,62 @@ pub(super) fn append_step_summary(tally: &Tally, shard: Shard) {
     }
 }
 
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// One JUnit test case (one seed).
+/// One JUnit test case (one seed), on one line; quick-xml escapes the
+/// attribute values and the text.
 pub(super) fn junit_case(record: &RunRecord) -> String {
-    let name = xml_escape(&format!("{} seed {}", record.scenario, record.seed));
-    let mut out = format!("    <testcase classname=\"{}\" name=\"{name}\"", xml_escape(&record.scenario_path));
-    if record.passed() {
-        out.push_str("/>\n");
-        return out;
-    }
-    let message = match (record.violations.first(), &record.note) {
-        (Some(violation), _) => format!("{}: {}", violation.checker, violation.message),
-        (None, Some(note)) => format!("{}: {note}", record.status.name()),
-        (None, None) => record.status.name().to_owned(),
+    let name = format!("{} seed {}", record.scenario, record.seed);
+    let mut writer = quick_xml::Writer::new(Vec::from(&b"    "[..]));
+    let element = writer
+        .create_element("testcase")
+        .with_attribute(("classname", record.scenario_path.as_str()))
+        .with_attribute(("name", name.as_str()));
+    let written = if record.passed() {
+        element.write_empty().map(|_| ())
+    } else {
+        let message = match (record.violations.first(), &record.note) {
+            (Some(violation), _) => format!("{}: {}", violation.checker, violation.message),
+            (None, Some(note)) => format!("{}: {note}", record.status.name()),
+            (None, None) => record.status.name().to_owned(),
+        };
+        element
+            .write_inner_content(|inner| {
+                inner
+                    .create_element("failure")
+                    .with_attribute(("message", message.as_str()))
+                    .write_text_content(quick_xml::events::BytesText::new(&record.reproduce))
+                    .map(|_| ())
+            })
+            .map(|_| ())
     };
-    let _ = writeln!(
-        out,
-        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-        xml_escape(&message),
-        xml_escape(&record.reproduce)
-    );
+    written.expect("writing XML into memory cannot fail");
+    let mut out = String::from_utf8(writer.into_inner()).expect("XML written from strings is UTF-8");
+    out.push('\n');
     out
 }
 
 /// The JUnit XML before and after the test cases.
 pub(super) fn junit_frame(tests: u64, failures: u64) -> (String, String) {
-    let mut head = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(head, "<testsuites name=\"scx fuzz\" tests=\"{tests}\" failures=\"{failures}\">");
-    let _ = writeln!(head, "  <testsuite name=\"scx\" tests=\"{tests}\" failures=\"{failures}\">");
+    let (tests, failures) = (tests.to_string(), failures.to_string());
+    let mut writer = quick_xml::Writer::new(Vec::new());
+    let head = [
+        quick_xml::events::Event::Decl(quick_xml::events::BytesDecl::new("1.0", Some("UTF-8"), None)),
+        quick_xml::events::Event::Text(quick_xml::events::BytesText::new("\n")),
+        quick_xml::events::Event::Start(quick_xml::events::BytesStart::new("testsuites").with_attributes([
+            ("name", "scx fuzz"),
+            ("tests", tests.as_str()),
+            ("failures", failures.as_str()),
+        ])),
+        quick_xml::events::Event::Text(quick_xml::events::BytesText::new("\n  ")),
+        quick_xml::events::Event::Start(quick_xml::events::BytesStart::new("testsuite").with_attributes([
+            ("name", "scx"),
+            ("tests", tests.as_str()),
+            ("failures", failures.as_str()),
+        ])),
+        quick_xml::events::Event::Text(quick_xml::events::BytesText::new("\n")),
+    ];
+    for event in head {
+        writer.write_event(event).expect("writing XML into memory cannot fail");
+    }
+    let head = String::from_utf8(writer.into_inner()).expect("XML written from strings is UTF-8");
     (head, "  </testsuite>\n</testsuites>\n".to_owned())
 }
