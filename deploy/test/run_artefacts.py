@@ -118,12 +118,12 @@ def step(job, name=None, id=None):
     raise Failure(f"no step {name or id} in the workflow job")
 
 
-def run_step(found, values, cwd, extra_env=None):
+def run_step(found, values, cwd, extra_env=None, expect=0):
     env = {key: evaluate(value, values) for key, value in (found.get("env") or {}).items()}
     env.update(extra_env or {})
     script = evaluate(found["run"], values)
     # GitHub's default shell for `run` on Linux.
-    return run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], env=env, cwd=cwd)
+    return run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], env=env, cwd=cwd, expect=expect)
 
 
 def test_github(scx, work):
@@ -174,6 +174,22 @@ def test_github(scx, work):
     text = summary.read_text()
     runs = len(SCENARIOS) * 24
     check(f"{runs} runs, 0 did not pass" in text, f"step summary says: {text!r}")
+    check("Incomplete" not in text, f"a complete campaign is called incomplete: {text!r}")
+    # A lost shard (its job died before uploading): the merge job still
+    # reports what ran, names the missing shard, and fails.
+    lost = work / "gh-merge-lost"
+    shutil.copytree(merge / "bin", lost / "bin")
+    shutil.copytree(artifacts, lost / "shards")
+    (lost / "shards" / "shard-2.jsonl").unlink()
+    summary.write_text("")
+    done = run_step(step(jobs["merge"], name="Merge and report"), values, lost,
+                    {"GITHUB_STEP_SUMMARY": str(summary)}, expect=1)
+    text = summary.read_text()
+    per_shard = runs // GITHUB_SHARDS
+    check(f"{runs - per_shard} runs, 0 did not pass" in text and "**Incomplete:**" in text, f"summary: {text!r}")
+    check(f"shard 2/{GITHUB_SHARDS}: no results file given ({per_shard} runs)" in text, f"summary: {text!r}")
+    check("::error::the campaign is incomplete" in done.stdout, f"no error annotation: {done.stdout!r}")
+    check((lost / "report" / "report.html").exists(), "a lost shard left no report of what ran")
 
 
 # ---- Kubernetes ---------------------------------------------------------------
@@ -245,7 +261,7 @@ def test_kubernetes_killed_shard(scx, work):
     process.send_signal(signal.SIGKILL)
     process.wait()
     planned = len(SCENARIOS) * len(range(0, 100, completions))
-    kept = victim.read_bytes().count(b"\n")
+    kept = victim.read_bytes().count(b"\n") - 1  # the first line is the campaign manifest
     check(0 < kept < planned, f"the killed shard left {kept} of {planned} records: not a midway kill")
     done = run(command, env={**env, "JOB_COMPLETION_INDEX": "0"}, cwd=pod)
     check(f"{kept} records kept" in done.stderr, f"the retry did not resume: {done.stderr}")

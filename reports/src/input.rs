@@ -8,7 +8,7 @@
 //! [`MAX_LINE_BYTES`]) plus the aggregate, whatever the file's size.
 
 use crate::aggregate::CampaignAggregate;
-use crate::model::{RunRecord, Trace};
+use crate::model::{ManifestLine, RunRecord, Trace};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
@@ -157,7 +157,13 @@ impl<R: BufRead> ResultsReader<R> {
             if text.is_empty() {
                 continue;
             }
-            return Some(serde_json::from_slice::<RunRecord>(text).map_err(|error| {
+            let record = serde_json::from_slice::<RunRecord>(text);
+            // A campaign manifest heads every results file (and several
+            // sit inside concatenated shards): it describes, not reports.
+            if record.is_err() && serde_json::from_slice::<ManifestLine>(text).is_ok() {
+                continue;
+            }
+            return Some(record.map_err(|error| {
                 let (path, line, reason) = (self.path.clone(), self.line, error.to_string());
                 // Without a newline, read_until stopped at the end of the file.
                 if ended {

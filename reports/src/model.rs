@@ -231,6 +231,62 @@ impl RunRecord {
     }
 }
 
+/// The first line of every results file: which campaign its records
+/// belong to. `scx fuzz --resume` continues only the campaign it names, and
+/// `scx merge` joins only shards of one campaign and knows from it which
+/// runs each shard owes. Written as `{"campaign":{...}}`; a record line
+/// never has that shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestLine {
+    /// The manifest.
+    pub campaign: CampaignManifest,
+}
+
+/// What a campaign (one shard of it) plans to run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignManifest {
+    /// The manifest's own format, [`CampaignManifest::FORMAT`].
+    pub format: u32,
+    /// The scx that ran it.
+    pub scx_version: String,
+    /// This file's shard, `K/N` (`1/1` for a whole campaign or a merge).
+    pub shard: String,
+    /// The scenarios, sorted by path.
+    pub scenarios: Vec<ManifestScenario>,
+    /// Seeds of a failures file run besides the plan (by shard 1 only),
+    /// sorted by seed then path.
+    pub replayed_first: Vec<ManifestSeed>,
+}
+
+impl CampaignManifest {
+    /// The format this build writes and reads.
+    pub const FORMAT: u32 = 1;
+}
+
+/// One scenario of a campaign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestScenario {
+    /// Its normalised path, as records name it.
+    pub path: String,
+    /// Its content hash, as records carry it.
+    pub hash: String,
+    /// The seeds it runs before sharding, `A..B` (B excluded).
+    pub seeds: String,
+}
+
+/// One seed of one scenario.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSeed {
+    /// The scenario's path.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+}
+
 /// One node at one sample time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeSample {

@@ -18,7 +18,7 @@
 
 use crate::checkers;
 use crate::plan;
-use crate::record::{self, RunRecord};
+use crate::record::{self, CampaignManifest, ManifestScenario, ManifestSeed, RunRecord};
 use crate::runner::{self, Ending, RunOptions};
 use crate::scenario::Scenario;
 use crate::shard::{SeedRange, Shard};
@@ -168,6 +168,28 @@ impl Campaign {
         MergeSorted { a: self.plan_order().peekable(), b: self.extras.iter().copied().peekable() }
     }
 
+    /// The manifest that heads this shard's results file.
+    pub fn manifest(&self) -> CampaignManifest {
+        CampaignManifest {
+            format: CampaignManifest::FORMAT,
+            scx_version: crate::record::SCX_VERSION.to_owned(),
+            shard: self.shard.to_string(),
+            scenarios: (self.scenarios.iter().enumerate())
+                .map(|(index, entry)| ManifestScenario {
+                    path: entry.path.clone(),
+                    hash: entry.hash.clone(),
+                    seeds: self.range(index).to_string(),
+                })
+                .collect(),
+            // Only seeds outside the plan: a plan seed that failed earlier and
+            // runs first again changes no file, so it changes no manifest.
+            replayed_first: (self.extras.iter())
+                .filter(|item| !self.in_plan(**item))
+                .map(|item| ManifestSeed { scenario: self.scenarios[item.scenario].path.clone(), seed: item.seed })
+                .collect(),
+        }
+    }
+
     /// Items in execution order: failures-file seeds first (minus
     /// `extras_done`), then the plan, minus the ascending stream `done` (the
     /// records of an earlier results file, when resuming).
@@ -182,17 +204,28 @@ impl Campaign {
     }
 
     fn plan_order(&self) -> PlanOrder {
-        let mut sources: Vec<Box<dyn Iterator<Item = u64> + Send>> = Vec::new();
-        let mut heap = BinaryHeap::new();
-        for index in 0..self.scenarios.len() {
-            let mut seeds = self.range(index).seeds(self.shard);
-            if let Some(seed) = seeds.next() {
-                heap.push(Reverse(Item { seed, scenario: index }));
-            }
-            sources.push(Box::new(seeds));
-        }
-        PlanOrder { sources, heap }
+        plan_order((0..self.scenarios.len()).map(|index| self.range(index)), self.shard)
     }
+}
+
+/// The items `shard` owes of scenarios with seed `ranges` (indexed as the
+/// ranges are) plus `extras` (ascending), in results order, lazily: what a
+/// results file of that shard holds when it is complete.
+pub fn shard_order(ranges: &[SeedRange], shard: Shard, extras: Vec<Item>) -> impl Iterator<Item = Item> + use<> {
+    MergeSorted { a: plan_order(ranges.iter().copied(), shard).peekable(), b: extras.into_iter().peekable() }
+}
+
+fn plan_order(ranges: impl Iterator<Item = SeedRange>, shard: Shard) -> PlanOrder {
+    let mut sources: Vec<Box<dyn Iterator<Item = u64> + Send>> = Vec::new();
+    let mut heap = BinaryHeap::new();
+    for (index, range) in ranges.enumerate() {
+        let mut seeds = range.seeds(shard);
+        if let Some(seed) = seeds.next() {
+            heap.push(Reverse(Item { seed, scenario: index }));
+        }
+        sources.push(Box::new(seeds));
+    }
+    PlanOrder { sources, heap }
 }
 
 /// A k-way merge of the scenarios' seed sequences: items ascending.

@@ -18,6 +18,7 @@ pub mod fuzz;
 pub mod heap;
 pub mod hostile;
 pub mod hunt;
+pub mod manifest;
 pub mod nemesis;
 pub mod network;
 pub mod node;

@@ -7,7 +7,10 @@
 
 use crate::runner::RunOutcome;
 use crate::spec::{FaultKind, PlantedBug};
-pub use scx_reports::model::{FaultRecord, Metrics, RunRecord, Verdict, ViolationRecord};
+pub use scx_reports::model::{
+    CampaignManifest, FaultRecord, ManifestLine, ManifestScenario, ManifestSeed, Metrics, RunRecord, Verdict,
+    ViolationRecord,
+};
 
 /// The tool's version, printed beside every reproduce command.
 pub const SCX_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -219,6 +219,17 @@ fn bad_inputs_are_located_errors_and_a_torn_last_line_says_so() {
         error.contains(":1: not a result record") && !error.contains("torn"),
         "only the last line is torn: {error}"
     );
+    // Campaign manifests head results files (and sit inside concatenated
+    // shards): they are skipped, and a file of manifests alone holds no runs.
+    let manifest =
+        r#"{"campaign":{"format":1,"scx_version":"0.1.0","shard":"1/2","scenarios":[],"replayed_first":[]}}"#;
+    assert_eq!(read(&format!("{manifest}\n{good}\n{manifest}\n{good}\n")).unwrap(), 2);
+    assert!(read(&format!("{manifest}\n")).unwrap_err().to_string().contains("no result records"));
+    let error = read(&format!("{good}\n{}\n", manifest.replace("format", "fromat"))).unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!("{}:2: not a result record", path.display())),
+        "a near-manifest is bad: {error}"
+    );
     let trace_path = dir.join("trace.json");
     std::fs::write(&trace_path, "{\"record\": {\"scx_version\": 1}}").unwrap();
     let error = scx_reports::read_input(&trace_path).unwrap_err().to_string();

@@ -305,6 +305,10 @@ pub struct MergeArgs {
     /// Write here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Merge even if some planned runs are in no input (a shard lost or
+    /// stopped early); they are listed as a warning instead of an error.
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -199,6 +199,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// as streams (never held in memory).
 struct Earlier {
     path: PathBuf,
+    /// Whether its first line, the manifest, is whole.
+    manifest: bool,
     /// Good records in it.
     records: u64,
     /// Bytes of a torn last line, dropped.
@@ -215,8 +217,14 @@ impl Earlier {
     fn scan(path: &Path, campaign: &Campaign) -> anyhow::Result<Self> {
         let file = File::open(path).with_context(|| format!("opening {} to resume it", path.display()))?;
         let mut reader = BufReader::new(file);
-        let mut earlier =
-            Self { path: path.to_path_buf(), records: 0, torn_bytes: 0, good_len: 0, extras_done: Vec::new() };
+        let mut earlier = Self {
+            path: path.to_path_buf(),
+            manifest: false,
+            records: 0,
+            torn_bytes: 0,
+            good_len: 0,
+            extras_done: Vec::new(),
+        };
         let mut previous: Option<Item> = None;
         let mut line = String::new();
         for number in 1.. {
@@ -229,6 +237,11 @@ impl Earlier {
                 // The last write was cut short: drop it.
                 earlier.torn_bytes = read as u64;
                 break;
+            }
+            if number == 1 {
+                check_manifest(path, &line, campaign)?;
+                earlier.manifest = true;
+                continue;
             }
             let item = parse_line(path, number, &line, campaign)?;
             if previous.is_some_and(|previous| previous >= item) {
@@ -252,6 +265,24 @@ impl Earlier {
     /// error ends it, and the copy of the records reports that error).
     fn items(&self, campaign: &Campaign) -> anyhow::Result<impl Iterator<Item = Item> + use<>> {
         Ok(earlier_records(self, campaign)?.map_while(|result| result.ok().map(|(item, _)| item)))
+    }
+}
+
+/// The first line of a file being resumed: the manifest of this campaign.
+fn check_manifest(path: &Path, line: &str, campaign: &Campaign) -> anyhow::Result<()> {
+    let found = crate::manifest::from_line(line).map_err(|error| {
+        BadInput(format!(
+            "{}:1: not a campaign manifest ({error}): the file was not written by this scx fuzz; start a new campaign instead of --resume",
+            path.display()
+        ))
+    })?;
+    match crate::manifest::difference(&found, &campaign.manifest(), true) {
+        None => Ok(()),
+        Some(why) => Err(BadInput(format!(
+            "{}:1: the file is another campaign's ({why}); start a new campaign instead of --resume",
+            path.display()
+        ))
+        .into()),
     }
 }
 
@@ -334,6 +365,11 @@ impl Sinks {
             }
             (None, _) => Box::new(BufWriter::new(io::stdout())),
         };
+        let mut results = results;
+        let describe = || args.out.as_ref().map_or_else(|| "stdout".to_owned(), |out| out.display().to_string());
+        writeln!(results, "{}", crate::manifest::to_line(&campaign.manifest()))
+            .and_then(|()| results.flush())
+            .with_context(|| format!("writing results to {}", describe()))?;
         let junit = args.junit.as_ref().map(|path| Junit::create(path)).transpose()?;
         let failures = args.failures.as_ref().map(|path| Failures { path: path.clone(), listed, added: 0 });
         let report_name = args.out.as_ref().map_or_else(|| "campaign".to_owned(), |out| out.display().to_string());
@@ -450,8 +486,10 @@ fn earlier_records(earlier: &Earlier, campaign: &Campaign) -> anyhow::Result<Ear
     let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let scenarios: Vec<(String, String)> =
         campaign.scenarios().iter().map(|entry| (entry.path.clone(), entry.hash.clone())).collect();
-    let lines = BufReader::new(file).lines().take(earlier.records as usize);
+    let skip = usize::from(earlier.manifest);
+    let lines = BufReader::new(file).lines().skip(skip).take(earlier.records as usize);
     Ok(Box::new(lines.enumerate().map(move |(index, line)| {
+        let index = index + skip;
         let line = line.with_context(|| format!("reading {}", path.display()))?;
         let record: RunRecord = serde_json::from_str(&line)
             .map_err(|error| BadInput(format!("{}:{}: not a result record: {error}", path.display(), index + 1)))?;

@@ -32,11 +32,18 @@ fn path(path: &Path) -> &str {
     path.to_str().expect("temp paths are UTF-8")
 }
 
-/// (seed, scenario path) of every line, checking each line is a record.
+/// The records of a results file (or of `scx fuzz` stdout), after
+/// checking that the first line is the campaign manifest.
+fn records(text: &str) -> impl Iterator<Item = &str> {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    assert!(first.starts_with("{\"campaign\":{\"format\":1,"), "the first line is the manifest: {first}");
+    lines
+}
+
+/// (seed, scenario path) of every record, checking each line is one.
 fn keys(file: &Path) -> Vec<(u64, String)> {
-    std::fs::read_to_string(file)
-        .unwrap()
-        .lines()
+    records(&std::fs::read_to_string(file).unwrap())
         .map(|line| {
             let value: serde_json::Value = serde_json::from_str(line).expect("every line is a record");
             (value["seed"].as_u64().unwrap(), value["scenario_path"].as_str().unwrap().to_owned())
@@ -123,9 +130,36 @@ fn resume_drops_a_torn_last_line_and_refuses_another_campaigns_file() {
     let other = scx(&["fuzz", "scenarios/p2p-gossip.toml", "--seeds", "0..12", "--out", path(&torn), "--resume"]);
     assert_eq!(other.status.code(), Some(2));
     assert!(
-        text(&other.stderr).contains("torn.jsonl:1: scenarios/quickstart.toml seed 0 is not part of this campaign")
+        text(&other.stderr)
+            .contains("torn.jsonl:1: the file is another campaign's (it does not run scenarios/p2p-gossip.toml)"),
+        "{}",
+        text(&other.stderr)
     );
     assert_eq!(std::fs::read_to_string(&torn).unwrap(), text_whole, "a refused resume leaves the file alone");
+    for (args, why) in [
+        (
+            ["fuzz", "scenarios/quickstart.toml", "--seeds", "0..13"],
+            "it runs scenarios/quickstart.toml seeds 0..12, not 0..13",
+        ),
+        (["fuzz", "scenarios/quickstart.toml", "--shard", "1/2"], "it is shard 1/1, not shard 1/2"),
+    ] {
+        let other = scx(&[&args[..], &["--out", path(&torn), "--resume"]].concat());
+        assert_eq!(other.status.code(), Some(2));
+        assert!(text(&other.stderr).contains(why), "{}", text(&other.stderr));
+    }
+    // A file from before manifests (records from its first line) is not resumed.
+    let bare = dir.join("bare.jsonl");
+    let body: String = text_whole.lines().skip(1).map(|line| format!("{line}\n")).collect();
+    std::fs::write(&bare, body).unwrap();
+    let out = scx(&[&args[..], &["--out", path(&bare), "--resume"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("bare.jsonl:1: not a campaign manifest"), "{}", text(&out.stderr));
+    // A manifest torn before its newline is an empty campaign: it starts over.
+    let cut = dir.join("cut.jsonl");
+    std::fs::write(&cut, &text_whole[..30]).unwrap();
+    let out = scx(&[&args[..], &["--out", path(&cut), "--resume"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&cut).unwrap(), text_whole);
 }
 
 #[test]
@@ -166,7 +200,8 @@ fn outputs_are_checked_before_any_seed_runs() {
 fn a_seed_past_its_wall_clock_limit_is_a_timeout_not_a_pass() {
     let out = scx(&["fuzz", "scenarios/partition-heal-mesh.toml", "--seeds", "0..1", "--timeout", "1ms"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = text(&out.stdout);
+    let record: serde_json::Value = serde_json::from_str(records(&stdout).next().unwrap()).unwrap();
     assert_eq!(record["status"], "timeout");
     assert!(record["note"].as_str().unwrap().contains("wall-clock limit of 1ms"), "{record}");
     assert!(text(&out.stderr).contains("0 passed, 0 failed, 1 timed out"), "{}", text(&out.stderr));
@@ -217,7 +252,25 @@ fn merge_refuses_conflicting_records_and_mixed_versions_and_keeps_exact_duplicat
     std::fs::write(&older, text_a.replace("\"scx_version\":\"", "\"scx_version\":\"0.0.1-")).unwrap();
     let out = scx(&["merge", path(&results), path(&older)]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("merge results of one version"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("c.jsonl is not a shard of the campaign")
+            && text(&out.stderr).contains("(it was written by scx 0.0.1-0.1.0, not scx 0.1.0)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A record that its own manifest does not vouch for.
+    let relabelled = dir.join("d.jsonl");
+    let mut lines: Vec<&str> = text_a.lines().collect();
+    let changed = lines[2].replace("\"scx_version\":\"", "\"scx_version\":\"0.0.1-");
+    lines[2] = &changed;
+    std::fs::write(&relabelled, lines.join("\n") + "\n").unwrap();
+    let out = scx(&["merge", path(&relabelled)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("d.jsonl:3: the record was written by scx 0.0.1-0.1.0"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = scx(&["merge", path(&results), "--out", path(&results)]);
     assert_eq!(out.status.code(), Some(2), "the output may not be an input");
@@ -231,8 +284,8 @@ fn failures_files_name_one_scenario_however_its_path_is_spelled() {
     let out =
         scx(&["fuzz", "sim/tests/fixtures/failing/never-heals.toml", "--seeds", "0..1", "--failures", path(&file)]);
     assert_eq!(out.status.code(), Some(1));
-    let seeds: Vec<u64> = text(&out.stdout)
-        .lines()
+    let stdout = text(&out.stdout);
+    let seeds: Vec<u64> = records(&stdout)
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["seed"].as_u64().unwrap())
         .collect();
     assert_eq!(seeds, [0, 5], "the listed seed ran although its path was spelled ./sim/...");
@@ -325,4 +378,86 @@ fn resume_of_a_results_file_not_there_yet_starts_the_campaign() {
     scx(&[&campaign[..], &["--out", path(&plain)]].concat());
     assert_eq!(std::fs::read(&resumed).unwrap(), std::fs::read(&plain).unwrap());
     assert_eq!(keys(&resumed).len(), 6);
+}
+
+#[test]
+fn merge_names_the_runs_no_shard_holds_and_leaves_no_incomplete_output() {
+    let dir = temp("missing");
+    let args = ["fuzz", "scenarios/quickstart.toml", "--seeds", "0..9"];
+    let part = |shard: &str| dir.join(format!("p{}.jsonl", &shard[..1]));
+    for shard in ["1/3", "2/3", "3/3"] {
+        let out = scx(&[&args[..], &["--shard", shard, "--out", path(&part(shard))]].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    // Shard 2 stopped after one run; shard 3 was lost.
+    let second = std::fs::read_to_string(part("2/3")).unwrap();
+    let cut = dir.join("p2-cut.jsonl");
+    std::fs::write(&cut, second.lines().take(2).map(|line| format!("{line}\n")).collect::<String>()).unwrap();
+    let merged = dir.join("merged.jsonl");
+    std::fs::write(&merged, "an older merge\n").unwrap();
+    let out = scx(&["merge", path(&part("1/3")), path(&cut), "--out", path(&merged)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the merge lacks 5 runs of the campaign:"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "shard 2/3 ({}): 2 of 3 runs missing: scenarios/quickstart.toml seed 4, scenarios/quickstart.toml seed 7",
+            cut.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("shard 3/3: no results file given (3 runs)"), "{stderr}");
+    assert!(stderr.contains("--allow-missing"), "{stderr}");
+    assert!(!merged.exists(), "an incomplete merge must not look like a campaign's results");
+
+    let out = scx(&["merge", path(&part("1/3")), path(&cut), "--out", path(&merged), "--allow-missing"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("warning: the merge lacks 5 runs"), "{}", text(&out.stderr));
+    assert_eq!(keys(&merged).iter().map(|(seed, _)| *seed).collect::<Vec<_>>(), [0, 1, 3, 6]);
+
+    // A record filed under the wrong shard is refused where it stands.
+    let first = std::fs::read_to_string(part("1/3")).unwrap();
+    let stray = dir.join("stray.jsonl");
+    std::fs::write(&stray, format!("{}{}\n", first, second.lines().nth(2).unwrap())).unwrap();
+    let out = scx(&["merge", path(&stray)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("stray.jsonl:5: scenarios/quickstart.toml seed 4 is not a run of shard 1/3 (seeds 0..9)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn shards_with_a_failures_file_merge_to_the_unsharded_campaign() {
+    let dir = temp("replayed");
+    let fixture = "sim/tests/fixtures/failing/never-heals.toml";
+    let failures = dir.join("scx.failures");
+    let listed = format!("{fixture} seed 9 # earlier\n{fixture} seed 2 # earlier\n");
+    let campaign = |failures: &Path, out: &Path, shard: &str| {
+        std::fs::write(failures, &listed).unwrap();
+        let args =
+            ["fuzz", fixture, "--seeds", "0..4", "--shard", shard, "--failures", path(failures), "--out", path(out)];
+        assert_eq!(scx(&args).status.code(), Some(1), "the fixture fails every seed");
+    };
+    let whole = dir.join("whole.jsonl");
+    campaign(&failures, &whole, "1/1");
+    let manifest = std::fs::read_to_string(&whole).unwrap().lines().next().unwrap().to_owned();
+    assert!(
+        manifest.ends_with(&format!("\"replayed_first\":[{{\"scenario\":\"{fixture}\",\"seed\":9}}]}}}}")),
+        "only the seed outside the plan is listed: {manifest}"
+    );
+    let parts: Vec<PathBuf> = ["1/2", "2/2"]
+        .iter()
+        .map(|shard| {
+            let out = dir.join(format!("part-{}.jsonl", &shard[..1]));
+            campaign(&dir.join(format!("failures-{}", &shard[..1])), &out, shard);
+            out
+        })
+        .collect();
+    let merged = dir.join("merged.jsonl");
+    let out = scx(&["merge", path(&parts[1]), path(&parts[0]), "--out", path(&merged)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), std::fs::read_to_string(&whole).unwrap());
 }

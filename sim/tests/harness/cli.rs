@@ -123,7 +123,7 @@ fn shards_merged_equal_the_unsharded_campaign() {
     let merge_refs: Vec<&str> = merge_args.iter().map(String::as_str).collect();
     assert_eq!(scx(&merge_refs).status.code(), Some(0));
     let whole_text = std::fs::read_to_string(&whole).unwrap();
-    assert_eq!(whole_text.lines().count(), 14);
+    assert_eq!(whole_text.lines().count(), 1 + 14, "the manifest, then a record per run");
     assert_eq!(
         std::fs::read_to_string(&merged).unwrap(),
         whole_text,
@@ -166,7 +166,7 @@ fn fuzz_reports_failures_with_exit_1_and_junit() {
         "{texts:?}"
     );
     let lines = text(&out.stdout);
-    assert_eq!(lines.lines().count(), 2, "one JSON line per seed on stdout");
+    assert_eq!(lines.lines().count(), 1 + 2, "the manifest, then one JSON line per seed on stdout");
 }
 
 #[test]
@@ -279,6 +279,7 @@ fn failing_seeds_are_recorded_and_replayed_first() {
     let out = scx(&["fuzz", fixture, "--seeds", "0..1", "--failures", file.to_str().unwrap()]);
     let seeds: Vec<u64> = text(&out.stdout)
         .lines()
+        .skip(1) // the campaign manifest
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["seed"].as_u64().unwrap())
         .collect();
     assert_eq!(seeds, [0, 1]);
