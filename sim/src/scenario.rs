@@ -41,10 +41,10 @@
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 use serde::Deserialize;
 use serde_spanned::Spanned;
-use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
+use toml::{Table, Value};
 
 pub use crate::spec::{FaultKind, Hostility, Latency, Topology};
 
@@ -604,7 +604,10 @@ impl Scenario {
 
     /// A short, stable id of the scenario's content.
     pub fn content_hash(&self) -> String {
-        blake3::hash(self.to_toml_string().as_bytes()).to_hex()[..16].to_owned()
+        // Over a canonical encoding of the document, not its TOML text, so a
+        // new version of the TOML writer does not rename every scenario.
+        let canonical = serde_json::to_vec(&self.to_table()).expect("a TOML table always serialises to JSON");
+        blake3::hash(&canonical).to_hex()[..16].to_owned()
     }
 
     /// When the last fault heals, or the end of the faulty phase if later:
@@ -633,71 +636,86 @@ impl Scenario {
         }
     }
 
-    /// The scenario as a TOML file that parses back to `self`.
+    /// The scenario as a TOML file that parses back to `self`, written by
+    /// the `toml` crate (quoting and escaping are its business).
     pub fn to_toml_string(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "name = {}", quote(&self.name));
+        self.to_table().to_string()
+    }
+
+    /// The scenario as a TOML document, keys in the order a person writes
+    /// them and only those that apply (the parser refuses the others).
+    fn to_table(&self) -> Table {
+        let mut top = Table::new();
+        top.insert("name".into(), self.name.clone().into());
         if !self.description.is_empty() {
-            let _ = writeln!(out, "description = {}", quote(&self.description));
+            top.insert("description".into(), self.description.clone().into());
         }
-        let _ = writeln!(out, "duration = {}", duration(self.duration));
-        let _ = writeln!(out, "settle = {}", duration(self.settle));
-        let _ = writeln!(out, "seeds = \"{}..{}\"", self.seeds.start, self.seeds.end);
-        out.push_str("\n[cluster]\n");
-        let _ = writeln!(out, "nodes = {}", self.nodes);
+        top.insert("duration".into(), duration(self.duration));
+        top.insert("settle".into(), duration(self.settle));
+        top.insert("seeds".into(), format!("{}..{}", self.seeds.start, self.seeds.end).into());
+        let mut cluster = Table::new();
+        cluster.insert("nodes".into(), integer(self.nodes));
         match &self.topology {
             Topology::ClientServer { server } => {
-                let _ = writeln!(out, "server = {server}");
+                cluster.insert("server".into(), integer(*server));
             }
             Topology::Edge { hubs } => {
-                let _ = writeln!(out, "hubs = {hubs:?}");
+                cluster.insert("hubs".into(), integers(hubs));
             }
             Topology::Mesh | Topology::PeerToPeer | Topology::AirGapped => {}
         }
-        let _ = writeln!(out, "topology = \"{}\"", self.topology.name());
-        let _ = writeln!(out, "sync_interval = {}", duration(self.sync_interval));
+        cluster.insert("topology".into(), self.topology.name().into());
+        cluster.insert("sync_interval".into(), duration(self.sync_interval));
         let air_gapped = self.topology == Topology::AirGapped;
         if !air_gapped {
-            let _ = writeln!(out, "session_timeout = {}", duration(self.session_timeout));
+            cluster.insert("session_timeout".into(), duration(self.session_timeout));
         }
-        let _ = writeln!(out, "snapshot_interval = {}", self.snapshot_interval);
-        let _ = writeln!(out, "prune = {}", self.prune);
-        let _ = writeln!(out, "sample_interval = {}", duration(self.sample_interval));
+        cluster.insert("snapshot_interval".into(), integer(self.snapshot_interval));
+        cluster.insert("prune".into(), self.prune.into());
+        cluster.insert("sample_interval".into(), duration(self.sample_interval));
+        top.insert("cluster".into(), cluster.into());
         // Air-gapped nodes send no datagrams: only bundle-file corruption applies.
-        out.push_str("\n[network]\n");
+        let mut network = Table::new();
         if !air_gapped {
-            let _ = writeln!(out, "latency = {}", latency(&self.latency));
-            let _ = writeln!(out, "loss = {:?}", self.loss);
-            let _ = writeln!(out, "duplicate = {:?}", self.duplicate);
-            let _ = writeln!(out, "reorder = {:?}", self.reorder);
+            network.insert("latency".into(), latency(&self.latency));
+            network.insert("loss".into(), self.loss.into());
+            network.insert("duplicate".into(), self.duplicate.into());
+            network.insert("reorder".into(), self.reorder.into());
         }
-        let _ = writeln!(out, "corrupt = {:?}", self.corrupt);
-        out.push_str("\n[workload]\n");
-        let _ = writeln!(out, "ops_per_sec = {:?}", self.ops_per_sec);
-        let _ = writeln!(out, "ops_per_lane = {}", self.ops_per_lane);
-        let _ = writeln!(out, "keys = {}", self.keys);
-        let _ = writeln!(out, "conflict_ratio = {:?}", self.conflict_ratio);
-        for fault in &self.faults {
-            write_fault(&mut out, fault);
+        network.insert("corrupt".into(), self.corrupt.into());
+        top.insert("network".into(), network.into());
+        let mut workload = Table::new();
+        workload.insert("ops_per_sec".into(), self.ops_per_sec.into());
+        workload.insert("ops_per_lane".into(), integer(self.ops_per_lane));
+        workload.insert("keys".into(), integer(self.keys));
+        workload.insert("conflict_ratio".into(), self.conflict_ratio.into());
+        top.insert("workload".into(), workload.into());
+        if !self.faults.is_empty() {
+            top.insert("faults".into(), Value::Array(self.faults.iter().map(fault_table).collect()));
         }
-        for bundle in &self.bundles {
-            let _ = writeln!(
-                out,
-                "\n[[bundles]]\nat = {}\nfrom = {}\nto = {}",
-                duration(bundle.at),
-                bundle.from,
-                bundle.to
-            );
+        if !self.bundles.is_empty() {
+            let bundles = self.bundles.iter().map(|bundle| {
+                let mut table = Table::new();
+                table.insert("at".into(), duration(bundle.at));
+                table.insert("from".into(), integer(bundle.from));
+                table.insert("to".into(), integer(bundle.to));
+                Value::Table(table)
+            });
+            top.insert("bundles".into(), Value::Array(bundles.collect()));
         }
         if self.swarm {
-            out.push_str("\n[swarm]\nenabled = true\n");
-            let _ = writeln!(out, "kinds = {:?}", self.swarm_kinds);
-            let _ = writeln!(out, "max_faults = {}", self.swarm_max_faults);
+            let mut swarm = Table::new();
+            swarm.insert("enabled".into(), true.into());
+            swarm.insert("kinds".into(), strings(&self.swarm_kinds));
+            swarm.insert("max_faults".into(), integer(self.swarm_max_faults));
+            top.insert("swarm".into(), swarm.into());
         }
         if let Some(expect) = &self.coverage {
-            let _ = write!(out, "\n[coverage]\nexpect = {expect:?}\n");
+            let mut coverage = Table::new();
+            coverage.insert("expect".into(), strings(expect));
+            top.insert("coverage".into(), coverage.into());
         }
-        out
+        top
     }
 
     /// The effects a campaign over this scenario must see in at least one
@@ -757,71 +775,94 @@ impl Scenario {
     }
 }
 
-fn write_fault(out: &mut String, fault: &Fault) {
-    let _ = write!(out, "\n[[faults]]\nat = {}\n", duration(fault.at));
+fn fault_table(fault: &Fault) -> Value {
+    let mut table = Table::new();
+    table.insert("at".into(), duration(fault.at));
+    let mut kind = |name: &str, keys: Vec<(&str, Value)>| {
+        table.insert("kind".into(), name.into());
+        for (key, value) in keys {
+            table.insert(key.into(), value);
+        }
+    };
     let window_key = match &fault.kind {
         FaultKind::Partition { groups } => {
-            let _ = write!(out, "kind = \"partition\"\ngroups = {groups:?}\n");
+            kind("partition", vec![("groups", Value::Array(groups.iter().map(|group| integers(group)).collect()))]);
             "heal_after"
         }
         FaultKind::OneWay { from, to } => {
-            let _ = write!(out, "kind = \"partition\"\nfrom = {from:?}\nto = {to:?}\n");
+            kind("partition", vec![("from", integers(from)), ("to", integers(to))]);
             "heal_after"
         }
         FaultKind::Crash { nodes, tear, rot } => {
-            let _ = write!(out, "kind = \"crash\"\nnodes = {nodes:?}\ntear = {tear}\n");
+            let mut keys = vec![("nodes", integers(nodes)), ("tear", Value::Boolean(*tear))];
             if *rot {
-                out.push_str("rot = true\n");
+                keys.push(("rot", Value::Boolean(true)));
             }
+            kind("crash", keys);
             "restart_after"
         }
         FaultKind::Replace { nodes } => {
-            let _ = write!(out, "kind = \"replace\"\nnodes = {nodes:?}\n");
+            kind("replace", vec![("nodes", integers(nodes))]);
             "restart_after"
         }
         FaultKind::Hostile { nodes, behaviours } => {
-            let names: Vec<&str> = behaviours.iter().map(|behaviour| behaviour.name()).collect();
-            let _ = write!(out, "kind = \"hostile\"\nnodes = {nodes:?}\nbehaviours = {names:?}\n");
+            let names: Vec<String> = behaviours.iter().map(|behaviour| behaviour.name().to_owned()).collect();
+            kind("hostile", vec![("nodes", integers(nodes)), ("behaviours", strings(&names))]);
             "heal_after"
         }
         FaultKind::Pause { nodes } => {
-            let _ = write!(out, "kind = \"pause\"\nnodes = {nodes:?}\n");
+            kind("pause", vec![("nodes", integers(nodes))]);
             "resume_after"
         }
         FaultKind::ClockSkew { nodes, offset_ms } => {
-            let _ = write!(out, "kind = \"clock-skew\"\nnodes = {nodes:?}\nskew = \"{offset_ms:+}ms\"\n");
+            kind("clock-skew", vec![("nodes", integers(nodes)), ("skew", format!("{offset_ms:+}ms").into())]);
             "heal_after"
         }
         FaultKind::Latency { latency: spike } => {
-            let _ = write!(out, "kind = \"latency\"\nlatency = {}\n", latency(spike));
+            kind("latency", vec![("latency", latency(spike))]);
             "heal_after"
         }
         FaultKind::Loss { probability } => {
-            let _ = write!(out, "kind = \"loss\"\nprobability = {probability:?}\n");
+            kind("loss", vec![("probability", Value::Float(*probability))]);
             "heal_after"
         }
     };
     if let Some(lasts) = fault.lasts {
-        let _ = writeln!(out, "{window_key} = {}", duration(lasts));
+        table.insert(window_key.into(), duration(lasts));
     }
+    Value::Table(table)
 }
 
-fn quote(text: &str) -> String {
-    toml::Value::String(text.to_owned()).to_string()
+/// A count as a TOML integer (every count a scenario holds fits: the parser
+/// read it from one).
+fn integer(value: impl Into<u64>) -> Value {
+    Value::Integer(i64::try_from(value.into()).unwrap_or(i64::MAX))
 }
 
-fn duration(value: Duration) -> String {
-    format!("\"{}\"", humantime::format_duration(value)).replace(' ', "")
+fn integers(values: &[u32]) -> Value {
+    Value::Array(values.iter().map(|value| integer(*value)).collect())
 }
 
-fn latency(value: &Latency) -> String {
+fn strings(values: &[String]) -> Value {
+    Value::Array(values.iter().map(|value| Value::String(value.clone())).collect())
+}
+
+fn duration(value: Duration) -> Value {
+    Value::String(humantime::format_duration(value).to_string().replace(' ', ""))
+}
+
+fn latency(value: &Latency) -> Value {
     let distribution = match value {
         Latency::Uniform { .. } => "uniform",
         Latency::Normal { .. } => "normal",
         Latency::LongTail { .. } => "long-tail",
     };
     let (min, max) = value.bounds();
-    format!("{{ min = {}, max = {}, distribution = \"{distribution}\" }}", duration(min), duration(max))
+    let mut table = Table::new();
+    table.insert("min".into(), duration(min));
+    table.insert("max".into(), duration(max));
+    table.insert("distribution".into(), distribution.into());
+    Value::Table(table)
 }
 
 fn unknown_key_help(message: &str) -> Option<String> {
@@ -1796,6 +1837,25 @@ mod tests {
         let again = Scenario::from_toml(&scenario.to_toml_string(), "again.toml").unwrap();
         assert_eq!(again, scenario);
         assert_eq!(again.content_hash(), scenario.content_hash());
+    }
+
+    #[test]
+    fn the_writer_quotes_what_a_researcher_types_and_keeps_a_readable_order() {
+        let awkward = "a \"quoted\" word, a back\\slash,\nanother line, ''' and ünïcode";
+        let line = format!("name = \"t\"\ndescription = {}\n", toml::Value::from(awkward));
+        let text = MINIMAL.replacen("name = \"t\"\n", &line, 1);
+        let scenario = Scenario::from_toml(&text, "t.toml").unwrap();
+        assert_eq!(scenario.description, awkward);
+        let written = scenario.to_toml_string();
+        let again = Scenario::from_toml(&written, "again.toml").unwrap_or_else(|error| panic!("{error}\n{written}"));
+        assert_eq!(again, scenario, "{written}");
+        let document: Table = written.parse().unwrap();
+        let keys: Vec<&str> = document.keys().map(String::as_str).take(5).collect();
+        assert_eq!(keys, ["name", "description", "duration", "settle", "seeds"], "{written}");
+        assert!(written.contains("\n[cluster]\nnodes = 3\n"), "{written}");
+        let mut other = scenario.clone();
+        other.description.push('!');
+        assert_ne!(other.content_hash(), scenario.content_hash(), "the hash covers every key");
     }
 
     #[test]
