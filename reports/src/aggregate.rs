@@ -12,7 +12,7 @@
 //! failures by seed and path), never the first ones seen, so that holds.
 
 use crate::distribution::Distribution;
-use crate::model::{FaultRecord, Metrics, RunRecord, Verdict};
+use crate::model::{CampaignManifest, FaultRecord, Metrics, RunRecord, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -596,6 +596,21 @@ pub struct CampaignAggregate {
     inconclusive: Smallest<FailureRow>,
     slowest_after_last_heal: Smallest<SlowRun>,
     slowest_after_last_write: Smallest<SlowRun>,
+    /// Scenario parameters by content hash, from the campaign manifests.
+    parameters: BoundedMap<String, Parameters>,
+}
+
+/// One scenario's parameters, dotted key to value (a manifest's `params`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Parameters(BTreeMap<String, String>);
+
+impl Merge for Parameters {
+    fn merge(&mut self, other: &Self) {
+        // One content hash has one set of parameters: keep whichever is known.
+        if self.0.is_empty() {
+            self.0.clone_from(&other.0);
+        }
+    }
 }
 
 impl CampaignAggregate {
@@ -612,7 +627,21 @@ impl CampaignAggregate {
             inconclusive: Smallest::new(FAILURES_LISTED),
             slowest_after_last_heal: Smallest::new(SLOWEST_LISTED),
             slowest_after_last_write: Smallest::new(SLOWEST_LISTED),
+            parameters: BoundedMap::new(MAX_SCENARIOS),
         }
+    }
+
+    /// Takes the scenario parameters a results file's manifest lists.
+    pub fn add_manifest(&mut self, manifest: &CampaignManifest) {
+        for scenario in &manifest.scenarios {
+            self.parameters.slot(&scenario.hash).merge(&Parameters(scenario.params.clone()));
+        }
+    }
+
+    /// The parameters of the scenario with content `hash`, if a manifest
+    /// listed them.
+    pub fn scenario_parameters(&self, hash: &str) -> Option<&BTreeMap<String, String>> {
+        self.parameters.kept.get(hash).map(|parameters| &parameters.0).filter(|parameters| !parameters.is_empty())
     }
 
     /// Adds one run.
@@ -655,6 +684,7 @@ impl CampaignAggregate {
         self.inconclusive.merge(&other.inconclusive);
         self.slowest_after_last_heal.merge(&other.slowest_after_last_heal);
         self.slowest_after_last_write.merge(&other.slowest_after_last_write);
+        self.parameters.merge(&other.parameters);
     }
 
     /// Shown in legends and headings.

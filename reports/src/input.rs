@@ -8,7 +8,7 @@
 //! [`MAX_LINE_BYTES`]) plus the aggregate, whatever the file's size.
 
 use crate::aggregate::CampaignAggregate;
-use crate::model::{ManifestLine, RunRecord, Trace};
+use crate::model::{CampaignManifest, ManifestLine, RunRecord, Trace};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
@@ -114,7 +114,12 @@ pub struct ResultsReader<R> {
     line: usize,
     buffer: Vec<u8>,
     done: bool,
+    manifests: Vec<CampaignManifest>,
 }
+
+/// Distinct campaign manifests a reader keeps (concatenated shards repeat
+/// one; more than this many campaigns in one file keep the first ones).
+const MAX_MANIFESTS: usize = 64;
 
 impl ResultsReader<BufReader<File>> {
     /// Opens a results file.
@@ -127,7 +132,12 @@ impl ResultsReader<BufReader<File>> {
 impl<R: BufRead> ResultsReader<R> {
     /// Reads records from `reader`; `path` names it in errors.
     pub fn new(reader: R, path: impl Into<PathBuf>) -> Self {
-        Self { reader, path: path.into(), line: 0, buffer: Vec::new(), done: false }
+        Self { reader, path: path.into(), line: 0, buffer: Vec::new(), done: false, manifests: Vec::new() }
+    }
+
+    /// The campaign manifests read so far, each once.
+    pub fn manifests(&self) -> &[CampaignManifest] {
+        &self.manifests
     }
 
     /// Lines read so far.
@@ -160,7 +170,12 @@ impl<R: BufRead> ResultsReader<R> {
             let record = serde_json::from_slice::<RunRecord>(text);
             // A campaign manifest heads every results file (and several
             // sit inside concatenated shards): it describes, not reports.
-            if record.is_err() && serde_json::from_slice::<ManifestLine>(text).is_ok() {
+            if record.is_err()
+                && let Ok(manifest) = serde_json::from_slice::<ManifestLine>(text)
+            {
+                if self.manifests.len() < MAX_MANIFESTS && !self.manifests.contains(&manifest.campaign) {
+                    self.manifests.push(manifest.campaign);
+                }
                 continue;
             }
             return Some(record.map_err(|error| {
@@ -192,9 +207,13 @@ impl<R: BufRead> Iterator for ResultsReader<R> {
 /// Streams every record of `reader` into `aggregate`; returns how many.
 fn aggregate_from(reader: impl BufRead, path: &Path, aggregate: &mut CampaignAggregate) -> Result<u64, ReportError> {
     let mut records = 0u64;
-    for record in ResultsReader::new(reader, path) {
+    let mut reader = ResultsReader::new(reader, path);
+    for record in reader.by_ref() {
         aggregate.add(&record?);
         records += 1;
+    }
+    for manifest in reader.manifests() {
+        aggregate.add_manifest(manifest);
     }
     if records == 0 {
         return Err(ReportError::Empty { path: path.to_path_buf() });

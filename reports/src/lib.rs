@@ -17,6 +17,7 @@
 
 pub mod aggregate;
 pub mod charts;
+pub mod compare;
 pub mod distribution;
 pub mod input;
 pub mod model;

@@ -275,6 +275,11 @@ pub struct ManifestScenario {
     pub hash: String,
     /// The seeds it runs before sharding, `A..B` (B excluded).
     pub seeds: String,
+    /// Every parameter the scenario sets, flattened to dotted keys
+    /// (`network.loss`, `faults.1.kind`), as its TOML writes it: what a
+    /// comparison of two campaigns shows as their difference.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
 /// One seed of one scenario.

@@ -179,6 +179,7 @@ impl Campaign {
                     path: entry.path.clone(),
                     hash: entry.hash.clone(),
                     seeds: self.range(index).to_string(),
+                    params: entry.scenario.parameters(),
                 })
                 .collect(),
             // Only seeds outside the plan: a plan seed that failed earlier and

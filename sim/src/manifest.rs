@@ -219,6 +219,7 @@ mod tests {
                     path: (*path).into(),
                     hash: "h".into(),
                     seeds: (*seeds).into(),
+                    params: Default::default(),
                 })
                 .collect(),
             replayed_first: (replayed.iter())

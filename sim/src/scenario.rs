@@ -41,6 +41,7 @@
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 use serde::Deserialize;
 use serde_spanned::Spanned;
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -640,6 +641,32 @@ impl Scenario {
     /// the `toml` crate (quoting and escaping are its business).
     pub fn to_toml_string(&self) -> String {
         self.to_table().to_string()
+    }
+
+    /// Every parameter as a dotted key (`cluster.nodes`, `faults.1.kind`,
+    /// counting from 1) and its TOML value (strings unquoted): what a
+    /// comparison of two campaigns lists as their difference.
+    pub fn parameters(&self) -> BTreeMap<String, String> {
+        fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
+            let key = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
+            match value {
+                Value::Table(table) => table.iter().for_each(|(name, value)| flatten(&key(name), value, out)),
+                Value::Array(items) if items.iter().all(Value::is_table) && !items.is_empty() => {
+                    for (index, item) in items.iter().enumerate() {
+                        flatten(&key(&(index + 1).to_string()), item, out);
+                    }
+                }
+                Value::String(text) => {
+                    out.insert(prefix.to_owned(), text.clone());
+                }
+                other => {
+                    out.insert(prefix.to_owned(), other.to_string());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        flatten("", &Value::Table(self.to_table()), &mut out);
+        out
     }
 
     /// The scenario as a TOML document, keys in the order a person writes

@@ -13,6 +13,7 @@ use crate::aggregate::{
     ScenarioParameters, ScenarioStats, SlowRun, VerdictCounts,
 };
 use crate::charts::{Histogram, Series};
+use crate::compare::{self, Change, parameter_diff};
 use crate::distribution::{Distribution, PRECISION};
 use crate::input::ReportError;
 use crate::model::{Metrics, Verdict};
@@ -750,7 +751,152 @@ fn campaign_markdown(title: &str, campaigns: &[CampaignAggregate], overall: &[Sc
         markdown_scenarios(&mut md, campaign);
         markdown_failures(&mut md, campaign);
     }
+    changes_markdown(&mut md, campaigns);
     md
+}
+
+// ---- changes between campaigns ---------------------------------------------------
+
+/// One scenario of a variant campaign set against the base campaign's
+/// scenario of the same name.
+struct ScenarioChange<'a> {
+    scenario: &'a str,
+    /// What differs in the parameters, in words (one item a key).
+    differs: Vec<String>,
+    /// (metric, change), for the metrics both sides can judge.
+    metrics: Vec<(&'static str, Change)>,
+    /// Metrics one side has too few values of.
+    unjudged: Vec<&'static str>,
+}
+
+/// The metrics a comparison judges: (name, the distribution, its scale).
+fn compared_metrics(stats: &ScenarioStats) -> [(&'static str, &Distribution, f64); 4] {
+    [
+        ("converged after the last heal (ms)", stats.after_last_heal_ms(), 1.0),
+        ("converged after the last write (ms)", stats.after_last_write_ms(), 1.0),
+        ("bytes sent per byte missing", stats.bytes_ratio_thousandths(), RATIO_SCALE),
+        ("round trips", stats.round_trips(), 1.0),
+    ]
+}
+
+/// Every scenario of `variant` that `base` also ran (by name), compared.
+fn scenario_changes<'a>(base: &'a CampaignAggregate, variant: &'a CampaignAggregate) -> Vec<ScenarioChange<'a>> {
+    let mut changes = Vec::new();
+    for (key, stats) in variant.scenarios() {
+        let Some((base_key, base_stats)) = base.scenarios().find(|(base_key, _)| base_key.scenario == key.scenario)
+        else {
+            continue;
+        };
+        let differs = if base_key.scenario_hash == key.scenario_hash {
+            vec!["none: the same scenario content (hash `".to_owned() + &key.scenario_hash + "`)"]
+        } else {
+            match (base.scenario_parameters(&base_key.scenario_hash), variant.scenario_parameters(&key.scenario_hash)) {
+                (Some(a), Some(b)) => (parameter_diff(a, b).into_iter())
+                    .map(|(name, a, b)| {
+                        format!("`{name}`: {} → {}", a.unwrap_or("(not set)"), b.unwrap_or("(not set)"))
+                    })
+                    .collect(),
+                _ => vec![format!(
+                    "unknown (a results file has no campaign manifest); the contents differ (`{}` → `{}`)",
+                    base_key.scenario_hash, key.scenario_hash
+                )],
+            }
+        };
+        let mut metrics = Vec::new();
+        let mut unjudged = Vec::new();
+        for ((name, a, _), (_, b, _)) in compared_metrics(base_stats).into_iter().zip(compared_metrics(stats)) {
+            match compare::change(a, b) {
+                Some(change) => metrics.push((name, change)),
+                None => unjudged.push(name),
+            }
+        }
+        changes.push(ScenarioChange { scenario: &key.scenario, differs, metrics, unjudged });
+    }
+    changes
+}
+
+fn percent(value: f64) -> String {
+    format!("{:+.1}%", value * 100.0)
+}
+
+fn scaled_mean(name: &str, value: f64) -> String {
+    if name.starts_with("bytes") { format!("{:.3}", value / RATIO_SCALE) } else { number(value, 0) }
+}
+
+const CHANGES_NOTE: &str = "Each change is of the mean, variant against base, with a bootstrap interval (1,000 seeded resamples of each side's runs) holding the central 95% of the resampled changes: \"improved\" or \"regressed\" when the whole interval is below or above zero (significance 0.05), \"no change\" when it holds zero. Lower is better for every metric. Scenarios are matched by name.";
+
+fn changes_markdown(md: &mut String, campaigns: &[CampaignAggregate]) {
+    let Some((base, variants)) = campaigns.split_first() else { return };
+    for variant in variants {
+        let _ = writeln!(
+            md,
+            "\n## Changes: {} against {}\n\n{CHANGES_NOTE}",
+            md_cell(variant.name()),
+            md_cell(base.name())
+        );
+        let changes = scenario_changes(base, variant);
+        if changes.is_empty() {
+            md.push_str("\nNo scenario of this campaign is in the base campaign.\n");
+        }
+        for change in changes {
+            let _ = writeln!(
+                md,
+                "\n### {}\n\nParameters that differ: {}.\n",
+                md_cell(change.scenario),
+                change.differs.join("; ")
+            );
+            md.push_str("| metric | base mean | variant mean | change | 95% interval | verdict |\n| --- | ---: | ---: | ---: | --- | --- |\n");
+            for (name, c) in &change.metrics {
+                let _ = writeln!(
+                    md,
+                    "| {name} | {} | {} | {} | {} .. {} | {} |",
+                    scaled_mean(name, c.base_mean),
+                    scaled_mean(name, c.variant_mean),
+                    percent(c.change),
+                    percent(c.low),
+                    percent(c.high),
+                    c.verdict.name()
+                );
+            }
+            if !change.unjudged.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "\nNot judged (fewer than {} values on a side): {}.",
+                    compare::MIN_RUNS,
+                    change.unjudged.join(", ")
+                );
+            }
+        }
+    }
+}
+
+fn changes_html(campaigns: &[CampaignAggregate]) -> Markup {
+    let Some((base, variants)) = campaigns.split_first() else { return html! {} };
+    html! {
+        @for variant in variants {
+            h2 { "Changes: " (variant.name()) " against " (base.name()) }
+            p.note { (CHANGES_NOTE) }
+            @let changes = scenario_changes(base, variant);
+            @if changes.is_empty() { p { "No scenario of this campaign is in the base campaign." } }
+            @for change in &changes {
+                h3 { (change.scenario) }
+                p { "Parameters that differ: " (change.differs.join("; ")) "." }
+                table {
+                    tr { th { "metric" } th { "base mean" } th { "variant mean" } th { "change" } th { "95% interval" } th { "verdict" } }
+                    @for (name, c) in &change.metrics {
+                        tr {
+                            td { (name) } td.num { (scaled_mean(name, c.base_mean)) } td.num { (scaled_mean(name, c.variant_mean)) }
+                            td.num { (percent(c.change)) } td { (percent(c.low)) " .. " (percent(c.high)) }
+                            td class=(format!("verdict {}", c.verdict.name().replace(' ', "-"))) { (c.verdict.name()) }
+                        }
+                    }
+                }
+                @if !change.unjudged.is_empty() {
+                    p.note { "Not judged (fewer than " (compare::MIN_RUNS) " values on a side): " (change.unjudged.join(", ")) "." }
+                }
+            }
+        }
+    }
 }
 
 // ---- the report ------------------------------------------------------------------
@@ -773,6 +919,7 @@ pub fn write_campaign_report(
     let svgs = charts.iter().map(Chart::svg).collect::<Result<Vec<_>, _>>()?;
     let body = html! {
         @for (campaign, all) in campaigns.iter().zip(&overall) { (campaign_html(campaign, all)) }
+        (changes_html(campaigns))
         h2 { "Charts" }
         @for (chart, svg) in charts.iter().zip(&svgs) { (chart_html(chart, svg)) }
     };

@@ -1,5 +1,6 @@
 //! The reports crate's integration suite, linked once.
 
 mod aggregate;
+mod comparison;
 mod pages;
 mod support;

@@ -185,7 +185,7 @@ fn check_outputs(args: &FuzzArgs) -> anyhow::Result<()> {
 
 /// Whether two paths name one file: equal after normalisation, or the same
 /// file on disk.
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(super) fn same_file(a: &Path, b: &Path) -> bool {
     if normalise_path(a) == normalise_path(b) {
         return true;
     }
@@ -373,7 +373,11 @@ impl Sinks {
         let junit = args.junit.as_ref().map(|path| Junit::create(path)).transpose()?;
         let failures = args.failures.as_ref().map(|path| Failures { path: path.clone(), listed, added: 0 });
         let report_name = args.out.as_ref().map_or_else(|| "campaign".to_owned(), |out| out.display().to_string());
-        let aggregate = args.report.as_ref().map(|_| scx_reports::CampaignAggregate::new(report_name));
+        let aggregate = args.report.as_ref().map(|_| {
+            let mut aggregate = scx_reports::CampaignAggregate::new(report_name);
+            aggregate.add_manifest(&campaign.manifest());
+            aggregate
+        });
         let mut sinks = Self {
             results,
             resume,

@@ -111,6 +111,16 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 
 fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let options = scx_reports::ReportOptions { title: args.title.clone(), png: args.png };
+    for (index, path) in args.inputs.iter().enumerate() {
+        if let Some(earlier) = args.inputs[..index].iter().find(|earlier| campaign::same_file(earlier, path)) {
+            return Err(BadInput(format!(
+                "{} and {} are one file: a comparison needs two campaigns (run the variant into its own results file)",
+                earlier.display(),
+                path.display()
+            ))
+            .into());
+        }
+    }
     let mut campaigns = Vec::new();
     for path in &args.inputs {
         match scx_reports::read_input(path).map_err(|error| BadInput(error.to_string()))? {

@@ -290,3 +290,29 @@ fn failing_seeds_are_recorded_and_replayed_first() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("scx.failures:1: expected"));
 }
+
+#[test]
+fn a_report_on_two_campaigns_names_the_parameter_that_differs_and_judges_the_change() {
+    let dir = temp("compare");
+    let variant = dir.join("quickstart-lossy.toml");
+    let original = std::fs::read_to_string(workspace().join("scenarios/quickstart.toml")).unwrap();
+    assert!(original.contains("\nloss = 0.01\n"), "the quickstart's loss line moved; update this test");
+    std::fs::write(&variant, original.replace("\nloss = 0.01\n", "\nloss = 0.2\n")).unwrap();
+    let (base_out, variant_out) = (dir.join("base.jsonl"), dir.join("lossy.jsonl"));
+    for (scenario, out) in [("scenarios/quickstart.toml", &base_out), (variant.to_str().unwrap(), &variant_out)] {
+        let ran = scx(&["fuzz", scenario, "--seeds", "0..40", "--out", out.to_str().unwrap()]);
+        assert_eq!(ran.status.code(), Some(0), "{}", text(&ran.stderr));
+    }
+    let cmp = dir.join("cmp");
+    let out =
+        scx(&["report", base_out.to_str().unwrap(), variant_out.to_str().unwrap(), "--out", cmp.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let markdown = std::fs::read_to_string(cmp.join("report.md")).unwrap();
+    assert!(markdown.contains("Parameters that differ: `network.loss`: 0.01 → 0.2."), "{markdown}");
+    let heal = markdown.lines().find(|line| line.starts_with("| converged after the last heal (ms) |")).unwrap();
+    assert!(heal.ends_with("| regressed |"), "20% loss slows convergence after the heal: {heal}");
+
+    let same = scx(&["report", base_out.to_str().unwrap(), base_out.to_str().unwrap(), "--out", cmp.to_str().unwrap()]);
+    assert_eq!(same.status.code(), Some(2));
+    assert!(text(&same.stderr).contains("are one file: a comparison needs two campaigns"), "{}", text(&same.stderr));
+}

@@ -1,0 +1,69 @@
+//! Comparing two campaigns: the parameter that differs, and each metric's
+//! change with its bootstrap interval and verdict. The Markdown report of a
+//! comparison with a known delta is held by an `insta` snapshot
+//! (`INSTA_UPDATE=always cargo test -p scx-reports` rewrites it after an
+//! intended change; review the diff).
+
+use crate::support::{record, temp};
+use scx_reports::model::{CampaignManifest, ManifestScenario, RunRecord};
+use scx_reports::{CampaignAggregate, ReportOptions, write_campaign_report};
+
+/// A campaign of `runs` seeds of the synthetic scenario under `hash`,
+/// converging `base_ms` plus a spread of up to 400 ms after the last heal,
+/// with its manifest naming `loss`.
+fn campaign(name: &str, hash: &str, loss: &str, base_ms: u64, runs: u64) -> CampaignAggregate {
+    let mut aggregate = CampaignAggregate::new(name);
+    let params = [("cluster.nodes", "3"), ("network.loss", loss), ("name", "synthetic")]
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect();
+    aggregate.add_manifest(&CampaignManifest {
+        format: CampaignManifest::FORMAT,
+        scx_version: "0.1.0".into(),
+        shard: "1/1".into(),
+        scenarios: vec![ManifestScenario {
+            path: "scenarios/synthetic.toml".into(),
+            hash: hash.into(),
+            seeds: format!("0..{runs}"),
+            params,
+        }],
+        replayed_first: Vec::new(),
+    });
+    for seed in 0..runs {
+        let record = RunRecord { scenario_hash: hash.into(), ..record(seed, Some(base_ms + (seed * 37) % 400)) };
+        aggregate.add(&record);
+    }
+    aggregate
+}
+
+#[test]
+fn a_comparison_names_the_parameter_that_differs_and_a_significant_change() {
+    let base = campaign("base", "00112233aabbccdd", "0.01", 1_000, 60);
+    let variant = campaign("lossy", "ffeeddccbbaa9988", "0.2", 1_300, 60);
+    let dir = temp("comparison");
+    let files = write_campaign_report(&[base, variant], &dir, &ReportOptions::default()).unwrap();
+    let markdown = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(markdown.contains("## Changes: lossy against base"), "{markdown}");
+    assert!(markdown.contains("Parameters that differ: `network.loss`: 0.01 → 0.2."), "{markdown}");
+    let heal = markdown.lines().find(|line| line.starts_with("| converged after the last heal (ms) |")).unwrap();
+    assert!(heal.ends_with("| regressed |") && heal.contains("+25."), "{heal}");
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert!(
+        html.contains("Changes: lossy against base") && html.contains("verdict regressed"),
+        "the page shows it too"
+    );
+    insta::assert_snapshot!("comparison_markdown", markdown);
+}
+
+#[test]
+fn the_same_scenario_compared_with_itself_is_no_change() {
+    let base = campaign("base", "00112233aabbccdd", "0.01", 1_000, 60);
+    let again = campaign("again", "00112233aabbccdd", "0.01", 1_000, 60);
+    let dir = temp("comparison-same");
+    let files = write_campaign_report(&[base, again], &dir, &ReportOptions::default()).unwrap();
+    let markdown = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(markdown.contains("Parameters that differ: none: the same scenario content"), "{markdown}");
+    let rows: Vec<&str> = markdown.lines().filter(|line| line.starts_with("| converged after")).collect();
+    assert_eq!(rows.len(), 2, "{markdown}");
+    assert!(rows.iter().all(|row| row.ends_with("| no change |")), "{rows:?}");
+}
