@@ -442,7 +442,41 @@ fn scenarios_html(campaign: &CampaignAggregate) -> Markup {
             @for (key, stats) in campaign.scenarios() { (coverage_rows(&key.scenario, &key.scenario_hash, stats)) }
             @if let Some(stats) = overflow { (coverage_rows("other scenarios", "-", stats)) }
         } }
+        @if campaign.scenarios().any(|(key, _)| campaign.scenario_parameters(&key.scenario_hash).is_some()) {
+            h3 { "Scenario parameters" }
+            @for (key, _) in campaign.scenarios() {
+                @if let Some(params) = campaign.scenario_parameters(&key.scenario_hash) {
+                    h4 { (key.scenario) " " code { (key.scenario_hash) } }
+                    ul.params { @for (group, values) in parameter_groups(params) { li { b { (group) } ": " (values) } } }
+                }
+            }
+        }
     }
+}
+
+/// A scenario's parameters by section (`cluster`, `network.latency`,
+/// `faults.1`, top-level keys under `scenario`): (section, "key = value, ...").
+fn parameter_groups(params: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (key, value) in params {
+        let (group, name) = key.rsplit_once('.').unwrap_or(("scenario", key.as_str()));
+        let item = format!("{name} = {value}");
+        match groups.iter_mut().find(|(known, _)| known == group) {
+            Some((_, items)) => items.push(item),
+            None => groups.push((group.to_owned(), vec![item])),
+        }
+    }
+    // The scenario's own keys first, then by name; faults in their order
+    // (faults.2 before faults.10).
+    groups.sort_by_key(|(group, _)| {
+        if group == "scenario" {
+            return (String::new(), 0, String::new());
+        }
+        let (head, index) =
+            group.rsplit_once('.').map_or((group.as_str(), 0), |(head, tail)| (head, tail.parse::<u64>().unwrap_or(0)));
+        (head.to_owned(), index, group.clone())
+    });
+    groups.into_iter().map(|(group, items)| (group, items.join(", "))).collect()
 }
 
 fn metric_columns(m: &Metrics) -> [(&'static str, u64); 10] {
@@ -676,6 +710,29 @@ fn markdown_scenarios(md: &mut String, campaign: &CampaignAggregate) {
             );
         }
     }
+    let with_parameters: Vec<(&ScenarioKey, &std::collections::BTreeMap<String, String>)> = (campaign.scenarios())
+        .filter_map(|(key, _)| campaign.scenario_parameters(&key.scenario_hash).map(|params| (key, params)))
+        .collect();
+    if !with_parameters.is_empty() {
+        md.push_str(
+            "
+#### Scenario parameters
+",
+        );
+        for (key, params) in with_parameters {
+            let _ = writeln!(
+                md,
+                "
+**{}** (`{}`)
+",
+                md_cell(&key.scenario),
+                md_cell(&key.scenario_hash)
+            );
+            for (group, values) in parameter_groups(params) {
+                let _ = writeln!(md, "- {group}: {}", md_cell(&values));
+            }
+        }
+    }
 }
 
 fn markdown_failures(md: &mut String, campaign: &CampaignAggregate) {
@@ -761,12 +818,45 @@ fn campaign_markdown(title: &str, campaigns: &[CampaignAggregate], overall: &[Sc
 /// scenario of the same name.
 struct ScenarioChange<'a> {
     scenario: &'a str,
-    /// What differs in the parameters, in words (one item a key).
-    differs: Vec<String>,
+    /// What differs in the parameters.
+    differs: Differs<'a>,
     /// (metric, change), for the metrics both sides can judge.
     metrics: Vec<(&'static str, Change)>,
     /// Metrics one side has too few values of.
     unjudged: Vec<&'static str>,
+}
+
+/// What differs between two scenarios of one name.
+enum Differs<'a> {
+    /// The same content hash.
+    Nothing(&'a str),
+    /// (key, base value, variant value) per differing key.
+    Parameters(Vec<(&'a str, Option<&'a str>, Option<&'a str>)>),
+    /// A side's parameters are unknown (no manifest): the two hashes.
+    Unknown(&'a str, &'a str),
+}
+
+impl Differs<'_> {
+    /// In words: keys and hashes through `code`, values through `plain`
+    /// (Markdown backticks and nothing, or HTML `code` and escaping).
+    fn words(&self, code: impl Fn(&str) -> String, plain: impl Fn(&str) -> String) -> String {
+        let value = |value: Option<&str>| plain(value.unwrap_or("(not set)"));
+        match self {
+            Self::Nothing(hash) => format!("none: the same scenario content (hash {})", code(hash)),
+            Self::Parameters(keys) if keys.is_empty() => "none (the contents differ only in form)".to_owned(),
+            Self::Parameters(keys) => (keys.iter())
+                .map(|(key, a, b)| format!("{}: {} → {}", code(key), value(*a), value(*b)))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Self::Unknown(a, b) => {
+                format!(
+                    "unknown (a results file has no campaign manifest); the contents differ ({} → {})",
+                    code(a),
+                    code(b)
+                )
+            }
+        }
+    }
 }
 
 /// The metrics a comparison judges: (name, the distribution, its scale).
@@ -788,18 +878,11 @@ fn scenario_changes<'a>(base: &'a CampaignAggregate, variant: &'a CampaignAggreg
             continue;
         };
         let differs = if base_key.scenario_hash == key.scenario_hash {
-            vec!["none: the same scenario content (hash `".to_owned() + &key.scenario_hash + "`)"]
+            Differs::Nothing(&key.scenario_hash)
         } else {
             match (base.scenario_parameters(&base_key.scenario_hash), variant.scenario_parameters(&key.scenario_hash)) {
-                (Some(a), Some(b)) => (parameter_diff(a, b).into_iter())
-                    .map(|(name, a, b)| {
-                        format!("`{name}`: {} → {}", a.unwrap_or("(not set)"), b.unwrap_or("(not set)"))
-                    })
-                    .collect(),
-                _ => vec![format!(
-                    "unknown (a results file has no campaign manifest); the contents differ (`{}` → `{}`)",
-                    base_key.scenario_hash, key.scenario_hash
-                )],
+                (Some(a), Some(b)) => Differs::Parameters(parameter_diff(a, b)),
+                _ => Differs::Unknown(&base_key.scenario_hash, &key.scenario_hash),
             }
         };
         let mut metrics = Vec::new();
@@ -843,7 +926,7 @@ fn changes_markdown(md: &mut String, campaigns: &[CampaignAggregate]) {
                 md,
                 "\n### {}\n\nParameters that differ: {}.\n",
                 md_cell(change.scenario),
-                change.differs.join("; ")
+                md_cell(&change.differs.words(|text| format!("`{text}`"), str::to_owned))
             );
             md.push_str("| metric | base mean | variant mean | change | 95% interval | verdict |\n| --- | ---: | ---: | ---: | --- | --- |\n");
             for (name, c) in &change.metrics {
@@ -880,13 +963,16 @@ fn changes_html(campaigns: &[CampaignAggregate]) -> Markup {
             @if changes.is_empty() { p { "No scenario of this campaign is in the base campaign." } }
             @for change in &changes {
                 h3 { (change.scenario) }
-                p { "Parameters that differ: " (change.differs.join("; ")) "." }
+                p { "Parameters that differ: " (maud::PreEscaped(change.differs.words(
+                    |text| html! { code { (text) } }.into_string(),
+                    |text| html! { (text) }.into_string(),
+                ))) "." }
                 table {
-                    tr { th { "metric" } th { "base mean" } th { "variant mean" } th { "change" } th { "95% interval" } th { "verdict" } }
+                    tr { th { "metric" } th.n { "base mean" } th.n { "variant mean" } th.n { "change" } th { "95% interval" } th { "verdict" } }
                     @for (name, c) in &change.metrics {
                         tr {
-                            td { (name) } td.num { (scaled_mean(name, c.base_mean)) } td.num { (scaled_mean(name, c.variant_mean)) }
-                            td.num { (percent(c.change)) } td { (percent(c.low)) " .. " (percent(c.high)) }
+                            td { (name) } td.n { (scaled_mean(name, c.base_mean)) } td.n { (scaled_mean(name, c.variant_mean)) }
+                            td.n { (percent(c.change)) } td { (percent(c.low)) " .. " (percent(c.high)) }
                             td class=(format!("verdict {}", c.verdict.name().replace(' ', "-"))) { (c.verdict.name()) }
                         }
                     }
@@ -936,6 +1022,14 @@ pub fn write_campaign_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameter_differences_escape_values_in_the_page() {
+        let differs = Differs::Parameters(vec![("description", Some("<b>old</b>"), None)]);
+        let html = differs.words(|text| html! { code { (text) } }.into_string(), |text| html! { (text) }.into_string());
+        assert_eq!(html, "<code>description</code>: &lt;b&gt;old&lt;/b&gt; → (not set)");
+        assert_eq!(differs.words(|text| format!("`{text}`"), str::to_owned), "`description`: <b>old</b> → (not set)");
+    }
 
     #[test]
     fn thousands_are_grouped() {

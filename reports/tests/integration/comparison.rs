@@ -47,11 +47,13 @@ fn a_comparison_names_the_parameter_that_differs_and_a_significant_change() {
     assert!(markdown.contains("Parameters that differ: `network.loss`: 0.01 → 0.2."), "{markdown}");
     let heal = markdown.lines().find(|line| line.starts_with("| converged after the last heal (ms) |")).unwrap();
     assert!(heal.ends_with("| regressed |") && heal.contains("+25."), "{heal}");
+    assert!(markdown.contains("\n**synthetic** (`ffeeddccbbaa9988`)\n\n- scenario: name = synthetic\n- cluster: nodes = 3\n- network: loss = 0.2\n"), "each scenario's parameters: {markdown}");
     let html = std::fs::read_to_string(&files.html).unwrap();
     assert!(
         html.contains("Changes: lossy against base") && html.contains("verdict regressed"),
         "the page shows it too"
     );
+    assert!(html.contains("Parameters that differ: <code>network.loss</code>: 0.01 → 0.2."), "no Markdown in the page");
     insta::assert_snapshot!("comparison_markdown", markdown);
 }
 

@@ -252,14 +252,16 @@ fn inputs_are_told_apart_by_their_first_bytes() {
     assert_eq!((aggregate.runs(), aggregate.name()), (50, results_path.display().to_string().as_str()));
 }
 
+/// Ignored by a plain `cargo test`, so a machine without Chromium reports it
+/// as not run rather than as passed; `.ci/run` installs Chromium and runs it
+/// with `--ignored`, where a missing Chromium is a failure.
 #[test]
+#[ignore = "needs Chromium: cargo test -p scx-reports --test integration -- --ignored (.ci/run does)"]
 fn the_html_renders_in_headless_chromium_and_is_not_blank() {
-    let Some(chromium) =
-        ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|path| Path::new(path).exists())
-    else {
-        eprintln!("chromium is not installed: the render check did not run (.ci/run installs it)");
-        return;
-    };
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .expect("chromium is not installed, so the render check cannot run: apt-get install chromium");
     let dir = temp("render");
     let run = write_run_report(&trace(), &dir.join("run"), &ReportOptions::default()).unwrap();
     let records: Vec<RunRecord> = (0..1_000).map(varied).collect();
