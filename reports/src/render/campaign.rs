@@ -985,6 +985,25 @@ fn changes_html(campaigns: &[CampaignAggregate]) -> Markup {
     }
 }
 
+/// Scenario names shown in a campaign's title before "and N more".
+const TITLE_SCENARIOS: usize = 4;
+
+/// A campaign by what it ran: its scenarios' names (each once, in order),
+/// and its seeds.
+fn scenario_set(campaign: &CampaignAggregate) -> String {
+    let mut names: Vec<&str> = campaign.scenarios().map(|(key, _)| key.scenario.as_str()).collect();
+    names.dedup();
+    let more = names.len().saturating_sub(TITLE_SCENARIOS) + usize::from(campaign.scenarios_overflow().is_some());
+    let mut title = names.into_iter().take(TITLE_SCENARIOS).collect::<Vec<_>>().join(", ");
+    if more > 0 {
+        let _ = write!(title, " and {more} more");
+    }
+    if let Some((low, high)) = campaign.seeds() {
+        let _ = write!(title, ", seeds {low}..={high}");
+    }
+    title
+}
+
 // ---- the report ------------------------------------------------------------------
 
 /// Writes the report of one or more campaigns into `out_dir`; two or more
@@ -996,7 +1015,7 @@ pub fn write_campaign_report(
     options: &ReportOptions,
 ) -> Result<ReportFiles, ReportError> {
     let title = options.title.clone().unwrap_or_else(|| match campaigns {
-        [one] => format!("Campaign {}", one.name()),
+        [one] => format!("Campaign: {}", scenario_set(one)),
         many => format!("Comparison of {} campaigns", many.len()),
     });
     let overall: Vec<ScenarioStats> = campaigns.iter().map(CampaignAggregate::overall_stats).collect();

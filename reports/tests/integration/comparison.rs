@@ -69,3 +69,13 @@ fn the_same_scenario_compared_with_itself_is_no_change() {
     assert_eq!(rows.len(), 2, "{markdown}");
     assert!(rows.iter().all(|row| row.ends_with("| no change |")), "{rows:?}");
 }
+
+#[test]
+fn a_campaign_is_titled_by_what_it_ran_not_by_its_file() {
+    let campaign = campaign("out/results.jsonl", "00112233aabbccdd", "0.01", 1_000, 12);
+    let dir = temp("title");
+    let files = write_campaign_report(&[campaign], &dir, &ReportOptions::default()).unwrap();
+    let markdown = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(markdown.starts_with("# Campaign: synthetic, seeds 0..=11\n"), "{}", markdown.lines().next().unwrap());
+    assert!(markdown.contains("\n## out/results.jsonl\n"), "the file still heads its section");
+}
