@@ -12,7 +12,7 @@
 //! failures by seed and path), never the first ones seen, so that holds.
 
 use crate::distribution::Distribution;
-use crate::model::{CampaignManifest, FaultRecord, Metrics, RunRecord, Verdict};
+use crate::model::{CampaignManifest, FaultRecord, ManifestInvariant, Metrics, RunRecord, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -598,7 +598,12 @@ pub struct CampaignAggregate {
     slowest_after_last_write: Smallest<SlowRun>,
     /// Scenario parameters by content hash, from the campaign manifests.
     parameters: BoundedMap<String, Parameters>,
+    /// The invariants the manifests say every run was checked against.
+    invariants: Smallest<ManifestInvariant>,
 }
+
+/// Invariants kept (a campaign has about fifteen).
+pub const MAX_INVARIANTS: usize = 64;
 
 /// One scenario's parameters, dotted key to value (a manifest's `params`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -628,6 +633,7 @@ impl CampaignAggregate {
             slowest_after_last_heal: Smallest::new(SLOWEST_LISTED),
             slowest_after_last_write: Smallest::new(SLOWEST_LISTED),
             parameters: BoundedMap::new(MAX_SCENARIOS),
+            invariants: Smallest::new(MAX_INVARIANTS),
         }
     }
 
@@ -636,6 +642,17 @@ impl CampaignAggregate {
         for scenario in &manifest.scenarios {
             self.parameters.slot(&scenario.hash).merge(&Parameters(scenario.params.clone()));
         }
+        for invariant in &manifest.invariants {
+            if !self.invariants.items.contains(invariant) {
+                self.invariants.offer(invariant.clone());
+            }
+        }
+    }
+
+    /// The invariants checked in every run, by name (empty when no
+    /// results file had a manifest).
+    pub fn invariants(&self) -> &[ManifestInvariant] {
+        &self.invariants.items
     }
 
     /// The parameters of the scenario with content `hash`, if a manifest
@@ -685,6 +702,11 @@ impl CampaignAggregate {
         self.slowest_after_last_heal.merge(&other.slowest_after_last_heal);
         self.slowest_after_last_write.merge(&other.slowest_after_last_write);
         self.parameters.merge(&other.parameters);
+        for invariant in &other.invariants.items {
+            if !self.invariants.items.contains(invariant) {
+                self.invariants.offer(invariant.clone());
+            }
+        }
     }
 
     /// Shown in legends and headings.

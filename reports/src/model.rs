@@ -258,6 +258,21 @@ pub struct CampaignManifest {
     /// Seeds of a failures file run besides the plan (by shard 1 only),
     /// sorted by seed then path.
     pub replayed_first: Vec<ManifestSeed>,
+    /// The invariants every run is checked against: what a pass means.
+    #[serde(default)]
+    pub invariants: Vec<ManifestInvariant>,
+}
+
+/// One invariant checker a campaign runs.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestInvariant {
+    /// The checker's name, as violations name it.
+    pub name: String,
+    /// "always", "eventually" or "sometimes".
+    pub kind: String,
+    /// What it holds the engine to.
+    pub property: String,
 }
 
 impl CampaignManifest {

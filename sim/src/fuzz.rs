@@ -18,7 +18,7 @@
 
 use crate::checkers;
 use crate::plan;
-use crate::record::{self, CampaignManifest, ManifestScenario, ManifestSeed, RunRecord};
+use crate::record::{self, CampaignManifest, ManifestInvariant, ManifestScenario, ManifestSeed, RunRecord};
 use crate::runner::{self, Ending, RunOptions};
 use crate::scenario::Scenario;
 use crate::shard::{SeedRange, Shard};
@@ -180,6 +180,15 @@ impl Campaign {
                     hash: entry.hash.clone(),
                     seeds: self.range(index).to_string(),
                     params: entry.scenario.parameters(),
+                })
+                .collect(),
+            // Determinism is checked only when asked (each seed runs twice).
+            invariants: (crate::checkers::INVARIANTS.iter())
+                .filter(|(name, _, _)| *name != "determinism" || self.check_determinism)
+                .map(|(name, kind, property)| ManifestInvariant {
+                    name: (*name).to_owned(),
+                    kind: (*kind).to_owned(),
+                    property: (*property).to_owned(),
                 })
                 .collect(),
             // Only seeds outside the plan: a plan seed that failed earlier and

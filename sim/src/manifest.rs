@@ -99,8 +99,8 @@ impl Plan {
 
     /// What the manifest names besides its shard: two shards of one
     /// campaign are equal here.
-    fn campaign(&self) -> (&u32, &str, &[crate::record::ManifestScenario]) {
-        (&self.manifest.format, &self.manifest.scx_version, &self.manifest.scenarios)
+    fn campaign(&self) -> (&u32, &str, &[crate::record::ManifestScenario], &[crate::record::ManifestInvariant]) {
+        (&self.manifest.format, &self.manifest.scx_version, &self.manifest.scenarios, &self.manifest.invariants)
     }
 }
 
@@ -110,6 +110,12 @@ impl Plan {
 pub fn difference(found: &CampaignManifest, expected: &CampaignManifest, same_shard: bool) -> Option<String> {
     if found.scx_version != expected.scx_version {
         return Some(format!("it was written by scx {}, not scx {}", found.scx_version, expected.scx_version));
+    }
+    if found.invariants != expected.invariants {
+        let names = |manifest: &CampaignManifest| -> String {
+            manifest.invariants.iter().map(|invariant| invariant.name.as_str()).collect::<Vec<_>>().join(", ")
+        };
+        return Some(format!("it checks {}, not {}", names(found), names(expected)));
     }
     if same_shard && found.shard != expected.shard {
         return Some(format!("it is shard {}, not shard {}", found.shard, expected.shard));
@@ -225,6 +231,7 @@ mod tests {
             replayed_first: (replayed.iter())
                 .map(|(scenario, seed)| ManifestSeed { scenario: (*scenario).into(), seed: *seed })
                 .collect(),
+            invariants: Vec::new(),
         }
     }
 

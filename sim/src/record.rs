@@ -8,8 +8,8 @@
 use crate::runner::RunOutcome;
 use crate::spec::{FaultKind, PlantedBug};
 pub use scx_reports::model::{
-    CampaignManifest, FaultRecord, ManifestLine, ManifestScenario, ManifestSeed, Metrics, RunRecord, Verdict,
-    ViolationRecord,
+    CampaignManifest, FaultRecord, ManifestInvariant, ManifestLine, ManifestScenario, ManifestSeed, Metrics, RunRecord,
+    Verdict, ViolationRecord,
 };
 
 /// The tool's version, printed beside every reproduce command.

@@ -614,6 +614,7 @@ fn campaign_html(campaign: &CampaignAggregate, all: &ScenarioStats) -> Markup {
         p.note { (PRECISION) }
         p { "scx " @for (index, (version, runs)) in versions.iter().enumerate() { @if index > 0 { ", " } (version) " (" (thousands(*runs)) " runs)" }
             @if other_versions > 0 { ", other versions (" (thousands(other_versions)) " runs)" } }
+        (invariants_html(campaign))
         (scenarios_html(campaign))
         (failures_html(campaign))
         (slowest_html("Slowest to converge after the last heal", campaign.slowest_after_last_heal()))
@@ -735,6 +736,43 @@ fn markdown_scenarios(md: &mut String, campaign: &CampaignAggregate) {
     }
 }
 
+const INVARIANTS_NOTE: &str = "A run passes when every \"always\" invariant held at every step and every \"eventually\" one held by the end; \"sometimes\" properties are judged over the whole campaign.";
+
+fn markdown_invariants(md: &mut String, campaign: &CampaignAggregate) {
+    md.push_str("\n### What a pass means\n\n");
+    if campaign.invariants().is_empty() {
+        md.push_str("Unknown: the results have no campaign manifest naming the invariants checked.\n");
+        return;
+    }
+    let _ = writeln!(md, "{INVARIANTS_NOTE}\n\n| invariant | kind | property |\n| --- | --- | --- |");
+    for invariant in campaign.invariants() {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} |",
+            md_cell(&invariant.name),
+            md_cell(&invariant.kind),
+            md_cell(&invariant.property)
+        );
+    }
+}
+
+fn invariants_html(campaign: &CampaignAggregate) -> Markup {
+    html! {
+        h3 { "What a pass means" }
+        @if campaign.invariants().is_empty() {
+            p { "Unknown: the results have no campaign manifest naming the invariants checked." }
+        } @else {
+            p.note { (INVARIANTS_NOTE) }
+            table {
+                tr { th { "invariant" } th { "kind" } th { "property" } }
+                @for invariant in campaign.invariants() {
+                    tr { td { code { (invariant.name) } } td { (invariant.kind) } td { (invariant.property) } }
+                }
+            }
+        }
+    }
+}
+
 fn markdown_failures(md: &mut String, campaign: &CampaignAggregate) {
     let v = campaign.verdicts();
     let list = |md: &mut String, rows: &[FailureRow], total: u64, what: &str| {
@@ -805,6 +843,7 @@ fn campaign_markdown(title: &str, campaigns: &[CampaignAggregate], overall: &[Sc
             versions.push(format!("other versions ({other_versions} runs)"));
         }
         let _ = writeln!(md, "\n## {}\n\nscx {}.", md_cell(campaign.name()), versions.join(", "));
+        markdown_invariants(&mut md, campaign);
         markdown_scenarios(&mut md, campaign);
         markdown_failures(&mut md, campaign);
     }

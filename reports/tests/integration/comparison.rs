@@ -5,7 +5,7 @@
 //! intended change; review the diff).
 
 use crate::support::{record, temp};
-use scx_reports::model::{CampaignManifest, ManifestScenario, RunRecord};
+use scx_reports::model::{CampaignManifest, ManifestInvariant, ManifestScenario, RunRecord};
 use scx_reports::{CampaignAggregate, ReportOptions, write_campaign_report};
 
 /// A campaign of `runs` seeds of the synthetic scenario under `hash`,
@@ -28,6 +28,11 @@ fn campaign(name: &str, hash: &str, loss: &str, base_ms: u64, runs: u64) -> Camp
             params,
         }],
         replayed_first: Vec::new(),
+        invariants: vec![ManifestInvariant {
+            name: "convergence".into(),
+            kind: "eventually".into(),
+            property: "every live node reaches the same hashes".into(),
+        }],
     });
     for seed in 0..runs {
         let record = RunRecord { scenario_hash: hash.into(), ..record(seed, Some(base_ms + (seed * 37) % 400)) };

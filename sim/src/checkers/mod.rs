@@ -22,7 +22,39 @@
 //! | `coverage` | sometimes | the faults actually bit (drops, crash losses, rollbacks...) |
 //!
 //! Every checker has a test that makes it fail through a real run
-//! (`sim/tests/harness/checkers.rs`).
+//! (`sim/tests/harness/checkers.rs`). [`INVARIANTS`] is this table as data
+//! (a test keeps the two in step): campaign manifests carry it, so a report
+//! says what a pass means.
+
+/// (checker, kind, property) of every checker, as the table above lists them.
+pub const INVARIANTS: [(&str, &str, &str); 14] = [
+    (
+        "convergence",
+        "eventually",
+        "after the last heal every live node reaches the same hashes, equal to the model's replay",
+    ),
+    (
+        "reads",
+        "always",
+        "every read equals the model's value over what the node held; read-your-writes, monotonic reads",
+    ),
+    ("replay", "always", "a node's hashes equal the model's replay of what it holds, after recovery and at the end"),
+    (
+        "snapshots",
+        "always",
+        "snapshots are stable prefixes with the model's hashes, and nodes agree on every snapshot id",
+    ),
+    ("snapshot-chain", "always", "no two nodes' snapshot chains diverge"),
+    ("durability", "always", "a node's log holds every lane it acknowledged, after every crash"),
+    ("forks", "always", "no author signs two different lanes with one seq"),
+    ("in-sync", "always", "a node answers \"in sync\" only when the hashes really match"),
+    ("warnings", "always", "with honest nodes and network, the engine raises no warning"),
+    ("recovery", "always", "a node recovers its log"),
+    ("write", "always", "a healthy disk takes every write"),
+    ("determinism", "always", "one seed, one trace (compared across two runs)"),
+    ("panic", "always", "the engine never panics"),
+    ("coverage", "sometimes", "the faults actually bit (drops, crash losses, rollbacks...)"),
+];
 
 pub mod convergence;
 pub mod coverage;
@@ -267,5 +299,25 @@ impl Checkers {
     /// The shared knowledge (the model and the acknowledged lanes).
     pub fn knowledge(&self) -> &Knowledge {
         &self.knowledge
+    }
+}
+
+#[cfg(test)]
+mod invariants_tests {
+    #[test]
+    fn the_invariants_list_is_the_module_table() {
+        let table: Vec<(String, String, String)> = include_str!("mod.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//! | `"))
+            .map(|row| {
+                let cells: Vec<&str> =
+                    row.split(" | ").map(|cell| cell.trim_matches(|c| c == '`' || c == '|' || c == ' ')).collect();
+                (cells[0].to_owned(), cells[1].to_owned(), cells[2].to_owned())
+            })
+            .collect();
+        let listed: Vec<(String, String, String)> = (super::INVARIANTS.iter())
+            .map(|(name, kind, property)| ((*name).to_owned(), (*kind).to_owned(), (*property).to_owned()))
+            .collect();
+        assert_eq!(listed, table);
     }
 }

@@ -311,6 +311,8 @@ fn a_report_on_two_campaigns_names_the_parameter_that_differs_and_judges_the_cha
     assert!(markdown.contains("Parameters that differ: `network.loss`: 0.01 → 0.2."), "{markdown}");
     let heal = markdown.lines().find(|line| line.starts_with("| converged after the last heal (ms) |")).unwrap();
     assert!(heal.ends_with("| regressed |"), "20% loss slows convergence after the heal: {heal}");
+    assert!(markdown.contains("### What a pass means") && markdown.contains("| `reads` | always |"), "{markdown}");
+    assert!(!markdown.contains("`determinism`"), "determinism is checked only with --check-determinism");
 
     let same = scx(&["report", base_out.to_str().unwrap(), base_out.to_str().unwrap(), "--out", cmp.to_str().unwrap()]);
     assert_eq!(same.status.code(), Some(2));
