@@ -118,6 +118,66 @@ impl NodeState {
     }
 }
 
+/// Width of the legend column right of a chart's plot: legends never sit on
+/// the data (the end of a CDF and the last lane indexes are where
+/// convergence shows).
+pub const LEGEND_WIDTH: u32 = 190;
+/// Characters of a legend name shown (longer names end in "...").
+const LEGEND_CHARS: usize = 26;
+
+/// How a legend entry is drawn.
+#[derive(Clone, Copy)]
+enum Mark {
+    /// A line of this colour and width.
+    Line(RGBColor, u32),
+    /// A filled block.
+    Block(RGBColor),
+}
+
+/// Splits `root` into the plot and the legend column (when there is a legend).
+fn with_legend<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    entries: usize,
+) -> (DrawingArea<DB, Shift>, Option<DrawingArea<DB, Shift>>) {
+    if entries == 0 {
+        return (root.clone(), None);
+    }
+    let width = root.dim_in_pixel().0;
+    let (plot, legend) = root.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+    (plot, Some(legend))
+}
+
+/// Draws the entries down the legend column.
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[(String, Mark)]) -> Result<(), String> {
+    let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
+    for (index, (name, mark)) in entries.iter().enumerate() {
+        let y = 44 + 20 * index as i32;
+        match *mark {
+            Mark::Line(colour, width) => {
+                area.draw(&PathElement::new(vec![(6, y), (26, y)], colour.stroke_width(width))).map_err(e)?;
+            }
+            Mark::Block(colour) => area.draw(&Rectangle::new([(8, y - 5), (24, y + 5)], colour.filled())).map_err(e)?,
+        }
+        let shown: String = if name.chars().count() > LEGEND_CHARS {
+            name.chars().take(LEGEND_CHARS - 3).collect::<String>() + "..."
+        } else {
+            name.clone()
+        };
+        area.draw(&Text::new(shown, (32, y - 7), ("sans-serif", 13))).map_err(e)?;
+    }
+    Ok(())
+}
+
+/// An axis tick as a reader writes it: whole values without decimals
+/// ("2000", not "2000.0"), others with at most three, trailing zeros cut.
+pub fn tick(value: &f64) -> String {
+    if (value - value.round()).abs() < 1e-9 {
+        return format!("{:.0}", value.round());
+    }
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 fn chart_error(chart: &str) -> impl Fn(String) -> ReportError + '_ {
     move |reason| ReportError::Chart { chart: chart.to_owned(), reason }
 }
@@ -171,7 +231,14 @@ impl Draw for Lines {
         let (_, y1) = span(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain([0.0]));
         let y1 = y1 * 1.08;
         root.fill(&WHITE).map_err(e)?;
-        let mut chart = ChartBuilder::on(root)
+        let mut legend: Vec<(String, Mark)> = (self.series.iter().enumerate())
+            .map(|(index, line)| (line.name.clone(), Mark::Line(PALETTE[index % PALETTE.len()], 2)))
+            .collect();
+        if let Some((_, label)) = &self.marker {
+            legend.push((label.clone(), Mark::Line(BLACK, 1)));
+        }
+        let (plot, legend_area) = with_legend(root, legend.len());
+        let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
@@ -182,6 +249,8 @@ impl Draw for Lines {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(e)?;
@@ -193,27 +262,17 @@ impl Draw for Lines {
         }
         for (index, line) in self.series.iter().enumerate() {
             let colour = PALETTE[index % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(line.points.iter().copied(), colour.stroke_width(2)))
-                .map_err(e)?
-                .label(line.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+            chart.draw_series(LineSeries::new(line.points.iter().copied(), colour.stroke_width(2))).map_err(e)?;
         }
-        if let Some((x, label)) = &self.marker {
+        if let Some((x, _)) = &self.marker {
             chart
                 .draw_series(std::iter::once(PathElement::new(vec![(*x, 0.0), (*x, y1)], BLACK.stroke_width(1))))
-                .map_err(e)?
-                .label(label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+                .map_err(e)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()
-            .map_err(e)?;
-        Ok(())
+        match legend_area {
+            Some(area) => draw_legend(&area, &legend),
+            None => Ok(()),
+        }
     }
 }
 
@@ -249,6 +308,8 @@ impl Draw for Histogram {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc("runs")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(e)?;
@@ -285,7 +346,12 @@ impl Draw for Timeline {
         let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
         let (x0, x1) = span(self.rows.iter().flat_map(|row| [row.1, row.2]));
         root.fill(&WHITE).map_err(e)?;
-        let mut chart = ChartBuilder::on(root)
+        let legend: Vec<(String, Mark)> = [NodeState::Up, NodeState::Partitioned, NodeState::Paused, NodeState::Down]
+            .into_iter()
+            .map(|state| (state.name().to_owned(), Mark::Block(state.colour())))
+            .collect();
+        let (plot, legend_area) = with_legend(root, legend.len());
+        let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
@@ -295,6 +361,7 @@ impl Draw for Timeline {
         chart
             .configure_mesh()
             .x_desc("simulated time (s)")
+            .x_label_formatter(&tick)
             .y_desc("node")
             .y_labels(self.nodes.clamp(1, 20) as usize)
             .y_label_formatter(&|y| format!("n{}", y.round() as u32))
@@ -308,20 +375,74 @@ impl Draw for Timeline {
                 Rectangle::new([(*start, y - 0.4), (*end, y + 0.4)], state.colour().filled())
             }))
             .map_err(e)?;
-        for state in [NodeState::Up, NodeState::Partitioned, NodeState::Paused, NodeState::Down] {
-            chart
-                .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-                .map_err(e)?
-                .label(state.name())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], state.colour().filled()));
+        match legend_area {
+            Some(area) => draw_legend(&area, &legend),
+            None => Ok(()),
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()
-            .map_err(e)?;
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The x of the SVG `<text>` element whose content is `content`.
+    fn text_x(svg: &str, content: &str) -> f64 {
+        // plotters writes `<text ...>` and the content on lines of their own.
+        let at = svg.find(&format!(">\n{content}\n</text>")).unwrap_or_else(|| panic!("no text {content:?} in {svg}"));
+        let open = svg[..at].rfind("<text").unwrap();
+        let x = svg[open..at].split("x=\"").nth(1).unwrap().split('"').next().unwrap();
+        x.parse().unwrap()
+    }
+
+    /// The x pixels of each polyline drawn (data lines, mesh and legend swatches).
+    fn polylines_x(svg: &str) -> Vec<Vec<f64>> {
+        svg.split("<polyline")
+            .skip(1)
+            .filter_map(|element| element.split("points=\"").nth(1)?.split('"').next())
+            .map(|points| points.split_whitespace().filter_map(|point| point.split(',').next()?.parse().ok()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn ticks_print_whole_values_without_decimals() {
+        assert_eq!(
+            [2000.0, 0.5, 0.1 + 0.2, 1.25, -3.0, 0.0].map(|v| tick(&v)),
+            ["2000", "0.5", "0.3", "1.25", "-3", "0"]
+        );
+    }
+
+    #[test]
+    fn legends_sit_right_of_the_plot_never_on_the_data() {
+        let plot_right = f64::from(SIZE.0 - LEGEND_WIDTH);
+        let lines = Lines {
+            title: "CDF".into(),
+            x_label: "ms".into(),
+            y_label: "share".into(),
+            series: vec![
+                Series { name: "first-campaign".into(), points: vec![(0.0, 0.0), (50.0, 0.4), (100.0, 1.0)] },
+                Series {
+                    name: "a-campaign-with-a-very-long-results-file-name.jsonl".into(),
+                    points: vec![(0.0, 0.0), (100.0, 1.0)],
+                },
+            ],
+            bands: Vec::new(),
+            marker: Some((80.0, "converged".into())),
+        };
+        let svg = svg(&lines).unwrap();
+        for name in ["first-campaign", "a-campaign-with-a-very-...", "converged"] {
+            assert!(text_x(&svg, name) >= plot_right, "{name} is on the plot");
+        }
+        // No line crosses into the legend column; the only ones in it are the
+        // three legend swatches.
+        let lines = polylines_x(&svg);
+        assert!(lines.iter().all(|xs| xs.iter().all(|x| *x < plot_right) || xs.iter().all(|x| *x >= plot_right)));
+        assert_eq!(lines.iter().filter(|xs| xs.iter().all(|x| *x >= plot_right)).count(), 3, "{lines:?}");
+
+        let timeline = Timeline { title: "nodes".into(), nodes: 3, rows: vec![(0, 0.0, 5.0, NodeState::Up)] };
+        let svg = super::svg(&timeline).unwrap();
+        for state in ["up", "partitioned", "paused", "down"] {
+            assert!(text_x(&svg, state) >= plot_right, "{state} is on the timeline");
+        }
     }
 }
