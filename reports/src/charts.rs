@@ -135,8 +135,8 @@ enum Mark {
 }
 
 /// Splits `root` into the plot and the legend column (when there is a legend).
-fn with_legend<'a, DB: DrawingBackend>(
-    root: &'a DrawingArea<DB, Shift>,
+fn with_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
     entries: usize,
 ) -> (DrawingArea<DB, Shift>, Option<DrawingArea<DB, Shift>>) {
     if entries == 0 {
