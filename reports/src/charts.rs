@@ -309,7 +309,8 @@ impl Draw for Histogram {
             .x_desc(&self.x_label)
             .y_desc("runs")
             .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
+            // Counts are whole: a tick between two counts gets no label.
+            .y_label_formatter(&|v| if (v - v.round()).abs() < 1e-9 { tick(v) } else { String::new() })
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(e)?;

@@ -194,23 +194,28 @@ impl Distribution {
         out
     }
 
-    /// `bins` equal-width bins between the exact min and max of the values
-    /// divided by `scale`; each bucket's count goes to the bin of its value.
+    /// The step every value is a multiple of (the sample interval, for
+    /// convergence times), if any value was recorded.
+    pub fn step(&self) -> Option<u64> {
+        (self.count > 0).then_some(self.gcd.max(1))
+    }
+
+    /// At most `bins` equal-width bins from the exact min of the values,
+    /// divided by `scale`. A bin is a whole number of steps wide (at least
+    /// one), so values that come in steps never leave empty bins between
+    /// full ones (a comb); each bucket's count goes to the bin of its value.
     pub fn bins(&self, bins: usize, scale: f64) -> Vec<Bin> {
-        let (Some(min), Some(max)) = (self.min(), self.max()) else { return Vec::new() };
-        let bins = bins.max(1);
-        let (low, high) = (min as f64 / scale, max as f64 / scale);
-        let width = if high > low { (high - low) / bins as f64 } else { 1.0 };
-        let mut counts = vec![0usize; bins];
+        let (Some(min), Some(max), Some(step)) = (self.min(), self.max(), self.step()) else { return Vec::new() };
+        let bins = bins.max(1) as u64;
+        let width = (max - min).div_ceil(bins).div_ceil(step).max(1) * step;
+        let used = ((max - min) / width + 1).min(bins) as usize;
+        let mut counts = vec![0usize; used];
         for (value, count) in self.buckets() {
-            let index = (((value as f64 / scale - low) / width) as usize).min(bins - 1);
+            let index = (value.saturating_sub(min) / width).min(used as u64 - 1) as usize;
             counts[index] += usize::try_from(count).unwrap_or(usize::MAX);
         }
-        counts
-            .into_iter()
-            .enumerate()
-            .map(|(i, count)| Bin { low: low + width * i as f64, high: low + width * (i + 1) as f64, count })
-            .collect()
+        let edge = |i: usize| (min + width * i as u64) as f64 / scale;
+        counts.into_iter().enumerate().map(|(i, count)| Bin { low: edge(i), high: edge(i + 1), count }).collect()
     }
 }
 
@@ -300,6 +305,21 @@ mod tests {
         let bins = distribution.bins(30, 1000.0);
         assert_eq!(bins.iter().map(|bin| bin.count).sum::<usize>(), 10_000);
         assert_eq!(bins[0].low, 0.0);
-        assert_eq!(bins.last().unwrap().high, 38.987);
+        // 38,987 / 30 rounds up to 100 steps of 13: bins of 1.3, the last holding the max.
+        assert_eq!(bins.len(), 30);
+        assert!(bins.iter().all(|bin| (bin.high - bin.low - 1.3).abs() < 1e-9));
+        assert!(bins.last().unwrap().low <= 38.987 && 38.987 < bins.last().unwrap().high);
+    }
+
+    #[test]
+    fn bins_are_whole_steps_wide_so_stepped_values_draw_no_comb() {
+        // Convergence times in steps of a 100 ms sample interval, 2,000 to 2,500 ms.
+        let distribution = of((0..60u64).map(|i| 2_000 + (i % 6) * 100));
+        let bins = distribution.bins(30, 1.0);
+        assert_eq!(bins.len(), 6, "six steps, six bins, none empty between them");
+        assert!(bins.iter().all(|bin| bin.high - bin.low == 100.0 && bin.count == 10), "{bins:?}");
+        assert_eq!(distribution.step(), Some(100));
+        assert_eq!(of([5u64]).bins(30, 1.0).len(), 1);
+        assert!(Distribution::new().bins(30, 1.0).is_empty());
     }
 }

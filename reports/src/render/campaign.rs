@@ -252,11 +252,16 @@ fn caption(p: Option<Percentiles>, unit: &str) -> String {
 
 fn histogram_chart(id: String, title: String, unit: &str, distribution: &Distribution, scale: f64) -> Chart {
     let bins = distribution.bins(HISTOGRAM_BINS, scale);
+    // The axis says how wide a bin is: never finer than the values' step.
+    let x_label = match bins.first() {
+        Some(bin) => format!("{unit} (bins {} wide)", crate::charts::tick(&(bin.high - bin.low))),
+        None => unit.to_owned(),
+    };
     Chart {
         id,
         caption: caption(distribution.percentiles(scale), unit),
         csv: csv("low,high,runs", bins.iter().map(|b| format!("{:.6},{:.6},{}", b.low, b.high, b.count))),
-        drawing: Drawing::Histogram(Histogram { title: title.clone(), x_label: unit.to_owned(), bins }),
+        drawing: Drawing::Histogram(Histogram { title: title.clone(), x_label, bins }),
         title,
     }
 }
