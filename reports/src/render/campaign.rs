@@ -291,10 +291,11 @@ fn campaign_charts(campaigns: &[CampaignAggregate], overall: &[ScenarioStats]) -
         series(ScenarioStats::after_last_write_ms),
         "campaign",
     ));
-    for (campaign, all) in campaigns.iter().zip(overall) {
+    for (index, (campaign, all)) in campaigns.iter().zip(overall).enumerate() {
         let many = campaigns.len() > 1;
         let suffix = if many { format!(" ({})", campaign.name()) } else { String::new() };
-        let slug = if many { format!("-{}", slugify(campaign.name())) } else { String::new() };
+        // Numbered: two names that slug alike ("a/x.jsonl", "a-x.jsonl") keep their own files.
+        let slug = if many { format!("-{}-{}", index + 1, slugify(campaign.name())) } else { String::new() };
         let scenarios: Vec<(&ScenarioKey, &ScenarioStats)> = campaign.scenarios().collect();
         if scenarios.len() > 1 {
             let shown: Vec<Series> = scenarios

@@ -84,3 +84,19 @@ fn a_campaign_is_titled_by_what_it_ran_not_by_its_file() {
     assert!(markdown.starts_with("# Campaign: synthetic, seeds 0..=11\n"), "{}", markdown.lines().next().unwrap());
     assert!(markdown.contains("\n## out/results.jsonl\n"), "the file still heads its section");
 }
+
+#[test]
+fn campaigns_whose_names_slug_alike_keep_their_own_chart_files() {
+    let a = campaign("a/x.jsonl", "00112233aabbccdd", "0.01", 1_000, 12);
+    let b = campaign("a-x.jsonl", "ffeeddccbbaa9988", "0.2", 1_300, 12);
+    let dir = temp("slugs");
+    let files = write_campaign_report(&[a, b], &dir, &ReportOptions::default()).unwrap();
+    let mut names: Vec<String> =
+        files.csv.iter().map(|path| path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let count = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), count, "no two charts share a CSV: {names:?}");
+    assert!(names.iter().any(|name| name.starts_with("convergence-histogram-1-a-x-jsonl")), "{names:?}");
+    assert!(names.iter().any(|name| name.starts_with("convergence-histogram-2-a-x-jsonl")), "{names:?}");
+}
