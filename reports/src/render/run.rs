@@ -82,8 +82,8 @@ fn run_charts(trace: &Trace) -> Result<Vec<Chart>, ReportError> {
             rows.iter().map(|(n, s, e, st)| format!("{n},{s:.3},{e:.3},{}", st.name())),
         ),
     });
-    let shown = trace.nodes.min(8);
-    let lane_series: Vec<Series> = (0..shown)
+    let shown = lagging_nodes(trace, LANE_NODES);
+    let lane_series: Vec<Series> = (shown.iter().copied())
         .map(|node| Series {
             name: format!("n{node}"),
             points: trace
@@ -96,7 +96,15 @@ fn run_charts(trace: &Trace) -> Result<Vec<Chart>, ReportError> {
     charts.push(Chart {
         id: "lane-index".into(),
         title: "Lane index per node".into(),
-        caption: format!("Lanes each node holds in canonical order (first {shown} nodes)."),
+        caption: if shown.len() as u32 == trace.nodes {
+            "Lanes each node holds in canonical order.".to_owned()
+        } else {
+            format!(
+                "Lanes held in canonical order by the {} nodes that lagged the most of {} (the most lanes × samples behind the cluster's front, which is where a partitioned minority shows); the CSV has every node.",
+                shown.len(),
+                trace.nodes
+            )
+        },
         drawing: lines(
             "Lane index per node",
             "simulated time (s)",
@@ -227,4 +235,28 @@ fn violations_html(record: &RunRecord) -> Markup {
             p.note { (record.status.name()) ": " (note) }
         }
     }
+}
+
+/// Nodes drawn in the lane-index chart at most (one colour each).
+const LANE_NODES: usize = 8;
+
+/// Every node when there are at most `limit`; otherwise the `limit` that
+/// lagged the most: the largest sum over samples of how many lanes the node
+/// was behind the most advanced node (ties by node), in node order.
+fn lagging_nodes(trace: &Trace, limit: usize) -> Vec<u32> {
+    if trace.nodes as usize <= limit {
+        return (0..trace.nodes).collect();
+    }
+    let mut lag = vec![0u64; trace.nodes as usize];
+    for sample in &trace.samples {
+        let front = sample.nodes.iter().map(|node| node.lane_index).max().unwrap_or(0);
+        for (index, node) in sample.nodes.iter().enumerate().take(lag.len()) {
+            lag[index] += front - node.lane_index;
+        }
+    }
+    let mut order: Vec<u32> = (0..trace.nodes).collect();
+    order.sort_by_key(|node| (std::cmp::Reverse(lag[*node as usize]), *node));
+    order.truncate(limit);
+    order.sort_unstable();
+    order
 }

@@ -320,3 +320,32 @@ fn a_campaign_with_no_runs_still_renders_a_well_formed_page() {
     let markdown = std::fs::read_to_string(&files.markdown).unwrap();
     assert!(markdown.contains("| nothing ran | 0 | 0 | 0 | 0 | 0 | 0 | - | - |"), "{markdown}");
 }
+
+#[test]
+fn the_lane_index_chart_of_a_large_cluster_shows_the_nodes_that_lag() {
+    // Twelve nodes; the last three (a partitioned minority) fall behind.
+    let mut big = trace();
+    big.nodes = 12;
+    for (i, sample) in big.samples.iter_mut().enumerate() {
+        sample.nodes = (0..12u64)
+            .map(|node| NodeSample {
+                up: true,
+                paused: false,
+                partitioned: node >= 9,
+                lane_index: if node >= 9 { i as u64 } else { i as u64 * 3 },
+                state_hash: "aaaa".into(),
+            })
+            .collect();
+    }
+    let dir = temp("lagging");
+    let files = write_run_report(&big, &dir, &ReportOptions::default()).unwrap();
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert!(html.contains("by the 8 nodes that lagged the most of 12"), "the caption says which nodes");
+    let chart = html.split("Lane index per node").nth(1).unwrap();
+    let chart = &chart[..chart.find("</svg>").unwrap()];
+    for node in ["n9", "n10", "n11"] {
+        assert!(chart.contains(&format!("\n{node}\n</text>")), "{node} lagged and is drawn");
+    }
+    let csv = std::fs::read_to_string(dir.join("lane-index.csv")).unwrap();
+    assert!(csv.lines().any(|line| line.ends_with(",11,99")), "the CSV has every node");
+}
