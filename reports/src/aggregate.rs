@@ -340,7 +340,12 @@ pub struct ScenarioStats {
     metrics: Metrics,
     coverage: Option<BoundedMap<String, CoverageCount>>,
     parameters: Option<ScenarioParameters>,
+    /// Per fault kind, the runs that had one (a swarm draws its own mix each seed).
+    fault_kinds: Option<BoundedMap<String, u64>>,
 }
+
+/// Fault kinds kept apart per scenario; the rest are pooled.
+pub const MAX_FAULT_KINDS: usize = 32;
 
 impl ScenarioStats {
     fn add(&mut self, record: &RunRecord) {
@@ -367,6 +372,22 @@ impl ScenarioStats {
         let parameters = ScenarioParameters::of(record);
         if self.parameters.as_ref().is_none_or(|kept| parameters.precedes(kept)) {
             self.parameters = Some(parameters);
+        }
+        let kinds = self.fault_kinds.get_or_insert_with(|| BoundedMap::new(MAX_FAULT_KINDS));
+        let mut seen: Vec<&str> = record.faults.iter().map(|fault| fault.kind.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for kind in seen {
+            *kinds.slot(&kind.to_owned()) += 1;
+        }
+    }
+
+    /// Per fault kind, how many runs had at least one (and the runs of
+    /// kinds past [`MAX_FAULT_KINDS`], pooled).
+    pub fn fault_kinds(&self) -> (Vec<(&str, u64)>, Option<u64>) {
+        match &self.fault_kinds {
+            Some(map) => (map.kept.iter().map(|(name, runs)| (name.as_str(), *runs)).collect(), map.overflow),
+            None => (Vec::new(), None),
         }
     }
 
@@ -439,6 +460,11 @@ impl Merge for ScenarioStats {
         };
         add_metrics(&mut self.metrics, &other.metrics);
         match (&mut self.coverage, &other.coverage) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
+            (_, None) => {}
+        }
+        match (&mut self.fault_kinds, &other.fault_kinds) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
             (_, None) => {}

@@ -198,6 +198,20 @@ fn fault_summary(parameters: &ScenarioParameters) -> String {
     text
 }
 
+/// "partition 12, crash 9 of 20 runs": how often each fault kind came up,
+/// which for a swarm scenario (a mix drawn per seed) is its fault model.
+fn fault_kinds_summary(stats: &ScenarioStats) -> String {
+    let (kinds, other) = stats.fault_kinds();
+    let mut parts: Vec<String> = kinds.iter().map(|(kind, runs)| format!("{kind} {runs}")).collect();
+    if let Some(runs) = other {
+        parts.push(format!("other kinds {runs}"));
+    }
+    if parts.is_empty() {
+        return "none".to_owned();
+    }
+    format!("{} of {} runs", parts.join(", "), stats.verdicts().runs())
+}
+
 fn md_cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
@@ -428,10 +442,10 @@ fn scenarios_html(campaign: &CampaignAggregate) -> Markup {
         } }
         h3 { "Scenario parameters" }
         div.scroll { table {
-            tr { th { "scenario" } th { "file" } th { "hash" } th { "faulty phase" } th { "settle bound" } th { "faults (smallest seed)" } }
+            tr { th { "scenario" } th { "file" } th { "hash" } th { "faulty phase" } th { "settle bound" } th { "faults (smallest seed)" } th { "runs with each fault kind" } }
             @for (key, stats) in campaign.scenarios() {
                 @if let Some(p) = stats.parameters() {
-                    tr { (key_cells(key)) td.n { (p.duration_ms) " ms" } td.n { (p.settle_ms) " ms" } td { "seed " (p.seed) ": " (fault_summary(p)) } }
+                    tr { (key_cells(key)) td.n { (p.duration_ms) " ms" } td.n { (p.settle_ms) " ms" } td { "seed " (p.seed) ": " (fault_summary(p)) } td { (fault_kinds_summary(stats)) } }
                 }
             }
         } }
@@ -702,18 +716,19 @@ fn markdown_scenarios(md: &mut String, campaign: &CampaignAggregate) {
     if let Some(stats) = campaign.scenarios_overflow() {
         row(md, format!("{} | - | -", other_scenarios_label()), stats);
     }
-    md.push_str("\n| scenario | file | faulty phase | settle bound | faults (smallest seed) |\n| --- | --- | ---: | ---: | --- |\n");
+    md.push_str("\n| scenario | file | faulty phase | settle bound | faults (smallest seed) | runs with each fault kind |\n| --- | --- | ---: | ---: | --- | --- |\n");
     for (key, stats) in campaign.scenarios() {
         if let Some(p) = stats.parameters() {
             let _ = writeln!(
                 md,
-                "| {} | `{}` | {} ms | {} ms | seed {}: {} |",
+                "| {} | `{}` | {} ms | {} ms | seed {}: {} | {} |",
                 md_cell(&key.scenario),
                 md_cell(&key.scenario_path),
                 p.duration_ms,
                 p.settle_ms,
                 p.seed,
-                md_cell(&fault_summary(p))
+                md_cell(&fault_summary(p)),
+                md_cell(&fault_kinds_summary(stats))
             );
         }
     }

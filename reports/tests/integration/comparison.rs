@@ -5,7 +5,7 @@
 //! intended change; review the diff).
 
 use crate::support::{record, temp};
-use scx_reports::model::{CampaignManifest, ManifestInvariant, ManifestScenario, RunRecord};
+use scx_reports::model::{CampaignManifest, FaultRecord, ManifestInvariant, ManifestScenario, RunRecord};
 use scx_reports::{CampaignAggregate, ReportOptions, write_campaign_report};
 
 /// A campaign of `runs` seeds of the synthetic scenario under `hash`,
@@ -99,4 +99,22 @@ fn campaigns_whose_names_slug_alike_keep_their_own_chart_files() {
     assert_eq!(names.len(), count, "no two charts share a CSV: {names:?}");
     assert!(names.iter().any(|name| name.starts_with("convergence-histogram-1-a-x-jsonl")), "{names:?}");
     assert!(names.iter().any(|name| name.starts_with("convergence-histogram-2-a-x-jsonl")), "{names:?}");
+}
+
+#[test]
+fn a_swarm_scenario_shows_how_often_each_fault_kind_came_up() {
+    let mut aggregate = CampaignAggregate::new("swarm");
+    for seed in 0..10 {
+        let mut run = record(seed, Some(500));
+        run.faults = match seed % 3 {
+            0 => vec![],
+            1 => vec![FaultRecord { kind: "crash".into(), start_ms: 1, end_ms: None, nodes: vec![1] }; 2],
+            _ => vec![FaultRecord { kind: "pause".into(), start_ms: 1, end_ms: None, nodes: vec![2] }],
+        };
+        aggregate.add(&run);
+    }
+    let dir = temp("swarm-kinds");
+    let files = write_campaign_report(&[aggregate], &dir, &ReportOptions::default()).unwrap();
+    let markdown = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(markdown.contains("| crash 3, pause 3 of 10 runs |"), "two crashes in one run count once: {markdown}");
 }
