@@ -129,8 +129,22 @@ impl Missing {
     }
 }
 
-/// Runs `scx merge`.
+/// Runs `scx merge`. If it fails after it began writing `--out`, the
+/// partial file is removed: a merge cut short by a conflict or missing runs
+/// must not look like a campaign's results.
 pub(super) fn run(args: &MergeArgs) -> anyhow::Result<ExitCode> {
+    let mut writing = false;
+    let result = merge(args, &mut writing);
+    if result.is_err()
+        && writing
+        && let Some(out) = &args.out
+    {
+        let _ = std::fs::remove_file(out);
+    }
+    result
+}
+
+fn merge(args: &MergeArgs, writing: &mut bool) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.out
         && args
             .inputs
@@ -156,7 +170,9 @@ pub(super) fn run(args: &MergeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut sink: Box<dyn Write> = match &args.out {
         Some(path) => {
-            Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
+            let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            *writing = true;
+            Box::new(BufWriter::new(file))
         }
         None => Box::new(BufWriter::new(io::stdout())),
     };
@@ -235,10 +251,6 @@ pub(super) fn run(args: &MergeArgs) -> anyhow::Result<ExitCode> {
     if lacking > 0 {
         let report = missing_report(&shards, &missing, &inputs, lacking);
         if !args.allow_missing {
-            if let Some(out) = &args.out {
-                // An incomplete merge must not look like a campaign's results.
-                std::fs::remove_file(out).with_context(|| format!("removing the incomplete {}", out.display()))?;
-            }
             return Err(BadInput(format!(
                 "{report}\nresume each incomplete shard (scx fuzz ... --shard K/N --resume --out FILE) and merge again, or pass --allow-missing to merge what ran"
             ))

@@ -244,9 +244,10 @@ fn merge_refuses_conflicting_records_and_mixed_versions_and_keeps_exact_duplicat
 
     let conflicting = dir.join("b.jsonl");
     std::fs::write(&conflicting, text_a.replacen("\"status\":\"pass\"", "\"status\":\"fail\"", 1)).unwrap();
-    let out = scx(&["merge", path(&results), path(&conflicting)]);
+    let out = scx(&["merge", path(&results), path(&conflicting), "--out", path(&merged)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("disagree about scenarios/quickstart.toml seed 0 (pass vs fail)"));
+    assert!(!merged.exists(), "a merge stopped by a conflict leaves no partial output");
 
     let older = dir.join("c.jsonl");
     std::fs::write(&older, text_a.replace("\"scx_version\":\"", "\"scx_version\":\"0.0.1-")).unwrap();
