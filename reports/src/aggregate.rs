@@ -263,6 +263,22 @@ impl Merge for CoverageCount {
     }
 }
 
+/// A map made on first use merges like the map, absent or not.
+impl<K: Ord + Clone, V: Default + Merge + Clone> Merge for Option<BoundedMap<K, V>> {
+    fn merge(&mut self, other: &Self) {
+        match (self.as_mut(), other) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => *self = Some(theirs.clone()),
+            (_, None) => {}
+        }
+    }
+}
+
+/// A key seen, with nothing to count (a bounded set).
+impl Merge for () {
+    fn merge(&mut self, _: &Self) {}
+}
+
 impl Merge for u64 {
     fn merge(&mut self, other: &Self) {
         *self += other;
@@ -459,16 +475,8 @@ impl Merge for ScenarioStats {
             (mine, theirs) => mine.or(theirs),
         };
         add_metrics(&mut self.metrics, &other.metrics);
-        match (&mut self.coverage, &other.coverage) {
-            (Some(mine), Some(theirs)) => mine.merge(theirs),
-            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
-            (_, None) => {}
-        }
-        match (&mut self.fault_kinds, &other.fault_kinds) {
-            (Some(mine), Some(theirs)) => mine.merge(theirs),
-            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
-            (_, None) => {}
-        }
+        self.coverage.merge(&other.coverage);
+        self.fault_kinds.merge(&other.fault_kinds);
         if let Some(theirs) = &other.parameters
             && self.parameters.as_ref().is_none_or(|kept| theirs.precedes(kept))
         {
@@ -625,7 +633,7 @@ pub struct CampaignAggregate {
     /// Scenario parameters by content hash, from the campaign manifests.
     parameters: BoundedMap<String, Parameters>,
     /// The invariants the manifests say every run was checked against.
-    invariants: Smallest<ManifestInvariant>,
+    invariants: BoundedMap<ManifestInvariant, ()>,
 }
 
 /// Invariants kept (a campaign has about fifteen).
@@ -659,7 +667,7 @@ impl CampaignAggregate {
             slowest_after_last_heal: Smallest::new(SLOWEST_LISTED),
             slowest_after_last_write: Smallest::new(SLOWEST_LISTED),
             parameters: BoundedMap::new(MAX_SCENARIOS),
-            invariants: Smallest::new(MAX_INVARIANTS),
+            invariants: BoundedMap::new(MAX_INVARIANTS),
         }
     }
 
@@ -669,16 +677,14 @@ impl CampaignAggregate {
             self.parameters.slot(&scenario.hash).merge(&Parameters(scenario.params.clone()));
         }
         for invariant in &manifest.invariants {
-            if !self.invariants.items.contains(invariant) {
-                self.invariants.offer(invariant.clone());
-            }
+            self.invariants.slot(invariant);
         }
     }
 
     /// The invariants checked in every run, by name (empty when no
-    /// results file had a manifest).
-    pub fn invariants(&self) -> &[ManifestInvariant] {
-        &self.invariants.items
+    /// results file had a manifest; past [`MAX_INVARIANTS`], the first ones).
+    pub fn invariants(&self) -> Vec<&ManifestInvariant> {
+        self.invariants.kept.keys().collect()
     }
 
     /// The parameters of the scenario with content `hash`, if a manifest
@@ -728,11 +734,7 @@ impl CampaignAggregate {
         self.slowest_after_last_heal.merge(&other.slowest_after_last_heal);
         self.slowest_after_last_write.merge(&other.slowest_after_last_write);
         self.parameters.merge(&other.parameters);
-        for invariant in &other.invariants.items {
-            if !self.invariants.items.contains(invariant) {
-                self.invariants.offer(invariant.clone());
-            }
-        }
+        self.invariants.merge(&other.invariants);
     }
 
     /// Shown in legends and headings.
