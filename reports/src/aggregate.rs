@@ -27,14 +27,23 @@ pub const MAX_SCENARIOS: usize = 1_000;
 pub const MAX_COVERAGE_NAMES: usize = 64;
 /// Tool versions kept apart; the rest are pooled.
 pub const MAX_VERSIONS: usize = 32;
-/// (verdict, checker) groups of non-passing runs kept apart.
+/// (verdict, checker, message pattern) groups of non-passing runs kept
+/// apart in a campaign.
 pub const MAX_FAILURE_GROUPS: usize = 256;
+/// Such groups kept apart per scenario.
+pub const MAX_SCENARIO_FAILURE_GROUPS: usize = 8;
+/// Runs listed as examples of one failure group, with their reproduce
+/// commands.
+pub const EXAMPLES_PER_GROUP: usize = 3;
 /// Engine failures listed one by one (the smallest by seed, then path),
 /// and as many inconclusive runs.
 pub const FAILURES_LISTED: usize = 20;
 /// Slowest runs to converge listed, after the last heal and after the
 /// last write.
 pub const SLOWEST_LISTED: usize = 10;
+/// Slowest runs listed per scenario, after the last heal and after the
+/// last write.
+pub const SLOWEST_PER_SCENARIO: usize = 3;
 /// Faults of a scenario's representative run kept for its parameters.
 pub const MAX_FAULTS_SHOWN: usize = 16;
 /// Characters of a violation message or note kept for a listed run.
@@ -96,27 +105,37 @@ impl<K: Ord + Clone, V: Default + Merge> BoundedMap<K, V> {
     }
 }
 
-/// The `limit` smallest items seen, ascending.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Smallest<T> {
+/// The `LIMIT` smallest items seen, ascending. The limit is part of the
+/// type, so an empty list is a `Default` and two lists always agree on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+struct Smallest<T, const LIMIT: usize> {
     items: Vec<T>,
-    limit: usize,
 }
 
-impl<T: Ord + Clone> Smallest<T> {
-    fn new(limit: usize) -> Self {
-        Self { items: Vec::new(), limit }
+impl<T, const LIMIT: usize> Default for Smallest<T, LIMIT> {
+    fn default() -> Self {
+        Self { items: Vec::new() }
     }
+}
 
+impl<T: Ord + Clone, const LIMIT: usize> Smallest<T, LIMIT> {
     fn offer(&mut self, item: T) {
-        if self.items.len() >= self.limit && self.items.last().is_some_and(|last| *last <= item) {
+        if self.items.len() >= LIMIT && self.items.last().is_some_and(|last| *last <= item) {
             return;
         }
         let at = self.items.partition_point(|kept| *kept <= item);
         self.items.insert(at, item);
-        self.items.truncate(self.limit);
+        self.items.truncate(LIMIT);
     }
 
+    /// The items kept, ascending.
+    fn items(&self) -> &[T] {
+        &self.items
+    }
+}
+
+impl<T: Ord + Clone, const LIMIT: usize> Merge for Smallest<T, LIMIT> {
     fn merge(&mut self, other: &Self) {
         for item in &other.items {
             self.offer(item.clone());
@@ -358,29 +377,120 @@ pub struct ScenarioStats {
     parameters: Option<ScenarioParameters>,
     /// Per fault kind, the runs that had one (a swarm draws its own mix each seed).
     fault_kinds: Option<BoundedMap<String, u64>>,
+    /// Per run, each of [`CountMetric::ALL`], in that order.
+    counts: [Distribution; CountMetric::ALL.len()],
+    /// Non-passing runs by verdict, checker and message pattern.
+    failure_groups: Option<BoundedMap<FailureKind, FailureGroup>>,
+    slowest_after_last_heal: Smallest<SlowRun, SLOWEST_PER_SCENARIO>,
+    slowest_after_last_write: Smallest<SlowRun, SLOWEST_PER_SCENARIO>,
 }
 
 /// Fault kinds kept apart per scenario; the rest are pooled.
 pub const MAX_FAULT_KINDS: usize = 32;
 
+/// A counter of a run whose distribution over runs a report shows (the
+/// rest are only summed): how often the faults bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CountMetric {
+    /// Datagrams dropped.
+    MessagesDropped,
+    /// Crashes.
+    Crashes,
+    /// Rollbacks forced by late lanes.
+    Rollbacks,
+    /// Sessions abandoned.
+    SessionsAbandoned,
+    /// Conflicts resolved by the law.
+    Conflicts,
+}
+
+impl CountMetric {
+    /// Every one, in the order pages show them.
+    pub const ALL: [Self; 5] =
+        [Self::MessagesDropped, Self::Crashes, Self::Rollbacks, Self::SessionsAbandoned, Self::Conflicts];
+
+    /// Its name on pages, a plural noun ("crashes").
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MessagesDropped => "datagrams dropped",
+            Self::Crashes => "crashes",
+            Self::Rollbacks => "rollbacks",
+            Self::SessionsAbandoned => "sessions abandoned",
+            Self::Conflicts => "conflicts",
+        }
+    }
+
+    /// Its name in chart ids and file names.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::MessagesDropped => "dropped",
+            Self::Crashes => "crashes",
+            Self::Rollbacks => "rollbacks",
+            Self::SessionsAbandoned => "sessions-abandoned",
+            Self::Conflicts => "conflicts",
+        }
+    }
+
+    /// Its value in a run's counters.
+    pub fn of(self, metrics: &Metrics) -> u64 {
+        match self {
+            Self::MessagesDropped => metrics.messages_dropped,
+            Self::Crashes => metrics.crashes,
+            Self::Rollbacks => metrics.rollbacks,
+            Self::SessionsAbandoned => metrics.sessions_abandoned,
+            Self::Conflicts => metrics.conflicts,
+        }
+    }
+}
+
+// `counts` is indexed by discriminant, so ALL lists the metrics in that order.
+const _: () = {
+    let mut index = 0;
+    while index < CountMetric::ALL.len() {
+        assert!(CountMetric::ALL[index] as usize == index);
+        index += 1;
+    }
+};
+
 impl ScenarioStats {
     fn add(&mut self, record: &RunRecord) {
         self.verdicts.add(record.status);
         self.converged += u64::from(record.converged_at_ms.is_some());
-        if let Some(ms) = record.converged_after_last_heal_ms {
-            self.after_last_heal_ms.record(ms);
-        }
-        if let Some(ms) = record.converged_after_last_write_ms {
-            self.after_last_write_ms.record(ms);
-        }
+        self.add_convergence(record);
         if let Some(thousandths) = bytes_ratio_thousandths(&record.metrics) {
             self.bytes_ratio_thousandths.record(thousandths);
         }
         self.round_trips.record(record.metrics.round_trips);
+        for (distribution, metric) in self.counts.iter_mut().zip(CountMetric::ALL) {
+            distribution.record(metric.of(&record.metrics));
+        }
         let interval = record.sample_interval_ms;
         self.sample_interval_ms =
             Some(self.sample_interval_ms.map_or((interval, interval), |(lo, hi)| (lo.min(interval), hi.max(interval))));
         add_metrics(&mut self.metrics, &record.metrics);
+        if record.status != Verdict::Pass {
+            let row = FailureRow::of(record);
+            let groups = self.failure_groups.get_or_insert_with(|| BoundedMap::new(MAX_SCENARIO_FAILURE_GROUPS));
+            groups.slot(&FailureKind::of(&row)).merge(&FailureGroup::of(row));
+        }
+        self.add_context(record);
+    }
+
+    /// Convergence times and the slowest runs.
+    fn add_convergence(&mut self, record: &RunRecord) {
+        if let Some(ms) = record.converged_after_last_heal_ms {
+            self.after_last_heal_ms.record(ms);
+            self.slowest_after_last_heal.offer(SlowRun::of(record, ms));
+        }
+        if let Some(ms) = record.converged_after_last_write_ms {
+            self.after_last_write_ms.record(ms);
+            self.slowest_after_last_write.offer(SlowRun::of(record, ms));
+        }
+    }
+
+    /// What the run says about the scenario: coverage, parameters, faults.
+    fn add_context(&mut self, record: &RunRecord) {
         let coverage = self.coverage.get_or_insert_with(|| BoundedMap::new(MAX_COVERAGE_NAMES));
         for (name, count) in &record.coverage {
             coverage.slot(name).merge(&CoverageCount { total: *count, seeds_reached: u64::from(*count > 0) });
@@ -396,6 +506,30 @@ impl ScenarioStats {
         for kind in seen {
             *kinds.slot(&kind.to_owned()) += 1;
         }
+    }
+
+    /// Per run, the counter `metric`.
+    pub fn count(&self, metric: CountMetric) -> &Distribution {
+        &self.counts[metric as usize]
+    }
+
+    /// Non-passing runs grouped by (verdict, checker, message pattern), in
+    /// that order; and the pooled rest beyond [`MAX_SCENARIO_FAILURE_GROUPS`].
+    pub fn failure_groups(&self) -> (Vec<(&FailureKind, &FailureGroup)>, Option<&FailureGroup>) {
+        match &self.failure_groups {
+            Some(map) => (map.kept.iter().collect(), map.overflow.as_ref()),
+            None => (Vec::new(), None),
+        }
+    }
+
+    /// The [`SLOWEST_PER_SCENARIO`] runs slowest to converge after the last heal.
+    pub fn slowest_after_last_heal(&self) -> &[SlowRun] {
+        self.slowest_after_last_heal.items()
+    }
+
+    /// The [`SLOWEST_PER_SCENARIO`] runs slowest to converge after the last write.
+    pub fn slowest_after_last_write(&self) -> &[SlowRun] {
+        self.slowest_after_last_write.items()
     }
 
     /// Per fault kind, how many runs had at least one (and the runs of
@@ -475,6 +609,12 @@ impl Merge for ScenarioStats {
             (mine, theirs) => mine.or(theirs),
         };
         add_metrics(&mut self.metrics, &other.metrics);
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            mine.merge(theirs);
+        }
+        self.failure_groups.merge(&other.failure_groups);
+        self.slowest_after_last_heal.merge(&other.slowest_after_last_heal);
+        self.slowest_after_last_write.merge(&other.slowest_after_last_write);
         self.coverage.merge(&other.coverage);
         self.fault_kinds.merge(&other.fault_kinds);
         if let Some(theirs) = &other.parameters
@@ -541,23 +681,34 @@ impl FailureRow {
     }
 }
 
-/// Non-passing runs of one verdict and first checker.
+/// Non-passing runs of one verdict, first checker and message pattern.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FailureGroup {
     /// How many runs.
     pub runs: u64,
-    /// The smallest by (seed, path).
-    pub first: Option<FailureRow>,
+    /// The smallest [`EXAMPLES_PER_GROUP`] by (seed, path), with what
+    /// reproduces each.
+    examples: Smallest<FailureRow, EXAMPLES_PER_GROUP>,
+}
+
+impl FailureGroup {
+    fn of(row: FailureRow) -> Self {
+        let mut group = Self { runs: 1, examples: Smallest::default() };
+        group.examples.offer(row);
+        group
+    }
+
+    /// The first runs of the group by (seed, path), at most
+    /// [`EXAMPLES_PER_GROUP`].
+    pub fn examples(&self) -> &[FailureRow] {
+        self.examples.items()
+    }
 }
 
 impl Merge for FailureGroup {
     fn merge(&mut self, other: &Self) {
         self.runs += other.runs;
-        if let Some(theirs) = &other.first
-            && self.first.as_ref().is_none_or(|mine| theirs < mine)
-        {
-            self.first = Some(theirs.clone());
-        }
+        self.examples.merge(&other.examples);
     }
 }
 
@@ -607,13 +758,53 @@ impl PartialOrd for SlowRun {
     }
 }
 
-/// A (verdict, first checker) pair that groups non-passing runs.
+/// What groups non-passing runs: the verdict, the first violation's
+/// checker and its message with numbers and ids masked, so twenty runs
+/// that "did not converge" at twenty different times are one group.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct FailureKind {
     /// The verdict.
     pub verdict: Verdict,
     /// The first violation's checker; empty when the run has none.
     pub checker: String,
+    /// The first violation's message (or the run's note) as a pattern:
+    /// every word holding a digit (a number, a node `n3`, a lane id) is `#`.
+    pub message: String,
+}
+
+impl FailureKind {
+    fn of(row: &FailureRow) -> Self {
+        Self {
+            verdict: row.verdict,
+            checker: row.checker.clone().unwrap_or_default(),
+            message: message_pattern(&row.detail),
+        }
+    }
+}
+
+/// `text` with every word (a run of ASCII letters, digits and `_`) that
+/// holds a digit replaced by `#`: what stays is the message's shape.
+pub fn message_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.bytes().any(|b| b.is_ascii_digit()) {
+            out.push('#');
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 /// A campaign's figures, fed one record at a time, in memory bounded
@@ -626,10 +817,10 @@ pub struct CampaignAggregate {
     versions: BoundedMap<String, u64>,
     scenarios: BoundedMap<ScenarioKey, ScenarioStats>,
     failure_groups: BoundedMap<FailureKind, FailureGroup>,
-    failures: Smallest<FailureRow>,
-    inconclusive: Smallest<FailureRow>,
-    slowest_after_last_heal: Smallest<SlowRun>,
-    slowest_after_last_write: Smallest<SlowRun>,
+    failures: Smallest<FailureRow, FAILURES_LISTED>,
+    inconclusive: Smallest<FailureRow, FAILURES_LISTED>,
+    slowest_after_last_heal: Smallest<SlowRun, SLOWEST_LISTED>,
+    slowest_after_last_write: Smallest<SlowRun, SLOWEST_LISTED>,
     /// Scenario parameters by content hash, from the campaign manifests.
     parameters: BoundedMap<String, Parameters>,
     /// The invariants the manifests say every run was checked against.
@@ -662,10 +853,10 @@ impl CampaignAggregate {
             versions: BoundedMap::new(MAX_VERSIONS),
             scenarios: BoundedMap::new(MAX_SCENARIOS),
             failure_groups: BoundedMap::new(MAX_FAILURE_GROUPS),
-            failures: Smallest::new(FAILURES_LISTED),
-            inconclusive: Smallest::new(FAILURES_LISTED),
-            slowest_after_last_heal: Smallest::new(SLOWEST_LISTED),
-            slowest_after_last_write: Smallest::new(SLOWEST_LISTED),
+            failures: Smallest::default(),
+            inconclusive: Smallest::default(),
+            slowest_after_last_heal: Smallest::default(),
+            slowest_after_last_write: Smallest::default(),
             parameters: BoundedMap::new(MAX_SCENARIOS),
             invariants: BoundedMap::new(MAX_INVARIANTS),
         }
@@ -702,8 +893,7 @@ impl CampaignAggregate {
         self.scenarios.slot(&ScenarioKey::of(record)).add(record);
         if record.status != Verdict::Pass {
             let row = FailureRow::of(record);
-            let kind = FailureKind { verdict: record.status, checker: row.checker.clone().unwrap_or_default() };
-            self.failure_groups.slot(&kind).merge(&FailureGroup { runs: 1, first: Some(row.clone()) });
+            self.failure_groups.slot(&FailureKind::of(&row)).merge(&FailureGroup::of(row.clone()));
             if record.status == Verdict::Fail {
                 self.failures.offer(row);
             } else {
@@ -847,7 +1037,7 @@ mod tests {
 
     #[test]
     fn smallest_keeps_the_least_items_sorted() {
-        let mut smallest = Smallest::new(3);
+        let mut smallest = Smallest::<_, 3>::default();
         for item in [9, 4, 7, 1, 8, 4] {
             smallest.offer(item);
         }
@@ -861,6 +1051,22 @@ mod tests {
         assert_eq!(bytes_ratio_thousandths(&metrics(2, 3)), Some(667));
         assert_eq!(bytes_ratio_thousandths(&metrics(5, 0)), None);
         assert_eq!(bytes_ratio_thousandths(&metrics(u64::MAX, 1)), Some(u64::MAX));
+    }
+
+    #[test]
+    fn message_patterns_mask_numbers_and_ids_but_keep_words() {
+        assert_eq!(
+            message_pattern(
+                "live nodes did not converge within the settle bound of 20000 ms after the last heal at 8400 ms"
+            ),
+            "live nodes did not converge within the settle bound of # ms after the last heal at # ms"
+        );
+        assert_eq!(
+            message_pattern("n3 acknowledged lane 9f2c01ab (seq 4) but holds a different lane"),
+            "# acknowledged lane # (seq #) but holds a different lane"
+        );
+        assert_eq!(message_pattern("n12's snapshot: no_digits here, é2"), "#'s snapshot: no_digits here, é#");
+        assert_eq!(message_pattern(""), "");
     }
 
     #[test]

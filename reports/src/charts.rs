@@ -285,6 +285,26 @@ pub struct Histogram {
     pub x_label: String,
     /// The bins.
     pub bins: Vec<Bin>,
+    /// The values are counts: the x axis labels only whole numbers, and a
+    /// bin one wide is drawn centred on its value (the bar of "2 crashes"
+    /// stands on 2, not between 2 and 3).
+    pub whole: bool,
+}
+
+/// Labels only whole values: counts have no ticks between them.
+fn whole_tick(value: &f64) -> String {
+    if (value - value.round()).abs() < 1e-9 { tick(value) } else { String::new() }
+}
+
+impl Histogram {
+    /// Each bin's drawn edges.
+    fn edges(&self) -> impl Iterator<Item = (f64, f64, usize)> + '_ {
+        self.bins.iter().map(|bin| {
+            let centred = self.whole && (bin.high - bin.low - 1.0).abs() < 1e-9;
+            let shift = if centred { 0.5 } else { 0.0 };
+            (bin.low - shift, bin.high - shift, bin.count)
+        })
+    }
 }
 
 impl Draw for Histogram {
@@ -294,7 +314,7 @@ impl Draw for Histogram {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let e = |error: DrawingAreaErrorKind<DB::ErrorType>| error.to_string();
-        let (x0, x1) = span(self.bins.iter().flat_map(|bin| [bin.low, bin.high]));
+        let (x0, x1) = span(self.edges().flat_map(|(low, high, _)| [low, high]));
         let top = self.bins.iter().map(|bin| bin.count).max().unwrap_or(1).max(1) as f64 * 1.1;
         root.fill(&WHITE).map_err(e)?;
         let mut chart = ChartBuilder::on(root)
@@ -308,15 +328,15 @@ impl Draw for Histogram {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc("runs")
-            .x_label_formatter(&tick)
+            .x_label_formatter(if self.whole { &whole_tick } else { &tick })
             // Counts are whole: a tick between two counts gets no label.
-            .y_label_formatter(&|v| if (v - v.round()).abs() < 1e-9 { tick(v) } else { String::new() })
+            .y_label_formatter(&whole_tick)
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(e)?;
         chart
-            .draw_series(self.bins.iter().map(|bin| {
-                Rectangle::new([(bin.low, 0.0), (bin.high, bin.count as f64)], PALETTE[0].mix(0.75).filled())
+            .draw_series(self.edges().map(|(low, high, count)| {
+                Rectangle::new([(low, 0.0), (high, count as f64)], PALETTE[0].mix(0.75).filled())
             }))
             .map_err(e)?;
         Ok(())

@@ -1,15 +1,18 @@
 //! The report of one or more campaigns, drawn from aggregates only: counts
 //! by verdict, convergence after the last heal and after the last write,
-//! per-scenario rows, failures grouped and listed with the commands that
-//! reproduce them, the slowest runs, and charts from the HDR histograms.
+//! the other counters per run, a summary row and a section per scenario
+//! (see `scenario`), failures grouped by checker and message with example
+//! seeds and the commands that reproduce them, the slowest runs, and
+//! charts from the HDR histograms.
 //!
 //! Invariant: the page is a pure function of the aggregates (and options):
 //! every collection it walks is ordered, so rewriting it gives
 //! byte-identical files.
 
+use super::table::{Cell, Table, figures, md_cell, text};
 use super::{Chart, Drawing, ReportData, ReportFiles, ReportOptions, chart_html, csv, finish, lines, summary_cards};
 use crate::aggregate::{
-    CampaignAggregate, CoverageCount, FailureGroup, FailureKind, FailureRow, MAX_SCENARIOS, ScenarioKey,
+    CampaignAggregate, CountMetric, CoverageCount, FailureGroup, FailureKind, FailureRow, MAX_SCENARIOS, ScenarioKey,
     ScenarioParameters, ScenarioStats, SlowRun, VerdictCounts,
 };
 use crate::charts::{Histogram, Series};
@@ -22,6 +25,10 @@ use maud::{Markup, html};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
+
+mod scenario;
+
+use scenario::{SECTIONS_CHARTED, Section};
 
 /// Points of a CDF chart per series.
 const CDF_POINTS: usize = 400;
@@ -66,9 +73,29 @@ struct ScenarioJson<'a> {
     bytes_ratio: Option<Percentiles>,
     round_trips: Option<Percentiles>,
     metrics_total: Metrics,
+    counts_per_run: Vec<CountJson>,
     coverage: Vec<CoverageJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<&'a ScenarioParameters>,
+    /// A scenario's own failure groups (the campaign's are beside it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_groups: Option<Vec<GroupJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slowest: Option<SlowestJson<'a>>,
+}
+
+/// One counter's distribution over runs.
+#[derive(Serialize)]
+struct CountJson {
+    metric: CountMetric,
+    #[serde(flatten)]
+    per_run: Option<Percentiles>,
+}
+
+#[derive(Serialize)]
+struct SlowestJson<'a> {
+    after_last_heal: &'a [SlowRun],
+    after_last_write: &'a [SlowRun],
 }
 
 #[derive(Serialize)]
@@ -86,14 +113,37 @@ struct GroupJson<'a> {
     group: &'a FailureGroup,
 }
 
-fn scenario_json<'a>(key: Option<&'a ScenarioKey>, stats: &'a ScenarioStats, verdicts: bool) -> ScenarioJson<'a> {
+fn groups_json<'a>(
+    groups: Vec<(&'a FailureKind, &'a FailureGroup)>,
+    other: Option<&'a FailureGroup>,
+) -> Vec<GroupJson<'a>> {
+    let mut out: Vec<GroupJson<'a>> =
+        groups.into_iter().map(|(kind, group)| GroupJson { kind: Some(kind), group }).collect();
+    out.extend(other.map(|group| GroupJson { kind: None, group }));
+    out
+}
+
+/// A scenario's figures, or with `scenario` false the campaign's (whose
+/// verdicts, groups and slowest runs are beside them).
+fn scenario_json<'a>(key: Option<&'a ScenarioKey>, stats: &'a ScenarioStats, scenario: bool) -> ScenarioJson<'a> {
     let (named, other) = stats.coverage();
     let mut coverage: Vec<CoverageJson<'a>> =
         named.into_iter().map(|(name, count)| CoverageJson { name, count }).collect();
     coverage.extend(other.map(|count| CoverageJson { name: "(other names)", count }));
+    let counts_per_run = CountMetric::ALL
+        .iter()
+        .map(|metric| CountJson { metric: *metric, per_run: stats.count(*metric).percentiles(1.0) })
+        .collect();
+    let (groups, other_groups) = stats.failure_groups();
     ScenarioJson {
         key,
-        verdicts: verdicts.then(|| stats.verdicts()),
+        counts_per_run,
+        failure_groups: scenario.then(|| groups_json(groups, other_groups)),
+        slowest: scenario.then(|| SlowestJson {
+            after_last_heal: stats.slowest_after_last_heal(),
+            after_last_write: stats.slowest_after_last_write(),
+        }),
+        verdicts: scenario.then(|| stats.verdicts()),
         converged: stats.converged(),
         sample_interval_ms: stats.sample_interval_ms(),
         convergence_after_last_heal_ms: stats.after_last_heal_ms().percentiles(1.0),
@@ -108,9 +158,7 @@ fn scenario_json<'a>(key: Option<&'a ScenarioKey>, stats: &'a ScenarioStats, ver
 
 fn campaign_json<'a>(campaign: &'a CampaignAggregate, overall: &'a ScenarioStats) -> CampaignJson<'a> {
     let (groups, other_groups) = campaign.failure_groups();
-    let mut failure_groups: Vec<GroupJson<'a>> =
-        groups.into_iter().map(|(kind, group)| GroupJson { kind: Some(kind), group }).collect();
-    failure_groups.extend(other_groups.map(|group| GroupJson { kind: None, group }));
+    let failure_groups = groups_json(groups, other_groups);
     CampaignJson {
         name: campaign.name(),
         runs: campaign.runs(),
@@ -143,9 +191,18 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// A figure with `decimals` decimals; whole numbers get thousands separators.
+/// A figure with `decimals` decimals and its whole part in thousands
+/// ("1,191.50").
 fn number(value: f64, decimals: usize) -> String {
-    if decimals == 0 { thousands(value.round() as u64) } else { format!("{value:.decimals$}") }
+    let text = format!("{:.decimals$}", value.abs());
+    let (whole, fraction) = text.split_once('.').map_or((text.as_str(), None), |(w, f)| (w, Some(f)));
+    // A whole part that does not fit u64 (never a count or a time) prints as is.
+    let grouped = whole.parse::<u64>().map_or_else(|_| whole.to_owned(), thousands);
+    let sign = if value < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') { "-" } else { "" };
+    match fraction {
+        Some(fraction) => format!("{sign}{grouped}.{fraction}"),
+        None => format!("{sign}{grouped}"),
+    }
 }
 
 /// A percentile of a distribution (divided by `scale`, with `decimals`),
@@ -196,24 +253,6 @@ fn fault_summary(parameters: &ScenarioParameters) -> String {
         let _ = write!(text, "; {} more", parameters.faults_total - parameters.faults.len());
     }
     text
-}
-
-/// "partition 12, crash 9 of 20 runs": how often each fault kind came up,
-/// which for a swarm scenario (a mix drawn per seed) is its fault model.
-fn fault_kinds_summary(stats: &ScenarioStats) -> String {
-    let (kinds, other) = stats.fault_kinds();
-    let mut parts: Vec<String> = kinds.iter().map(|(kind, runs)| format!("{kind} {runs}")).collect();
-    if let Some(runs) = other {
-        parts.push(format!("other kinds {runs}"));
-    }
-    if parts.is_empty() {
-        return "none".to_owned();
-    }
-    format!("{} of {} runs", parts.join(", "), stats.verdicts().runs())
-}
-
-fn md_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
 fn slugify(name: &str) -> String {
@@ -275,7 +314,7 @@ fn histogram_chart(id: String, title: String, unit: &str, distribution: &Distrib
         id,
         caption: caption(distribution.percentiles(scale), unit),
         csv: csv("low,high,runs", bins.iter().map(|b| format!("{:.6},{:.6},{}", b.low, b.high, b.count))),
-        drawing: Drawing::Histogram(Histogram { title: title.clone(), x_label, bins }),
+        drawing: Drawing::Histogram(Histogram { title: title.clone(), x_label, bins, whole: false }),
         title,
     }
 }
@@ -305,37 +344,12 @@ fn campaign_charts(campaigns: &[CampaignAggregate], overall: &[ScenarioStats]) -
         series(ScenarioStats::after_last_write_ms),
         "campaign",
     ));
+    let many = campaigns.len() > 1;
     for (index, (campaign, all)) in campaigns.iter().zip(overall).enumerate() {
-        let many = campaigns.len() > 1;
         let suffix = if many { format!(" ({})", campaign.name()) } else { String::new() };
         // Numbered: two names that slug alike ("a/x.jsonl", "a-x.jsonl") keep their own files.
         let slug = if many { format!("-{}-{}", index + 1, slugify(campaign.name())) } else { String::new() };
-        let scenarios: Vec<(&ScenarioKey, &ScenarioStats)> = campaign.scenarios().collect();
-        if scenarios.len() > 1 {
-            let shown: Vec<Series> = scenarios
-                .iter()
-                .take(SCENARIOS_CHARTED)
-                .map(|(key, stats)| Series {
-                    name: format!("{} ({})", key.scenario, key.scenario_hash),
-                    points: steps(&stats.after_last_heal_ms().cdf(CDF_POINTS, 1.0)),
-                })
-                .collect();
-            let more = scenarios.len().saturating_sub(SCENARIOS_CHARTED);
-            let title = format!("Convergence after the last heal by scenario{suffix}");
-            let note = if more > 0 {
-                format!(" The first {SCENARIOS_CHARTED} scenarios; {more} more in the table.")
-            } else {
-                String::new()
-            };
-            charts.push(cdf_chart(
-                &format!("scenario-cdf{slug}"),
-                &title,
-                "ms after the last heal",
-                &format!("One line per scenario (name and hash).{note}"),
-                shown,
-                "scenario",
-            ));
-        }
+        charts.extend(scenarios_cdf(campaign, &suffix, &slug));
         for (id, name, unit, distribution, scale) in [
             (
                 "convergence-histogram",
@@ -362,116 +376,370 @@ fn campaign_charts(campaigns: &[CampaignAggregate], overall: &[ScenarioStats]) -
         ] {
             charts.push(histogram_chart(format!("{id}{slug}"), format!("{name}{suffix}"), unit, distribution, scale));
         }
+        charts.extend(count_charts(all, &suffix, &slug));
     }
     charts
 }
 
+/// Convergence after the last heal, one line per scenario (the first
+/// [`SCENARIOS_CHARTED`]), when the campaign ran more than one.
+fn scenarios_cdf(campaign: &CampaignAggregate, suffix: &str, slug: &str) -> Option<Chart> {
+    let scenarios: Vec<(&ScenarioKey, &ScenarioStats)> = campaign.scenarios().collect();
+    if scenarios.len() < 2 {
+        return None;
+    }
+    let shown: Vec<Series> = (scenarios.iter().take(SCENARIOS_CHARTED))
+        .map(|(key, stats)| Series {
+            name: format!("{} ({})", key.scenario, key.scenario_hash),
+            points: steps(&stats.after_last_heal_ms().cdf(CDF_POINTS, 1.0)),
+        })
+        .collect();
+    let more = scenarios.len().saturating_sub(SCENARIOS_CHARTED);
+    let note = if more > 0 {
+        format!(" The first {SCENARIOS_CHARTED} scenarios; {more} more in the table.")
+    } else {
+        String::new()
+    };
+    Some(cdf_chart(
+        &format!("scenario-cdf{slug}"),
+        &format!("Convergence after the last heal by scenario{suffix}"),
+        "ms after the last heal",
+        &format!("One line per scenario (name and hash).{note}"),
+        shown,
+        "scenario",
+    ))
+}
+
+/// A histogram of each counter shown per run (drops, crashes, ...) that
+/// some run counted; one that is zero in every run says so in the table.
+fn count_charts(all: &ScenarioStats, suffix: &str, slug: &str) -> Vec<Chart> {
+    (CountMetric::ALL.into_iter())
+        .filter(|metric| all.count(*metric).max().is_some_and(|max| max > 0))
+        .map(|metric| count_chart(&format!("{}-per-run{slug}", metric.id()), metric.name(), suffix, all.count(metric)))
+        .collect()
+}
+
+/// A histogram of a count per run: whole-number axis, bins a whole number
+/// of counts wide, and CSV rows of inclusive `from,to` counts.
+fn count_chart(id: &str, name: &str, suffix: &str, distribution: &Distribution) -> Chart {
+    let bins = distribution.bins(HISTOGRAM_BINS, 1.0);
+    let width = bins.first().map_or(1.0, |bin| bin.high - bin.low);
+    let x_label = if width > 1.0 {
+        format!("{name} in a run (bins {} wide)", crate::charts::tick(&width))
+    } else {
+        format!("{name} in a run")
+    };
+    let mut title = format!("{name} per run{suffix}");
+    if let Some(first) = title.get(..1) {
+        title = first.to_uppercase() + &title[1..];
+    }
+    let p = |per_ten_thousand| at(distribution, per_ten_thousand, 1.0, 0);
+    Chart {
+        id: id.to_owned(),
+        caption: format!(
+            "{} runs; p50 {}, p95 {}, p99 {}, max {} {name} in a run.",
+            thousands(distribution.count()),
+            p(5_000),
+            p(9_500),
+            p(9_900),
+            p(10_000)
+        ),
+        csv: csv(
+            "from,to,runs",
+            bins.iter().map(|b| format!("{},{},{}", b.low as u64, (b.high as u64).saturating_sub(1), b.count)),
+        ),
+        drawing: Drawing::Histogram(Histogram { title: title.clone(), x_label, bins, whole: true }),
+        title,
+    }
+}
+
+// ---- campaign tables -------------------------------------------------------------
+
+/// "p50 / p95 / p99" of a convergence distribution, in ms.
+fn three_percentiles(distribution: &Distribution) -> String {
+    [5_000, 9_500, 9_900].map(|p| at(distribution, p, 1.0, 0)).join(" / ")
+}
+
+/// The summary across scenarios: one row per scenario, linking to its
+/// section, with its verdicts and convergence percentiles.
+fn summary_table(sections: &[Section<'_>]) -> Table {
+    let mut table = Table::new(vec![
+        text("scenario"),
+        text("file"),
+        text("hash"),
+        figures("runs"),
+        figures("pass"),
+        figures("fail"),
+        figures("timeout"),
+        figures("harness error"),
+        figures("nothing tested"),
+        figures("converged"),
+        figures("after the last heal p50 / p95 / p99"),
+        figures("after the last write p50 / p95 / p99"),
+        figures("sampled every"),
+    ]);
+    for section in sections {
+        let (stats, v) = (section.stats, section.stats.verdicts());
+        let mut row = match section.key {
+            Some(key) => vec![
+                Cell::Link(key.scenario.clone(), section.anchor.clone()),
+                Cell::Code(key.scenario_path.clone()),
+                Cell::Code(key.scenario_hash.clone()),
+            ],
+            None => vec![
+                Cell::Link(other_scenarios_label(), section.anchor.clone()),
+                Cell::Text("-".into()),
+                Cell::Text("-".into()),
+            ],
+        };
+        row.extend(
+            [v.runs(), v.pass, v.fail, v.timeout, v.harness_error, v.nothing_tested, stats.converged()]
+                .map(|n| Cell::Number(thousands(n))),
+        );
+        row.push(Cell::Number(three_percentiles(stats.after_last_heal_ms())));
+        row.push(Cell::Number(three_percentiles(stats.after_last_write_ms())));
+        row.push(Cell::Number(interval(stats.sample_interval_ms())));
+        table.row(row);
+    }
+    table
+}
+
+fn metric_columns(m: &Metrics) -> [(&'static str, u64); 10] {
+    [
+        ("lanes", m.lanes),
+        ("messages sent", m.messages_sent),
+        ("dropped", m.messages_dropped),
+        ("crashes", m.crashes),
+        ("rollbacks", m.rollbacks),
+        ("conflicts", m.conflicts),
+        ("sessions abandoned", m.sessions_abandoned),
+        ("snapshots installed", m.snapshots_installed),
+        ("snapshots rejected", m.snapshots_rejected),
+        ("unsynced bytes lost", m.unsynced_bytes_lost),
+    ]
+}
+
+/// Counters summed over each scenario's runs, side by side.
+fn totals_table(sections: &[Section<'_>]) -> Table {
+    let mut columns = vec![text("scenario"), text("hash")];
+    columns.extend(metric_columns(&Metrics::default()).map(|(name, _)| figures(name)));
+    let mut table = Table::new(columns);
+    for section in sections {
+        let mut row = match section.key {
+            Some(key) => {
+                vec![Cell::Link(key.scenario.clone(), section.anchor.clone()), Cell::Code(key.scenario_hash.clone())]
+            }
+            None => vec![Cell::Text("other scenarios".into()), Cell::Text("-".into())],
+        };
+        row.extend(metric_columns(section.stats.metrics()).map(|(_, value)| Cell::Number(thousands(value))));
+        table.row(row);
+    }
+    table
+}
+
+/// The groups of one side: engine failures (with the pooled rest of the
+/// groups) or inconclusive runs.
+fn split_groups<'a>(
+    groups: &[(&'a FailureKind, &'a FailureGroup)],
+    other: Option<&'a FailureGroup>,
+    engine: bool,
+) -> Vec<(Option<&'a FailureKind>, &'a FailureGroup)> {
+    let mut rows: Vec<(Option<&FailureKind>, &FailureGroup)> = groups
+        .iter()
+        .filter(|(kind, _)| (kind.verdict == Verdict::Fail) == engine)
+        .map(|(kind, group)| (Some(*kind), *group))
+        .collect();
+    if engine && let Some(group) = other {
+        rows.push((None, group));
+    }
+    rows
+}
+
+fn failure_list_table(rows: &[FailureRow]) -> Table {
+    let mut table = Table::new(vec![
+        figures("seed"),
+        text("scenario"),
+        text("verdict"),
+        text("checker"),
+        text("violation or note"),
+        text("reproduce"),
+    ]);
+    for row in rows {
+        table.row(vec![
+            Cell::Number(row.seed.to_string()),
+            Cell::Text(row.scenario.clone()),
+            Cell::Text(row.verdict.name().into()),
+            Cell::Text(row.checker.clone().unwrap_or_else(|| "-".into())),
+            Cell::Text(row.detail.clone()),
+            Cell::Code(row.reproduce.clone()),
+        ]);
+    }
+    table
+}
+
+fn slowest_list_table(rows: &[SlowRun]) -> Table {
+    let mut table = Table::new(vec![figures("ms"), figures("seed"), text("scenario"), text("reproduce")]);
+    for row in rows {
+        table.row(vec![
+            Cell::Number(thousands(row.ms)),
+            Cell::Number(row.seed.to_string()),
+            Cell::Text(row.scenario.clone()),
+            Cell::Code(row.reproduce.clone()),
+        ]);
+    }
+    table
+}
+
+/// Engine failures or inconclusive runs of a campaign: grouped, then the
+/// first ones listed.
+struct FailurePart {
+    heading: String,
+    note: &'static str,
+    groups: Table,
+    list_note: String,
+    list: Table,
+}
+
+const ENGINE_NOTE: &str = "Runs where an invariant of the engine was violated, grouped by verdict, the first violation's checker and its message (numbers and ids masked as #), with a few example seeds and the commands that reproduce them.";
+const INCONCLUSIVE_NOTE: &str = "Runs that say nothing about the engine: they timed out, the harness itself failed, or nothing was tested. None of them passes.";
+
+fn failure_parts(campaign: &CampaignAggregate) -> Vec<FailurePart> {
+    let v = campaign.verdicts();
+    let (groups, other) = campaign.failure_groups();
+    let part = |heading, note, engine, rows: &[FailureRow], total: u64, what: &str| FailurePart {
+        heading,
+        note,
+        groups: scenario::groups_table(&split_groups(&groups, other, engine)),
+        list_note: format!(
+            "The first {} of {} {what} by seed and scenario file{}.",
+            rows.len(),
+            thousands(total),
+            if total > rows.len() as u64 { "; the rest are in the results file" } else { "" }
+        ),
+        list: failure_list_table(rows),
+    };
+    let mut parts = Vec::new();
+    if v.fail > 0 {
+        let heading = format!("Engine failures ({})", thousands(v.fail));
+        parts.push(part(heading, ENGINE_NOTE, true, campaign.failures(), v.fail, "engine failures"));
+    }
+    if v.inconclusive() > 0 {
+        let heading = format!("Inconclusive runs ({}): {}", thousands(v.inconclusive()), verdicts_line(&v));
+        parts.push(part(
+            heading,
+            INCONCLUSIVE_NOTE,
+            false,
+            campaign.inconclusive(),
+            v.inconclusive(),
+            "inconclusive runs",
+        ));
+    }
+    parts
+}
+
+fn slowest_parts(campaign: &CampaignAggregate) -> Vec<(&'static str, Table)> {
+    [
+        ("Slowest to converge after the last heal", campaign.slowest_after_last_heal()),
+        ("Slowest to converge after the last write", campaign.slowest_after_last_write()),
+    ]
+    .into_iter()
+    .filter(|(_, rows)| !rows.is_empty())
+    .map(|(title, rows)| (title, slowest_list_table(rows)))
+    .collect()
+}
+
+const SECTIONS_NOTE: &str = "One section per scenario name, file and content hash: two files with one name, or one name with two contents, are different scenarios.";
+const COUNTS_NOTE: &str =
+    "How often the faults bit, per run: \"runs with any\" counts the runs where the counter was above zero.";
+
+/// "The first 32 scenarios have charts; ..." when some sections have none.
+fn sections_charted_note(sections: &[Section<'_>]) -> Option<String> {
+    (sections.len() > SECTIONS_CHARTED).then(|| {
+        format!("The first {SECTIONS_CHARTED} scenarios have charts; the other {} have their figures in tables and report.json.", sections.len() - SECTIONS_CHARTED)
+    })
+}
+
 // ---- HTML ------------------------------------------------------------------------
 
-fn figures_table(all: &ScenarioStats) -> Markup {
-    let row = |name: &str, p: Option<Percentiles>, decimals: usize| {
-        html! {
-            tr { td { (name) }
-                @if let Some(p) = p {
-                    td.n { (thousands(p.count as u64)) }
-                    @for value in [p.p50, p.p95, p.p99, p.max] { td.n { (number(value, decimals)) } }
-                    td.n { (format!("{:.decimals$}", p.mean, decimals = decimals.max(1))) }
-                } @else { td.n { "0" } td colspan="5" { "-" } }
-            }
+fn failures_html(campaign: &CampaignAggregate) -> Markup {
+    html! {
+        @if campaign.verdicts().fail == 0 { h3 { "Engine failures (0)" } }
+        @for part in failure_parts(campaign) {
+            h3.fail { (part.heading) }
+            p.note { (part.note) }
+            (part.groups.html())
+            p.note { (part.list_note) }
+            (part.list.html())
         }
+        @for (title, table) in slowest_parts(campaign) { h3 { (title) } (table.html()) }
+    }
+}
+
+fn summary_html(sections: &[Section<'_>]) -> Markup {
+    html! {
+        h3 { "Scenarios (" (sections.len()) ")" }
+        p.note { (SECTIONS_NOTE) }
+        (summary_table(sections).html())
+        h3 { "Totals per scenario" }
+        (totals_table(sections).html())
+    }
+}
+
+fn sections_html(sections: &[Section<'_>], charts: &[Chart], svgs: &[String]) -> Markup {
+    html! {
+        @if let Some(note) = sections_charted_note(sections) { p.note { (note) } }
+        @for section in sections {
+            (scenario::html(section, &charts[section.charts.clone()], &svgs[section.charts.clone()]))
+        }
+    }
+}
+
+fn campaign_html(
+    campaign: &CampaignAggregate,
+    all: &ScenarioStats,
+    sections: &[Section<'_>],
+    charts: &[Chart],
+    svgs: &[String],
+) -> Markup {
+    let v = campaign.verdicts();
+    let p50_p99 = |d: &Distribution| match d.count() {
+        0 => "-".to_owned(),
+        _ => format!("{} / {} ms", at(d, 5_000, 1.0, 0), at(d, 9_900, 1.0, 0)),
     };
     html! {
-        table {
-            tr { th { "figure" } th.n { "runs" } th.n { "p50" } th.n { "p95" } th.n { "p99" } th.n { "max" } th.n { "mean" } }
-            (row("converged after the last heal (ms)", all.after_last_heal_ms().percentiles(1.0), 0))
-            (row("converged after the last write (ms)", all.after_last_write_ms().percentiles(1.0), 0))
-            (row("bytes sent / bytes missing", all.bytes_ratio_thousandths().percentiles(RATIO_SCALE), 3))
-            (row("round trips", all.round_trips().percentiles(1.0), 0))
-        }
+        h2 { (campaign.name()) }
+        (summary_cards(&[
+            ("runs", thousands(campaign.runs())),
+            ("passed", thousands(v.pass)),
+            ("engine failures", thousands(v.fail)),
+            ("inconclusive", thousands(v.inconclusive())),
+            ("seeds", campaign.seeds().map_or("-".into(), |(low, high)| format!("{low}..={high}"))),
+            ("converged after the last heal, p50 / p99", p50_p99(all.after_last_heal_ms())),
+            ("converged after the last write, p50 / p99", p50_p99(all.after_last_write_ms())),
+        ]))
+        (scenario::figures_table(all).html())
+        p.note { (sampling_note(all.sample_interval_ms())) }
+        p.note { (PRECISION) }
+        p { (versions_line(campaign)) }
+        (summary_html(sections))
+        (invariants_html(campaign))
+        h3 { "Counters per run" }
+        p.note { (COUNTS_NOTE) }
+        (scenario::counts_table(all).html())
+        (failures_html(campaign))
+        (sections_html(sections, charts, svgs))
     }
 }
 
-fn verdict_row(label: Markup, stats: &ScenarioStats) -> Markup {
-    let v = stats.verdicts();
-    html! {
-        tr { (label)
-            td.n { (thousands(v.runs())) } td.n { (thousands(v.pass)) } td.n.fail[v.fail > 0] { (thousands(v.fail)) }
-            td.n { (thousands(v.timeout)) } td.n { (thousands(v.harness_error)) } td.n { (thousands(v.nothing_tested)) }
-            td.n { (thousands(stats.converged())) } td.n { (interval(stats.sample_interval_ms())) }
-        }
+/// "scx 0.1.0 (60 runs), 0.1.1 (30 runs)."
+fn versions_line(campaign: &CampaignAggregate) -> String {
+    let (versions, other_versions) = campaign.versions();
+    let mut versions: Vec<String> =
+        versions.iter().map(|(v, runs)| format!("{v} ({} runs)", thousands(*runs))).collect();
+    if other_versions > 0 {
+        versions.push(format!("other versions ({} runs)", thousands(other_versions)));
     }
-}
-
-fn convergence_row(label: Markup, stats: &ScenarioStats) -> Markup {
-    let (heal, write) = (stats.after_last_heal_ms(), stats.after_last_write_ms());
-    html! {
-        tr { (label)
-            @for (distribution, p) in [(heal, 5_000), (heal, 9_500), (heal, 9_900), (heal, 10_000), (write, 5_000), (write, 9_500), (write, 9_900), (write, 10_000)] {
-                td.n { (at(distribution, p, 1.0, 0)) }
-            }
-        }
-    }
-}
-
-fn key_cells(key: &ScenarioKey) -> Markup {
-    html! { td { (key.scenario) } td { code { (key.scenario_path) } } td { code { (key.scenario_hash) } } }
-}
-
-fn other_cells() -> Markup {
-    html! { td colspan="3" { (other_scenarios_label()) } }
-}
-
-fn scenarios_html(campaign: &CampaignAggregate) -> Markup {
-    let overflow = campaign.scenarios_overflow();
-    html! {
-        h3 { "Scenarios (" (campaign.scenarios().count()) ")" }
-        p.note { "One row per scenario name, file and content hash: two files with one name, or one name with two contents, are different rows." }
-        div.scroll { table {
-            tr { th { "scenario" } th { "file" } th { "hash" } th.n { "runs" } th.n { "pass" } th.n { "fail" } th.n { "timeout" }
-                 th.n { "harness error" } th.n { "nothing tested" } th.n { "converged" } th.n { "sampled every" } }
-            @for (key, stats) in campaign.scenarios() { (verdict_row(key_cells(key), stats)) }
-            @if let Some(stats) = overflow { (verdict_row(other_cells(), stats)) }
-        } }
-        h3 { "Convergence per scenario (ms)" }
-        div.scroll { table {
-            tr { th rowspan="2" { "scenario" } th rowspan="2" { "file" } th rowspan="2" { "hash" }
-                 th colspan="4" { "after the last heal" } th colspan="4" { "after the last write" } }
-            tr { @for _ in 0..2 { th.n { "p50" } th.n { "p95" } th.n { "p99" } th.n { "max" } } }
-            @for (key, stats) in campaign.scenarios() { (convergence_row(key_cells(key), stats)) }
-            @if let Some(stats) = overflow { (convergence_row(other_cells(), stats)) }
-        } }
-        h3 { "Scenario parameters" }
-        div.scroll { table {
-            tr { th { "scenario" } th { "file" } th { "hash" } th { "faulty phase" } th { "settle bound" } th { "faults (smallest seed)" } th { "runs with each fault kind" } }
-            @for (key, stats) in campaign.scenarios() {
-                @if let Some(p) = stats.parameters() {
-                    tr { (key_cells(key)) td.n { (p.duration_ms) " ms" } td.n { (p.settle_ms) " ms" } td { "seed " (p.seed) ": " (fault_summary(p)) } td { (fault_kinds_summary(stats)) } }
-                }
-            }
-        } }
-        h3 { "Totals per scenario" }
-        div.scroll { table {
-            tr { th { "scenario" } th { "hash" } @for (name, _) in metric_columns(&Metrics::default()) { th.n { (name) } } }
-            @for (key, stats) in campaign.scenarios() { (totals_row(&key.scenario, &key.scenario_hash, stats)) }
-            @if let Some(stats) = overflow { (totals_row("other scenarios", "-", stats)) }
-        } }
-        h3 { "Coverage per scenario" }
-        p.note { "Seeds in which each \"sometimes\" property was reached (its counter above zero), of the scenario's runs." }
-        div.scroll { table {
-            tr { th { "scenario" } th { "hash" } th { "property" } th.n { "seeds reached" } th.n { "runs" } th.n { "times in all" } }
-            @for (key, stats) in campaign.scenarios() { (coverage_rows(&key.scenario, &key.scenario_hash, stats)) }
-            @if let Some(stats) = overflow { (coverage_rows("other scenarios", "-", stats)) }
-        } }
-        @if campaign.scenarios().any(|(key, _)| campaign.scenario_parameters(&key.scenario_hash).is_some()) {
-            h3 { "Scenario parameters" }
-            @for (key, _) in campaign.scenarios() {
-                @if let Some(params) = campaign.scenario_parameters(&key.scenario_hash) {
-                    h4 { (key.scenario) " " code { (key.scenario_hash) } }
-                    ul.params { @for (group, values) in parameter_groups(params) { li { b { (group) } ": " (values) } } }
-                }
-            }
-        }
-    }
+    format!("scx {}.", versions.join(", "))
 }
 
 /// A scenario's parameters by section (`cluster`, `network.latency`,
@@ -497,149 +765,6 @@ fn parameter_groups(params: &std::collections::BTreeMap<String, String>) -> Vec<
         (head.to_owned(), index, group.clone())
     });
     groups.into_iter().map(|(group, items)| (group, items.join(", "))).collect()
-}
-
-fn metric_columns(m: &Metrics) -> [(&'static str, u64); 10] {
-    [
-        ("lanes", m.lanes),
-        ("messages sent", m.messages_sent),
-        ("dropped", m.messages_dropped),
-        ("crashes", m.crashes),
-        ("rollbacks", m.rollbacks),
-        ("conflicts", m.conflicts),
-        ("sessions abandoned", m.sessions_abandoned),
-        ("snapshots installed", m.snapshots_installed),
-        ("snapshots rejected", m.snapshots_rejected),
-        ("unsynced bytes lost", m.unsynced_bytes_lost),
-    ]
-}
-
-fn coverage_rows(scenario: &str, hash: &str, stats: &ScenarioStats) -> Markup {
-    let (named, other) = stats.coverage();
-    let rows: Vec<(&str, CoverageCount)> =
-        named.into_iter().chain(other.map(|count| ("(other names)", count))).collect();
-    html! {
-        @for (name, count) in rows {
-            tr { td { (scenario) } td { code { (hash) } } td { (name) } td.n { (thousands(count.seeds_reached)) }
-                 td.n { (thousands(stats.verdicts().runs())) } td.n { (thousands(count.total)) } }
-        }
-    }
-}
-
-fn totals_row(scenario: &str, hash: &str, stats: &ScenarioStats) -> Markup {
-    html! {
-        tr { td { (scenario) } td { code { (hash) } }
-             @for (_, value) in metric_columns(stats.metrics()) { td.n { (thousands(value)) } } }
-    }
-}
-
-fn group_rows(campaign: &CampaignAggregate, engine: bool) -> Vec<(Option<&FailureKind>, &FailureGroup)> {
-    let (groups, other) = campaign.failure_groups();
-    let mut rows: Vec<(Option<&FailureKind>, &FailureGroup)> = groups
-        .into_iter()
-        .filter(|(kind, _)| (kind.verdict == Verdict::Fail) == engine)
-        .map(|(kind, group)| (Some(kind), group))
-        .collect();
-    // The pooled rest of the groups is listed with engine failures.
-    if engine && let Some(group) = other {
-        rows.push((None, group));
-    }
-    rows
-}
-
-fn failure_list_html(rows: &[FailureRow], total: u64, what: &str) -> Markup {
-    html! {
-        p.note { "The first " (rows.len()) " of " (thousands(total)) " " (what) " by seed and scenario file"
-            @if total > rows.len() as u64 { "; the rest are in the results file" } "." }
-        div.scroll { table {
-            tr { th.n { "seed" } th { "scenario" } th { "verdict" } th { "checker" } th { "violation or note" } th { "reproduce" } }
-            @for row in rows {
-                tr { td.n { (row.seed) } td { (row.scenario) " " code { (row.scenario_hash) } } td { (row.verdict.name()) }
-                     td { (row.checker.as_deref().unwrap_or("-")) } td { (row.detail) } td { code { (row.reproduce) } } }
-            }
-        } }
-    }
-}
-
-fn groups_html(rows: &[(Option<&FailureKind>, &FailureGroup)]) -> Markup {
-    html! {
-        div.scroll { table {
-            tr { th { "verdict" } th { "checker" } th.n { "runs" } th.n { "first seed" } th { "first violation or note" } th { "reproduce the first" } }
-            @for (kind, group) in rows {
-                tr {
-                    td { (kind.map_or("(other groups)", |k| k.verdict.name())) }
-                    td { (kind.map_or("-", |k| if k.checker.is_empty() { "-" } else { k.checker.as_str() })) }
-                    td.n { (thousands(group.runs)) }
-                    @if let Some(first) = &group.first {
-                        td.n { (first.seed) } td { (first.detail) } td { code { (first.reproduce) } }
-                    } @else { td colspan="3" { "-" } }
-                }
-            }
-        } }
-    }
-}
-
-fn failures_html(campaign: &CampaignAggregate) -> Markup {
-    let v = campaign.verdicts();
-    html! {
-        @if v.fail > 0 {
-            h3.fail { "Engine failures (" (thousands(v.fail)) ")" }
-            p.note { "Runs where an invariant of the engine was violated, grouped by the first violation's checker." }
-            (groups_html(&group_rows(campaign, true)))
-            (failure_list_html(campaign.failures(), v.fail, "engine failures"))
-        } @else {
-            h3 { "Engine failures (0)" }
-        }
-        @if v.inconclusive() > 0 {
-            h3.fail { "Inconclusive runs (" (thousands(v.inconclusive())) "): " (verdicts_line(&v)) }
-            p.note { "Runs that say nothing about the engine: they timed out, the harness itself failed, or nothing was tested. None of them passes." }
-            (groups_html(&group_rows(campaign, false)))
-            (failure_list_html(campaign.inconclusive(), v.inconclusive(), "inconclusive runs"))
-        }
-    }
-}
-
-fn slowest_html(title: &str, rows: &[SlowRun]) -> Markup {
-    html! {
-        @if !rows.is_empty() {
-            h3 { (title) }
-            table {
-                tr { th.n { "ms" } th.n { "seed" } th { "scenario" } th { "reproduce" } }
-                @for row in rows { tr { td.n { (row.ms) } td.n { (row.seed) } td { (row.scenario) } td { code { (row.reproduce) } } } }
-            }
-        }
-    }
-}
-
-fn campaign_html(campaign: &CampaignAggregate, all: &ScenarioStats) -> Markup {
-    let v = campaign.verdicts();
-    let p50_p99 = |d: &Distribution| match d.count() {
-        0 => "-".to_owned(),
-        _ => format!("{} / {} ms", at(d, 5_000, 1.0, 0), at(d, 9_900, 1.0, 0)),
-    };
-    let (versions, other_versions) = campaign.versions();
-    html! {
-        h2 { (campaign.name()) }
-        (summary_cards(&[
-            ("runs", thousands(campaign.runs())),
-            ("passed", thousands(v.pass)),
-            ("engine failures", thousands(v.fail)),
-            ("inconclusive", thousands(v.inconclusive())),
-            ("seeds", campaign.seeds().map_or("-".into(), |(low, high)| format!("{low}..={high}"))),
-            ("converged after the last heal, p50 / p99", p50_p99(all.after_last_heal_ms())),
-            ("converged after the last write, p50 / p99", p50_p99(all.after_last_write_ms())),
-        ]))
-        (figures_table(all))
-        p.note { (sampling_note(all.sample_interval_ms())) }
-        p.note { (PRECISION) }
-        p { "scx " @for (index, (version, runs)) in versions.iter().enumerate() { @if index > 0 { ", " } (version) " (" (thousands(*runs)) " runs)" }
-            @if other_versions > 0 { ", other versions (" (thousands(other_versions)) " runs)" } }
-        (invariants_html(campaign))
-        (scenarios_html(campaign))
-        (failures_html(campaign))
-        (slowest_html("Slowest to converge after the last heal", campaign.slowest_after_last_heal()))
-        (slowest_html("Slowest to converge after the last write", campaign.slowest_after_last_write()))
-    }
 }
 
 // ---- Markdown ----------------------------------------------------------------------
@@ -675,86 +800,6 @@ fn markdown_overview(md: &mut String, campaigns: &[CampaignAggregate], overall: 
     let intervals =
         overall.iter().filter_map(ScenarioStats::sample_interval_ms).reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
     let _ = writeln!(md, "\nConvergence times are in ms. {}\n\n{PRECISION}", sampling_note(intervals));
-}
-
-fn markdown_scenarios(md: &mut String, campaign: &CampaignAggregate) {
-    md.push_str(
-        "\n### Scenarios\n\n| scenario | file | hash | runs | pass | fail | timeout | harness error | nothing tested | converged | after the last heal p50 / p99 / max | after the last write p50 / p99 / max | sampled every |\n\
-         | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-    );
-    let row = |md: &mut String, label: String, stats: &ScenarioStats| {
-        let v = stats.verdicts();
-        let (heal, write) = (stats.after_last_heal_ms(), stats.after_last_write_ms());
-        let _ = writeln!(
-            md,
-            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} / {} | {} |",
-            v.runs(),
-            v.pass,
-            v.fail,
-            v.timeout,
-            v.harness_error,
-            v.nothing_tested,
-            stats.converged(),
-            at(heal, 5_000, 1.0, 0),
-            at(heal, 9_900, 1.0, 0),
-            at(heal, 10_000, 1.0, 0),
-            at(write, 5_000, 1.0, 0),
-            at(write, 9_900, 1.0, 0),
-            at(write, 10_000, 1.0, 0),
-            interval(stats.sample_interval_ms()),
-        );
-    };
-    for (key, stats) in campaign.scenarios() {
-        let label = format!(
-            "{} | `{}` | `{}`",
-            md_cell(&key.scenario),
-            md_cell(&key.scenario_path),
-            md_cell(&key.scenario_hash)
-        );
-        row(md, label, stats);
-    }
-    if let Some(stats) = campaign.scenarios_overflow() {
-        row(md, format!("{} | - | -", other_scenarios_label()), stats);
-    }
-    md.push_str("\n| scenario | file | faulty phase | settle bound | faults (smallest seed) | runs with each fault kind |\n| --- | --- | ---: | ---: | --- | --- |\n");
-    for (key, stats) in campaign.scenarios() {
-        if let Some(p) = stats.parameters() {
-            let _ = writeln!(
-                md,
-                "| {} | `{}` | {} ms | {} ms | seed {}: {} | {} |",
-                md_cell(&key.scenario),
-                md_cell(&key.scenario_path),
-                p.duration_ms,
-                p.settle_ms,
-                p.seed,
-                md_cell(&fault_summary(p)),
-                md_cell(&fault_kinds_summary(stats))
-            );
-        }
-    }
-    let with_parameters: Vec<(&ScenarioKey, &std::collections::BTreeMap<String, String>)> = (campaign.scenarios())
-        .filter_map(|(key, _)| campaign.scenario_parameters(&key.scenario_hash).map(|params| (key, params)))
-        .collect();
-    if !with_parameters.is_empty() {
-        md.push_str(
-            "
-#### Scenario parameters
-",
-        );
-        for (key, params) in with_parameters {
-            let _ = writeln!(
-                md,
-                "
-**{}** (`{}`)
-",
-                md_cell(&key.scenario),
-                md_cell(&key.scenario_hash)
-            );
-            for (group, values) in parameter_groups(params) {
-                let _ = writeln!(md, "- {group}: {}", md_cell(&values));
-            }
-        }
-    }
 }
 
 const INVARIANTS_NOTE: &str = "A run passes when every \"always\" invariant held at every step and every \"eventually\" one held by the end; \"sometimes\" properties are judged over the whole campaign.";
@@ -795,80 +840,61 @@ fn invariants_html(campaign: &CampaignAggregate) -> Markup {
 }
 
 fn markdown_failures(md: &mut String, campaign: &CampaignAggregate) {
-    let v = campaign.verdicts();
-    let list = |md: &mut String, rows: &[FailureRow], total: u64, what: &str| {
-        let _ = writeln!(md, "\nThe first {} of {total} {what} by seed and scenario file:\n", rows.len());
-        md.push_str("| seed | scenario | verdict | checker | violation or note | reproduce |\n| ---: | --- | --- | --- | --- | --- |\n");
-        for row in rows {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | `{}` |",
-                row.seed,
-                md_cell(&row.scenario),
-                row.verdict.name(),
-                row.checker.as_deref().unwrap_or("-"),
-                md_cell(&row.detail),
-                row.reproduce
-            );
-        }
-    };
-    let groups = |md: &mut String, rows: Vec<(Option<&FailureKind>, &FailureGroup)>| {
-        md.push_str("\n| verdict | checker | runs | first seed | first violation or note | reproduce the first |\n| --- | --- | ---: | ---: | --- | --- |\n");
-        for (kind, group) in rows {
-            let (seed, detail, reproduce) =
-                group.first.as_ref().map_or(("-".into(), String::new(), String::new()), |f| {
-                    (f.seed.to_string(), md_cell(&f.detail), format!("`{}`", f.reproduce))
-                });
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {seed} | {detail} | {reproduce} |",
-                kind.map_or("(other groups)", |k| k.verdict.name()),
-                kind.map_or("-", |k| if k.checker.is_empty() { "-" } else { k.checker.as_str() }),
-                group.runs,
-            );
-        }
-    };
-    if v.fail == 0 {
+    if campaign.verdicts().fail == 0 {
         md.push_str("\nNo engine failures.\n");
-    } else {
-        let _ = writeln!(md, "\n### Engine failures ({})", v.fail);
-        groups(md, group_rows(campaign, true));
-        list(md, campaign.failures(), v.fail, "engine failures");
     }
-    if v.inconclusive() > 0 {
-        let _ = writeln!(md, "\n### Inconclusive runs ({}): {}", v.inconclusive(), verdicts_line(&v));
-        groups(md, group_rows(campaign, false));
-        list(md, campaign.inconclusive(), v.inconclusive(), "inconclusive runs");
+    for part in failure_parts(campaign) {
+        let _ = writeln!(md, "\n### {}\n\n{}", part.heading, part.note);
+        part.groups.markdown(md);
+        let _ = writeln!(md, "\n{}", part.list_note);
+        part.list.markdown(md);
     }
-    for (title, rows) in [
-        ("Slowest to converge after the last heal", campaign.slowest_after_last_heal()),
-        ("Slowest to converge after the last write", campaign.slowest_after_last_write()),
-    ] {
-        if rows.is_empty() {
-            continue;
-        }
-        let _ = writeln!(md, "\n### {title}\n\n| ms | seed | scenario | reproduce |\n| ---: | ---: | --- | --- |");
-        for row in rows {
-            let _ = writeln!(md, "| {} | {} | {} | `{}` |", row.ms, row.seed, md_cell(&row.scenario), row.reproduce);
-        }
+    for (title, table) in slowest_parts(campaign) {
+        let _ = writeln!(md, "\n### {title}");
+        table.markdown(md);
     }
 }
 
-fn campaign_markdown(title: &str, campaigns: &[CampaignAggregate], overall: &[ScenarioStats]) -> String {
+fn markdown_summary(md: &mut String, sections: &[Section<'_>]) {
+    let _ = writeln!(md, "\n### Scenarios ({})\n\n{SECTIONS_NOTE}", sections.len());
+    summary_table(sections).markdown(md);
+    md.push_str("\n### Totals per scenario\n");
+    totals_table(sections).markdown(md);
+}
+
+fn markdown_sections(md: &mut String, sections: &[Section<'_>], charts: &[Chart], png: bool) {
+    if let Some(note) = sections_charted_note(sections) {
+        let _ = writeln!(md, "\n{note}");
+    }
+    for section in sections {
+        scenario::markdown(md, section, &charts[section.charts.clone()], png);
+    }
+}
+
+/// The Markdown page: `sections` per campaign, `charts` of the whole
+/// report (the first `shared` are the campaigns', the rest the sections').
+fn campaign_markdown(
+    title: &str,
+    campaigns: &[CampaignAggregate],
+    overall: &[ScenarioStats],
+    sections: &[Vec<Section<'_>>],
+    charts: (&[Chart], usize),
+    png: bool,
+) -> String {
+    let (charts, shared) = charts;
     let mut md = format!("# {title}\n\n");
     markdown_overview(&mut md, campaigns, overall);
-    for campaign in campaigns {
-        let (versions, other_versions) = campaign.versions();
-        let mut versions: Vec<String> = versions.iter().map(|(v, runs)| format!("{v} ({runs} runs)")).collect();
-        if other_versions > 0 {
-            versions.push(format!("other versions ({other_versions} runs)"));
-        }
-        let _ = writeln!(md, "\n## {}\n\nscx {}.", md_cell(campaign.name()), versions.join(", "));
+    for ((campaign, all), sections) in campaigns.iter().zip(overall).zip(sections) {
+        let _ = writeln!(md, "\n## {}\n\n{}", md_cell(campaign.name()), versions_line(campaign));
+        markdown_summary(&mut md, sections);
         markdown_invariants(&mut md, campaign);
-        markdown_scenarios(&mut md, campaign);
+        let _ = writeln!(md, "\n### Counters per run\n\n{COUNTS_NOTE}");
+        scenario::counts_table(all).markdown(&mut md);
         markdown_failures(&mut md, campaign);
+        markdown_sections(&mut md, sections, charts, png);
     }
     changes_markdown(&mut md, campaigns);
+    scenario::markdown_charts(&mut md, "## Charts", &charts[..shared], png);
     md
 }
 
@@ -1066,6 +1092,23 @@ fn scenario_set(campaign: &CampaignAggregate) -> String {
 
 // ---- the report ------------------------------------------------------------------
 
+/// Each campaign's scenario sections, the first [`SECTIONS_CHARTED`] of
+/// each with their charts appended to `charts`.
+fn scenario_sections<'a>(campaigns: &'a [CampaignAggregate], charts: &mut Vec<Chart>) -> Vec<Vec<Section<'a>>> {
+    let many = campaigns.len() > 1;
+    let mut all: Vec<Vec<Section<'a>>> = (campaigns.iter().enumerate())
+        .map(|(index, campaign)| {
+            scenario::sections(campaign, &if many { format!("{}-", index + 1) } else { String::new() })
+        })
+        .collect();
+    for section in all.iter_mut().flat_map(|sections| sections.iter_mut().take(SECTIONS_CHARTED)) {
+        let start = charts.len();
+        charts.extend(section.charts());
+        section.charts = start..charts.len();
+    }
+    all
+}
+
 /// Writes the report of one or more campaigns into `out_dir`; two or more
 /// are compared (their convergence CDFs overlaid). Only the aggregates are
 /// read, so the report's memory does not grow with the number of runs.
@@ -1079,14 +1122,18 @@ pub fn write_campaign_report(
         many => format!("Comparison of {} campaigns", many.len()),
     });
     let overall: Vec<ScenarioStats> = campaigns.iter().map(CampaignAggregate::overall_stats).collect();
-    let charts = campaign_charts(campaigns, &overall);
-    let markdown = campaign_markdown(&title, campaigns, &overall);
+    let mut charts = campaign_charts(campaigns, &overall);
+    let shared = charts.len();
+    let sections = scenario_sections(campaigns, &mut charts);
     let svgs = charts.iter().map(Chart::svg).collect::<Result<Vec<_>, _>>()?;
+    let markdown = campaign_markdown(&title, campaigns, &overall, &sections, (&charts, shared), options.png);
     let body = html! {
-        @for (campaign, all) in campaigns.iter().zip(&overall) { (campaign_html(campaign, all)) }
+        @for ((campaign, all), sections) in campaigns.iter().zip(&overall).zip(&sections) {
+            (campaign_html(campaign, all, sections, &charts, &svgs))
+        }
         (changes_html(campaigns))
         h2 { "Charts" }
-        @for (chart, svg) in charts.iter().zip(&svgs) { (chart_html(chart, svg)) }
+        @for (chart, svg) in charts[..shared].iter().zip(&svgs) { (chart_html(chart, svg)) }
     };
     let data = ReportData {
         kind: if campaigns.len() > 1 { "comparison" } else { "campaign" },
@@ -1108,6 +1155,15 @@ mod tests {
         let html = differs.words(|text| html! { code { (text) } }.into_string(), |text| html! { (text) }.into_string());
         assert_eq!(html, "<code>description</code>: &lt;b&gt;old&lt;/b&gt; → (not set)");
         assert_eq!(differs.words(|text| format!("`{text}`"), str::to_owned), "`description`: <b>old</b> → (not set)");
+    }
+
+    #[test]
+    fn numbers_group_their_whole_part() {
+        assert_eq!(number(1191.5, 2), "1,191.50");
+        assert_eq!(number(1.3594, 3), "1.359");
+        assert_eq!(number(1_234_567.4, 0), "1,234,567");
+        assert_eq!(number(-2500.0, 1), "-2,500.0");
+        assert_eq!(number(-0.001, 1), "0.0");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 mod campaign;
 mod run;
+mod table;
 
 use campaign::CampaignJson;
 pub use campaign::write_campaign_report;

@@ -10,7 +10,10 @@
 //! from engine failures; keys beyond MAX_SCENARIOS pool in one row.
 
 use crate::support::{SCENARIOS, aggregate, mix, record, temp, varied};
-use scx_reports::aggregate::{FAILURES_LISTED, MAX_SCENARIOS, SLOWEST_LISTED, bytes_ratio_thousandths};
+use scx_reports::aggregate::{
+    CountMetric, EXAMPLES_PER_GROUP, FAILURES_LISTED, FailureGroup, FailureKind, MAX_SCENARIOS, SLOWEST_LISTED,
+    SLOWEST_PER_SCENARIO, bytes_ratio_thousandths,
+};
 use scx_reports::distribution::Distribution;
 use scx_reports::model::{RunRecord, Verdict};
 use scx_reports::{CampaignAggregate, ReportOptions, write_campaign_report};
@@ -45,6 +48,56 @@ fn assert_matches(distribution: &Distribution, values: &[u64], exact_below: u64,
     }
 }
 
+/// A message's shape, computed apart from the crate's: split into runs of
+/// word and non-word characters, and a word run with a digit becomes `#`.
+fn pattern(message: &str) -> String {
+    let chars: Vec<char> = message.chars().collect();
+    let word = |c: &char| c.is_ascii_alphanumeric() || *c == '_';
+    chars
+        .chunk_by(|a, b| word(a) == word(b))
+        .map(|run| if run.iter().any(char::is_ascii_digit) { "#".to_owned() } else { run.iter().collect() })
+        .collect()
+}
+
+type Groups = BTreeMap<(Verdict, String, String), (u64, Vec<u64>)>;
+
+/// Non-passing runs by (verdict, checker, message pattern): their count
+/// and the first seeds, by brute force.
+fn brute_force_groups(records: &[&RunRecord]) -> Groups {
+    let mut groups: Groups = BTreeMap::new();
+    let mut failing: Vec<&&RunRecord> = records.iter().filter(|r| !r.passed()).collect();
+    failing.sort_by_key(|r| (r.seed, r.scenario_path.clone()));
+    for record in failing {
+        let (checker, detail) = match record.violations.first() {
+            Some(v) => (v.checker.clone(), v.message.clone()),
+            None => (String::new(), record.note.clone().unwrap_or_default()),
+        };
+        let entry = groups.entry((record.status, checker, pattern(&detail))).or_default();
+        entry.0 += 1;
+        if entry.1.len() < EXAMPLES_PER_GROUP {
+            entry.1.push(record.seed);
+        }
+    }
+    groups
+}
+
+fn got_groups(groups: Vec<(&FailureKind, &FailureGroup)>) -> Groups {
+    (groups.into_iter())
+        .map(|(k, g)| {
+            let seeds = g.examples().iter().map(|row| row.seed).collect();
+            ((k.verdict, k.checker.clone(), k.message.clone()), (g.runs, seeds))
+        })
+        .collect()
+}
+
+/// The `limit` slowest (ms, seed), slowest first, by brute force.
+fn slowest(records: &[&RunRecord], pick: fn(&RunRecord) -> Option<u64>, limit: usize) -> Vec<(u64, u64)> {
+    let mut slow: Vec<(u64, u64)> = records.iter().filter_map(|r| pick(r).map(|ms| (ms, r.seed))).collect();
+    slow.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    slow.truncate(limit);
+    slow
+}
+
 /// Every figure of one scenario (or all) by brute force.
 fn check_scenario(stats: &scx_reports::aggregate::ScenarioStats, records: &[&RunRecord], what: &str) {
     let values = |pick: fn(&RunRecord) -> Option<u64>| records.iter().filter_map(|r| pick(r)).collect::<Vec<u64>>();
@@ -55,6 +108,13 @@ fn check_scenario(stats: &scx_reports::aggregate::ScenarioStats, records: &[&Run
     assert_matches(stats.after_last_write_ms(), &values(|r| r.converged_after_last_write_ms), 0, what);
     assert_matches(stats.bytes_ratio_thousandths(), &values(|r| bytes_ratio_thousandths(&r.metrics)), 0, what);
     assert_matches(stats.round_trips(), &values(|r| Some(r.metrics.round_trips)), 0, what);
+    for metric in CountMetric::ALL {
+        let per_run: Vec<u64> = records.iter().map(|r| metric.of(&r.metrics)).collect();
+        assert_matches(stats.count(metric), &per_run, 0, &format!("{what} {}", metric.name()));
+    }
+    let (groups, other) = stats.failure_groups();
+    assert!(other.is_none(), "{what}: six groups fit");
+    assert_eq!(got_groups(groups), brute_force_groups(records), "{what}: failure groups");
     let count = |verdict| records.iter().filter(|r| r.status == verdict).count() as u64;
     let v = stats.verdicts();
     assert_eq!(
@@ -107,6 +167,11 @@ fn aggregate_equals_brute_force_within_the_stated_precision_10k_runs_4_scenarios
             })
             .collect();
         check_scenario(stats, &mine, &key.scenario_path);
+        let heal = |r: &RunRecord| r.converged_after_last_heal_ms;
+        let write = |r: &RunRecord| r.converged_after_last_write_ms;
+        let got = |runs: &[scx_reports::aggregate::SlowRun]| runs.iter().map(|s| (s.ms, s.seed)).collect::<Vec<_>>();
+        assert_eq!(got(stats.slowest_after_last_heal()), slowest(&mine, heal, SLOWEST_PER_SCENARIO));
+        assert_eq!(got(stats.slowest_after_last_write()), slowest(&mine, write, SLOWEST_PER_SCENARIO));
         let first = mine.iter().map(|r| r.seed).min().unwrap();
         assert_eq!(stats.parameters().unwrap().seed, first, "parameters of the smallest seed");
     }
@@ -116,17 +181,11 @@ fn aggregate_equals_brute_force_within_the_stated_precision_10k_runs_4_scenarios
     let listed: Vec<(u64, &str)> = aggregate.failures().iter().map(|f| (f.seed, f.reproduce.as_str())).collect();
     let want: Vec<(u64, &str)> = failing.iter().take(FAILURES_LISTED).map(|r| (r.seed, r.reproduce.as_str())).collect();
     assert_eq!(listed, want, "the first failures by seed");
-    let mut groups: BTreeMap<(Verdict, String), u64> = BTreeMap::new();
-    for record in records.iter().filter(|r| !r.passed()) {
-        let checker = record.violations.first().map_or(String::new(), |v| v.checker.clone());
-        *groups.entry((record.status, checker)).or_default() += 1;
-    }
-    let (got_groups, other) = aggregate.failure_groups();
+    let (groups, other) = aggregate.failure_groups();
     assert!(other.is_none());
-    let got_groups: BTreeMap<(Verdict, String), u64> =
-        got_groups.into_iter().map(|(k, g)| ((k.verdict, k.checker.clone()), g.runs)).collect();
-    assert_eq!(got_groups, groups);
-
+    let groups = got_groups(groups);
+    assert_eq!(groups, brute_force_groups(&records.iter().collect::<Vec<_>>()));
+    assert_eq!(groups.len(), 6, "one group per checker and per inconclusive note, whatever the numbers: {groups:?}");
     let mut slow: Vec<(u64, u64)> =
         records.iter().filter_map(|r| r.converged_after_last_write_ms.map(|ms| (ms, r.seed))).collect();
     slow.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -222,8 +281,10 @@ fn timeouts_harness_errors_and_nothing_tested_are_counted_apart_from_engine_fail
     assert!(markdown.contains("### Engine failures (1)"), "{markdown}");
     assert!(markdown.contains("### Inconclusive runs (4): 2 timeout, 1 harness error, 1 nothing tested"), "{markdown}");
     assert!(
-        markdown
-            .contains("| timeout | - | 2 | 3 | ran longer than 10s | `scx run scenarios/synthetic.toml --seed 3` |")
+        markdown.contains(
+            "| timeout | - | ran longer than # | 2 | 3, 4 | `scx run scenarios/synthetic.toml --seed 3`; `scx run scenarios/synthetic.toml --seed 4` |"
+        ),
+        "two timeouts are one group with both seeds:\n{markdown}"
     );
     assert!(markdown.contains("| 6 | synthetic | nothing-tested | - | no live node at the end |"));
     assert!(markdown.contains("| mixed | 6 | 1 | 1 | 2 | 1 | 1 |"), "the overview counts each verdict:\n{markdown}");
