@@ -3,4 +3,5 @@
 mod aggregate;
 mod comparison;
 mod pages;
+mod sections;
 mod support;

@@ -154,3 +154,102 @@ pub(crate) fn aggregate<'a>(name: &str, records: impl IntoIterator<Item = &'a Ru
     }
     aggregate
 }
+
+/// The small multi-scenario campaign: "mesh" under two contents (two
+/// files, two hashes) and "gossip", whose runs draw their own fault mix.
+pub(crate) const THREE_SCENARIOS: [(&str, &str, &str); 3] = [
+    ("mesh", "aaaa000000000000", "scenarios/mesh.toml"),
+    ("mesh", "bbbb000000000000", "scenarios/mesh-v2.toml"),
+    ("gossip", "cccc000000000000", "scenarios/gossip.toml"),
+];
+
+fn three_scenarios_manifest() -> CampaignManifest {
+    let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let scenario = |index: usize, pairs: &[(&str, &str)]| ManifestScenario {
+        path: THREE_SCENARIOS[index].2.into(),
+        hash: THREE_SCENARIOS[index].1.into(),
+        seeds: "0..24".into(),
+        params: params(pairs),
+    };
+    CampaignManifest {
+        format: CampaignManifest::FORMAT,
+        scx_version: "0.1.0".into(),
+        shard: "1/1".into(),
+        scenarios: vec![
+            scenario(0, &[("name", "mesh"), ("cluster.nodes", "5"), ("network.loss", "0.01")]),
+            scenario(1, &[("name", "mesh"), ("cluster.nodes", "5"), ("network.loss", "0.05")]),
+            scenario(2, &[("name", "gossip"), ("cluster.nodes", "3"), ("swarm.enabled", "true")]),
+        ],
+        replayed_first: Vec::new(),
+        invariants: vec![ManifestInvariant {
+            name: "convergence".into(),
+            kind: "eventually".into(),
+            property: "every live node reaches the same hashes".into(),
+        }],
+    }
+}
+
+/// A run of the small multi-scenario campaign. Seed s runs scenario s mod 3.
+/// "mesh" v2 fails to converge from seed 10 on (messages that differ only
+/// in their numbers), "gossip" seed 5 loses an acknowledged lane, and
+/// "mesh" seed 9 times out.
+fn three_scenarios_run(seed: u64) -> RunRecord {
+    let (scenario, hash, path) = THREE_SCENARIOS[(seed % 3) as usize];
+    let does_not_converge = hash.starts_with("bbbb") && seed >= 10;
+    let mut run = record(seed, (!does_not_converge).then_some(100 * (2 + seed * 7 % 9)));
+    (run.scenario, run.scenario_hash, run.scenario_path) = (scenario.into(), hash.into(), path.into());
+    run.reproduce = format!("scx run {path} --seed {seed}");
+    if does_not_converge {
+        run.violations[0].message = format!(
+            "live nodes did not converge within the settle bound of 10000 ms after the last heal at {} ms",
+            5_000 + seed * 100
+        );
+    }
+    if seed == 5 {
+        run.status = Verdict::Fail;
+        run.violations = vec![ViolationRecord {
+            checker: "durability".into(),
+            kind: "always".into(),
+            message: "n2 acknowledged lane 3f2a01bc (seq 4) but holds a different lane at that seq".into(),
+            at_ms: 9_000,
+            node: Some(2),
+        }];
+    }
+    if seed == 9 {
+        (run.status, run.note) = (Verdict::Timeout, Some("ran longer than 10s of wall-clock time".into()));
+        run.violations.clear();
+        run.converged_at_ms = None;
+        (run.converged_after_last_heal_ms, run.converged_after_last_write_ms) = (None, None);
+    }
+    run.metrics.crashes = seed % 3;
+    run.metrics.messages_dropped = seed * 7 % 50;
+    run.metrics.rollbacks = seed % 2;
+    run.metrics.sessions_abandoned = u64::from(seed.is_multiple_of(5));
+    run.metrics.conflicts = seed % 4;
+    run.coverage = [("partition-healed", seed % 2), ("crash-recovered", u64::from(seed.is_multiple_of(3)))]
+        .into_iter()
+        .map(|(name, count)| (name.to_owned(), count))
+        .collect();
+    if scenario == "gossip" {
+        let fault =
+            |kind: &str| FaultRecord { kind: kind.into(), start_ms: 1_000, end_ms: Some(3_000), nodes: vec![1] };
+        run.faults = match seed % 4 {
+            0 => vec![fault("crash")],
+            1 => vec![fault("pause"), fault("partition")],
+            2 => Vec::new(),
+            _ => vec![fault("partition")],
+        };
+    }
+    run
+}
+
+/// The small multi-scenario campaign: 24 seeds over three scenarios, with
+/// its manifest.
+pub(crate) fn three_scenarios() -> CampaignAggregate {
+    let mut aggregate = CampaignAggregate::new("three-scenarios.jsonl");
+    aggregate.add_manifest(&three_scenarios_manifest());
+    for seed in 0..24 {
+        aggregate.add(&three_scenarios_run(seed));
+    }
+    aggregate
+}
