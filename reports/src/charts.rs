@@ -123,7 +123,7 @@ impl NodeState {
 /// convergence shows).
 pub const LEGEND_WIDTH: u32 = 190;
 /// Characters of a legend name shown (longer names end in "...").
-const LEGEND_CHARS: usize = 26;
+pub const LEGEND_CHARS: usize = 26;
 
 /// How a legend entry is drawn.
 #[derive(Clone, Copy)]
