@@ -59,12 +59,27 @@ const SCENARIOS: [(&str, &str, &str); 4] = [
     ("p2p-gossip", "a0b1c2d3e4f50617", "scenarios/p2p-gossip.toml"),
 ];
 
+/// Seeds that run each scenario with each verdict and checker, three
+/// times (4 scenarios × 16 rolls × 3: ten fails over three checkers, the
+/// three inconclusive verdicts, three passes), converging at the cap.
+const COVERING_SEEDS: u64 = 4 * 16 * 3;
+
 /// A run as a campaign reports it: convergence quantised to the 100 ms
 /// sample interval and bounded by the 150 s settle bound (a run that has
 /// not converged by then fails), some runs with nothing healed.
 fn record(seed: u64) -> RunRecord {
-    let (scenario, hash, path) = SCENARIOS[(mix(seed, 1) % 4) as usize];
-    let status = match mix(seed, 2) % 1_000 {
+    // The first seeds walk every scenario, verdict and checker in turn, and
+    // pass at the largest convergence time: every bounded entry an aggregate
+    // keeps (a failure group per scenario with its examples, the slowest
+    // runs, the first failures) is full of its smallest keys long before the
+    // 10,000th record, so later records are only counted, and growth after
+    // that would be a leak rather than a list still filling.
+    let covering = seed < COVERING_SEEDS;
+    let scenario_index = if covering { seed % 4 } else { mix(seed, 1) % 4 };
+    let (scenario, hash, path) = SCENARIOS[scenario_index as usize];
+    let roll = if covering { seed / 4 % 16 } else { mix(seed, 2) % 1_000 };
+    let checker = if covering { roll % 3 } else { mix(seed, 8) % 3 };
+    let status = match roll {
         0..=9 => Verdict::Fail,
         10 => Verdict::Timeout,
         11 => Verdict::HarnessError,
@@ -72,8 +87,8 @@ fn record(seed: u64) -> RunRecord {
         _ => Verdict::Pass,
     };
     let converged = status == Verdict::Pass;
-    let healed = !mix(seed, 3).is_multiple_of(5);
-    let after_heal_ms = 100 * (1 + mix(seed, 4) % 1_500);
+    let healed = covering || !mix(seed, 3).is_multiple_of(5);
+    let after_heal_ms = if covering { 150_000 } else { 100 * (1 + mix(seed, 4) % 1_500) };
     let after_write_ms = (after_heal_ms + 100 * (mix(seed, 5) % 20)).min(150_000);
     RunRecord {
         scx_version: "0.1.0".into(),
@@ -95,7 +110,7 @@ fn record(seed: u64) -> RunRecord {
         ended_at_ms: 62_000 + after_heal_ms,
         violations: match status {
             Verdict::Fail => vec![ViolationRecord {
-                checker: ["durability", "convergence", "forks"][(mix(seed, 8) % 3) as usize].into(),
+                checker: ["durability", "convergence", "forks"][checker as usize].into(),
                 kind: "always".into(),
                 message: format!("an acknowledged lane is gone after a crash (seed {seed})"),
                 at_ms: 30_000,

@@ -18,10 +18,12 @@ use std::collections::BTreeMap;
 
 /// Scenarios kept apart; records of scenario keys beyond the smallest
 /// this many (by name, hash, path) are pooled in one overflow row. A
-/// scenario costs its four histograms: about 8 KiB for each doubling of a
-/// histogram's largest value above 2,048 (72 KiB for convergence times up
-/// to 262 s; 330 KB a scenario in `benches/aggregate_memory.rs`), so this
-/// bounds an aggregate to a few hundred megabytes in the worst case.
+/// scenario costs mostly its nine histograms (four figures and five
+/// counters per run): about 8 KiB for each doubling of a histogram's
+/// largest value above 2,048 (72 KiB for convergence times up to 262 s;
+/// 350 KB a scenario in `benches/aggregate_memory.rs`), plus at most
+/// [`MAX_SCENARIO_FAILURE_GROUPS`] × [`EXAMPLES_PER_GROUP`] failure rows,
+/// so this bounds an aggregate to a few hundred megabytes in the worst case.
 pub const MAX_SCENARIOS: usize = 1_000;
 /// Coverage names kept apart per scenario; the rest are pooled.
 pub const MAX_COVERAGE_NAMES: usize = 64;
