@@ -309,7 +309,9 @@ fn a_report_on_two_campaigns_names_the_parameter_that_differs_and_judges_the_cha
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let markdown = std::fs::read_to_string(cmp.join("report.md")).unwrap();
     assert!(markdown.contains("Parameters that differ: `network.loss`: 0.01 → 0.2."), "{markdown}");
-    let heal = markdown.lines().find(|line| line.starts_with("| converged after the last heal (ms) |")).unwrap();
+    // Each campaign's own section has a row of the same name; the verdict is in the changes that follow them.
+    let changes = markdown.split("## Changes:").nth(1).expect("a comparison has a changes section");
+    let heal = changes.lines().find(|line| line.starts_with("| converged after the last heal (ms) |")).unwrap();
     assert!(heal.ends_with("| regressed |"), "20% loss slows convergence after the heal: {heal}");
     assert!(markdown.contains("### What a pass means") && markdown.contains("| `reads` | always |"), "{markdown}");
     assert!(!markdown.contains("`determinism`"), "determinism is checked only with --check-determinism");
