@@ -7,13 +7,13 @@ use crate::lane::{Dot, LaneShapeError};
 /// Why a lane was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LaneError {
-    /// This replaced node has not synced with a majority of the other
-    /// members yet, so it may not author (it would fork its own chain).
+    /// This replaced node has not synced with every other member yet, so it
+    /// may not author (it would fork its own chain).
     #[error("rejoining: synced with {synced} of the {needed} peers needed before authoring")]
     Rejoining {
         /// Peers synced with so far.
         synced: usize,
-        /// A majority of the other members.
+        /// Every other member.
         needed: usize,
     },
     /// The bytes are not a canonical lane.

@@ -67,7 +67,7 @@ pub enum RecordKind {
     /// A committed snapshot id at a lane index.
     Commit = 3,
     /// The node started (payload `[1]`) or finished (`[0]`) rejoining: it
-    /// must not author until a majority of its peers synced with it, and a
+    /// must not author until every other member synced with it, and a
     /// crash in between must not make it forget. Payload `[2]`: recovery
     /// found a rotten record and cut the log there (see a store's `load`).
     Rejoin = 4,

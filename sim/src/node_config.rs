@@ -54,7 +54,7 @@ pub fn node_config(spec: &RunSpec, node: u32, boot: u32, rejoining: bool) -> Nod
     replica.checkpoint_interval = spec.snapshot_interval.min(32);
     replica.prune = spec.prune;
     replica.bugs = crate::bugs::engine_bugs(spec.bug);
-    // A replacement rejoins until a majority of peers synced with it.
+    // A replacement rejoins until every other node synced with it.
     replica.rejoining = rejoining;
     let interval_ns = spec.sync_interval.as_nanos().max(1) as u64;
     // Each node ticks at its own phase, so the cluster does not sync in lockstep.

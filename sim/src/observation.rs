@@ -90,7 +90,7 @@ pub enum Observation {
         /// The engine found a rotten record (not a torn write) and opened
         /// the replica rejoining.
         corruption_detected: bool,
-        /// The replica refuses to author until a majority synced with it.
+        /// The replica refuses to author until every peer synced with it.
         rejoining: bool,
     },
     /// A node could not recover its log.

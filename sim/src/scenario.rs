@@ -1366,7 +1366,7 @@ fn validate_fault(
         return Err(source.at(
             rot,
             format!(
-                "`rot` needs a mesh or p2p topology: a rotten node rejoins after a majority of its peers synced with it, which a {} node never reaches",
+                "`rot` needs a mesh or p2p topology: a rotten node rejoins after every other node synced with it, which a {} node never reaches",
                 scenario.topology.name()
             ),
             Some("use mesh or p2p, or drop `rot`".into()),

@@ -87,8 +87,8 @@ pub struct RecoveryReport {
     pub torn_tail_bytes: u64,
     /// A record that had been durable failed its checksum (rot, not a torn
     /// write): it and everything after it were dropped, and the node opened
-    /// rejoining (it authors nothing until a majority of its peers synced
-    /// with it, so it learns back what it acknowledged).
+    /// rejoining (it authors nothing until every other member synced with
+    /// it, so it learns back what it acknowledged).
     pub corruption_detected: bool,
 }
 
@@ -109,7 +109,7 @@ impl<L: Law> Node<L> {
             return Err(RecoveryError::UnrepairableTail { defect, valid_bytes: recovered.valid_bytes });
         }
         // Rot may have taken acknowledged lanes with it, own lanes included:
-        // the node must learn its chain back from a majority before it
+        // the node must learn its chain back from every peer before it
         // authors, or it would reuse their seqs.
         let rotted = recovered.defect.is_some_and(TailDefect::is_corruption) && !bugs.rot_taken_for_tear();
         // A crash while rejoining must not end the rejoin: the log says so.

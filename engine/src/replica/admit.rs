@@ -103,9 +103,11 @@ impl<L: Law> Replica<L> {
 
     /// Whether this replaced node is still learning its history back: it
     /// may not author lanes (and should not serve reads) until it has synced
-    /// with a majority of the other members. A lane it acknowledged before
-    /// its disk was lost, and that no peer received, is gone; one a peer in
-    /// that majority holds comes back, and its seqs are never reused.
+    /// with every other member. A lane it acknowledged before its disk was
+    /// lost, and that no peer received, is gone; one any peer holds comes
+    /// back before it authors, so its seqs are never reused. (A majority is
+    /// not enough: a lane only one peer received may sit outside it, and the
+    /// node would author that lane's seq again, forking its own chain.)
     pub fn is_rejoining(&self) -> bool {
         self.rejoin_peers.is_some()
     }
@@ -121,10 +123,10 @@ impl<L: Law> Replica<L> {
         }
     }
 
-    /// A majority of the other members.
+    /// Every other member: any one of them may hold a lane this node
+    /// acknowledged and no one else received.
     pub(super) fn rejoin_quorum(&self) -> usize {
-        let others = self.config.members.iter().filter(|member| **member != self.config.node).count();
-        others / 2 + 1
+        self.config.members.iter().filter(|member| **member != self.config.node).count()
     }
 
     /// Orders, replays and checks stability now (getters do it on demand).

@@ -58,7 +58,7 @@ pub struct ReplicaConfig {
     #[doc(hidden)]
     pub bugs: crate::bugs::Bugs,
     /// This node replaces one whose disk was lost: it authors nothing until
-    /// it has completed a sync with a majority of the other members, so it
+    /// it has completed a sync with every other member, so it
     /// learns its own chain back instead of forking it (see
     /// [`Replica::is_rejoining`]).
     pub rejoining: bool,

@@ -1,6 +1,7 @@
 //! Goal: a node whose disk was lost comes back without forking its own
-//! chain: it authors nothing until it has synced with a majority of the
-//! other members, then continues after the highest seq it learned back.
+//! chain: it authors nothing until it has synced with every other member,
+//! then continues after the highest seq it learned back. A majority is not
+//! enough: a lane only one peer received may sit outside it.
 //! Method: the in-memory `Cluster` bench; node 0 writes, spreads its lanes,
 //! is replaced by an empty replica with `rejoining` set, and syncs.
 
@@ -12,27 +13,66 @@ fn add(key: u32) -> Vec<WorldOp> {
     vec![WorldOp::Add { key, delta: 1 }]
 }
 
+fn replace_node_0(cluster: &mut Cluster, nodes: u32) {
+    let mut rejoining = config(0, nodes);
+    rejoining.rejoining = true;
+    cluster.replicas[0] = Replica::new(World, rejoining);
+}
+
 #[test]
-fn a_replaced_node_authors_nothing_until_a_majority_synced_then_continues_its_chain() {
+fn a_replaced_node_authors_nothing_until_every_peer_synced_then_continues_its_chain() {
     let mut cluster = Cluster::new(5, 11, false);
     cluster.write(0, 3);
     cluster.copy_all(0, 1);
     cluster.copy_all(0, 2);
-    let mut rejoining = config(0, 5);
-    rejoining.rejoining = true;
-    cluster.replicas[0] = Replica::new(World, rejoining);
+    replace_node_0(&mut cluster, 5);
     assert!(cluster.replicas[0].is_rejoining());
     let refused = cluster.replicas[0].create_lane(add(1));
-    assert_eq!(refused.unwrap_err(), LaneError::Rejoining { synced: 0, needed: 3 });
+    assert_eq!(refused.unwrap_err(), LaneError::Rejoining { synced: 0, needed: 4 });
     cluster.sync(0, 1, &Faults::NONE);
     cluster.sync(0, 3, &Faults::NONE);
-    assert!(cluster.replicas[0].is_rejoining(), "two of four others are not a majority");
-    assert!(matches!(cluster.replicas[0].create_lane(add(2)), Err(LaneError::Rejoining { synced: 2, needed: 3 })));
+    cluster.sync(0, 2, &Faults::NONE);
+    assert!(cluster.replicas[0].is_rejoining(), "three of four others are a majority, not every peer");
+    assert!(matches!(cluster.replicas[0].create_lane(add(2)), Err(LaneError::Rejoining { synced: 3, needed: 4 })));
+    cluster.sync(0, 1, &Faults::NONE);
+    assert!(cluster.replicas[0].is_rejoining(), "a second session with the same peer is not another peer");
     cluster.sync(4, 0, &Faults::NONE);
     assert!(!cluster.replicas[0].is_rejoining(), "a session the peer started counts too");
     assert_eq!(cluster.replicas[0].version_vector().get(&NodeId(0)), Some(&3), "its chain came back");
     let (_, lane) = cluster.replicas[0].create_lane(add(3)).unwrap();
     assert_eq!(lane.seq, 4, "no seq is reused");
+}
+
+#[test]
+fn a_lane_only_one_peer_holds_comes_back_before_the_node_authors_again_5_nodes() {
+    let mut cluster = Cluster::new(5, 12, false);
+    cluster.write(0, 3);
+    for peer in 1..4 {
+        cluster.copy_all(0, peer);
+    }
+    // The fourth lane reached one peer only, outside the majority 1, 2, 3.
+    cluster.write(0, 1);
+    cluster.copy_all(0, 4);
+    let fourth = cluster.replicas[4]
+        .clone()
+        .canonical_lanes()
+        .find_map(|(id, lane)| (lane.author == NodeId(0) && lane.seq == 4).then_some(id))
+        .unwrap();
+    replace_node_0(&mut cluster, 5);
+    for peer in 1..4 {
+        cluster.sync(0, peer, &Faults::NONE);
+    }
+    assert_eq!(cluster.replicas[0].version_vector().get(&NodeId(0)), Some(&3));
+    assert!(
+        cluster.replicas[0].create_lane(add(1)).is_err(),
+        "authoring now would reuse seq 4, which n4 holds: the node forks its own chain"
+    );
+    cluster.sync(4, 0, &Faults::NONE);
+    assert!(!cluster.replicas[0].is_rejoining());
+    assert_eq!(cluster.replicas[0].version_vector().get(&NodeId(0)), Some(&4), "the lane only n4 held came back");
+    assert!(cluster.replicas[0].lane(&fourth).is_some());
+    let (_, lane) = cluster.replicas[0].create_lane(add(2)).unwrap();
+    assert_eq!(lane.seq, 5, "no seq is reused");
 }
 
 #[test]

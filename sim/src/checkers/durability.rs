@@ -39,7 +39,7 @@ impl Checker for Durability {
             {
                 found.violation(
                     Some(*node),
-                    format!("n{node} never finished rejoining: it synced with fewer than a majority of its peers"),
+                    format!("n{node} never finished rejoining: it did not sync with every peer"),
                 );
                 return;
             }
