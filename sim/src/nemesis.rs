@@ -175,11 +175,11 @@ fn arm_crash(world: &Arc<World>, node: u32, tear: bool, rng: &mut SimRng) {
         at_op: 1 + rng.below(CRASH_OPS_AHEAD) as u32,
         tear_ppm: tear.then(|| rng.below(1_000_000) as u32),
     };
-    world.disks[node as usize].arm(point);
+    let arming = world.disks[node as usize].arm(point);
     let world = world.clone();
     madsim::task::spawn(async move {
         madsim::time::sleep(CRASH_DEADLINE).await;
-        if world.life(node) != Life::Down {
+        if world.life(node) != Life::Down && world.disks[node as usize].is_armed_by(arming) {
             let effect = world.disks[node as usize].crash_now();
             world.take_down(node, effect);
         }

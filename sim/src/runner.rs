@@ -12,7 +12,7 @@ use crate::node;
 use crate::observation::{NodeView, Observation, StatusView};
 use crate::panics;
 use crate::rng::derive_seed;
-use crate::spec::RunSpec;
+use crate::spec::{FaultKind, RunSpec};
 use crate::trace::Stamped;
 use crate::world::{Life, RunMetrics, Violation, World, lock, now_ns};
 use madsim::runtime::{Handle, Runtime};
@@ -326,11 +326,14 @@ async fn supervise(world: Arc<World>, options: RunOptions) -> Supervised {
         let (taken, observation) = sample(&world, now, now >= quiescent);
         samples.push(taken);
         world.observe(observation);
-        if world.violated()
-            || RunOptions::flag(options.stop.as_ref())
-            || RunOptions::flag(options.timed_out.as_ref())
-            || lock(&world.checkers).converged_at_ns().is_some()
-        {
+        let stopped = RunOptions::flag(options.stop.as_ref()) || RunOptions::flag(options.timed_out.as_ref());
+        let converged = lock(&world.checkers).converged_at_ns().is_some();
+        if !world.violated() && !stopped && (converged || now >= end) {
+            // Before the settle bound is judged: a node the harness left
+            // down is the harness's failure, not the engine's.
+            assert_down_nodes_are_scheduled(&world, now);
+        }
+        if world.violated() || stopped || converged {
             break;
         }
         if now >= end {
@@ -419,6 +422,30 @@ fn hash_view(out: &mut Vec<u8>, view: &NodeView) {
             out.extend_from_slice(status.chain_hash.as_bytes());
             out.extend_from_slice(status.state_digest.as_bytes());
         }
+    }
+}
+
+/// A run that ended (converged or settled) with a node down that no fault
+/// holds down at that time is a harness bug, not a pass: the node's lanes
+/// and reads went unchecked, and the convergence probe skips it. Panics, so
+/// the run's verdict is a harness error, never an engine violation.
+fn assert_down_nodes_are_scheduled(world: &World, now_ns: u64) {
+    let now = Duration::from_nanos(now_ns);
+    for node in 0..world.spec.nodes {
+        if world.life(node) != Life::Down {
+            continue;
+        }
+        let held_down = world.spec.faults.iter().any(|fault| {
+            matches!(fault.kind, FaultKind::Crash { .. } | FaultKind::Replace { .. })
+                && fault.kind.nodes().contains(&node)
+                && fault.start <= now
+                && fault.end.is_none_or(|end| end > now)
+        });
+        assert!(
+            held_down,
+            "n{node} is down at {} ms, but no crash or replacement fault holds it down then",
+            now_ns / 1_000_000
+        );
     }
 }
 

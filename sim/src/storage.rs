@@ -54,6 +54,9 @@ struct Disk {
     ops_since_armed: u32,
     /// Set when the crash point was reached; cleared by `restart`.
     crashed: Option<CrashEffect>,
+    /// Counts `arm` and `restart` calls, so a crash deadline set for one
+    /// arming can tell that the node has restarted since (see `is_armed_by`).
+    arming: u64,
 }
 
 /// A node's disk, shared between the world and the node's `Store` handle.
@@ -66,8 +69,14 @@ pub struct SimDisk {
 impl SimDisk {
     /// A fresh disk holding an empty log.
     pub fn new(node: u32) -> Self {
-        let disk =
-            Disk { durable: LOG_HEADER.to_vec(), unsynced: Vec::new(), armed: None, ops_since_armed: 0, crashed: None };
+        let disk = Disk {
+            durable: LOG_HEADER.to_vec(),
+            unsynced: Vec::new(),
+            armed: None,
+            ops_since_armed: 0,
+            crashed: None,
+            arming: 0,
+        };
         Self { node, disk: Arc::new(Mutex::new(disk)) }
     }
 
@@ -76,11 +85,23 @@ impl SimDisk {
         self.disk.lock().expect("the simulation is single-threaded")
     }
 
-    /// Arms a crash at a future IO operation.
-    pub fn arm(&self, point: CrashPoint) {
+    /// Arms a crash at a future IO operation; returns this arming's number
+    /// for [`SimDisk::is_armed_by`].
+    pub fn arm(&self, point: CrashPoint) -> u64 {
         let mut disk = self.lock();
         disk.armed = Some(point);
         disk.ops_since_armed = 0;
+        disk.arming += 1;
+        disk.arming
+    }
+
+    /// Whether the crash armed as `arming` is still pending: no later arming
+    /// and no restart since. A deadline that outlives its fault (the node
+    /// crashed, the fault healed and the node restarted) must not crash the
+    /// restarted node, which no fault would then bring back.
+    pub fn is_armed_by(&self, arming: u64) -> bool {
+        let disk = self.lock();
+        disk.arming == arming && disk.armed.is_some()
     }
 
     /// The crash, if the disk reached its crash point.
@@ -141,6 +162,7 @@ impl SimDisk {
         disk.unsynced.clear();
         disk.armed = None;
         disk.crashed = None;
+        disk.arming += 1;
     }
 
     /// Bytes written but not yet synced.
