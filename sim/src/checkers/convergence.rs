@@ -4,6 +4,8 @@
 //! live node acknowledged. Nodes that agree with each other but not with
 //! the model fail at once: a mistake every node shares (a merge rule, the
 //! tie-break, a chain step) is invisible to agreement alone.
+//! A node still rejoining (replaced, or rotted) keeps the cluster apart:
+//! it has not synced with every peer yet.
 
 use super::{Checker, Found, Kind, Knowledge};
 use crate::observation::{NodeView, Observation, StatusView};
@@ -75,6 +77,13 @@ fn probe(nodes: &[NodeView], agreed: Option<&Frontier>, knowledge: &Knowledge) -
         match view {
             NodeView::Down => {}
             NodeView::Paused => return Probe::Apart,
+            // A node still rejoining has not synced with every peer: the
+            // same state now is not yet the end of the run.
+            NodeView::Up(_)
+                if knowledge.rejoining.contains(&(node as u32)) || knowledge.rotted.contains(&(node as u32)) =>
+            {
+                return Probe::Apart;
+            }
             NodeView::Up(view) => {
                 if status.is_some_and(|seen| seen != view) {
                     return Probe::Apart;

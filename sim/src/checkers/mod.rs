@@ -175,17 +175,24 @@ impl Knowledge {
     }
 
     /// `node`'s disk lost data: the lanes it acknowledged that no frontier
-    /// of `held_elsewhere` covers may be gone for good.
+    /// of `held_elsewhere` covers may be gone for good. So may those of a
+    /// node still rejoining (or rotted) from an earlier loss: it has not
+    /// learnt its lanes back yet, and `node`'s disk may have held their last
+    /// copy.
     fn forget_unreplicated(&mut self, node: u32, held_elsewhere: &[Frontier]) {
         let tips = held_elsewhere.iter().flat_map(Knowledge::tips);
         // A frontier the model refuses is reported when its node is checked.
         let held = self.model.closure(tips).unwrap_or_default();
-        let acked = self.acked.entry(node).or_default();
-        let lost: Vec<(u64, LaneId)> =
-            acked.iter().filter(|(_, id)| !held.contains(id)).map(|(seq, id)| (*seq, *id)).collect();
-        for (seq, id) in lost {
-            acked.remove(&seq);
-            self.lost_with_disk.insert(id);
+        let mut losers: BTreeSet<u32> = self.rejoining.union(&self.rotted).copied().collect();
+        losers.insert(node);
+        for loser in losers {
+            let Some(acked) = self.acked.get_mut(&loser) else { continue };
+            let lost: Vec<(u64, LaneId)> =
+                acked.iter().filter(|(_, id)| !held.contains(id)).map(|(seq, id)| (*seq, *id)).collect();
+            for (seq, id) in lost {
+                acked.remove(&seq);
+                self.lost_with_disk.insert(id);
+            }
         }
     }
 
@@ -319,5 +326,76 @@ mod invariants_tests {
             .map(|(name, kind, property)| ((*name).to_owned(), (*kind).to_owned(), (*property).to_owned()))
             .collect();
         assert_eq!(listed, table);
+    }
+}
+
+#[cfg(test)]
+mod knowledge_tests {
+    use super::Knowledge;
+    use crate::observation::Observation;
+    use scx_engine::{Lane, NodeId, WorldOp};
+    use scx_model::Frontier;
+
+    fn knowledge(nodes: u32) -> Knowledge {
+        let text = format!("name = \"k\"\nduration = \"1s\"\n[cluster]\nnodes = {nodes}\ntopology = \"mesh\"\n");
+        let scenario = crate::scenario::Scenario::from_toml(&text, "k.toml").unwrap();
+        Knowledge::new(&crate::plan::resolve(&scenario, 0, None))
+    }
+
+    /// `author` writes its next lane (seq one past its last acknowledged).
+    fn write(knowledge: &mut Knowledge, author: u32, seq: u64) -> (u64, scx_engine::LaneId) {
+        let lane = Lane {
+            parents: Vec::new(),
+            author: NodeId(author),
+            seq,
+            lamport: 1,
+            ops: vec![WorldOp::Add { key: seq as u32, delta: 1 }],
+        };
+        let id = lane.id();
+        knowledge.learn(&Observation::Wrote { node: author, id, lane });
+        (seq, id)
+    }
+
+    fn frontier(lanes: &[(u32, u64, scx_engine::LaneId)]) -> Frontier {
+        lanes.iter().map(|(author, seq, id)| (NodeId(*author), (*seq, *id))).collect()
+    }
+
+    #[test]
+    fn a_replaced_nodes_lanes_held_elsewhere_stay_acknowledged_the_rest_are_lost() {
+        let mut knowledge = knowledge(3);
+        let (_, first) = write(&mut knowledge, 0, 1);
+        let (_, second) = write(&mut knowledge, 0, 2);
+        knowledge.learn(&Observation::Replaced { node: 0, held_elsewhere: vec![frontier(&[(0, 1, first)])] });
+        assert_eq!(knowledge.last_acked(0), Some((1, first)));
+        assert!(knowledge.lost_with_disk.contains(&second) && !knowledge.lost_with_disk.contains(&first));
+        assert!(knowledge.rejoining.contains(&0));
+    }
+
+    #[test]
+    fn a_rejoining_nodes_lane_dies_with_the_last_other_disk_that_held_it() {
+        let mut knowledge = knowledge(3);
+        let (_, lane) = write(&mut knowledge, 0, 1);
+        // n0 is replaced while n1 holds its lane: it must come back.
+        knowledge.learn(&Observation::Replaced {
+            node: 0,
+            held_elsewhere: vec![frontier(&[(0, 1, lane)]), Frontier::new()],
+        });
+        assert_eq!(knowledge.last_acked(0), Some((1, lane)));
+        // n1's disk rots before n0 synced with it; n0 (empty) and n2 hold nothing.
+        knowledge.learn(&Observation::Rotted { node: 1, held_elsewhere: vec![Frontier::new(), Frontier::new()] });
+        assert_eq!(knowledge.last_acked(0), None, "the lane's last copy died: n0 cannot learn it back");
+        assert!(knowledge.lost_with_disk.contains(&lane));
+    }
+
+    #[test]
+    fn a_node_that_rejoined_keeps_its_lanes_when_another_disk_is_lost() {
+        let mut knowledge = knowledge(3);
+        let (_, lane) = write(&mut knowledge, 0, 1);
+        knowledge.learn(&Observation::Replaced { node: 0, held_elsewhere: vec![frontier(&[(0, 1, lane)])] });
+        knowledge.learn(&Observation::Rejoined { node: 0 });
+        // n0 holds its lane again; a later loss elsewhere does not excuse losing it.
+        knowledge.learn(&Observation::Replaced { node: 1, held_elsewhere: vec![Frontier::new()] });
+        assert_eq!(knowledge.last_acked(0), Some((1, lane)));
+        assert!(!knowledge.lost_with_disk.contains(&lane));
     }
 }
