@@ -337,7 +337,9 @@ mod knowledge_tests {
     use scx_model::Frontier;
 
     fn knowledge(nodes: u32) -> Knowledge {
-        let text = format!("name = \"k\"\nduration = \"1s\"\n[cluster]\nnodes = {nodes}\ntopology = \"mesh\"\n");
+        let text = format!(
+            "name = \"k\"\nduration = \"1s\"\nsettle = \"1s\"\n[cluster]\nnodes = {nodes}\ntopology = \"mesh\"\n"
+        );
         let scenario = crate::scenario::Scenario::from_toml(&text, "k.toml").unwrap();
         Knowledge::new(&crate::plan::resolve(&scenario, 0, None))
     }
