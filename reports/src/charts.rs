@@ -226,8 +226,12 @@ impl Draw for Lines {
             self.series
                 .iter()
                 .flat_map(|s| s.points.iter().map(|p| p.0))
-                .chain(self.bands.iter().flat_map(|b| [b.start, b.end])),
+                .chain(self.bands.iter().flat_map(|b| [b.start, b.end]))
+                .chain(self.marker.iter().map(|(x, _)| *x)),
         );
+        // A little room on the right, so the last step of a CDF and a
+        // marker at the last sample do not sit on the plot's border.
+        let x1 = x1 + (x1 - x0) * 0.03;
         let (_, y1) = span(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain([0.0]));
         let y1 = y1 * 1.08;
         root.fill(&WHITE).map_err(e)?;

@@ -9,7 +9,7 @@
 //! every collection it walks is ordered, so rewriting it gives
 //! byte-identical files.
 
-use super::table::{Cell, Table, figures, md_cell, text};
+use super::table::{Cell, Table, figures, figures_named, md_cell, text};
 use super::{Chart, Drawing, ReportData, ReportFiles, ReportOptions, chart_html, csv, finish, lines, summary_cards};
 use crate::aggregate::{
     CampaignAggregate, CountMetric, CoverageCount, FailureGroup, FailureKind, FailureRow, MAX_SCENARIOS, ScenarioKey,
@@ -293,11 +293,18 @@ fn cdf_chart(id: &str, title: &str, x_label: &str, caption: &str, series: Vec<Se
     }
 }
 
-fn caption(p: Option<Percentiles>, unit: &str) -> String {
+/// The histogram's caption: whole values (milliseconds, counts; `scale`
+/// 1) print whole, ratios with three decimals.
+fn caption(p: Option<Percentiles>, unit: &str, scale: f64) -> String {
+    let decimals = if scale == 1.0 { 0 } else { 3 };
     match p {
         Some(p) => format!(
-            "{} runs; p50 {:.2}, p95 {:.2}, p99 {:.2}, max {:.2} ({unit}); percentiles within 0.1%.",
-            p.count, p.p50, p.p95, p.p99, p.max
+            "{} runs; p50 {}, p95 {}, p99 {}, max {} ({unit}); percentiles within 0.1%.",
+            thousands(p.count as u64),
+            number(p.p50, decimals),
+            number(p.p95, decimals),
+            number(p.p99, decimals),
+            number(p.max, decimals)
         ),
         None => "No values.".into(),
     }
@@ -312,7 +319,7 @@ fn histogram_chart(id: String, title: String, unit: &str, distribution: &Distrib
     };
     Chart {
         id,
-        caption: caption(distribution.percentiles(scale), unit),
+        caption: caption(distribution.percentiles(scale), unit, scale),
         csv: csv("low,high,runs", bins.iter().map(|b| format!("{:.6},{:.6},{}", b.low, b.high, b.count))),
         drawing: Drawing::Histogram(Histogram { title: title.clone(), x_label, bins, whole: false }),
         title,
@@ -537,6 +544,54 @@ fn totals_table(sections: &[Section<'_>]) -> Table {
     table
 }
 
+/// Scenarios shown as columns of the coverage table; the rest are in their
+/// sections.
+const COVERAGE_COLUMNS: usize = 16;
+
+const COVERAGE_NOTE: &str = "Runs in which each effect happened at least once, of each scenario's runs: a 0 in a scenario that injects the fault means its runs passed without the fault biting.";
+
+/// Effects by scenario: in how many of each scenario's runs the effect
+/// happened at least once, with the note above it. `None` when no scenario
+/// recorded coverage.
+fn coverage_table(sections: &[Section<'_>]) -> Option<(String, Table)> {
+    let shown = &sections[..sections.len().min(COVERAGE_COLUMNS)];
+    let columns: Vec<(Vec<(&str, crate::aggregate::CoverageCount)>, u64)> =
+        (shown.iter()).map(|section| (section.stats.coverage().0, section.stats.verdicts().runs())).collect();
+    let mut effects: Vec<&str> = columns.iter().flat_map(|(named, _)| named.iter().map(|(name, _)| *name)).collect();
+    effects.sort_unstable();
+    effects.dedup();
+    if effects.is_empty() {
+        return None;
+    }
+    let mut headings = vec![text("effect")];
+    // A name two sections share gets its hash, as in the section headings.
+    let shared =
+        |name: &str| shown.iter().filter(|other| other.key.is_some_and(|key| key.scenario == name)).count() > 1;
+    headings.extend(shown.iter().map(|section| {
+        figures_named(match section.key {
+            Some(key) if shared(&key.scenario) => {
+                format!("{} ({})", key.scenario, key.scenario_hash.chars().take(8).collect::<String>())
+            }
+            Some(key) => key.scenario.clone(),
+            None => "other scenarios".to_owned(),
+        })
+    }));
+    let mut table = Table::new(headings);
+    for effect in effects {
+        let mut row = vec![Cell::Text(effect.to_owned())];
+        for (named, runs) in &columns {
+            let reached = named.iter().find(|(name, _)| *name == effect).map_or(0, |(_, count)| count.seeds_reached);
+            row.push(Cell::Number(format!("{} / {}", thousands(reached), thousands(*runs))));
+        }
+        table.row(row);
+    }
+    let mut note = COVERAGE_NOTE.to_owned();
+    if sections.len() > shown.len() {
+        let _ = write!(note, " The first {} scenarios are shown; every section has its own table.", shown.len());
+    }
+    Some((note, table))
+}
+
 /// The groups of one side: engine failures (with the pooled rest of the
 /// groups) or inconclusive runs.
 fn split_groups<'a>(
@@ -682,6 +737,11 @@ fn summary_html(sections: &[Section<'_>]) -> Markup {
         (summary_table(sections).html())
         h3 { "Totals per scenario" }
         (totals_table(sections).html())
+        @if let Some((note, table)) = coverage_table(sections) {
+            h3 { "Coverage by scenario" }
+            p.note { (note) }
+            (table.html())
+        }
     }
 }
 
@@ -860,6 +920,10 @@ fn markdown_summary(md: &mut String, sections: &[Section<'_>]) {
     summary_table(sections).markdown(md);
     md.push_str("\n### Totals per scenario\n");
     totals_table(sections).markdown(md);
+    if let Some((note, table)) = coverage_table(sections) {
+        let _ = writeln!(md, "\n### Coverage by scenario\n\n{note}");
+        table.markdown(md);
+    }
 }
 
 fn markdown_sections(md: &mut String, sections: &[Section<'_>], charts: &[Chart], png: bool) {

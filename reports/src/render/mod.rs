@@ -153,7 +153,7 @@ h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid 
 figure{margin:1.2rem 0}figcaption{color:#555;font-size:.85rem}svg{max-width:100%;height:auto}\
 table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}\
 code{background:#f4f4f4;padding:0 .25rem;border-radius:3px;font-size:.8rem;user-select:all}.fail{color:#b00020}\
-h3{font-size:1.05rem;margin-top:1.4rem}.scroll{overflow-x:auto}.note{color:#555;font-size:.85rem}.n{text-align:right}";
+h3{font-size:1.05rem;margin-top:1.4rem}.scroll{overflow-x:auto}.note{color:#555;font-size:.85rem}.n{text-align:right;white-space:nowrap}";
 
 fn summary_cards(cards: &[(&str, String)]) -> Markup {
     html! { div.cards { @for (label, value) in cards { div.card { b { (value) } span { (label) } } } } }

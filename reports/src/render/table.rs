@@ -3,6 +3,7 @@
 //! maud, code in `<code>`), so the two pages cannot disagree on a figure.
 
 use maud::{Markup, html};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// One cell.
@@ -22,18 +23,23 @@ pub(super) enum Cell {
 
 /// A column: its heading and whether it holds figures.
 pub(super) struct Column {
-    pub(super) name: &'static str,
+    pub(super) name: Cow<'static, str>,
     pub(super) number: bool,
 }
 
 /// A text column.
 pub(super) const fn text(name: &'static str) -> Column {
-    Column { name, number: false }
+    Column { name: Cow::Borrowed(name), number: false }
 }
 
 /// A figures column.
 pub(super) const fn figures(name: &'static str) -> Column {
-    Column { name, number: true }
+    Column { name: Cow::Borrowed(name), number: true }
+}
+
+/// A figures column whose heading is made at run time (a scenario's name).
+pub(super) fn figures_named(name: String) -> Column {
+    Column { name: Cow::Owned(name), number: true }
 }
 
 /// Columns and rows of cells; a row has one cell per column.
@@ -85,7 +91,7 @@ impl Table {
 
     /// The table in Markdown, after a blank line.
     pub(super) fn markdown(&self, md: &mut String) {
-        let names: Vec<&str> = self.columns.iter().map(|column| column.name).collect();
+        let names: Vec<String> = self.columns.iter().map(|column| md_cell(&column.name)).collect();
         let rules: Vec<&str> = self.columns.iter().map(|column| if column.number { "---:" } else { "---" }).collect();
         let _ = write!(md, "\n| {} |\n| {} |\n", names.join(" | "), rules.join(" | "));
         for row in &self.rows {

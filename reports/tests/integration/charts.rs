@@ -161,3 +161,19 @@ fn count_charts_label_only_whole_numbers_and_centre_one_wide_bars_on_their_value
     }
     assert!(centred >= 3, "some one-wide bars were checked against their ticks ({centred})");
 }
+
+#[test]
+fn captions_print_whole_milliseconds_whole_and_ratios_with_decimals() {
+    let (_, html) = report();
+    let captions: Vec<&str> =
+        (html.split("<figcaption>").skip(1)).map(|rest| rest.split("</figcaption>").next().unwrap()).collect();
+    let convergence: Vec<&&str> = captions.iter().filter(|c| c.contains("(ms after the last heal)")).collect();
+    assert!(!convergence.is_empty(), "the page has convergence histograms: {captions:?}");
+    for caption in convergence {
+        let p50 = caption.split("p50 ").nth(1).unwrap().split(',').next().unwrap();
+        assert!(!p50.contains('.') && p50.chars().any(|c| c.is_ascii_digit()), "milliseconds print whole: {caption}");
+    }
+    let ratio = captions.iter().find(|c| c.contains("(ratio)")).expect("a bytes-ratio histogram");
+    let p50 = ratio.split("p50 ").nth(1).unwrap().split(',').next().unwrap();
+    assert_eq!(p50.split('.').nth(1).map(str::len), Some(3), "ratios keep three decimals: {ratio}");
+}
