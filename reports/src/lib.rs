@@ -26,4 +26,4 @@ pub mod stats;
 
 pub use aggregate::CampaignAggregate;
 pub use input::{Input, ReportError, ResultsReader, read_input, read_results_into, read_trace};
-pub use render::{ReportFiles, ReportOptions, write_campaign_report, write_run_report};
+pub use render::{ReportFiles, ReportOptions, Speed, write_campaign_report, write_run_report};

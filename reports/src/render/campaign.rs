@@ -10,7 +10,9 @@
 //! byte-identical files.
 
 use super::table::{Cell, Table, figures, figures_named, md_cell, text};
-use super::{Chart, Drawing, ReportData, ReportFiles, ReportOptions, chart_html, csv, finish, lines, summary_cards};
+use super::{
+    Chart, Drawing, ReportData, ReportFiles, ReportOptions, Speed, chart_html, csv, finish, lines, summary_cards,
+};
 use crate::aggregate::{
     CampaignAggregate, CountMetric, CoverageCount, FailureGroup, FailureKind, FailureRow, MAX_SCENARIOS, ScenarioKey,
     ScenarioParameters, ScenarioStats, SlowRun, VerdictCounts,
@@ -760,6 +762,7 @@ fn campaign_html(
     sections: &[Section<'_>],
     charts: &[Chart],
     svgs: &[String],
+    speed: Option<&Speed>,
 ) -> Markup {
     let v = campaign.verdicts();
     let p50_p99 = |d: &Distribution| match d.count() {
@@ -780,7 +783,7 @@ fn campaign_html(
         (scenario::figures_table(all).html())
         p.note { (sampling_note(all.sample_interval_ms())) }
         p.note { (PRECISION) }
-        p { (versions_line(campaign)) }
+        p { (versions_line(campaign, speed)) }
         (summary_html(sections))
         (invariants_html(campaign))
         h3 { "Counters per run" }
@@ -791,15 +794,26 @@ fn campaign_html(
     }
 }
 
-/// "scx 0.1.0 (60 runs), 0.1.1 (30 runs)."
-fn versions_line(campaign: &CampaignAggregate) -> String {
+/// "scx 0.1.0 (60 runs), 0.1.1 (30 runs)." and how fast the runs went,
+/// when the campaign's own run wrote the page.
+fn versions_line(campaign: &CampaignAggregate, speed: Option<&Speed>) -> String {
     let (versions, other_versions) = campaign.versions();
     let mut versions: Vec<String> =
         versions.iter().map(|(v, runs)| format!("{v} ({} runs)", thousands(*runs))).collect();
     if other_versions > 0 {
         versions.push(format!("other versions ({} runs)", thousands(other_versions)));
     }
-    format!("scx {}.", versions.join(", "))
+    let speed = match speed {
+        Some(speed) if speed.secs > 0.0 => format!(
+            " {} runs in {:.1} s with {} jobs: {:.1} seeds/s on the machine that ran them.",
+            thousands(speed.runs),
+            speed.secs,
+            speed.jobs,
+            speed.runs as f64 / speed.secs
+        ),
+        _ => " Seeds per second are not in results files (they hold no wall-clock time, so they stay byte-identical across machines); the page `scx fuzz --report` writes states them.".to_owned(),
+    };
+    format!("scx {}.{speed}", versions.join(", "))
 }
 
 /// A scenario's parameters by section (`cluster`, `network.latency`,
@@ -944,12 +958,13 @@ fn campaign_markdown(
     sections: &[Vec<Section<'_>>],
     charts: (&[Chart], usize),
     png: bool,
+    speed: Option<&Speed>,
 ) -> String {
     let (charts, shared) = charts;
     let mut md = format!("# {title}\n\n");
     markdown_overview(&mut md, campaigns, overall);
     for ((campaign, all), sections) in campaigns.iter().zip(overall).zip(sections) {
-        let _ = writeln!(md, "\n## {}\n\n{}", md_cell(campaign.name()), versions_line(campaign));
+        let _ = writeln!(md, "\n## {}\n\n{}", md_cell(campaign.name()), versions_line(campaign, speed));
         markdown_summary(&mut md, sections);
         markdown_invariants(&mut md, campaign);
         let _ = writeln!(md, "\n### Counters per run\n\n{COUNTS_NOTE}");
@@ -1190,10 +1205,12 @@ pub fn write_campaign_report(
     let shared = charts.len();
     let sections = scenario_sections(campaigns, &mut charts);
     let svgs = charts.iter().map(Chart::svg).collect::<Result<Vec<_>, _>>()?;
-    let markdown = campaign_markdown(&title, campaigns, &overall, &sections, (&charts, shared), options.png);
+    // A speed belongs to the one campaign that ran; a comparison reads files.
+    let speed = options.speed.as_ref().filter(|_| campaigns.len() == 1);
+    let markdown = campaign_markdown(&title, campaigns, &overall, &sections, (&charts, shared), options.png, speed);
     let body = html! {
         @for ((campaign, all), sections) in campaigns.iter().zip(&overall).zip(&sections) {
-            (campaign_html(campaign, all, sections, &charts, &svgs))
+            (campaign_html(campaign, all, sections, &charts, &svgs, speed))
         }
         (changes_html(campaigns))
         h2 { "Charts" }

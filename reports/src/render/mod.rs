@@ -25,6 +25,21 @@ pub struct ReportOptions {
     pub title: Option<String>,
     /// Also write each chart as `<chart>.png` (for papers).
     pub png: bool,
+    /// How fast the campaign ran, when the page is written by the run
+    /// itself (`scx fuzz --report`): results files hold no wall-clock time,
+    /// so they stay byte-identical across machines and `--jobs`.
+    pub speed: Option<Speed>,
+}
+
+/// How fast a campaign ran on the machine that ran it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Speed {
+    /// Runs finished.
+    pub runs: u64,
+    /// Wall-clock seconds.
+    pub secs: f64,
+    /// Runs at once (`--jobs`).
+    pub jobs: usize,
 }
 
 /// What a report wrote.

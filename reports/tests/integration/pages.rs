@@ -294,7 +294,7 @@ fn the_html_renders_in_headless_chromium_and_is_not_blank() {
 #[test]
 fn charts_export_as_png_for_papers() {
     let dir = temp("png");
-    let files = write_run_report(&trace(), &dir, &ReportOptions { title: None, png: true }).unwrap();
+    let files = write_run_report(&trace(), &dir, &ReportOptions { png: true, ..ReportOptions::default() }).unwrap();
     assert_eq!(files.png.len(), 4, "one PNG per chart");
     for path in &files.png {
         let bytes = std::fs::read(path).unwrap();
@@ -302,7 +302,7 @@ fn charts_export_as_png_for_papers() {
         assert!(bytes.len() > 10_000, "{} is {} bytes: a blank chart?", path.display(), bytes.len());
     }
     let again = temp("png-again");
-    let twice = write_run_report(&trace(), &again, &ReportOptions { title: None, png: true }).unwrap();
+    let twice = write_run_report(&trace(), &again, &ReportOptions { png: true, ..ReportOptions::default() }).unwrap();
     assert_eq!(std::fs::read(&files.png[0]).unwrap(), std::fs::read(&twice.png[0]).unwrap(), "PNGs are reproducible");
 }
 
@@ -345,4 +345,28 @@ fn the_lane_index_chart_of_a_large_cluster_shows_the_nodes_that_lag() {
     }
     let csv = std::fs::read_to_string(dir.join("lane-index.csv")).unwrap();
     assert!(csv.lines().any(|line| line.ends_with(",11,99")), "the CSV has every node");
+}
+
+#[test]
+fn a_page_the_campaign_wrote_states_its_seeds_per_second_and_a_read_file_says_why_not() {
+    let records: Vec<RunRecord> = (0..40).map(varied).collect();
+    let speed = scx_reports::Speed { runs: 40, secs: 2.0, jobs: 2 };
+    let ran = temp("speed-ran");
+    let options = ReportOptions { speed: Some(speed), ..ReportOptions::default() };
+    let files = write_campaign_report(&[aggregate("varied", &records)], &ran, &options).unwrap();
+    let markdown = std::fs::read_to_string(files.markdown).unwrap();
+    assert!(markdown.contains("40 runs in 2.0 s with 2 jobs: 20.0 seeds/s"), "{markdown}");
+    assert!(std::fs::read_to_string(files.html).unwrap().contains("20.0 seeds/s"));
+
+    let read = temp("speed-read");
+    let files = write_campaign_report(&[aggregate("varied", &records)], &read, &ReportOptions::default()).unwrap();
+    let markdown = std::fs::read_to_string(files.markdown).unwrap();
+    assert!(markdown.contains("Seeds per second are not in results files"), "{markdown}");
+    assert!(!markdown.contains("seeds/s"));
+
+    // A comparison reads two files: the speed of one run belongs to neither.
+    let both = temp("speed-both");
+    let pair = [aggregate("a", &records), aggregate("b", &records)];
+    let files = write_campaign_report(&pair, &both, &options).unwrap();
+    assert!(!std::fs::read_to_string(files.markdown).unwrap().contains("seeds/s"));
 }

@@ -457,7 +457,8 @@ impl Sinks {
             eprintln!("{} new failing seeds recorded in {}", failures.added, failures.path.display());
         }
         if let (Some(dir), Some(aggregate)) = (&self.report, self.aggregate.take()) {
-            let options = scx_reports::ReportOptions { title: None, png: self.png };
+            let speed = scx_reports::Speed { runs: self.tally.new_records, secs: elapsed_secs, jobs: campaign.jobs };
+            let options = scx_reports::ReportOptions { title: None, png: self.png, speed: Some(speed) };
             let files = scx_reports::write_campaign_report(&[aggregate], dir, &options)?;
             eprintln!("report: {}", files.html.display());
         }

@@ -72,8 +72,11 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
         output::write_trace(path, &trace).with_context(|| format!("writing the trace to {}", path.display()))?;
     }
     if let Some(dir) = &args.report {
-        let files =
-            scx_reports::write_run_report(&trace, dir, &scx_reports::ReportOptions { title: None, png: args.png })?;
+        let files = scx_reports::write_run_report(
+            &trace,
+            dir,
+            &scx_reports::ReportOptions { title: None, png: args.png, speed: None },
+        )?;
         eprintln!("report: {}", files.html.display());
     }
     Ok(verdict(record.passed()))
@@ -110,7 +113,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let options = scx_reports::ReportOptions { title: args.title.clone(), png: args.png };
+    let options = scx_reports::ReportOptions { title: args.title.clone(), png: args.png, speed: None };
     for (index, path) in args.inputs.iter().enumerate() {
         if let Some(earlier) = args.inputs[..index].iter().find(|earlier| campaign::same_file(earlier, path)) {
             return Err(BadInput(format!(

@@ -88,7 +88,7 @@ pub(super) fn cluster(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let files = scx_reports::write_run_report(
         &trace,
         &out.join("report"),
-        &scx_reports::ReportOptions { title, png: args.png },
+        &scx_reports::ReportOptions { title, png: args.png, speed: None },
     )?;
     eprintln!("report: {}", files.html.display());
     let mut stdout = std::io::stdout().lock();
