@@ -1025,12 +1025,17 @@ impl Differs<'_> {
 }
 
 /// The metrics a comparison judges: (name, the distribution, its scale).
-fn compared_metrics(stats: &ScenarioStats) -> [(&'static str, &Distribution, f64); 4] {
+/// The metrics a comparison judges: what a design changes, lower being
+/// better. Drops, crashes and conflicts are left out: the network model,
+/// the nemesis and the workload set them, not the design under test.
+fn compared_metrics(stats: &ScenarioStats) -> [(&'static str, &Distribution, f64); 6] {
     [
         ("converged after the last heal (ms)", stats.after_last_heal_ms(), 1.0),
         ("converged after the last write (ms)", stats.after_last_write_ms(), 1.0),
         ("bytes sent per byte missing", stats.bytes_ratio_thousandths(), RATIO_SCALE),
         ("round trips", stats.round_trips(), 1.0),
+        ("rollbacks per run", stats.count(CountMetric::Rollbacks), 1.0),
+        ("sessions abandoned per run", stats.count(CountMetric::SessionsAbandoned), 1.0),
     ]
 }
 
@@ -1071,7 +1076,7 @@ fn scaled_mean(name: &str, value: f64) -> String {
     if name.starts_with("bytes") { format!("{:.3}", value / RATIO_SCALE) } else { number(value, 0) }
 }
 
-const CHANGES_NOTE: &str = "Each change is of the mean, variant against base, with a bootstrap interval (1,000 seeded resamples of each side's runs) holding the central 95% of the resampled changes: \"improved\" or \"regressed\" when the whole interval is below or above zero (significance 0.05), \"no change\" when it holds zero. Lower is better for every metric. Scenarios are matched by name.";
+const CHANGES_NOTE: &str = "Each change is of the mean, variant against base, with a bootstrap interval (1,000 seeded resamples of each side's runs) holding the central 95% of the resampled changes: \"improved\" or \"regressed\" when the whole interval is below or above zero (significance 0.05), \"no change\" when it holds zero. Lower is better for every metric; drops, crashes and conflicts are not judged, since the network model, the faults and the workload set them. Scenarios are matched by name.";
 
 fn changes_markdown(md: &mut String, campaigns: &[CampaignAggregate]) {
     let Some((base, variants)) = campaigns.split_first() else { return };
@@ -1109,7 +1114,7 @@ fn changes_markdown(md: &mut String, campaigns: &[CampaignAggregate]) {
             if !change.unjudged.is_empty() {
                 let _ = writeln!(
                     md,
-                    "\nNot judged (fewer than {} values on a side): {}.",
+                    "\nNot judged (fewer than {} values on a side, or a base mean of zero): {}.",
                     compare::MIN_RUNS,
                     change.unjudged.join(", ")
                 );
@@ -1143,7 +1148,7 @@ fn changes_html(campaigns: &[CampaignAggregate]) -> Markup {
                     }
                 }
                 @if !change.unjudged.is_empty() {
-                    p.note { "Not judged (fewer than " (compare::MIN_RUNS) " values on a side): " (change.unjudged.join(", ")) "." }
+                    p.note { "Not judged (fewer than " (compare::MIN_RUNS) " values on a side, or a base mean of zero): " (change.unjudged.join(", ")) "." }
                 }
             }
         }

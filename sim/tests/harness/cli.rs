@@ -313,6 +313,8 @@ fn a_report_on_two_campaigns_names_the_parameter_that_differs_and_judges_the_cha
     let changes = markdown.split("## Changes:").nth(1).expect("a comparison has a changes section");
     let heal = changes.lines().find(|line| line.starts_with("| converged after the last heal (ms) |")).unwrap();
     assert!(heal.ends_with("| regressed |"), "20% loss slows convergence after the heal: {heal}");
+    let abandoned = changes.lines().find(|line| line.starts_with("| sessions abandoned per run |")).unwrap();
+    assert!(abandoned.ends_with("| regressed |"), "20% loss abandons more sessions: {abandoned}");
     assert!(markdown.contains("### What a pass means") && markdown.contains("| `reads` | always |"), "{markdown}");
     assert!(!markdown.contains("`determinism`"), "determinism is checked only with --check-determinism");
 
