@@ -1035,6 +1035,7 @@ fn validate(source: &Source<'_>, raw: RawScenario) -> Result<Scenario, ScenarioE
         scenario.faults.push(validate_fault(source, fault, &scenario)?);
     }
     check_overlaps(source, &raw.faults, &scenario.faults)?;
+    check_rejoins_can_finish(source, &raw.faults, &scenario.faults)?;
     check_run_time(source, &raw, &scenario)?;
     for bundle in &raw.bundles {
         scenario.bundles.push(validate_bundle(source, bundle, &scenario)?);
@@ -1599,6 +1600,47 @@ fn check_overlaps(source: &Source<'_>, raw: &[Spanned<RawFault>], faults: &[Faul
                     &raw[j].get_ref().at,
                     format!("node {node} is already crashed or paused by fault {} during this window", i + 1),
                     Some("a node can be down for one reason at a time; move or shorten one of the windows".into()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A replaced node, or one whose disk rots, authors nothing until every
+/// other node has synced with it; a node that another fault keeps crashed,
+/// replaced or paused for good never does, so the rejoin could never end
+/// and the run would fail for the scenario's sake, not the engine's.
+fn check_rejoins_can_finish(
+    source: &Source<'_>,
+    raw: &[Spanned<RawFault>],
+    faults: &[Fault],
+) -> Result<(), ScenarioError> {
+    let rejoiners = |fault: &Fault| match &fault.kind {
+        FaultKind::Replace { nodes } | FaultKind::Crash { nodes, rot: true, .. } => Some(nodes.clone()),
+        _ => None,
+    };
+    let down_for_good = |fault: &Fault| match &fault.kind {
+        FaultKind::Crash { nodes, .. } | FaultKind::Replace { nodes } | FaultKind::Pause { nodes }
+            if fault.end().is_none() =>
+        {
+            Some(nodes.clone())
+        }
+        _ => None,
+    };
+    for (i, rejoining) in faults.iter().enumerate() {
+        let Some(rejoin) = rejoiners(rejoining) else { continue };
+        for (j, other) in faults.iter().enumerate() {
+            let Some(down) = down_for_good(other) else { continue };
+            if let Some(node) = down.iter().find(|node| rejoin.iter().any(|r| r != *node)) {
+                return Err(source.at(
+                    &raw[i].get_ref().kind,
+                    format!(
+                        "the {} nodes of this fault rejoin only after every other node synced with them, but fault {} keeps node {node} down for good",
+                        rejoining.kind.name(),
+                        j + 1
+                    ),
+                    Some(format!("give fault {} a restart_after or resume_after, or drop this fault", j + 1)),
                 ));
             }
         }

@@ -113,6 +113,11 @@ fn scenarios_that_cannot_test_anything_are_refused() {
         ("zero-window", "13:17", "restart_after is zero: the fault would heal as it starts"),
         ("zero-skew", "13:8", "a clock skew of `+0ms` shifts nothing"),
         ("overlapping-pauses", "16:6", "node 1 is already crashed or paused by fault 1 during this window"),
+        (
+            "rejoin-never-ends",
+            "16:8",
+            "the replace nodes of this fault rejoin only after every other node synced with them, but fault 1 keeps node 3 down for good",
+        ),
         ("sync-interval-above-settle", "8:17", "sync_interval (10s) is longer than settle (5s)"),
         ("sample-interval-above-settle", "8:19", "sample_interval (6s) is longer than settle (5s)"),
         ("settle-below-default-interval", "3:10", "settle (50ms) is shorter than the default sync_interval of 100ms"),
