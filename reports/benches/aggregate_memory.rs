@@ -143,6 +143,7 @@ fn record(seed: u64) -> RunRecord {
             start_ms: 5_000,
             end_ms: Some(20_000),
             nodes: vec![0, 1],
+            groups: Vec::new(),
         }],
         reproduce: format!("scx run {path} --seed {seed}  # scx 0.1.0, scenario {hash}"),
     }

@@ -233,6 +233,7 @@ impl Draw for Lines {
         // marker at the last sample do not sit on the plot's border.
         let x1 = x1 + (x1 - x0) * 0.03;
         let (_, y1) = span(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain([0.0]));
+        let whole_y = self.series.iter().flat_map(|s| &s.points).all(|p| p.1.fract() == 0.0);
         let y1 = y1 * 1.08;
         root.fill(&WHITE).map_err(e)?;
         let mut legend: Vec<(String, Mark)> = (self.series.iter().enumerate())
@@ -254,7 +255,9 @@ impl Draw for Lines {
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
+            // Lines of whole values (counts, lane indexes, bytes) get no
+            // label between two whole numbers ("2.5 distinct hashes").
+            .y_label_formatter(if whole_y { &whole_tick } else { &tick })
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(e)?;

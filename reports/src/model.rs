@@ -159,6 +159,47 @@ pub struct FaultRecord {
     pub end_ms: Option<u64>,
     /// Nodes it named.
     pub nodes: Vec<u32>,
+    /// A partition's sides, or a one-way cut's senders then receivers;
+    /// empty for other kinds (and in records written before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<u32>>,
+}
+
+impl FaultRecord {
+    /// The nodes as a reader wants them: a partition's sides
+    /// ("n0..=n29 | n30..=n99"), a one-way cut ("n0 -> n1"), "all" for a
+    /// fault on the whole network, or the nodes as runs of ids.
+    pub fn nodes_text(&self) -> String {
+        match (self.kind.as_str(), self.groups.as_slice()) {
+            ("partition-one-way", [from, to]) => format!("{} -> {}", node_set(from), node_set(to)),
+            (_, []) if self.nodes.is_empty() => "all".to_owned(),
+            (_, []) => node_set(&self.nodes),
+            (_, groups) => groups.iter().map(|group| node_set(group)).collect::<Vec<_>>().join(" | "),
+        }
+    }
+}
+
+/// Nodes as runs of consecutive ids ("n0..=n29 n31 n40..=n99"), so a
+/// thousand nodes print as a few words.
+pub fn node_set(nodes: &[u32]) -> String {
+    let mut sorted = nodes.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for node in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == node => *last = node,
+            _ => runs.push((node, node)),
+        }
+    }
+    let words: Vec<String> = (runs.iter())
+        .map(|(first, last)| match last - first {
+            0 => format!("n{first}"),
+            1 => format!("n{first} n{last}"),
+            _ => format!("n{first}..=n{last}"),
+        })
+        .collect();
+    if words.is_empty() { "none".to_owned() } else { words.join(" ") }
 }
 
 /// Everything a run reports.
@@ -370,4 +411,38 @@ pub struct Trace {
     pub events: Vec<TraceEvent>,
     /// Events recorded in all.
     pub events_total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FaultRecord, node_set};
+
+    #[test]
+    fn node_sets_print_as_runs_of_consecutive_ids() {
+        let big: Vec<u32> = (0..1_000).filter(|node| *node != 500).collect();
+        assert_eq!(node_set(&big), "n0..=n499 n501..=n999");
+        assert_eq!(node_set(&[4, 1, 2, 9, 2]), "n1 n2 n4 n9");
+        assert_eq!(node_set(&[3, 4, 5, 7]), "n3..=n5 n7");
+        assert_eq!(node_set(&[]), "none");
+    }
+
+    #[test]
+    fn a_fault_prints_its_partition_sides_its_cut_or_its_nodes() {
+        let fault = |kind: &str, nodes: Vec<u32>, groups: Vec<Vec<u32>>| FaultRecord {
+            kind: kind.into(),
+            start_ms: 0,
+            end_ms: None,
+            nodes,
+            groups,
+        };
+        let sides = vec![(0..30).collect(), (30..100).collect()];
+        assert_eq!(fault("partition", (0..100).collect(), sides).nodes_text(), "n0..=n29 | n30..=n99");
+        assert_eq!(fault("partition-one-way", vec![0, 1], vec![vec![0], vec![1]]).nodes_text(), "n0 -> n1");
+        assert_eq!(fault("loss", Vec::new(), Vec::new()).nodes_text(), "all");
+        assert_eq!(fault("crash", vec![1, 3, 4], Vec::new()).nodes_text(), "n1 n3 n4");
+        // A record written before `groups` existed still prints its nodes.
+        let old: FaultRecord =
+            serde_json::from_str(r#"{"kind":"partition","start_ms":1,"end_ms":2,"nodes":[0,1,2]}"#).unwrap();
+        assert_eq!(old.nodes_text(), "n0..=n2");
+    }
 }

@@ -70,6 +70,11 @@ pub fn from_outcome(outcome: &RunOutcome, scenario_path: &str, scenario_hash: &s
                     FaultKind::Latency { .. } | FaultKind::Loss { .. } => Vec::new(),
                     kind => kind.nodes(),
                 },
+                groups: match &fault.kind {
+                    FaultKind::Partition { groups } => groups.clone(),
+                    FaultKind::OneWay { from, to } => vec![from.clone(), to.clone()],
+                    _ => Vec::new(),
+                },
             })
             .collect(),
         reproduce: reproduce_command(scenario_path, spec.seed, scenario_hash, spec.bug),

@@ -247,7 +247,13 @@ fn fault_summary(parameters: &ScenarioParameters) -> String {
         .faults
         .iter()
         .map(|f| {
-            format!("{} {}..{} ms {:?}", f.kind, f.start_ms, f.end_ms.map_or("end".into(), |e| e.to_string()), f.nodes)
+            format!(
+                "{} {}..{} ms {}",
+                f.kind,
+                f.start_ms,
+                f.end_ms.map_or("end".into(), |e| e.to_string()),
+                f.nodes_text()
+            )
         })
         .collect::<Vec<_>>()
         .join("; ");

@@ -165,7 +165,7 @@ pub fn write_run_report(trace: &Trace, out_dir: &Path, options: &ReportOptions) 
         @for (chart, svg) in charts.iter().zip(&svgs) { (chart_html(chart, svg)) }
         h2 { "Faults" }
         table { tr { th { "kind" } th { "start" } th { "heal" } th { "nodes" } }
-            @for fault in &record.faults { tr { td { (fault.kind) } td { (fault.start_ms) " ms" } td { (fault.end_ms.map_or("never".into(), |e| format!("{e} ms"))) } td { (format!("{:?}", fault.nodes)) } } }
+            @for fault in &record.faults { tr { td { (fault.kind) } td { (fault.start_ms) " ms" } td { (fault.end_ms.map_or("never".into(), |e| format!("{e} ms"))) } td { (fault.nodes_text()) } } }
         }
         h2 { "Run" }
         p { "scx " (record.scx_version) ", scenario " code { (record.scenario_hash) } ", trace " code { (record.trace_hash) } }

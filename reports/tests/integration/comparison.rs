@@ -114,8 +114,19 @@ fn a_swarm_scenario_shows_how_often_each_fault_kind_came_up() {
         let mut run = record(seed, Some(500));
         run.faults = match seed % 3 {
             0 => vec![],
-            1 => vec![FaultRecord { kind: "crash".into(), start_ms: 1, end_ms: None, nodes: vec![1] }; 2],
-            _ => vec![FaultRecord { kind: "pause".into(), start_ms: 1, end_ms: None, nodes: vec![2] }],
+            1 => {
+                vec![
+                    FaultRecord { kind: "crash".into(), start_ms: 1, end_ms: None, nodes: vec![1], groups: Vec::new() };
+                    2
+                ]
+            }
+            _ => vec![FaultRecord {
+                kind: "pause".into(),
+                start_ms: 1,
+                end_ms: None,
+                nodes: vec![2],
+                groups: Vec::new(),
+            }],
         };
         aggregate.add(&run);
     }

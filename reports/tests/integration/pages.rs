@@ -115,7 +115,8 @@ fn a_campaign_report_is_well_formed_self_contained_and_correct() {
     let group = format!("| fail | convergence | seed # <did not> converge | {} | 13, 110, 207 |", failing.len());
     assert!(markdown.contains(&group), "identical failures are one row with a count:\n{markdown}");
     assert!(html.contains("seed 13 &lt;did not&gt; converge"), "messages are escaped");
-    let parameters = "Faulty phase 10000 ms, settle bound 10000 ms. Faults of seed 0 (the smallest): partition 2000..5000 ms [0, 1].";
+    let parameters =
+        "Faulty phase 10000 ms, settle bound 10000 ms. Faults of seed 0 (the smallest): partition 2000..5000 ms n0 n1.";
     assert!(markdown.contains(parameters), "the scenario parameters:\n{markdown}");
     assert!(html.contains(parameters));
     for named in ["after the last heal", "after the last write", "sampled every 100 ms", "within 0.1%"] {

@@ -52,7 +52,13 @@ pub(crate) fn record(seed: u64, converged_ms: Option<u64>) -> RunRecord {
             ..Metrics::default()
         },
         coverage: Default::default(),
-        faults: vec![FaultRecord { kind: "partition".into(), start_ms: 2_000, end_ms: Some(5_000), nodes: vec![0, 1] }],
+        faults: vec![FaultRecord {
+            kind: "partition".into(),
+            start_ms: 2_000,
+            end_ms: Some(5_000),
+            nodes: vec![0, 1],
+            groups: Vec::new(),
+        }],
         reproduce: format!("scx run scenarios/synthetic.toml --seed {seed}"),
     }
 }
@@ -231,8 +237,13 @@ fn three_scenarios_run(seed: u64) -> RunRecord {
         .map(|(name, count)| (name.to_owned(), count))
         .collect();
     if scenario == "gossip" {
-        let fault =
-            |kind: &str| FaultRecord { kind: kind.into(), start_ms: 1_000, end_ms: Some(3_000), nodes: vec![1] };
+        let fault = |kind: &str| FaultRecord {
+            kind: kind.into(),
+            start_ms: 1_000,
+            end_ms: Some(3_000),
+            nodes: vec![1],
+            groups: Vec::new(),
+        };
         run.faults = match seed % 4 {
             0 => vec![fault("crash")],
             1 => vec![fault("pause"), fault("partition")],

@@ -5,7 +5,6 @@ use crate::fuzz::{Campaign, Item, Stopped};
 use crate::record::{RunRecord, Verdict};
 use crate::runner::RunOutcome;
 use crate::shard::Shard;
-use crate::spec::FaultKind;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -41,17 +40,10 @@ pub(super) fn summary(record: &RunRecord, outcome: &RunOutcome) -> String {
     if let Some(sample) = outcome.samples.last() {
         let _ = writeln!(out, "  {}", agreement_line(sample));
     }
-    for (fault, spec) in record.faults.iter().zip(&outcome.spec.faults) {
+    for fault in &record.faults {
         let end = fault.end_ms.map_or_else(|| "never".to_owned(), |end| format!("{end} ms"));
-        let nodes = match &spec.kind {
-            FaultKind::Partition { groups } => {
-                groups.iter().map(|group| node_set(group)).collect::<Vec<_>>().join(" | ")
-            }
-            FaultKind::OneWay { from, to } => format!("{} -> {}", node_set(from), node_set(to)),
-            _ if fault.nodes.is_empty() => "all".to_owned(),
-            _ => node_set(&fault.nodes),
-        };
-        let _ = writeln!(out, "  fault {:<18} {} ms .. {end}  nodes {nodes}", fault.kind, fault.start_ms);
+        let _ =
+            writeln!(out, "  fault {:<18} {} ms .. {end}  nodes {}", fault.kind, fault.start_ms, fault.nodes_text());
     }
     let ratio = if m.bytes_missing > 0 { m.bytes_sent as f64 / m.bytes_missing as f64 } else { 0.0 };
     let _ = writeln!(
@@ -92,29 +84,6 @@ fn convergence_line(record: &RunRecord) -> String {
     }
     let after = if parts.is_empty() { String::new() } else { format!(": {}", parts.join(", ")) };
     format!("converged at {at} ms{after}; sampled every {} ms", record.sample_interval_ms)
-}
-
-/// Nodes as runs of consecutive ids ("n0..=29 n31 n40..=99"), so a
-/// partition of a thousand nodes prints as its sides, not a thousand ids.
-fn node_set(nodes: &[u32]) -> String {
-    let mut sorted = nodes.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut runs: Vec<(u32, u32)> = Vec::new();
-    for node in sorted {
-        match runs.last_mut() {
-            Some((_, last)) if *last + 1 == node => *last = node,
-            _ => runs.push((node, node)),
-        }
-    }
-    let words: Vec<String> = (runs.iter())
-        .map(|(first, last)| match last - first {
-            0 => format!("n{first}"),
-            1 => format!("n{first} n{last}"),
-            _ => format!("n{first}..=n{last}"),
-        })
-        .collect();
-    if words.is_empty() { "none".to_owned() } else { words.join(" ") }
 }
 
 /// How many live nodes agree on the final chain hash, naming the outliers
@@ -512,18 +481,4 @@ pub(super) fn junit_frame(tests: u64, failures: u64) -> (String, String) {
     }
     let head = String::from_utf8(writer.into_inner()).expect("XML written from strings is UTF-8");
     (head, "  </testsuite>\n</testsuites>\n".to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::node_set;
-
-    #[test]
-    fn node_sets_print_as_runs_of_consecutive_ids() {
-        let big: Vec<u32> = (0..1_000).filter(|node| *node != 500).collect();
-        assert_eq!(node_set(&big), "n0..=n499 n501..=n999");
-        assert_eq!(node_set(&[4, 1, 2, 9, 2]), "n1 n2 n4 n9");
-        assert_eq!(node_set(&[3, 4, 5, 7]), "n3..=n5 n7");
-        assert_eq!(node_set(&[]), "none");
-    }
 }
