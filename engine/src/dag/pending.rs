@@ -20,6 +20,12 @@ impl<O: Op> LaneDag<O> {
         missing
     }
 
+    /// Whether a lane `author` wrote is waiting for ancestry (its seq is
+    /// held, but not contiguously).
+    pub(crate) fn pending_by(&self, author: crate::NodeId) -> bool {
+        self.pending.values().any(|pending| pending.lane.author == author)
+    }
+
     pub(super) fn park(&mut self, id: LaneId, lane: Lane<O>, missing: Vec<LaneId>) -> Result<Inserted, LaneError> {
         if self.pending.len() >= self.max_pending {
             return Err(LaneError::PendingFull { id, limit: self.max_pending });

@@ -191,8 +191,13 @@ impl Syncer {
         let received = bytes.len() as u64;
         let events_before = self.events.len();
         self.dispatch(peer, message, received, replica);
-        // A completed session is what ends a replaced node's rejoin.
-        if self.events.iter().skip(events_before).any(|event| matches!(event, SyncEvent::Completed { .. })) {
+        // A session that brought everything the peer holds is what ends a
+        // replaced node's rejoin: one cut at the batch limit, or with a
+        // snapshot still arriving, brought only part of it.
+        let whole = self.events.iter().skip(events_before).any(|event| {
+            matches!(event, SyncEvent::Completed { outcome: Outcome::InSync | Outcome::Synced { more: false }, .. })
+        });
+        if whole && !self.transfers.in_progress(peer) {
             replica.synced_with(peer);
         }
     }

@@ -112,9 +112,16 @@ impl<L: Law> Replica<L> {
         self.rejoin_peers.is_some()
     }
 
-    /// A sync session with `peer` completed (the syncer calls this).
+    /// A sync session with `peer` brought everything `peer` holds (the
+    /// syncer calls this). It counts towards the rejoin only if `peer` is
+    /// another member and none of this node's own lanes wait for ancestry
+    /// (their seqs would look free).
     pub fn synced_with(&mut self, peer: NodeId) {
         let quorum = self.rejoin_quorum();
+        let member = peer != self.config.node && self.config.members.contains(&peer);
+        if !member || self.dag.pending_by(self.config.node) {
+            return;
+        }
         if let Some(peers) = &mut self.rejoin_peers {
             peers.insert(peer);
             if peers.len() >= quorum {

@@ -226,7 +226,9 @@ impl<L: Law> std::fmt::Debug for Replica<L> {
 impl<L: Law> Replica<L> {
     /// An empty replica at the genesis snapshot.
     pub fn new(law: L, config: ReplicaConfig) -> Self {
-        let rejoin_peers = config.rejoining.then(BTreeSet::new);
+        // A node with no other member has no one to learn its chain from.
+        let others = config.members.iter().any(|member| *member != config.node);
+        let rejoin_peers = (config.rejoining && others).then(BTreeSet::new);
         assert!(config.snapshot_interval.is_power_of_two(), "snapshot_interval must be a power of two");
         assert!(config.checkpoint_interval.is_power_of_two(), "checkpoint_interval must be a power of two");
         assert!(config.checkpoint_interval <= config.snapshot_interval, "checkpoints divide snapshot points");
