@@ -79,6 +79,10 @@ fn swarm(spec: &mut RunSpec, scenario: &Scenario) {
         })
         .flat_map(|(nodes, start, end)| nodes.into_iter().map(move |node| (node, start, end)))
         .collect();
+    let forever_down = spec.faults.iter().any(|fault| {
+        fault.end.is_none()
+            && matches!(fault.kind, FaultKind::Crash { .. } | FaultKind::Replace { .. } | FaultKind::Pause { .. })
+    });
     for _ in 0..count {
         let Some(kind) = rng.pick(&scenario.swarm_kinds).cloned() else { return };
         let duration_ms = spec.duration.as_millis().max(2) as u64;
@@ -100,7 +104,11 @@ fn swarm(spec: &mut RunSpec, scenario: &Scenario) {
                     // Half the swarm's crashes tear, and a quarter leave a
                     // rotten disk where a rotten node can rejoin (mesh, p2p).
                     let tear = rng.chance(0.5);
-                    let rot = rng.chance(0.25) && matches!(spec.topology, Topology::Mesh | Topology::PeerToPeer);
+                    // Not beside a node the scenario keeps down for good:
+                    // a rotten node waits for every other one to sync.
+                    let rot = rng.chance(0.25)
+                        && matches!(spec.topology, Topology::Mesh | Topology::PeerToPeer)
+                        && !forever_down;
                     FaultKind::Crash { nodes: free, tear, rot }
                 } else {
                     FaultKind::Pause { nodes: free }

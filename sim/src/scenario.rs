@@ -1035,7 +1035,7 @@ fn validate(source: &Source<'_>, raw: RawScenario) -> Result<Scenario, ScenarioE
         scenario.faults.push(validate_fault(source, fault, &scenario)?);
     }
     check_overlaps(source, &raw.faults, &scenario.faults)?;
-    check_rejoins_can_finish(source, &raw.faults, &scenario.faults)?;
+    check_rejoins_can_finish(source, &raw.faults, &scenario.faults, &scenario.topology)?;
     check_run_time(source, &raw, &scenario)?;
     for bundle in &raw.bundles {
         scenario.bundles.push(validate_bundle(source, bundle, &scenario)?);
@@ -1367,7 +1367,7 @@ fn validate_fault(
         return Err(source.at(
             rot,
             format!(
-                "`rot` needs a mesh or p2p topology: a rotten node rejoins after every other node synced with it, which a {} node never reaches",
+                "`rot` needs a mesh or p2p topology: a rotten node rejoins after every other node synced with it, which the {} topology does not guarantee",
                 scenario.topology.name()
             ),
             Some("use mesh or p2p, or drop `rot`".into()),
@@ -1615,6 +1615,7 @@ fn check_rejoins_can_finish(
     source: &Source<'_>,
     raw: &[Spanned<RawFault>],
     faults: &[Fault],
+    topology: &Topology,
 ) -> Result<(), ScenarioError> {
     let rejoiners = |fault: &Fault| match &fault.kind {
         FaultKind::Replace { nodes } | FaultKind::Crash { nodes, rot: true, .. } => Some(nodes.clone()),
@@ -1630,6 +1631,19 @@ fn check_rejoins_can_finish(
     };
     for (i, rejoining) in faults.iter().enumerate() {
         let Some(rejoin) = rejoiners(rejoining) else { continue };
+        // (`rot` has its own check at its key.)
+        if matches!(rejoining.kind, FaultKind::Replace { .. })
+            && !matches!(topology, Topology::Mesh | Topology::PeerToPeer)
+        {
+            return Err(source.at(
+                &raw[i].get_ref().kind,
+                format!(
+                    "`replace` needs a mesh or p2p topology: a replaced node rejoins after every other node synced with it, which the {} topology does not guarantee",
+                    topology.name()
+                ),
+                Some("use mesh or p2p, or drop the replace fault".into()),
+            ));
+        }
         for (j, other) in faults.iter().enumerate() {
             let Some(down) = down_for_good(other) else { continue };
             if let Some(node) = down.iter().find(|node| rejoin.iter().any(|r| r != *node)) {

@@ -148,6 +148,7 @@ fn keys_that_do_not_apply_are_refused_at_the_key() {
         ("nodes-on-loss", "13:9", "`nodes` does not apply to a loss fault"),
         ("tear-on-pause", "13:8", "`tear` does not apply to a pause fault"),
         ("rot-on-client-server", "13:7", "`rot` needs a mesh or p2p topology"),
+        ("replace-on-edge", "12:8", "`replace` needs a mesh or p2p topology"),
         (
             "rot-without-restart",
             "13:7",
