@@ -83,9 +83,19 @@ pub fn change(base: &Distribution, variant: &Distribution) -> Option<Change> {
     let (base, variant) = (Sampler::new(base), Sampler::new(variant));
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
     let mut changes: Vec<f64> = (0..RESAMPLES)
-        .filter_map(|_| {
+        .map(|_| {
             let base = base.resampled_mean(&mut rng);
-            (base > 0.0).then(|| variant.resampled_mean(&mut rng) / base - 1.0)
+            let variant = variant.resampled_mean(&mut rng);
+            // A resample whose base is all zeros is an unbounded change
+            // (or none, if the variant's is too): dropping it would narrow
+            // the interval towards "improved".
+            if base > 0.0 {
+                variant / base - 1.0
+            } else if variant > 0.0 {
+                f64::INFINITY
+            } else {
+                0.0
+            }
         })
         .collect();
     if changes.is_empty() {
@@ -173,6 +183,17 @@ mod tests {
         assert!(found.low > 0.0 && found.low < found.change && found.change < found.high, "{found:?}");
         assert!((found.change - 0.25).abs() < 0.03, "about 25% slower: {found:?}");
         assert_eq!(change(&slower, &base).unwrap().verdict, Verdict::Improved);
+    }
+
+    #[test]
+    fn resamples_with_a_zero_base_widen_the_interval_instead_of_vanishing() {
+        // One rollback in twenty runs against one in every run: many base
+        // resamples are all zeros, and each is an unbounded increase.
+        let base = distribution((0..20).map(|i| u64::from(i == 0)));
+        let variant = distribution([1; 20]);
+        let found = change(&base, &variant).unwrap();
+        assert_eq!(found.verdict, Verdict::Regressed, "{found:?}");
+        assert_eq!(found.high, f64::INFINITY, "{found:?}");
     }
 
     #[test]

@@ -810,8 +810,8 @@ fn versions_line(campaign: &CampaignAggregate, speed: Option<&Speed>) -> String 
         versions.push(format!("other versions ({} runs)", thousands(other_versions)));
     }
     let speed = match speed {
-        Some(speed) if speed.secs > 0.0 => format!(
-            " {} runs in {:.1} s with {} jobs: {:.1} seeds/s on the machine that ran them.",
+        Some(speed) if speed.secs > 0.0 && speed.runs > 0 => format!(
+            " This invocation ran {} runs in {:.1} s with {} jobs: {:.1} seeds/s on the machine that ran them.",
             thousands(speed.runs),
             speed.secs,
             speed.jobs,
@@ -1075,11 +1075,19 @@ fn scenario_changes<'a>(base: &'a CampaignAggregate, variant: &'a CampaignAggreg
 }
 
 fn percent(value: f64) -> String {
-    format!("{:+.1}%", value * 100.0)
+    // A bound from resamples whose base mean was zero.
+    if value.is_infinite() { "unbounded".to_owned() } else { format!("{:+.1}%", value * 100.0) }
 }
 
 fn scaled_mean(name: &str, value: f64) -> String {
-    if name.starts_with("bytes") { format!("{:.3}", value / RATIO_SCALE) } else { number(value, 0) }
+    if name.starts_with("bytes") {
+        format!("{:.3}", value / RATIO_SCALE)
+    } else if name.ends_with("per run") {
+        // Small counts: "0.15" rollbacks per run, not "0".
+        number(value, 2)
+    } else {
+        number(value, 0)
+    }
 }
 
 const CHANGES_NOTE: &str = "Each change is of the mean, variant against base, with a bootstrap interval (1,000 seeded resamples of each side's runs) holding the central 95% of the resampled changes: \"improved\" or \"regressed\" when the whole interval is below or above zero (significance 0.05), \"no change\" when it holds zero. Lower is better for every metric; drops, crashes and conflicts are not judged, since the network model, the faults and the workload set them. Scenarios are matched by name.";
