@@ -79,10 +79,7 @@ fn swarm(spec: &mut RunSpec, scenario: &Scenario) {
         })
         .flat_map(|(nodes, start, end)| nodes.into_iter().map(move |node| (node, start, end)))
         .collect();
-    let forever_down = spec.faults.iter().any(|fault| {
-        fault.end.is_none()
-            && matches!(fault.kind, FaultKind::Crash { .. } | FaultKind::Replace { .. } | FaultKind::Pause { .. })
-    });
+    let forever_down = spec.faults.iter().any(|fault| fault.end.is_none() && fault.kind.downed().is_some());
     for _ in 0..count {
         let Some(kind) = rng.pick(&scenario.swarm_kinds).cloned() else { return };
         let duration_ms = spec.duration.as_millis().max(2) as u64;

@@ -1584,16 +1584,10 @@ fn parse_skew(source: &Source<'_>, value: &Spanned<String>) -> Result<i64, Scena
 /// Crash and pause windows of one node may not overlap each other: a node
 /// is down or frozen for one reason at a time, and the first heal would end both.
 fn check_overlaps(source: &Source<'_>, raw: &[Spanned<RawFault>], faults: &[Fault]) -> Result<(), ScenarioError> {
-    let downed = |fault: &Fault| match &fault.kind {
-        FaultKind::Crash { nodes, .. } | FaultKind::Replace { nodes } | FaultKind::Pause { nodes } => {
-            Some(nodes.clone())
-        }
-        _ => None,
-    };
     for (i, a) in faults.iter().enumerate() {
-        let Some(na) = downed(a) else { continue };
+        let Some(na) = a.kind.downed() else { continue };
         for (j, b) in faults.iter().enumerate().skip(i + 1) {
-            let Some(nb) = downed(b) else { continue };
+            let Some(nb) = b.kind.downed() else { continue };
             let overlap = a.at < b.end().unwrap_or(Duration::MAX) && b.at < a.end().unwrap_or(Duration::MAX);
             if let Some(node) = na.iter().find(|node| nb.contains(node)).filter(|_| overlap) {
                 return Err(source.at(
@@ -1621,14 +1615,6 @@ fn check_rejoins_can_finish(
         FaultKind::Replace { nodes } | FaultKind::Crash { nodes, rot: true, .. } => Some(nodes.clone()),
         _ => None,
     };
-    let down_for_good = |fault: &Fault| match &fault.kind {
-        FaultKind::Crash { nodes, .. } | FaultKind::Replace { nodes } | FaultKind::Pause { nodes }
-            if fault.end().is_none() =>
-        {
-            Some(nodes.clone())
-        }
-        _ => None,
-    };
     for (i, rejoining) in faults.iter().enumerate() {
         let Some(rejoin) = rejoiners(rejoining) else { continue };
         // (`rot` has its own check at its key.)
@@ -1645,7 +1631,7 @@ fn check_rejoins_can_finish(
             ));
         }
         for (j, other) in faults.iter().enumerate() {
-            let Some(down) = down_for_good(other) else { continue };
+            let Some(down) = other.kind.downed().filter(|_| other.end().is_none()) else { continue };
             if let Some(node) = down.iter().find(|node| rejoin.iter().any(|r| r != *node)) {
                 return Err(source.at(
                     &raw[i].get_ref().kind,
@@ -1799,7 +1785,7 @@ fn check_something_is_tested(source: &Source<'_>, raw: &RawScenario, scenario: &
             .faults
             .iter()
             .enumerate()
-            .filter(|(_, fault)| matches!(&fault.kind, FaultKind::Crash { nodes, .. } | FaultKind::Replace { nodes } | FaultKind::Pause { nodes } if nodes.contains(&node)))
+            .filter(|(_, fault)| fault.kind.downed().is_some_and(|nodes| nodes.contains(&node)))
             .map(|(index, fault)| (fault.at, fault.end().unwrap_or(Duration::MAX), index))
             .collect();
         windows.sort_unstable();

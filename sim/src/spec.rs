@@ -185,6 +185,15 @@ impl FaultKind {
         }
     }
 
+    /// The nodes this fault takes out of the cluster (crashed, replaced or
+    /// paused), or `None` for a fault that leaves every node running.
+    pub fn downed(&self) -> Option<&[u32]> {
+        match self {
+            Self::Crash { nodes, .. } | Self::Replace { nodes } | Self::Pause { nodes } => Some(nodes),
+            _ => None,
+        }
+    }
+
     /// Nodes the fault names directly.
     pub fn nodes(&self) -> Vec<u32> {
         match self {
