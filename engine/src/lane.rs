@@ -100,7 +100,27 @@ pub trait Op: Clone + fmt::Debug + PartialEq + Eq {
         self.encode(&mut out);
         out.len()
     }
+
+    /// Appends the op's form inside a lane batch (`protocol::batch`): its
+    /// fields spread over up to [`OP_COLUMNS`] columns of like values, which
+    /// compress better than ops one after another, and may be written
+    /// relative to `lane`, the dot of the lane holding the op. The default
+    /// writes the canonical encoding into the first column.
+    fn encode_batched(&self, lane: Dot, columns: &mut [Vec<u8>; OP_COLUMNS]) {
+        let _ = lane;
+        self.encode(&mut columns[0]);
+    }
+
+    /// Reads one op that [`Op::encode_batched`] wrote for a lane with dot
+    /// `lane`; must accept only what it writes.
+    fn decode_batched(lane: Dot, columns: &mut [Reader<'_>; OP_COLUMNS]) -> Result<Self, DecodeError> {
+        let _ = lane;
+        Self::decode(&mut columns[0])
+    }
 }
+
+/// How many columns an op's batched form may use (see [`Op::encode_batched`]).
+pub const OP_COLUMNS: usize = 4;
 
 /// One unit of change. Construct with [`Lane::new`] or decode from bytes;
 /// the id is derived, never trusted from the wire.

@@ -15,7 +15,7 @@
 
 use crate::bugs::Bugs;
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len};
-use crate::lane::{Dot, Op};
+use crate::lane::{Dot, OP_COLUMNS, Op};
 use crate::law::{Applied, LaneContext, Law};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -137,23 +137,125 @@ impl Op for WorldOp {
             TAG_INSERT => Ok(Self::Insert { key, element: reader.varint("insert element")? }),
             TAG_REMOVE => {
                 let element = reader.varint("remove element")?;
-                let count = reader.count("remove dots", MAX_REMOVE_DOTS as u64, 2)?;
-                let mut seen = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let dot = Dot::decode(reader)?;
-                    if seen.last().is_some_and(|last: &Dot| *last >= dot) {
-                        return Err(reader.error(DecodeErrorKind::Invalid {
-                            what: "remove dots",
-                            rule: "dots must be strictly ascending",
-                        }));
-                    }
-                    seen.push(dot);
-                }
+                let seen = decode_remove_dots(reader)?;
                 Ok(Self::Remove { key, element, seen })
             }
             tag => Err(reader.error(DecodeErrorKind::UnknownTag { what: "op", tag })),
         }
     }
+
+    /// Batched form: tags, keys, values and seen dots in four columns. A
+    /// put's seen dot by the lane's own author is written as how many seqs
+    /// back it is, usually a byte.
+    fn encode_batched(&self, lane: Dot, columns: &mut [Vec<u8>; OP_COLUMNS]) {
+        let [tags, keys, values, seen_column] = columns;
+        match self {
+            Self::Put { key, value, seen } => {
+                tags.push(TAG_PUT);
+                put_varint(keys, u64::from(*key));
+                put_varint(values, *value);
+                match seen {
+                    None => seen_column.push(SEEN_NONE),
+                    Some(dot) if dot.author == lane.author && dot.seq < lane.seq => {
+                        seen_column.push(SEEN_OWN);
+                        put_varint(seen_column, lane.seq - dot.seq);
+                    }
+                    Some(dot) => {
+                        seen_column.push(SEEN_DOT);
+                        dot.encode(seen_column);
+                    }
+                }
+            }
+            Self::Add { key, delta } => {
+                tags.push(TAG_ADD);
+                put_varint(keys, u64::from(*key));
+                put_signed(values, *delta);
+            }
+            Self::Insert { key, element } => {
+                tags.push(TAG_INSERT);
+                put_varint(keys, u64::from(*key));
+                put_varint(values, *element);
+            }
+            Self::Remove { key, element, seen } => {
+                tags.push(TAG_REMOVE);
+                put_varint(keys, u64::from(*key));
+                put_varint(values, *element);
+                put_varint(seen_column, seen.len() as u64);
+                for dot in seen {
+                    dot.encode(seen_column);
+                }
+            }
+        }
+    }
+
+    fn decode_batched(lane: Dot, columns: &mut [Reader<'_>; OP_COLUMNS]) -> Result<Self, DecodeError> {
+        let [tags, keys, values, seen_column] = columns;
+        let tag = tags.byte("op tag")?;
+        let key = keys.varint_u32("op key")?;
+        match tag {
+            TAG_PUT => {
+                let value = values.varint("put value")?;
+                let seen = match seen_column.byte("put seen form")? {
+                    SEEN_NONE => None,
+                    SEEN_OWN => {
+                        let back = seen_column.varint("put seen distance")?;
+                        if back == 0 || back > lane.seq {
+                            return Err(seen_column.error(DecodeErrorKind::Invalid {
+                                what: "put seen distance",
+                                rule: "must be between 1 and the lane's seq",
+                            }));
+                        }
+                        Some(Dot { author: lane.author, seq: lane.seq - back })
+                    }
+                    SEEN_DOT => {
+                        let dot = Dot::decode(seen_column)?;
+                        if dot.author == lane.author && dot.seq < lane.seq {
+                            return Err(seen_column.error(DecodeErrorKind::Invalid {
+                                what: "put seen dot",
+                                rule: "an earlier dot of the lane's author is written as a distance",
+                            }));
+                        }
+                        Some(dot)
+                    }
+                    form => {
+                        return Err(seen_column.error(DecodeErrorKind::UnknownTag { what: "put seen form", tag: form }));
+                    }
+                };
+                Ok(Self::Put { key, value, seen })
+            }
+            TAG_ADD => Ok(Self::Add { key, delta: values.signed("add delta")? }),
+            TAG_INSERT => Ok(Self::Insert { key, element: values.varint("insert element")? }),
+            TAG_REMOVE => {
+                let element = values.varint("remove element")?;
+                let seen = decode_remove_dots(seen_column)?;
+                Ok(Self::Remove { key, element, seen })
+            }
+            tag => Err(tags.error(DecodeErrorKind::UnknownTag { what: "op", tag })),
+        }
+    }
+}
+
+/// Batched put, seen column: no seen writer.
+const SEEN_NONE: u8 = 0;
+/// Batched put, seen column: an earlier lane of the same author, as a distance back.
+const SEEN_OWN: u8 = 1;
+/// Batched put, seen column: any other dot, written whole.
+const SEEN_DOT: u8 = 2;
+
+/// Reads a remove's dots: a count, then strictly ascending dots.
+fn decode_remove_dots(reader: &mut Reader<'_>) -> Result<Vec<Dot>, DecodeError> {
+    let count = reader.count("remove dots", MAX_REMOVE_DOTS as u64, 2)?;
+    let mut seen = Vec::with_capacity(count);
+    for _ in 0..count {
+        let dot = Dot::decode(reader)?;
+        if seen.last().is_some_and(|last: &Dot| *last >= dot) {
+            return Err(
+                reader.error(DecodeErrorKind::Invalid { what: "remove dots", rule: "dots must be strictly ascending" })
+            );
+        }
+        seen.push(dot);
+    }
+    Ok(seen)
 }
 
 /// A last-writer register.
@@ -368,6 +470,45 @@ mod tests {
 
     fn context(id: &LaneId, author: u32, seq: u64) -> LaneContext<'_> {
         LaneContext { id, author: NodeId(author), seq, lamport: seq, lane_index: seq }
+    }
+
+    fn any_dot() -> impl proptest::strategy::Strategy<Value = Dot> {
+        use proptest::prelude::*;
+        (0u32..4, prop_oneof![0u64..8, any::<u64>()]).prop_map(|(author, seq)| Dot { author: NodeId(author), seq })
+    }
+
+    fn any_op() -> impl proptest::strategy::Strategy<Value = WorldOp> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (any::<u32>(), any::<u64>(), proptest::option::of(any_dot())).prop_map(|(key, value, seen)| WorldOp::Put {
+                key,
+                value,
+                seen
+            }),
+            (any::<u32>(), any::<i64>()).prop_map(|(key, delta)| WorldOp::Add { key, delta }),
+            (any::<u32>(), any::<u64>()).prop_map(|(key, element)| WorldOp::Insert { key, element }),
+            (any::<u32>(), any::<u64>(), proptest::collection::btree_set(any_dot(), 0..4))
+                .prop_map(|(key, element, seen)| WorldOp::Remove { key, element, seen: seen.into_iter().collect() }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The batched form reads back to the same ops, whatever the lane
+        /// dot they are written against, and consumes every column.
+        #[test]
+        fn batched_ops_round_trip(ops in proptest::collection::vec(any_op(), 0..20), lane in any_dot()) {
+            let mut columns: [Vec<u8>; OP_COLUMNS] = Default::default();
+            for op in &ops {
+                op.encode_batched(lane, &mut columns);
+            }
+            let mut readers = columns.each_ref().map(|column| Reader::new(column));
+            for op in &ops {
+                proptest::prop_assert_eq!(&WorldOp::decode_batched(lane, &mut readers).unwrap(), op);
+            }
+            for reader in &readers {
+                proptest::prop_assert!(reader.finish().is_ok());
+            }
+        }
     }
 
     #[test]
