@@ -48,7 +48,9 @@ mod summary;
 mod transfer;
 mod wire;
 
-pub use batch::{BATCH_FORMAT_VERSION, decode_batch, encode_batch};
+pub use batch::{
+    BATCH_FORMAT_VERSION, BatchLane, COMPRESS_MIN_BYTES, ParentRef, decode_batch, encode_batch, read_batch, write_batch,
+};
 pub use bloom::{Bloom, BloomError, MAX_BLOOM_BITS};
 pub use bundle::{
     BUNDLE_FORMAT_VERSION, MAX_BUNDLE_BYTES, MAX_BUNDLE_DATAGRAMS, apply_bundle, bundle, bundle_in_chunks, read_bundle,

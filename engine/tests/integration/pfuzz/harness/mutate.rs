@@ -11,10 +11,9 @@
 
 use super::Choices;
 use super::corpus::{Case, Corpus, Delivery};
-use scx_engine::codec::{Reader, put_varint};
-use scx_engine::lane::Op;
 use scx_engine::protocol::{
-    self, Bloom, CompactSummary, Message, SnapshotOffer, SnapshotWant, Summary, SummaryEntry, WireSnapshot,
+    self, BatchLane, Bloom, CompactSummary, Message, ParentRef, SnapshotOffer, SnapshotWant, Summary, SummaryEntry,
+    WireSnapshot,
 };
 use scx_engine::{Dot, LaneId, NodeId, Snapshot, SnapshotId, Tip, WorldOp, hash};
 
@@ -586,73 +585,12 @@ fn mutate_boundary(boundary: &mut Vec<Tip>, tips: &[Tip], case: &Case, corpus: &
 
 // ---- lane batches ----------------------------------------------------------
 
-#[derive(Clone, Debug)]
-enum ParentRef {
-    /// Distance back to an earlier lane of the batch.
-    Back(u64),
-    Id(LaneId),
-}
+// Batches are edited as the engine reads them (`protocol::read_batch`):
+// lanes with parents as written, back-references not yet resolved.
+type Batch = Vec<BatchLane<WorldOp>>;
 
-#[derive(Clone, Debug)]
-struct BatchLane {
-    author: u32,
-    seq: u64,
-    lamport: u64,
-    parents: Vec<ParentRef>,
-    ops: Vec<WorldOp>,
-}
-
-/// Parses a batch into its lanes, keeping back-references as written.
-fn parse_batch(bytes: &[u8]) -> Option<Vec<BatchLane>> {
-    let mut reader = Reader::new(bytes);
-    if reader.byte("version").ok()? != protocol::BATCH_FORMAT_VERSION {
-        return None;
-    }
-    let mut lanes = Vec::new();
-    while reader.remaining() > 0 {
-        let author = reader.varint_u32("author").ok()?;
-        let seq = reader.varint("seq").ok()?;
-        let lamport = reader.varint("lamport").ok()?;
-        let parent_count = reader.count("parents", 256, 1).ok()?;
-        let mut parents = Vec::with_capacity(parent_count);
-        for _ in 0..parent_count {
-            match reader.varint("parent").ok()? {
-                0 => parents.push(ParentRef::Id(LaneId(reader.array32("id").ok()?))),
-                back => parents.push(ParentRef::Back(back)),
-            }
-        }
-        let op_count = reader.count("ops", 4096, 1).ok()?;
-        let mut ops = Vec::with_capacity(op_count);
-        for _ in 0..op_count {
-            ops.push(WorldOp::decode(&mut reader).ok()?);
-        }
-        lanes.push(BatchLane { author, seq, lamport, parents, ops });
-    }
-    Some(lanes)
-}
-
-fn write_batch(lanes: &[BatchLane]) -> Vec<u8> {
-    let mut out = vec![protocol::BATCH_FORMAT_VERSION];
-    for lane in lanes {
-        put_varint(&mut out, u64::from(lane.author));
-        put_varint(&mut out, lane.seq);
-        put_varint(&mut out, lane.lamport);
-        put_varint(&mut out, lane.parents.len() as u64);
-        for parent in &lane.parents {
-            match parent {
-                ParentRef::Back(back) => put_varint(&mut out, *back),
-                ParentRef::Id(id) => {
-                    put_varint(&mut out, 0);
-                    out.extend_from_slice(id.as_bytes());
-                }
-            }
-        }
-        put_varint(&mut out, lane.ops.len() as u64);
-        for op in &lane.ops {
-            op.encode(&mut out);
-        }
-    }
-    out
+fn parse_batch(bytes: &[u8]) -> Option<Batch> {
+    protocol::read_batch(bytes).ok()
 }
 
 fn mutate_batch(batch: &[u8], case: &Case, corpus: &Corpus, ch: &mut impl Choices) -> Vec<u8> {
@@ -666,10 +604,10 @@ fn mutate_batch(batch: &[u8], case: &Case, corpus: &Corpus, ch: &mut impl Choice
             mutate_lane(&mut lanes[at], at as u64, case, corpus, ch);
         }
     }
-    write_batch(&lanes)
+    protocol::write_batch(&lanes)
 }
 
-fn mutate_lane_list(lanes: &mut Vec<BatchLane>, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
+fn mutate_lane_list(lanes: &mut Batch, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
     let pick = ch.index(lanes.len());
     match ch.below(8) {
         0 if !lanes.is_empty() => {
@@ -691,7 +629,7 @@ fn mutate_lane_list(lanes: &mut Vec<BatchLane>, case: &Case, corpus: &Corpus, ch
             let other = &corpus.batches[ch.index(corpus.batches.len())];
             if let Some(mut others) = parse_batch(other) {
                 let from = ch.index(others.len());
-                let spliced: Vec<BatchLane> = others.drain(from..).collect();
+                let spliced: Batch = others.drain(from..).collect();
                 let at = ch.index(lanes.len() + 1);
                 lanes.splice(at..at, spliced);
             }
@@ -708,7 +646,7 @@ fn mutate_lane_list(lanes: &mut Vec<BatchLane>, case: &Case, corpus: &Corpus, ch
             } else {
                 vec![ParentRef::Back(1 + ch.below(lanes.len() as u64))]
             };
-            let author = interesting_u32(ch, 0);
+            let author = NodeId(interesting_u32(ch, 0));
             lanes.push(BatchLane {
                 author,
                 seq: 1 + ch.below(3),
@@ -720,9 +658,9 @@ fn mutate_lane_list(lanes: &mut Vec<BatchLane>, case: &Case, corpus: &Corpus, ch
     }
 }
 
-fn mutate_lane(lane: &mut BatchLane, index: u64, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
+fn mutate_lane(lane: &mut BatchLane<WorldOp>, index: u64, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
     match ch.below(12) {
-        0 => lane.author = interesting_u32(ch, lane.author),
+        0 => lane.author = NodeId(interesting_u32(ch, lane.author.0)),
         1 => lane.seq = interesting(ch, lane.seq),
         2 | 3 => lane.lamport = interesting(ch, lane.lamport),
         4 if !lane.parents.is_empty() => {
@@ -743,7 +681,7 @@ fn mutate_lane(lane: &mut BatchLane, index: u64, case: &Case, corpus: &Corpus, c
         }
         6 => lane.parents.push(ParentRef::Id(some_lane_id(case, corpus, ch))),
         7 if !lane.parents.is_empty() => {
-            let first = lane.parents[0].clone();
+            let first = lane.parents[0];
             lane.parents.push(first);
         }
         8 => lane.parents.reverse(),
@@ -754,7 +692,7 @@ fn mutate_lane(lane: &mut BatchLane, index: u64, case: &Case, corpus: &Corpus, c
         10 => lane.ops.clear(),
         _ => {
             // Consistent forgery: another author's lane at seq 1 on the same parents.
-            lane.author = interesting_u32(ch, lane.author);
+            lane.author = NodeId(interesting_u32(ch, lane.author.0));
             lane.seq = 1;
         }
     }
