@@ -5,13 +5,18 @@
 //! (SCX: one `Syncer` session; Automerge: fresh `sync::State`s) and runs it
 //! to quiescence. Printed per system: wire bytes, messages, round trips
 //! (messages / 2, rounded up), and the bytes of the lanes/changes each side
-//! was actually missing. Run: `cargo bench -p scx-engine --bench protocol`.
+//! was actually missing. Then the compressors a batch could use, on the
+//! columns of case (b) and of prefixes of it: the measurement that picked
+//! zstd. Run: `cargo bench -p scx-engine --bench protocol`.
+
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures the compressors' wall time")]
 
 use automerge::sync::{Message as AmMessage, State, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ROOT};
 use scx_engine::protocol::{SyncEvent, Syncer};
 use scx_engine::{NodeId, Replica, ReplicaConfig, World, WorldOp};
+use std::time::{Duration, Instant};
 
 struct Figures {
     wire_bytes: u64,
@@ -185,6 +190,76 @@ fn main() {
             am.round_trips(),
             am.missing_bytes,
             ratio(&am)
+        );
+    }
+    compressors();
+}
+
+/// The columns of a batch of the first `count` lanes of case (b), raw.
+fn columns(count: usize) -> Vec<u8> {
+    let (mut scx_a, ..) = build(&Case { name: "", shared: 0, a_new: count as u64, b_new: 0 });
+    let lanes: Vec<_> = scx_a.canonical_lanes().map(|(id, lane)| (id, lane.clone())).collect();
+    let refs: Vec<_> = lanes.iter().map(|(id, lane)| (*id, lane)).collect();
+    let batch = scx_engine::protocol::encode_batch(&refs);
+    // A compressed batch: version, codec 1, raw length, zstd frame.
+    assert_eq!(batch[1], 1, "a batch of {count} lanes is compressed");
+    let mut reader = scx_engine::codec::Reader::new(&batch[2..]);
+    let raw_len = reader.varint("raw length").expect("the batch's own encoding") as usize;
+    zstd::bulk::decompress(&batch[2 + reader.offset()..], raw_len).expect("the batch's own encoding")
+}
+
+/// Mean time of `f` over enough calls to fill about 200 ms.
+fn time<T>(mut f: impl FnMut() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let mut out = f();
+    let once = start.elapsed().max(Duration::from_nanos(100));
+    let calls = (Duration::from_millis(200).as_nanos() / once.as_nanos()).clamp(1, 10_000) as u32;
+    let start = Instant::now();
+    for _ in 0..calls {
+        out = f();
+    }
+    (out, start.elapsed() / calls)
+}
+
+fn compressors() {
+    println!();
+    println!("{:<28} | {:<36} | 100 lanes: bytes, compress", "compressor", "(b): bytes, compress, decompress");
+    let bodies: Vec<Vec<u8>> = [10_000, 100].into_iter().map(columns).collect();
+    type Compress = fn(&[u8]) -> Vec<u8>;
+    type Decompress = fn(&[u8], usize) -> Vec<u8>;
+    let candidates: [(&str, Compress, Decompress); 6] = [
+        ("zstd 3 (chosen)", |b| zstd::bulk::compress(b, 3).unwrap(), |c, n| zstd::bulk::decompress(c, n).unwrap()),
+        ("zstd 1", |b| zstd::bulk::compress(b, 1).unwrap(), |c, n| zstd::bulk::decompress(c, n).unwrap()),
+        (
+            "deflate 6 (miniz_oxide)",
+            |b| miniz_oxide::deflate::compress_to_vec(b, 6),
+            |c, _| miniz_oxide::inflate::decompress_to_vec(c).unwrap(),
+        ),
+        (
+            "deflate 1 (miniz_oxide)",
+            |b| miniz_oxide::deflate::compress_to_vec(b, 1),
+            |c, _| miniz_oxide::inflate::decompress_to_vec(c).unwrap(),
+        ),
+        ("lz4 (lz4_flex)", lz4_flex::compress, |c, n| lz4_flex::decompress(c, n).unwrap()),
+        (
+            "zstd fastest (ruzstd)",
+            |b| ruzstd::encoding::compress_to_vec(b, ruzstd::encoding::CompressionLevel::Fastest),
+            |c, n| zstd::bulk::decompress(c, n).unwrap(),
+        ),
+    ];
+    for (name, compress, decompress) in candidates {
+        let (big, compress_time) = time(|| compress(&bodies[0]));
+        let (_, decompress_time) = time(|| decompress(&big, bodies[0].len()));
+        let (small, small_time) = time(|| compress(&bodies[1]));
+        println!(
+            "{:<28} | {:>10} B {:>10.2?} {:>10.2?} | {:>6} B of {} {:>9.1?}",
+            name,
+            big.len(),
+            compress_time,
+            decompress_time,
+            small.len(),
+            bodies[1].len(),
+            small_time,
         );
     }
 }
