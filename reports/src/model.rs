@@ -74,6 +74,11 @@ pub struct Metrics {
     pub messages_sent: u64,
     /// Datagrams dropped.
     pub messages_dropped: u64,
+    /// Datagrams handed to a receiver in a simulated run (a duplicate
+    /// counts twice): the denominator of the harness's cost per message.
+    /// 0 in real-process runs and in records written before it was counted.
+    #[serde(default)]
+    pub messages_delivered: u64,
     /// Fork evidence recorded: lanes refused because their author already
     /// had another lane at that seq (counted once per refusal, per node).
     pub forks: u64,

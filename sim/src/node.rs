@@ -178,6 +178,7 @@ async fn receive_loop(world: Arc<World>, core: Arc<Mutex<NodeCore>>, endpoint: E
         let mut core = lock(&core);
         let me = core.index;
         world.record(Event::Deliver { from, to: me, bytes: bytes.len() as u32 });
+        lock(&world.metrics).messages_delivered += 1;
         let core = &mut *core;
         let forgeries = lock(&world.hostile)[from as usize].as_ref().map(|hostile| hostile.forgeries_in(&bytes));
         let forgeries = forgeries.unwrap_or_default();
