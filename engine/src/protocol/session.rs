@@ -113,6 +113,15 @@ impl Syncer {
         self.open.iter().map(|((peer, id), session)| (*peer, *id, session.role, session.expect))
     }
 
+    /// The counters of the open sessions, added up.
+    pub fn open_metrics(&self) -> SessionMetrics {
+        let mut total = SessionMetrics::default();
+        for session in self.open.values() {
+            total.add(&session.metrics);
+        }
+        total
+    }
+
     /// Whether a session with `peer` is open.
     pub fn is_syncing_with(&self, peer: NodeId) -> bool {
         self.open.keys().any(|(open_peer, _)| *open_peer == peer)
@@ -405,7 +414,12 @@ impl Syncer {
     fn send(&mut self, peer: NodeId, session: u64, message: &Message, metrics: &mut SessionMetrics) -> bool {
         match wire::encode(message) {
             Ok(bytes) => {
+                let parts = wire::Parts::of(message, bytes.len());
                 metrics.bytes_sent += bytes.len() as u64;
+                metrics.bytes_sent_handshake += parts.handshake;
+                metrics.bytes_sent_summary += parts.summary;
+                metrics.bytes_sent_lanes += parts.lanes;
+                metrics.bytes_sent_other += parts.other;
                 self.outbox.push_back((peer, bytes));
                 true
             }

@@ -236,6 +236,61 @@ impl Message {
     }
 }
 
+/// A datagram's bytes by what they carry (see
+/// [`SessionMetrics`](super::SessionMetrics)); they add up to its length.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Parts {
+    /// Envelope, tags, session, status, stated transfer, flags, empty parts.
+    pub(super) handshake: u64,
+    /// The summary.
+    pub(super) summary: u64,
+    /// A lane batch that holds lanes, with its length prefix.
+    pub(super) lanes: u64,
+    /// A snapshot part and a need list.
+    pub(super) other: u64,
+}
+
+impl Parts {
+    /// Splits the `datagram_len` bytes `message` was encoded into. postcard
+    /// writes a message's fields one after the other with nothing between
+    /// them, so a field's serialized size is exactly what it takes in the
+    /// datagram; the frame is the rest.
+    pub(super) fn of(message: &Message, datagram_len: usize) -> Self {
+        let snapshot_bytes = |part: &Option<WireSnapshot>| part.as_ref().map_or(0, |_| serialized_bytes(part));
+        let (summary, lanes, other) = match message {
+            Message::Hello { summary, .. } => (serialized_bytes(summary), 0, 0),
+            Message::InSync { .. } => (0, 0, 0),
+            Message::Delta { summary, snapshot, lanes, .. } => {
+                (serialized_bytes(summary), lane_batch_bytes(lanes), snapshot_bytes(snapshot))
+            }
+            Message::Lanes { snapshot, lanes, need, .. } => {
+                let need = if need.is_empty() { 0 } else { serialized_bytes(need) };
+                (0, lane_batch_bytes(lanes), snapshot_bytes(snapshot) + need)
+            }
+            Message::Supply { lanes, .. } => (0, lane_batch_bytes(lanes), 0),
+        };
+        let carried = summary + lanes + other;
+        let total = datagram_len as u64;
+        assert!(carried <= total, "a {} message's parts take {carried} of its {total} bytes", message.kind());
+        Self { handshake: total - carried, summary, lanes, other }
+    }
+}
+
+/// The bytes a lane batch takes in a message (its length prefix and its
+/// bytes), or 0 for a batch without lanes, which only frames the message.
+pub(super) fn lane_batch_bytes(batch: &[u8]) -> u64 {
+    if batch == super::batch::BatchWriter::new().finish().as_slice() {
+        return 0;
+    }
+    serialized_bytes(batch)
+}
+
+fn serialized_bytes<T: Serialize + ?Sized>(value: &T) -> u64 {
+    // As in `encode`: plain serde data, and the size flavor cannot fill up.
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .expect("messages are plain serde data") as u64
+}
+
 /// Why a datagram was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
