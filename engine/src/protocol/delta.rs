@@ -60,9 +60,10 @@ pub(super) struct SnapshotSource<'a> {
 }
 
 /// Lanes a compact summary may hide: above the peer's stable point, not
-/// ancestors of its heads, and not (it seems) in its Bloom filter; plus every
-/// candidate ancestor of a lane sent, so a Bloom false positive never leaves
-/// a sent lane without its parent. In canonical order, cut at the batch limit.
+/// ancestors of its heads, and not (it seems) in its Bloom filter. A lane
+/// whose parent a false positive hid waits at the peer until the parent
+/// comes (by the need/supply step, or a later session). In canonical
+/// order, cut at the batch limit.
 pub(super) fn build_delta_compact<L: Law>(replica: &mut Replica<L>, theirs: &CompactSummary, bugs: Bugs) -> Delta {
     let lanes = replica.lanes_unknown_to(theirs.stable_key, &theirs.heads, |id| theirs.bloom.may_contain(id));
     let (lanes, count, more) = write_batch(&lanes, bugs);
