@@ -26,8 +26,9 @@ pub const MAX_SUMMARY_BLOOM_BYTES: usize = 2 << 20;
 pub const MAX_BLOOM_BITS_PER_LANE: usize = 64;
 /// Most bytes a summary this node states takes on the wire.
 pub const MAX_SUMMARY_BYTES: usize = (2 << 20) + (256 << 10);
-/// Bytes of one exact entry at most: author, seq and tip as varints.
-const MAX_ENTRY_BYTES: usize = 5 + 10 + 10;
+/// Bytes of one exact entry at most: author and seq as varints, the tip's
+/// eight bytes.
+const MAX_ENTRY_BYTES: usize = 5 + 10 + 8;
 
 const _: () = assert!(MAX_SUMMARY_BLOOM_BYTES.is_power_of_two(), "Bloom filters round up to powers of two");
 const _: () = assert!(1 + 10 + MAX_EXACT_ENTRIES * MAX_ENTRY_BYTES <= MAX_SUMMARY_BYTES, "the largest exact summary");
