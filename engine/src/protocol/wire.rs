@@ -132,7 +132,9 @@ pub struct CompactSummary {
     /// Order key of the last lane of the sender's stable prefix: every
     /// member holds every lane at or below it.
     pub stable_key: Option<(u64, NodeId, LaneId)>,
-    /// The sender's heads: it holds them and all their ancestors.
+    /// The sender's heads: it holds them and all their ancestors. Only a
+    /// Delta names them (for the initiator's need step); a Hello's list is
+    /// empty.
     pub heads: Vec<LaneId>,
     /// The sender's lanes above the stable point.
     pub bloom: super::bloom::Bloom,
