@@ -199,6 +199,11 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
     let Metrics {
         bytes_sent,
         bytes_missing,
+        bytes_sent_handshake,
+        bytes_sent_summary,
+        bytes_sent_lanes_needed,
+        bytes_sent_lanes_redundant,
+        bytes_sent_other,
         round_trips,
         sessions,
         sessions_abandoned,
@@ -234,6 +239,11 @@ fn add_metrics(total: &mut Metrics, run: &Metrics) {
     for (sum, value) in [
         (&mut total.bytes_sent, bytes_sent),
         (&mut total.bytes_missing, bytes_missing),
+        (&mut total.bytes_sent_handshake, bytes_sent_handshake),
+        (&mut total.bytes_sent_summary, bytes_sent_summary),
+        (&mut total.bytes_sent_lanes_needed, bytes_sent_lanes_needed),
+        (&mut total.bytes_sent_lanes_redundant, bytes_sent_lanes_redundant),
+        (&mut total.bytes_sent_other, bytes_sent_other),
         (&mut total.round_trips, round_trips),
         (&mut total.sessions, sessions),
         (&mut total.sessions_abandoned, sessions_abandoned),

@@ -62,6 +62,26 @@ pub struct Metrics {
     pub bytes_sent: u64,
     /// Canonical bytes of lanes receivers lacked.
     pub bytes_missing: u64,
+    /// Of `bytes_sent`: what framed the sessions (envelopes, session ids,
+    /// statuses, flags: all of an in-sync handshake but its summary). The
+    /// five `bytes_sent_*` add up to `bytes_sent` (see [`ByteKind`]); all
+    /// five are 0 in records written before they existed.
+    #[serde(default)]
+    pub bytes_sent_handshake: u64,
+    /// Of `bytes_sent`: summaries of what the sender holds.
+    #[serde(default)]
+    pub bytes_sent_summary: u64,
+    /// Of `bytes_sent`: lane batches, the share of their bytes that carried
+    /// lanes their receivers lacked.
+    #[serde(default)]
+    pub bytes_sent_lanes_needed: u64,
+    /// Of `bytes_sent`: lane batches, the rest: lanes receivers held
+    /// already or refused, and batches lost on the way.
+    #[serde(default)]
+    pub bytes_sent_lanes_redundant: u64,
+    /// Of `bytes_sent`: snapshot offers and chunks, need lists.
+    #[serde(default)]
+    pub bytes_sent_other: u64,
     /// Request/response exchanges.
     pub round_trips: u64,
     /// Sessions completed.
@@ -151,6 +171,89 @@ pub struct Metrics {
     /// opened the replica rejoining.
     #[serde(default)]
     pub rot_detected: u64,
+}
+
+/// What sent bytes carried: the breakdown of [`Metrics::bytes_sent`].
+///
+/// Senders split each datagram by its parts (frame, summary, lane batch,
+/// snapshot part or need list), so those add up to its length. Whether a
+/// lane batch was needed only its receiver knows: it counts, per batch, the
+/// batch's bytes times the share of the batch's lanes (by canonical bytes)
+/// it lacked. The run's needed lane bytes are the receivers' sum (capped at
+/// the lane bytes sent: a sender that crashed with its session open never
+/// reported its batch), and the rest of the lane bytes sent are redundant.
+/// So the five kinds add up to `bytes_sent` exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ByteKind {
+    /// Session frames: envelopes, ids, statuses, flags.
+    Handshake,
+    /// Summaries.
+    Summary,
+    /// Lane batches' bytes that carried lanes the receiver lacked.
+    LanesNeeded,
+    /// Lane batches' other bytes.
+    LanesRedundant,
+    /// Snapshot parts and need lists.
+    Other,
+}
+
+impl ByteKind {
+    /// Every kind, in the order pages show them.
+    pub const ALL: [Self; 5] = [Self::Handshake, Self::Summary, Self::LanesNeeded, Self::LanesRedundant, Self::Other];
+
+    /// Its name on pages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Handshake => "handshakes",
+            Self::Summary => "summaries",
+            Self::LanesNeeded => "lanes needed",
+            Self::LanesRedundant => "lanes not needed",
+            Self::Other => "snapshots, need lists",
+        }
+    }
+
+    /// What it counts, for a page's caption.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Handshake => "envelopes, session ids, statuses and flags of every message",
+            Self::Summary => "what each side states it holds (per-author entries, or heads and a Bloom filter)",
+            Self::LanesNeeded => "lane batches, the share of lanes their receiver lacked",
+            Self::LanesRedundant => {
+                "lane batches, the share of lanes their receiver held or refused, or lost on the way"
+            }
+            Self::Other => "snapshot offers and chunks, and lists of lanes asked for again",
+        }
+    }
+
+    /// Its bytes in a run's (or a sum of runs') counters.
+    pub fn of(self, metrics: &Metrics) -> u64 {
+        match self {
+            Self::Handshake => metrics.bytes_sent_handshake,
+            Self::Summary => metrics.bytes_sent_summary,
+            Self::LanesNeeded => metrics.bytes_sent_lanes_needed,
+            Self::LanesRedundant => metrics.bytes_sent_lanes_redundant,
+            Self::Other => metrics.bytes_sent_other,
+        }
+    }
+}
+
+impl Metrics {
+    /// Sets the lane kinds of the breakdown from the lane-batch bytes the
+    /// senders sent and the share the receivers counted as needed (see
+    /// [`ByteKind`]).
+    pub fn split_lane_bytes(&mut self, lanes_sent: u64, lanes_needed: u64) {
+        self.bytes_sent_lanes_needed = lanes_needed.min(lanes_sent);
+        self.bytes_sent_lanes_redundant = lanes_sent - self.bytes_sent_lanes_needed;
+    }
+
+    /// Where the sent bytes went, by kind; `None` for a record written
+    /// before the breakdown existed (every kind 0, some bytes sent).
+    pub fn bytes_by_kind(&self) -> Option<[(ByteKind, u64); 5]> {
+        let kinds = ByteKind::ALL.map(|kind| (kind, kind.of(self)));
+        let total = kinds.iter().fold(0_u64, |sum, (_, bytes)| sum.saturating_add(*bytes));
+        (total > 0 || self.bytes_sent == 0).then_some(kinds)
+    }
 }
 
 /// One fault as it ran.
@@ -420,7 +523,34 @@ pub struct Trace {
 
 #[cfg(test)]
 mod tests {
-    use super::{FaultRecord, node_set};
+    use super::{ByteKind, FaultRecord, Metrics, node_set};
+
+    #[test]
+    fn metrics_written_before_the_byte_breakdown_read_with_none() {
+        let old: Metrics = serde_json::from_str(
+            r#"{"bytes_sent":500,"bytes_missing":200,"round_trips":3,"sessions":3,"sessions_abandoned":0,
+                "lanes":4,"messages_sent":9,"messages_dropped":0,"forks":0,"conflicts":0,"snapshots":0,
+                "rollbacks":0,"crashes":0}"#,
+        )
+        .unwrap();
+        assert_eq!((old.bytes_sent, old.bytes_sent_handshake, old.bytes_sent_lanes_needed), (500, 0, 0));
+        assert_eq!(old.bytes_by_kind(), None);
+        assert!(Metrics::default().bytes_by_kind().is_some(), "a run that sent nothing has an empty breakdown");
+    }
+
+    #[test]
+    fn lane_bytes_split_into_needed_and_redundant_add_up_to_the_lane_bytes_sent() {
+        let mut metrics = Metrics { bytes_sent: 1_000, bytes_sent_handshake: 200, ..Metrics::default() };
+        metrics.split_lane_bytes(800, 300);
+        assert_eq!((metrics.bytes_sent_lanes_needed, metrics.bytes_sent_lanes_redundant), (300, 500));
+        let kinds = metrics.bytes_by_kind().expect("broken down");
+        assert_eq!(kinds.iter().map(|(_, bytes)| bytes).sum::<u64>(), metrics.bytes_sent);
+        assert_eq!(kinds[2], (ByteKind::LanesNeeded, 300));
+        // Receivers that counted more than the senders reported (a sender
+        // crashed with its session open) are capped: the sum still holds.
+        metrics.split_lane_bytes(800, 900);
+        assert_eq!((metrics.bytes_sent_lanes_needed, metrics.bytes_sent_lanes_redundant), (800, 0));
+    }
 
     #[test]
     fn node_sets_print_as_runs_of_consecutive_ids() {

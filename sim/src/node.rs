@@ -487,9 +487,8 @@ fn sync_event(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
     let node = core.index;
     match event {
         SyncEvent::Completed { peer, session, role, outcome, metrics } => {
+            world.count_bytes(&metrics);
             let mut totals = lock(&world.metrics);
-            totals.bytes_sent += metrics.bytes_sent;
-            totals.bytes_missing += metrics.bytes_missing;
             totals.round_trips += metrics.round_trips;
             totals.snapshots_installed += metrics.snapshots_installed;
             totals.compact_summaries += metrics.compact_summaries;
@@ -532,9 +531,8 @@ fn sync_event(world: &Arc<World>, core: &mut NodeCore, event: SyncEvent) {
             }
         }
         SyncEvent::Failed { peer, metrics, .. } => {
+            world.count_bytes(&metrics);
             let mut totals = lock(&world.metrics);
-            totals.bytes_sent += metrics.bytes_sent;
-            totals.bytes_missing += metrics.bytes_missing;
             totals.compact_summaries += metrics.compact_summaries;
             totals.bloom_supplies += metrics.supplies;
             totals.sessions_abandoned += 1;

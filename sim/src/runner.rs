@@ -464,6 +464,10 @@ fn finish(world: &World) {
             continue;
         }
         let mut core = lock(&core);
+        // What the sessions still open sent (a Delta whose Lanes have not
+        // come yet) was sent all the same, and its receiver may have
+        // counted it already.
+        world.count_bytes(&core.node.open_session_metrics());
         let status = node::status_view(&mut core.node);
         let snapshot_index = core.node.status().snapshot_index;
         let replica = core.node.replica();
@@ -486,7 +490,11 @@ fn finish(world: &World) {
         drop(core);
         world.observe(observation);
     }
+    let lane_bytes = *lock(&world.lane_bytes);
     let mut metrics = lock(&world.metrics);
+    metrics.split_lane_bytes(lane_bytes.sent, lane_bytes.needed);
+    let kinds = metrics.bytes_by_kind().map(|kinds| kinds.iter().map(|(_, bytes)| bytes).sum::<u64>());
+    assert_eq!(kinds, Some(metrics.bytes_sent), "the kinds of bytes sent add up to the bytes sent");
     metrics.rollbacks = rollbacks;
     metrics.lanes_pruned = lanes_pruned;
     metrics.lanes_pended = lanes_pended;

@@ -14,6 +14,7 @@ use crate::observation::Observation;
 use crate::spec::RunSpec;
 use crate::storage::{CrashEffect, SimDisk};
 use crate::trace::{Event, Trace};
+use scx_engine::protocol::SessionMetrics;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use crate::checkers::Violation;
@@ -76,6 +77,18 @@ pub struct World {
     pub checkers: Mutex<Checkers>,
     /// Counters.
     pub metrics: Mutex<RunMetrics>,
+    /// Lane-batch bytes: sent, and found needed by their receivers. The
+    /// run's end splits the metrics' lane kinds of bytes from them.
+    pub lane_bytes: Mutex<LaneBytes>,
+}
+
+/// Lane-batch bytes over a run, as sessions report them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LaneBytes {
+    /// Sent (`SessionMetrics::bytes_sent_lanes`).
+    pub sent: u64,
+    /// The share receivers lacked (`SessionMetrics::bytes_received_lanes_needed`).
+    pub needed: u64,
 }
 
 impl World {
@@ -96,8 +109,24 @@ impl World {
             trace: Mutex::new(Trace::new(keep_trace)),
             checkers: Mutex::new(Checkers::new(&spec)),
             metrics: Mutex::new(RunMetrics::default()),
+            lane_bytes: Mutex::new(LaneBytes::default()),
             spec,
         })
+    }
+
+    /// Adds a session's bytes (sent, missing, and what the sent ones
+    /// carried) to the run's counters; `finish` splits the lane bytes.
+    pub fn count_bytes(&self, session: &SessionMetrics) {
+        let mut metrics = lock(&self.metrics);
+        metrics.bytes_sent += session.bytes_sent;
+        metrics.bytes_missing += session.bytes_missing;
+        metrics.bytes_sent_handshake += session.bytes_sent_handshake;
+        metrics.bytes_sent_summary += session.bytes_sent_summary;
+        metrics.bytes_sent_other += session.bytes_sent_other;
+        drop(metrics);
+        let mut lane_bytes = lock(&self.lane_bytes);
+        lane_bytes.sent += session.bytes_sent_lanes;
+        lane_bytes.needed += session.bytes_received_lanes_needed;
     }
 
     /// Records an event now.

@@ -218,6 +218,13 @@ impl<L: Law> Node<L> {
         self.syncer.open_sessions()
     }
 
+    /// The counters of the sessions still open, added up: what a driver
+    /// that stops counts besides the sessions that ended (a responder's
+    /// Delta, say, whose Lanes never came).
+    pub fn open_session_metrics(&self) -> SessionMetrics {
+        self.syncer.open_metrics()
+    }
+
     /// Persists yielded and not yet acknowledged: while there are any,
     /// [`Node::poll`] holds back transmits and events.
     pub fn persists_unacknowledged(&self) -> usize {

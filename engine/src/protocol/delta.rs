@@ -9,6 +9,7 @@
 
 use super::events::SyncEvent;
 use super::session::Syncer;
+use super::summary::{MAX_SUMMARY_HEADS, StatedIn};
 use super::transfer::{OfferCache, part_for};
 use super::wire::{CompactSummary, MAX_BATCH_BYTES, SnapshotWant, Summary, SummaryEntry, WireSnapshot};
 use crate::bugs::Bugs;
@@ -24,13 +25,14 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(super) const MAX_NEED: usize = 4096;
 
 impl Syncer {
-    /// The lanes a peer with `theirs` lacks, by the kind of summary it sent;
-    /// `want` is the snapshot transfer it stated.
+    /// The lanes a peer with `theirs` (`stated_in` its Hello or Delta)
+    /// lacks, by the kind of summary it sent; `want` is the snapshot
+    /// transfer it stated.
     pub(super) fn delta_for<L: Law>(
         &mut self,
         peer: NodeId,
         replica: &mut Replica<L>,
-        theirs: &Summary,
+        (theirs, stated_in): (&Summary, StatedIn),
         want: Option<SnapshotWant>,
     ) -> Delta {
         match theirs {
@@ -43,7 +45,7 @@ impl Syncer {
                 }
                 delta
             }
-            Summary::Compact(compact) => build_delta_compact(replica, compact, self.bugs),
+            Summary::Compact(compact) => build_delta_compact(replica, compact, stated_in, self.bugs),
         }
     }
 }
@@ -60,11 +62,21 @@ pub(super) struct SnapshotSource<'a> {
 }
 
 /// Lanes a compact summary may hide: above the peer's stable point, not
-/// ancestors of its heads, and not (it seems) in its Bloom filter; plus every
-/// candidate ancestor of a lane sent, so a Bloom false positive never leaves
-/// a sent lane without its parent. In canonical order, cut at the batch limit.
-pub(super) fn build_delta_compact<L: Law>(replica: &mut Replica<L>, theirs: &CompactSummary, bugs: Bugs) -> Delta {
-    let lanes = replica.lanes_unknown_to(theirs.stable_key, &theirs.heads, |id| theirs.bloom.may_contain(id));
+/// ancestors of its heads, and (unless the summary, `stated_in` a Delta,
+/// names every head and this node holds them all) not in its Bloom filter.
+/// A lane whose parent a false positive hid waits at the peer until the
+/// parent comes (by the need/supply step, or a later session). In
+/// canonical order, cut at the batch limit.
+pub(super) fn build_delta_compact<L: Law>(
+    replica: &mut Replica<L>,
+    theirs: &CompactSummary,
+    stated_in: StatedIn,
+    bugs: Bugs,
+) -> Delta {
+    // A Delta names the newest `MAX_SUMMARY_HEADS` heads: all of them below that.
+    let heads_complete = stated_in == StatedIn::Delta && theirs.heads.len() < MAX_SUMMARY_HEADS;
+    let lanes =
+        replica.lanes_unknown_to(theirs.stable_key, &theirs.heads, heads_complete, |id| theirs.bloom.may_contain(id));
     let (lanes, count, more) = write_batch(&lanes, bugs);
     Delta { snapshot: None, lanes, count, more }
 }

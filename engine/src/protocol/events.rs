@@ -41,10 +41,39 @@ pub enum Outcome {
 }
 
 /// Counters of one session, from this side's point of view.
+///
+/// The bytes sent are broken down by what they carried, on this side:
+/// `bytes_sent_handshake + bytes_sent_summary + bytes_sent_lanes +
+/// bytes_sent_other == bytes_sent` for every session (asserted as each
+/// datagram is queued). Whether a lane batch was needed only its receiver
+/// knows: it counts `bytes_received_lanes_needed`, the share of each
+/// batch's bytes that carried lanes it lacked (weighted by their canonical
+/// bytes). Summed over a cluster, the needed share of the lane bytes sent
+/// is the receivers' `bytes_received_lanes_needed`, and the rest of
+/// `bytes_sent_lanes` brought nothing (held already, refused, lost or late).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionMetrics {
     /// Datagram bytes sent.
     pub bytes_sent: u64,
+    /// Of `bytes_sent`: what frames a session: envelopes, session ids,
+    /// statuses, stated transfers, flags and empty lane batches (all of a
+    /// Hello and an InSync but the summary).
+    pub bytes_sent_handshake: u64,
+    /// Of `bytes_sent`: summaries (exact per-author entries, or a compact
+    /// summary's stable point, heads and Bloom filter).
+    pub bytes_sent_summary: u64,
+    /// Of `bytes_sent`: lane batches that hold lanes (Delta, Lanes and
+    /// Supply), with their length prefixes.
+    pub bytes_sent_lanes: u64,
+    /// Of `bytes_sent`: everything else: snapshot parts (offers and
+    /// chunks) and need lists.
+    pub bytes_sent_other: u64,
+    /// Datagram bytes of lane batches received that hold lanes (as the
+    /// sender counts them in `bytes_sent_lanes`).
+    pub bytes_received_lanes: u64,
+    /// Of `bytes_received_lanes`: each batch's bytes times the share of its
+    /// lanes' canonical bytes that this side lacked (rounded down).
+    pub bytes_received_lanes_needed: u64,
     /// Datagram bytes received.
     pub bytes_received: u64,
     /// Lanes sent.
@@ -79,6 +108,12 @@ impl SessionMetrics {
     /// Adds another session's counters.
     pub fn add(&mut self, other: &Self) {
         self.bytes_sent += other.bytes_sent;
+        self.bytes_sent_handshake += other.bytes_sent_handshake;
+        self.bytes_sent_summary += other.bytes_sent_summary;
+        self.bytes_sent_lanes += other.bytes_sent_lanes;
+        self.bytes_sent_other += other.bytes_sent_other;
+        self.bytes_received_lanes += other.bytes_received_lanes;
+        self.bytes_received_lanes_needed += other.bytes_received_lanes_needed;
         self.bytes_received += other.bytes_received;
         self.lanes_sent += other.lanes_sent;
         self.lanes_received += other.lanes_received;

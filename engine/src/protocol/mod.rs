@@ -7,7 +7,7 @@
 //! initiator                                responder
 //!   Hello { status, summary, receiving? }
 //!                                  ─────▶  equal hashes?  ──▶ InSync   (1 round trip)
-//!                                  ◀─────  Delta { status, summary, receiving?, snapshot?, lanes }
+//!                                  ◀─────  Delta { summary, receiving?, snapshot?, lanes }
 //!   insert, then
 //!   Lanes { snapshot?, lanes }     ─────▶  insert                       (2 round trips)
 //! ```

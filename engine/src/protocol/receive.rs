@@ -61,12 +61,15 @@ impl Syncer {
                 return assembling;
             }
         };
+        let (mut canonical_bytes, mut lacked_bytes) = (0_u64, 0_u64);
         for (id, lane, canonical_len) in lanes {
             metrics.lanes_received += 1;
+            canonical_bytes += canonical_len as u64;
             match replica.insert_with_known_id(id, lane) {
                 Ok(Inserted::Admitted(_) | Inserted::Pending) => {
                     metrics.lanes_missing += 1;
                     metrics.bytes_missing += canonical_len as u64;
+                    lacked_bytes += canonical_len as u64;
                 }
                 Ok(Inserted::Duplicate) => {
                     // Planted bug `panic_on_redundant_lane`: an assertion that a
@@ -81,6 +84,11 @@ impl Syncer {
                 }
             }
         }
+        if canonical_bytes > 0 {
+            let batch_bytes = super::wire::lane_batch_bytes(batch);
+            metrics.bytes_received_lanes += batch_bytes;
+            metrics.bytes_received_lanes_needed += needed_share(batch_bytes, lacked_bytes, canonical_bytes);
+        }
         assembling
     }
 
@@ -89,6 +97,17 @@ impl Syncer {
     pub(super) fn transfer_progress(&self, peer: NodeId) -> Option<(crate::SnapshotId, u64, u64)> {
         self.transfers.progress(peer)
     }
+}
+
+/// The share of a batch's `batch_bytes` that carried lanes this side
+/// lacked: weighted by canonical bytes, since a batch's encoding does not
+/// attribute its bytes to single lanes. Rounded down, so it never exceeds
+/// the batch.
+fn needed_share(batch_bytes: u64, lacked_bytes: u64, canonical_bytes: u64) -> u64 {
+    debug_assert!(lacked_bytes <= canonical_bytes, "the lacked lanes are some of the batch's");
+    let share = u128::from(batch_bytes) * u128::from(lacked_bytes) / u128::from(canonical_bytes.max(1));
+    // At most `batch_bytes`, since `lacked_bytes <= canonical_bytes`.
+    u64::try_from(share).unwrap_or(batch_bytes)
 }
 
 /// What a received part did.

@@ -8,7 +8,7 @@
 use super::delta::{still_missing, supply};
 use super::events::{Expect, Outcome, Role, SessionMetrics, SyncEvent};
 use super::receive::Transfers;
-use super::summary::{MAX_BLOOM_BITS_PER_LANE, SummaryMode, check_snapshot_chain};
+use super::summary::{MAX_BLOOM_BITS_PER_LANE, StatedIn, SummaryMode, check_snapshot_chain};
 use super::transfer::{MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, OfferCache};
 use super::wire::{self, CompactSummary, Message, SnapshotWant, Summary, WireSnapshot, WireStatus};
 use crate::bugs::Bugs;
@@ -113,6 +113,15 @@ impl Syncer {
         self.open.iter().map(|((peer, id), session)| (*peer, *id, session.role, session.expect))
     }
 
+    /// The counters of the open sessions, added up.
+    pub fn open_metrics(&self) -> SessionMetrics {
+        let mut total = SessionMetrics::default();
+        for session in self.open.values() {
+            total.add(&session.metrics);
+        }
+        total
+    }
+
     /// Whether a session with `peer` is open.
     pub fn is_syncing_with(&self, peer: NodeId) -> bool {
         self.open.keys().any(|(open_peer, _)| *open_peer == peer)
@@ -142,7 +151,8 @@ impl Syncer {
         let id = (u64::from(self.node.0) << 40) | next;
         let status = WireStatus::from(&replica.status());
         let receiving = self.receiving(peer, replica);
-        let hello = Message::Hello { session: id, status, summary: self.summary_of(replica, id), receiving };
+        let hello =
+            Message::Hello { session: id, status, summary: self.summary_of(replica, id, StatedIn::Hello), receiving };
         let mut session = Session {
             role: Role::Initiator,
             expect: Expect::Reply,
@@ -256,9 +266,9 @@ impl Syncer {
         if let Err(error) = check_snapshot_chain(replica, theirs) {
             self.events.push_back(SyncEvent::Diverged { peer, error });
         }
-        let summary = self.summary_of(replica, session);
+        let summary = self.summary_of(replica, session, StatedIn::Delta);
         let receiving = self.receiving(peer, replica);
-        let delta = self.delta_for(peer, replica, their_summary, their_want);
+        let delta = self.delta_for(peer, replica, (their_summary, StatedIn::Hello), their_want);
         metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
         metrics.lanes_sent = delta.count;
         count_part(&delta.snapshot, &mut metrics);
@@ -306,7 +316,7 @@ impl Syncer {
         open.metrics.bytes_received += received;
         open.metrics.round_trips += 1;
         let assembling = self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
-        let delta = self.delta_for(peer, replica, their_summary, their_want);
+        let delta = self.delta_for(peer, replica, (their_summary, StatedIn::Delta), their_want);
         open.metrics.lanes_sent += delta.count;
         count_part(&delta.snapshot, &mut open.metrics);
         let need = match their_summary {
@@ -405,7 +415,12 @@ impl Syncer {
     fn send(&mut self, peer: NodeId, session: u64, message: &Message, metrics: &mut SessionMetrics) -> bool {
         match wire::encode(message) {
             Ok(bytes) => {
+                let parts = wire::Parts::of(message, bytes.len());
                 metrics.bytes_sent += bytes.len() as u64;
+                metrics.bytes_sent_handshake += parts.handshake;
+                metrics.bytes_sent_summary += parts.summary;
+                metrics.bytes_sent_lanes += parts.lanes;
+                metrics.bytes_sent_other += parts.other;
                 self.outbox.push_back((peer, bytes));
                 true
             }

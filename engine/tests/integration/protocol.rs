@@ -215,6 +215,8 @@ fn in_sync_costs_one_round_trip_and_few_bytes() {
     assert_eq!(metrics.round_trips, 1);
     assert!(metrics.bytes_sent <= 256, "hello was {} bytes", metrics.bytes_sent);
     assert!(metrics.bytes_received <= 256, "in-sync reply was {} bytes", metrics.bytes_received);
+    assert_eq!(metrics.bytes_sent_handshake + metrics.bytes_sent_summary, metrics.bytes_sent, "a hello is both");
+    assert!(metrics.bytes_sent_summary > 0 && metrics.bytes_sent_lanes == 0);
     let totals = cluster.session_totals(mark);
     assert_eq!(totals.lanes_sent, 0);
 }
@@ -395,12 +397,81 @@ fn lanes_a_node_already_holds_are_counted_redundant() {
     assert_eq!(node1.lanes_received, 80, "both peers sent the 40 lanes");
     assert_eq!(node1.lanes_redundant, 40, "the second copy of each lane was redundant");
     assert_eq!(cluster.replicas[1].held_lanes(), 40);
+    // The byte breakdown: the batch that came first was needed, the other not.
+    let (node0, node2) = (side_totals(&cluster, mark, 0), side_totals(&cluster, mark, 2));
+    let batches = [node0.bytes_sent_lanes, node2.bytes_sent_lanes];
+    assert_eq!(node1.bytes_received_lanes, batches[0] + batches[1], "node 1 received both batches");
+    assert!(batches.contains(&node1.bytes_received_lanes_needed), "one whole batch was needed: {node1:?}");
+}
+
+/// Adds up every session's counters, including the ones still open.
+fn all_sessions(cluster: &Cluster) -> Vec<protocol::SessionMetrics> {
+    let mut all: Vec<protocol::SessionMetrics> = cluster
+        .events
+        .iter()
+        .filter_map(|(_, event)| match event {
+            SyncEvent::Completed { metrics, .. } | SyncEvent::Failed { metrics, .. } => Some(*metrics),
+            _ => None,
+        })
+        .collect();
+    all.extend(cluster.syncers.iter().map(protocol::Syncer::open_metrics));
+    all
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The breakdown of the bytes sent, as the simulator reports it: each
+    /// session's kinds add up to its bytes sent, and across the cluster the
+    /// lane bytes receivers found needed are at most the lane bytes sent
+    /// (all of them arrive on a network that loses nothing).
+    #[test]
+    fn the_bytes_sent_break_down_exactly_by_what_they_carried(
+        seed: u64, writes in proptest::collection::vec((0usize..3, 0usize..12), 1..6),
+        starts in proptest::collection::vec((0usize..3, 1usize..3), 1..8), loss in 0u64..20, compact: bool,
+    ) {
+        let mut cluster = if compact { Cluster::compact(3, seed, false, 4) } else { Cluster::new(3, seed, false) };
+        for (node, lanes) in writes {
+            cluster.write(node, lanes);
+        }
+        // Sessions started together, so some cross and deliver a lane twice.
+        for (from, step) in starts {
+            let to = (from + step) % 3;
+            cluster.syncers[from].initiate(NodeId(to as u32), &mut cluster.replicas[from]);
+        }
+        cluster.drive(&Faults { loss, duplicate: 10, reorder: true });
+        let sessions = all_sessions(&cluster);
+        for metrics in &sessions {
+            let kinds = metrics.bytes_sent_handshake
+                + metrics.bytes_sent_summary
+                + metrics.bytes_sent_lanes
+                + metrics.bytes_sent_other;
+            prop_assert_eq!(kinds, metrics.bytes_sent, "{:?}", metrics);
+            prop_assert!(metrics.bytes_received_lanes_needed <= metrics.bytes_received_lanes);
+        }
+        let total = sessions.iter().fold(protocol::SessionMetrics::default(), |mut total, metrics| {
+            total.add(metrics);
+            total
+        });
+        prop_assert!(total.bytes_received_lanes_needed <= total.bytes_sent_lanes, "{:?}", total);
+        prop_assert!(total.bytes_received_lanes <= total.bytes_sent_lanes, "a batch is taken once per session");
+        if loss == 0 {
+            prop_assert_eq!(total.bytes_received_lanes, total.bytes_sent_lanes, "every batch arrived");
+        }
+        prop_assert_eq!(total.bytes_missing > 0, total.bytes_received_lanes_needed > 0);
+    }
 }
 
 #[test]
 fn session_metrics_add_field_by_field() {
     let one = protocol::SessionMetrics {
         bytes_sent: 1,
+        bytes_sent_handshake: 16,
+        bytes_sent_summary: 17,
+        bytes_sent_lanes: 18,
+        bytes_sent_other: 19,
+        bytes_received_lanes: 20,
+        bytes_received_lanes_needed: 21,
         bytes_received: 2,
         lanes_sent: 3,
         lanes_received: 4,
@@ -421,6 +492,12 @@ fn session_metrics_add_field_by_field() {
     total.add(&one);
     let tripled = protocol::SessionMetrics {
         bytes_sent: 3,
+        bytes_sent_handshake: 48,
+        bytes_sent_summary: 51,
+        bytes_sent_lanes: 54,
+        bytes_sent_other: 57,
+        bytes_received_lanes: 60,
+        bytes_received_lanes_needed: 63,
         bytes_received: 6,
         lanes_sent: 9,
         lanes_received: 12,

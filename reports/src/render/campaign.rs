@@ -181,7 +181,7 @@ fn campaign_json<'a>(campaign: &'a CampaignAggregate, overall: &'a ScenarioStats
 
 // ---- formatting ----------------------------------------------------------------
 
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (index, digit) in digits.chars().enumerate() {
@@ -552,6 +552,24 @@ fn totals_table(sections: &[Section<'_>]) -> Table {
     table
 }
 
+/// Where each scenario's bytes went (see `bytes`).
+fn bytes_table(sections: &[Section<'_>]) -> Table {
+    let rows = sections
+        .iter()
+        .map(|section| {
+            let label = match section.key {
+                Some(key) => vec![
+                    Cell::Link(key.scenario.clone(), section.anchor.clone()),
+                    Cell::Code(key.scenario_hash.clone()),
+                ],
+                None => vec![Cell::Text("other scenarios".into()), Cell::Text("-".into())],
+            };
+            (label, section.stats.metrics())
+        })
+        .collect();
+    super::bytes::scenarios_table(vec![text("scenario"), text("hash")], rows)
+}
+
 /// Scenarios shown as columns of the coverage table; the rest are in their
 /// sections.
 const COVERAGE_COLUMNS: usize = 16;
@@ -745,6 +763,9 @@ fn summary_html(sections: &[Section<'_>]) -> Markup {
         (summary_table(sections).html())
         h3 { "Totals per scenario" }
         (totals_table(sections).html())
+        h3 { "Where the bytes went" }
+        p.note { (super::bytes::NOTE) }
+        (bytes_table(sections).html())
         @if let Some((note, table)) = coverage_table(sections) {
             h3 { "Coverage by scenario" }
             p.note { (note) }
@@ -940,6 +961,8 @@ fn markdown_summary(md: &mut String, sections: &[Section<'_>]) {
     summary_table(sections).markdown(md);
     md.push_str("\n### Totals per scenario\n");
     totals_table(sections).markdown(md);
+    let _ = writeln!(md, "\n### Where the bytes went\n\n{}", super::bytes::NOTE);
+    bytes_table(sections).markdown(md);
     if let Some((note, table)) = coverage_table(sections) {
         let _ = writeln!(md, "\n### Coverage by scenario\n\n{note}");
         table.markdown(md);

@@ -10,6 +10,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+mod bytes;
 mod campaign;
 mod run;
 mod table;

@@ -163,6 +163,11 @@ pub fn write_run_report(trace: &Trace, out_dir: &Path, options: &ReportOptions) 
         ]))
         (violations_html(record))
         @for (chart, svg) in charts.iter().zip(&svgs) { (chart_html(chart, svg)) }
+        @if let Some(table) = super::bytes::run_table(&record.metrics) {
+            h2 { "Where the bytes went" }
+            p.note { (super::bytes::NOTE) }
+            (table.html())
+        }
         h2 { "Faults" }
         table { tr { th { "kind" } th { "start" } th { "heal" } th { "nodes" } }
             @for fault in &record.faults { tr { td { (fault.kind) } td { (fault.start_ms) " ms" } td { (fault.end_ms.map_or("never".into(), |e| format!("{e} ms"))) } td { (fault.nodes_text()) } } }
@@ -201,6 +206,10 @@ fn run_markdown(title: &str, record: &RunRecord, charts: &[Chart]) -> String {
     );
     let _ = writeln!(md, "| round trips | {} |", record.metrics.round_trips);
     let _ = writeln!(md, "| trace hash | `{}` |", record.trace_hash);
+    if let Some(table) = super::bytes::run_table(&record.metrics) {
+        let _ = writeln!(md, "\n## Where the bytes went\n\n{}", super::bytes::NOTE);
+        table.markdown(&mut md);
+    }
     for violation in &record.violations {
         let _ = writeln!(
             md,

@@ -192,6 +192,11 @@ fn a_run_report_shows_faults_convergence_and_traffic() {
     assert!(timeline.contains("2,3.000,5.000,down"), "{timeline}");
     assert!(timeline.contains(",partitioned"));
     assert!(html.contains("scx run scenarios/synthetic.toml --seed 5"));
+    // Where the bytes went: seed 5 sent 1,015 bytes, 415 of them handshakes.
+    assert!(html.contains("Where the bytes went"), "the byte breakdown is on the page");
+    assert!(html.contains("<td>handshakes</td><td class=\"n\">415</td><td class=\"n\">41%</td>"), "{html}");
+    let markdown = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(markdown.contains("| all | 1,015 | 100% | 1.27x | datagram bytes sent |"), "{markdown}");
 }
 
 #[test]

@@ -47,6 +47,10 @@ pub(crate) fn record(seed: u64, converged_ms: Option<u64>) -> RunRecord {
         metrics: Metrics {
             bytes_sent: 1_000 + seed * 3,
             bytes_missing: 800,
+            bytes_sent_handshake: 400 + seed * 3,
+            bytes_sent_summary: 100,
+            bytes_sent_lanes_needed: 400,
+            bytes_sent_lanes_redundant: 100,
             round_trips: 40 + seed % 7,
             lanes: 100,
             ..Metrics::default()

@@ -51,6 +51,15 @@ pub(super) fn summary(record: &RunRecord, outcome: &RunOutcome) -> String {
         "  {} lanes, {} sessions ({} abandoned), {} round trips; {} bytes sent for {} bytes of missing lanes ({ratio:.2}x)",
         m.lanes, m.sessions, m.sessions_abandoned, m.round_trips, m.bytes_sent, m.bytes_missing
     );
+    if let Some(kinds) = m.bytes_by_kind().filter(|_| m.bytes_sent > 0) {
+        let shares: Vec<String> = kinds
+            .iter()
+            .map(|(kind, bytes)| {
+                format!("{} {bytes} ({:.0}%)", kind.name(), 100.0 * *bytes as f64 / m.bytes_sent as f64)
+            })
+            .collect();
+        let _ = writeln!(out, "  bytes sent: {}", shares.join(", "));
+    }
     let _ = writeln!(
         out,
         "  {} messages, {} dropped; {} crashes; {} snapshots; {} rollbacks; {} conflicts",

@@ -45,6 +45,7 @@ pub fn collect(spec: &RunSpec, run: &ClusterRun) -> Result<RunOutcome, RealError
     }
     lines.sort_by_key(|line| (line.t_ns, line.node));
     let mut metrics = Metrics::default();
+    let mut lane_bytes = (0, 0);
     let mut events = Vec::new();
     let mut items = Vec::new();
     let mut samples = NodeSamples::default();
@@ -118,7 +119,7 @@ pub fn collect(spec: &RunSpec, run: &ClusterRun) -> Result<RunOutcome, RealError
                 Observation::SessionStarted { node, peer, session, status: status.view() }
             }
             Entry::SessionEnded { peer, session, initiator, in_sync, status, metrics: counters } => {
-                add_session(&mut metrics, &counters);
+                add_session(&mut metrics, &mut lane_bytes, &counters);
                 traffic.push((at_ns, counters.bytes_sent, counters.bytes_missing));
                 metrics.sessions += u64::from(initiator);
                 let lanes_received = counters.lanes_missing;
@@ -128,7 +129,7 @@ pub fn collect(spec: &RunSpec, run: &ClusterRun) -> Result<RunOutcome, RealError
                 Observation::SessionEnded { node, peer, session, initiator, in_sync, status, lanes_received }
             }
             Entry::SessionFailed { peer, metrics: counters } => {
-                add_session(&mut metrics, &counters);
+                add_session(&mut metrics, &mut lane_bytes, &counters);
                 traffic.push((at_ns, counters.bytes_sent, counters.bytes_missing));
                 metrics.sessions_abandoned += 1;
                 events.push(Stamped { at_ns, event: Event::SessionTimeout { node, peer } });
@@ -183,6 +184,7 @@ pub fn collect(spec: &RunSpec, run: &ClusterRun) -> Result<RunOutcome, RealError
             _ => {}
         }
     }
+    metrics.split_lane_bytes(lane_bytes.0, lane_bytes.1);
     metrics.messages_sent = run.proxy.messages_sent;
     metrics.messages_dropped = run.proxy.messages_dropped;
     metrics.partition_drops = run.proxy.partition_drops;
@@ -272,9 +274,16 @@ fn ending(run: &ClusterRun, metrics: &Metrics, live_at_end: usize, converged: Op
     }
 }
 
-fn add_session(metrics: &mut Metrics, counters: &super::log::Metrics) {
+/// Adds a session's counters; `lane_bytes` gathers the lane-batch bytes
+/// sent and the share found needed, which the end splits.
+fn add_session(metrics: &mut Metrics, lane_bytes: &mut (u64, u64), counters: &super::log::Metrics) {
     metrics.bytes_sent += counters.bytes_sent;
     metrics.bytes_missing += counters.bytes_missing;
+    metrics.bytes_sent_handshake += counters.bytes_sent_handshake;
+    metrics.bytes_sent_summary += counters.bytes_sent_summary;
+    metrics.bytes_sent_other += counters.bytes_sent_other;
+    lane_bytes.0 += counters.bytes_sent_lanes;
+    lane_bytes.1 += counters.bytes_received_lanes_needed;
     metrics.round_trips += counters.round_trips;
     metrics.snapshots_installed += counters.snapshots_installed;
     metrics.compact_summaries += counters.compact_summaries;

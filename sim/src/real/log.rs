@@ -220,6 +220,21 @@ pub struct Metrics {
     pub bytes_sent: u64,
     /// Bytes of lanes the receiver lacked.
     pub bytes_missing: u64,
+    /// Of `bytes_sent`: frames (`SessionMetrics::bytes_sent_handshake`).
+    #[serde(default)]
+    pub bytes_sent_handshake: u64,
+    /// Of `bytes_sent`: summaries.
+    #[serde(default)]
+    pub bytes_sent_summary: u64,
+    /// Of `bytes_sent`: lane batches.
+    #[serde(default)]
+    pub bytes_sent_lanes: u64,
+    /// Of `bytes_sent`: snapshot parts and need lists.
+    #[serde(default)]
+    pub bytes_sent_other: u64,
+    /// Of the lane-batch bytes received, the share of lanes this node lacked.
+    #[serde(default)]
+    pub bytes_received_lanes_needed: u64,
     /// Lanes this node lacked that the session brought.
     pub lanes_missing: u64,
     /// Round trips.
@@ -237,6 +252,11 @@ impl From<&SessionMetrics> for Metrics {
         Self {
             bytes_sent: metrics.bytes_sent,
             bytes_missing: metrics.bytes_missing,
+            bytes_sent_handshake: metrics.bytes_sent_handshake,
+            bytes_sent_summary: metrics.bytes_sent_summary,
+            bytes_sent_lanes: metrics.bytes_sent_lanes,
+            bytes_sent_other: metrics.bytes_sent_other,
+            bytes_received_lanes_needed: metrics.bytes_received_lanes_needed,
             lanes_missing: metrics.lanes_missing,
             round_trips: metrics.round_trips,
             snapshots_installed: metrics.snapshots_installed,

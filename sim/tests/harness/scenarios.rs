@@ -84,6 +84,17 @@ fn every_shipped_scenario_passes_its_default_seeds_with_its_golden_trace_hash() 
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(records.len() as u64, campaign.planned());
+    // Where the bytes went adds up to the bytes sent, in every scenario
+    // (crashes, hostile rewrites and bundles included).
+    let unbalanced: Vec<String> = records
+        .iter()
+        .filter(|r| {
+            let kinds = r.metrics.bytes_by_kind().map(|kinds| kinds.iter().map(|(_, bytes)| bytes).sum::<u64>());
+            kinds != Some(r.metrics.bytes_sent)
+        })
+        .map(|r| format!("{}: {:?}", r.reproduce, r.metrics))
+        .collect();
+    assert!(unbalanced.is_empty(), "the byte breakdown does not add up:\n{}", unbalanced.join("\n"));
     let table: String = records.iter().map(|r| format!("{} {} {}\n", r.scenario_path, r.seed, r.trace_hash)).collect();
     let golden = root.join(GOLDEN);
     if std::env::var_os("SCX_UPDATE_GOLDEN").is_some() {
