@@ -112,6 +112,15 @@ pub(super) fn apply_lane<L: Law>(
     chain: &mut ChainHash,
     conflicts: &mut u64,
 ) {
+    // The chain step does not depend on the state, so it goes first: the
+    // slot was just loaded (after a burst of lanes, a cache miss), and its id
+    // is read while it is at hand rather than after the ops.
+    *chain = if bugs.swapped_chain_step() {
+        // Planted bug: the operands of the chain step swapped.
+        hash::chain_step(&ChainHash(slot.id.0), &LaneId(chain.0))
+    } else {
+        hash::chain_step(chain, &slot.id)
+    };
     let context = LaneContext {
         id: &slot.id,
         author: slot.lane.author,
@@ -122,12 +131,6 @@ pub(super) fn apply_lane<L: Law>(
     for op in &slot.lane.ops {
         *conflicts += u64::from(law.apply_planted(state, &context, op, bugs).conflicts);
     }
-    *chain = if bugs.swapped_chain_step() {
-        // Planted bug: the operands of the chain step swapped.
-        hash::chain_step(&ChainHash(slot.id.0), &LaneId(chain.0))
-    } else {
-        hash::chain_step(chain, &slot.id)
-    };
 }
 
 /// Checkpoints kept before a replay in progress thins them.
