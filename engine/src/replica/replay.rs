@@ -28,14 +28,26 @@ impl<L: Law> Replica<L> {
     }
 
     /// Applies `order[applied..]`, recording checkpoints and snapshot points.
+    ///
+    /// A checkpoint costs a clone of the state, and thinning at the tip this
+    /// replay ends on keeps only a logarithmic few of them; since thinning is
+    /// monotone in the tip (see [`kept_at`]), a replay clones the state only
+    /// at the points that the final thinning keeps: the same checkpoints as
+    /// cloning at every interval and thinning afterwards.
     pub(super) fn replay(&mut self) {
         let Self { law, config, dag, order, state, chain, conflicts, .. } = self;
+        let start = self.prune_index + self.applied as u64;
+        let tip = self.prune_index + order.len() as u64;
+        let mut pushed = 0;
         while self.applied < order.len() {
             let lane_index = self.prune_index + self.applied as u64 + 1;
             apply_lane(law, &config.bugs, dag.slot(order[self.applied]), lane_index, state, chain, conflicts);
             self.applied += 1;
             self.metrics.lanes_replayed += 1;
-            if lane_index.is_multiple_of(config.checkpoint_interval) {
+            if lane_index.is_multiple_of(config.checkpoint_interval)
+                && kept_at(lane_index, tip, config.checkpoint_interval)
+            {
+                pushed += 1;
                 self.checkpoints.push(Checkpoint {
                     lane_index,
                     state: state.clone(),
@@ -66,6 +78,8 @@ impl<L: Law> Replica<L> {
         }
         self.digest = None;
         self.thin_checkpoints();
+        let kept = self.checkpoints.iter().filter(|checkpoint| checkpoint.lane_index > start).count();
+        assert_eq!(kept, pushed, "thinning at the tip keeps every checkpoint this replay made");
     }
 
     pub(super) fn thin_checkpoints(&mut self) {
@@ -98,6 +112,15 @@ pub(super) fn apply_lane<L: Law>(
     chain: &mut ChainHash,
     conflicts: &mut u64,
 ) {
+    // The chain step does not depend on the state, so it goes first: the
+    // slot was just loaded (after a burst of lanes, a cache miss), and its id
+    // is read while it is at hand rather than after the ops.
+    *chain = if bugs.swapped_chain_step() {
+        // Planted bug: the operands of the chain step swapped.
+        hash::chain_step(&ChainHash(slot.id.0), &LaneId(chain.0))
+    } else {
+        hash::chain_step(chain, &slot.id)
+    };
     let context = LaneContext {
         id: &slot.id,
         author: slot.lane.author,
@@ -108,12 +131,6 @@ pub(super) fn apply_lane<L: Law>(
     for op in &slot.lane.ops {
         *conflicts += u64::from(law.apply_planted(state, &context, op, bugs).conflicts);
     }
-    *chain = if bugs.swapped_chain_step() {
-        // Planted bug: the operands of the chain step swapped.
-        hash::chain_step(&ChainHash(slot.id.0), &LaneId(chain.0))
-    } else {
-        hash::chain_step(chain, &slot.id)
-    };
 }
 
 /// Checkpoints kept before a replay in progress thins them.
@@ -127,14 +144,17 @@ pub(super) fn thin<S>(checkpoints: &mut Vec<Checkpoint<S>>, tip: u64, interval: 
     // Planted bug `thinning_drops_base`: the stable base is thinned like any
     // other checkpoint, so a rollback can find nothing below its target.
     let mut first = !bugs.thinning_drops_base();
-    checkpoints.retain(|checkpoint| {
-        if std::mem::take(&mut first) {
-            return true;
-        }
-        let distance_in_intervals = (tip - checkpoint.lane_index) / interval;
-        let spacing = interval * (distance_in_intervals / 8).max(1).next_power_of_two();
-        checkpoint.lane_index.is_multiple_of(spacing)
-    });
+    checkpoints.retain(|checkpoint| std::mem::take(&mut first) || kept_at(checkpoint.lane_index, tip, interval));
+}
+
+/// Whether thinning at `tip` keeps a checkpoint at `lane_index` (a multiple
+/// of `interval`, at or below `tip`): the spacing kept at a distance is a
+/// power of two that only grows with the distance, so a checkpoint kept at
+/// one tip is kept at every earlier tip too.
+pub(super) fn kept_at(lane_index: u64, tip: u64, interval: u64) -> bool {
+    let distance_in_intervals = (tip - lane_index) / interval;
+    let spacing = interval * (distance_in_intervals / 8).max(1).next_power_of_two();
+    lane_index.is_multiple_of(spacing)
 }
 
 /// The digest of `state`, encoded into a reused buffer (a status per sync
