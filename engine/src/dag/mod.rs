@@ -36,6 +36,7 @@ use crate::bugs::Bugs;
 use crate::error::LaneError;
 use crate::hash::LaneId;
 use crate::lane::{Dot, Lane, NodeId, Op};
+use crate::members::Members;
 use crate::snapshot::Tip;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -64,8 +65,11 @@ pub(crate) struct Slot<O> {
     pub(crate) lane: Lane<O>,
     /// Admitted parents (tips of the pruned prefix are not listed).
     pub(crate) parent_slots: Box<[SlotIdx]>,
-    /// Bit m: this lane is an ancestor of (or is) member m's latest lane.
-    reached: Box<[u64]>,
+    /// Bit m: this lane is an ancestor of (or is) the latest lane of the
+    /// m-th member that authored here (see `LaneDag::reach_index`). Grown
+    /// when a bit past its end is set, so a lane costs a bit per author
+    /// that reached it, not a bit per member.
+    reached: Vec<u64>,
     /// How many bits of `reached` are set.
     pub(crate) reached_count: u32,
 }
@@ -132,8 +136,13 @@ pub struct LaneDag<O> {
     rejected: Vec<(LaneId, LaneError)>,
     /// Canonical bytes of admitted lanes, when journaling.
     journal: Option<Vec<Vec<u8>>>,
-    /// Member index by node, for the `reached` bits.
-    members: BTreeMap<NodeId, usize>,
+    /// The members: stability needs each one's latest lane (shared with
+    /// the replica's configuration, never copied).
+    members: Members,
+    /// The `reached` bit of each member that has authored a lane here, in
+    /// the order their first lanes arrived: bits for authors, not for the
+    /// whole membership.
+    reach_index: BTreeMap<NodeId, usize>,
     /// Reused stack of the reachability search.
     mark_stack: Vec<SlotIdx>,
     /// Planted bugs (effective only with the `planted-bugs` feature).
@@ -146,7 +155,7 @@ impl<O: Op> LaneDag<O> {
     pub(crate) fn new(
         max_pending: usize,
         journal: bool,
-        members: &BTreeSet<NodeId>,
+        members: &Members,
         id_hash_key: IdHashKey,
         bugs: Bugs,
     ) -> Self {
@@ -167,7 +176,8 @@ impl<O: Op> LaneDag<O> {
             forks_seen: 0,
             rejected: Vec::new(),
             journal: journal.then(Vec::new),
-            members: members.iter().enumerate().map(|(index, node)| (*node, index)).collect(),
+            members: members.clone(),
+            reach_index: BTreeMap::new(),
             mark_stack: Vec::new(),
             bugs,
         }

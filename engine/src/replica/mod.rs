@@ -19,6 +19,7 @@ use crate::error::LaneError;
 use crate::hash::{ChainHash, LaneId, SnapshotId, StateDigest};
 use crate::lane::{Lane, NodeId};
 use crate::law::Law;
+use crate::members::Members;
 use crate::snapshot::{Snapshot, SnapshotHeader, SnapshotRegistry, Tip};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -41,7 +42,8 @@ pub struct ReplicaConfig {
     /// This node.
     pub node: NodeId,
     /// The known member list; causal stability needs every member's lanes.
-    pub members: BTreeSet<NodeId>,
+    /// Shared, not copied, between the nodes of one process.
+    pub members: Members,
     /// Lanes between snapshot points; a power of two.
     pub snapshot_interval: u64,
     /// Lanes between rollback checkpoints near the tip; a power of two that
@@ -227,7 +229,7 @@ impl<L: Law> Replica<L> {
     /// An empty replica at the genesis snapshot.
     pub fn new(law: L, config: ReplicaConfig) -> Self {
         // A node with no other member has no one to learn its chain from.
-        let others = config.members.iter().any(|member| *member != config.node);
+        let others = config.members.iter().any(|member| member != config.node);
         let rejoin_peers = (config.rejoining && others).then(BTreeSet::new);
         assert!(config.snapshot_interval.is_power_of_two(), "snapshot_interval must be a power of two");
         assert!(config.checkpoint_interval.is_power_of_two(), "checkpoint_interval must be a power of two");
