@@ -12,7 +12,7 @@ use crate::network::Network;
 use crate::node_state::NodeCore;
 use crate::observation::Observation;
 use crate::spec::RunSpec;
-use crate::storage::{CrashEffect, SimDisk};
+use crate::storage::{CrashEffect, RecordPool, SimDisk};
 use crate::trace::{Event, Trace};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -82,8 +82,10 @@ impl World {
     /// A world for `spec`; `keep_trace` keeps events for printing.
     pub fn new(spec: RunSpec, keep_trace: bool) -> Arc<Self> {
         let nodes = spec.nodes as usize;
+        // One pool for the run: every disk holding a lane holds the same bytes.
+        let records = RecordPool::default();
         Arc::new(Self {
-            disks: (0..spec.nodes).map(SimDisk::new).collect(),
+            disks: (0..spec.nodes).map(|node| SimDisk::sharing(node, &records)).collect(),
             madsim_nodes: Mutex::new(Vec::new()),
             cores: Mutex::new(vec![None; nodes]),
             life: Mutex::new(vec![Life::Up; nodes]),
