@@ -86,7 +86,7 @@ pub mod replica;
 pub mod snapshot;
 pub mod world;
 
-pub use dag::{ForkProof, Inserted};
+pub use dag::{ForkProof, Inserted, LanePool};
 pub use error::LaneError;
 pub use hash::{ChainHash, LaneId, SnapshotId, StateDigest};
 pub use lane::{Dot, Lane, NodeId, Op};

@@ -76,6 +76,9 @@ pub struct World {
     pub checkers: Mutex<Checkers>,
     /// Counters.
     pub metrics: Mutex<RunMetrics>,
+    /// Lane bodies shared by every node's replica (lanes are immutable and
+    /// content-addressed, so a run holds each once, not once per node).
+    pub lanes: scx_engine::LanePool<scx_engine::WorldOp>,
 }
 
 impl World {
@@ -98,6 +101,7 @@ impl World {
             trace: Mutex::new(Trace::new(keep_trace)),
             checkers: Mutex::new(Checkers::new(&spec)),
             metrics: Mutex::new(RunMetrics::default()),
+            lanes: scx_engine::LanePool::new(),
             spec,
         })
     }

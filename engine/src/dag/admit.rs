@@ -5,6 +5,7 @@ use super::{Existing, ForkProof, Inserted, LaneDag, MAX_FORK_PROOFS, Slot, SlotI
 use crate::error::LaneError;
 use crate::hash::LaneId;
 use crate::lane::{Dot, Lane, MAX_LAMPORT, Op};
+use std::sync::Arc;
 
 impl<O: Op> LaneDag<O> {
     /// Inserts a lane whose id the caller computed from its canonical bytes.
@@ -99,6 +100,10 @@ impl<O: Op> LaneDag<O> {
         self.chains.entry(lane.author).or_default().slots.push_back(idx);
         self.by_id.insert(id, idx);
         let author = lane.author;
+        let lane = match &self.pool {
+            Some(pool) => pool.share(id, lane),
+            None => Arc::new(lane),
+        };
         self.slots.push(Some(Box::new(Slot {
             id,
             lane,

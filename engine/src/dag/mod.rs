@@ -26,11 +26,13 @@
 mod admit;
 mod ids;
 mod pending;
+mod pool;
 mod prune;
 mod reach;
 
 pub(crate) use ids::{IdHashKey, IdMap};
 use pending::PendingLane;
+pub use pool::LanePool;
 
 use crate::bugs::Bugs;
 use crate::error::LaneError;
@@ -39,6 +41,7 @@ use crate::lane::{Dot, Lane, NodeId, Op};
 use crate::members::Members;
 use crate::snapshot::Tip;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 /// Index of a lane in the arena; never reused, so stale indices cannot alias.
 /// 64 bits, so no node lives long enough to run out of them (a 32-bit index
@@ -62,7 +65,8 @@ pub const MAX_FORK_PROOFS: usize = 64;
 #[derive(Clone, Debug)]
 pub(crate) struct Slot<O> {
     pub(crate) id: LaneId,
-    pub(crate) lane: Lane<O>,
+    /// Immutable, so shared with other replicas through a [`LanePool`].
+    pub(crate) lane: Arc<Lane<O>>,
     /// Admitted parents (tips of the pruned prefix are not listed).
     pub(crate) parent_slots: Box<[SlotIdx]>,
     /// Bit m: this lane is an ancestor of (or is) the latest lane of the
@@ -145,6 +149,8 @@ pub struct LaneDag<O> {
     reach_index: BTreeMap<NodeId, usize>,
     /// Reused stack of the reachability search.
     mark_stack: Vec<SlotIdx>,
+    /// Where admitted lanes are shared with other replicas, if anywhere.
+    pool: Option<LanePool<O>>,
     /// Planted bugs (effective only with the `planted-bugs` feature).
     bugs: Bugs,
 }
@@ -179,8 +185,17 @@ impl<O: Op> LaneDag<O> {
             members: members.clone(),
             reach_index: BTreeMap::new(),
             mark_stack: Vec::new(),
+            pool: None,
             bugs,
         }
+    }
+
+    /// Shares admitted lanes, those held now and those to come, through `pool`.
+    pub(crate) fn share_lanes(&mut self, pool: &LanePool<O>) {
+        for slot in self.slots.iter_mut().flatten() {
+            slot.lane = pool.share_held(slot.id, &slot.lane);
+        }
+        self.pool = Some(pool.clone());
     }
 
     /// Admitted lanes held (not counting the pruned prefix).

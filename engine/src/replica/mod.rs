@@ -14,7 +14,7 @@
 //! - The stable prefix never changes: checkpoints, rollbacks and admissions
 //!   never reach below it, and pruning never goes past it.
 
-use crate::dag::{ForkProof, IdHashKey, LaneDag, SlotIdx};
+use crate::dag::{ForkProof, IdHashKey, LaneDag, LanePool, SlotIdx};
 use crate::error::LaneError;
 use crate::hash::{ChainHash, LaneId, SnapshotId, StateDigest};
 use crate::lane::{Lane, NodeId};
@@ -331,7 +331,7 @@ impl<L: Law> Replica<L> {
 
     /// A held lane (not pruned).
     pub fn lane(&self, id: &LaneId) -> Option<&Lane<L::Op>> {
-        self.dag.get(id).map(|slot| &slot.lane)
+        self.dag.get(id).map(|slot| &*slot.lane)
     }
 
     /// Whether the lane is held (admitted, or a tip of the pruned prefix).
@@ -366,7 +366,7 @@ impl<L: Law> Replica<L> {
     /// if some of them were pruned (the peer needs the snapshot).
     pub fn lanes_after(&self, author: NodeId, after: u64) -> Option<Vec<LaneRef<'_, L::Op>>> {
         let slots = self.dag.chain_after(author, after)?;
-        Some(slots.map(|idx| self.dag.slot(idx)).map(|slot| (slot.id, &slot.lane)).collect())
+        Some(slots.map(|idx| self.dag.slot(idx)).map(|slot| (slot.id, &*slot.lane)).collect())
     }
 
     /// Id of the author's lane at `seq`, if held in full or a pruned tip.
@@ -390,7 +390,7 @@ impl<L: Law> Replica<L> {
     /// Held lanes above the prune point in canonical order (orders first).
     pub fn canonical_lanes(&mut self) -> impl Iterator<Item = (LaneId, &Lane<L::Op>)> + '_ {
         self.materialize();
-        self.order.iter().map(|idx| self.dag.slot(*idx)).map(|slot| (slot.id, &slot.lane))
+        self.order.iter().map(|idx| self.dag.slot(*idx)).map(|slot| (slot.id, &*slot.lane))
     }
 
     /// Lane index below which lane bodies were pruned.
@@ -422,6 +422,13 @@ impl<L: Law> Replica<L> {
     /// Fork proofs found (bounded) and the total number seen.
     pub fn forks(&self) -> (&[ForkProof], u64) {
         (self.dag.forks(), self.dag.forks_seen())
+    }
+
+    /// Keeps lanes, those held now and those admitted later, in `pool`, so
+    /// replicas of one process that share it hold each lane once. Changes
+    /// nothing a replica computes or outputs.
+    pub fn share_lanes(&mut self, pool: &LanePool<L::Op>) {
+        self.dag.share_lanes(pool);
     }
 
     /// The next event for the driver.
