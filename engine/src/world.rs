@@ -12,12 +12,18 @@
 //!
 //! Invariant: the state's canonical encoding is sorted by key, element and
 //! dot (BTreeMap/BTreeSet), so equal states have equal digests.
+//!
+//! A replica keeps a few copies of its state as rollback checkpoints, so a
+//! copy must be cheap: each set sits behind a reference count and is copied
+//! only when a lane changes it (`Arc::make_mut`), so checkpoints share the
+//! sets no lane touched since.
 
 use crate::bugs::Bugs;
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len};
 use crate::lane::{Dot, OP_COLUMNS, Op};
 use crate::law::{Applied, LaneContext, Law};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Most dots one `Remove` may name.
 pub const MAX_REMOVE_DOTS: usize = 1024;
@@ -274,9 +280,13 @@ pub struct WorldState {
     pub registers: BTreeMap<u32, Register>,
     /// Counters by key.
     pub counters: BTreeMap<u32, i64>,
-    /// Add-wins sets by key: element to the insert tags that keep it present.
-    pub sets: BTreeMap<u32, BTreeMap<u64, BTreeSet<Dot>>>,
+    /// Add-wins sets by key, each shared between copies of the state until
+    /// a lane changes it.
+    pub sets: BTreeMap<u32, Arc<SetTags>>,
 }
+
+/// One add-wins set: each element present, with the insert tags that keep it.
+pub type SetTags = BTreeMap<u64, BTreeSet<Dot>>;
 
 impl WorldState {
     /// Whether `element` is present in set `key`.
@@ -327,7 +337,8 @@ impl Law for World {
                 Applied::default()
             }
             WorldOp::Insert { key, element } => {
-                state.sets.entry(*key).or_default().entry(*element).or_default().insert(lane.dot());
+                let set = Arc::make_mut(state.sets.entry(*key).or_default());
+                set.entry(*element).or_default().insert(lane.dot());
                 Applied::default()
             }
             WorldOp::Remove { key, element, seen } => remove(state, *key, *element, seen),
@@ -362,7 +373,7 @@ impl Law for World {
         for (key, set) in &state.sets {
             put_varint(out, u64::from(*key));
             put_varint(out, set.len() as u64);
-            for (element, tags) in set {
+            for (element, tags) in set.iter() {
                 put_varint(out, *element);
                 put_varint(out, tags.len() as u64);
                 for tag in tags {
@@ -392,7 +403,7 @@ impl Law for World {
         let mut last = None;
         for _ in 0..count {
             let key = ascending_key(reader, &mut last, "set keys")?;
-            state.sets.insert(key, decode_set(reader)?);
+            state.sets.insert(key, Arc::new(decode_set(reader)?));
         }
         Ok(state)
     }
@@ -402,6 +413,11 @@ fn remove(state: &mut WorldState, key: u32, element: u64, seen: &[Dot]) -> Appli
     let Some(set) = state.sets.get_mut(&key) else {
         return Applied::default();
     };
+    if !set.contains_key(&element) {
+        return Applied::default();
+    }
+    // Copied here only if a checkpoint shares it.
+    let set = Arc::make_mut(set);
     let Some(tags) = set.get_mut(&element) else {
         return Applied::default();
     };
@@ -427,7 +443,7 @@ fn ascending_key(reader: &mut Reader<'_>, last: &mut Option<u32>, what: &'static
     Ok(key)
 }
 
-fn decode_set(reader: &mut Reader<'_>) -> Result<BTreeMap<u64, BTreeSet<Dot>>, DecodeError> {
+fn decode_set(reader: &mut Reader<'_>) -> Result<SetTags, DecodeError> {
     let mut set = BTreeMap::new();
     let count = reader.count("set elements", MAX_STATE_ENTRIES, 2)?;
     let mut last_element = None;

@@ -112,13 +112,14 @@ fn boot(world: &Arc<World>, node: u32, endpoint: Endpoint) -> Option<NodeCore> {
         let opened = Node::recover(scx_engine::World, config, &recovered, local_now_ns(world, node));
         opened.map_err(|error| error.to_string())
     });
-    let (engine, report) = match opened {
+    let (mut engine, report) = match opened {
         Ok(opened) => opened,
         Err(error) => {
             world.observe(Observation::RecoveryFailed { node, error });
             return None;
         }
     };
+    engine.share_lanes(&world.lanes);
     let mut core = NodeCore {
         index: node,
         node: engine,
@@ -277,7 +278,7 @@ pub fn read_value(state: &WorldState, key: u32) -> ModelValue {
             .get(&key)
             .map(|register| RegisterValue { value: register.value, writer: register.writer }),
         counter: state.counters.get(&key).copied(),
-        set: state.sets.get(&key).cloned().unwrap_or_default(),
+        set: state.sets.get(&key).map(|set| (**set).clone()).unwrap_or_default(),
     }
 }
 

@@ -8,7 +8,7 @@
 use crate::rng::SimRng;
 use crate::spec::{RunSpec, Topology};
 use scx_engine::node::{NodeConfig, PeerPlan, SyncConfig};
-use scx_engine::{NodeId, ReplicaConfig};
+use scx_engine::{Members, NodeId, Peers, ReplicaConfig};
 
 /// Whom the node syncs with on its own, by topology: the mesh and hubs go
 /// round the others in turn, a p2p node draws a random other one, clients
@@ -19,7 +19,9 @@ pub fn peer_plan(spec: &RunSpec, node: u32, boot: u32) -> PeerPlan {
     if nodes < 2 {
         return PeerPlan::Answer;
     }
-    let others: Vec<NodeId> = (1..nodes).map(|step| NodeId((node + step) % nodes)).collect();
+    // Every other node from the one after this one round, sharing the
+    // member list: a per-node copy made memory grow with nodes².
+    let others = Peers::others_of(Members::range(nodes), NodeId(node));
     match &spec.topology {
         Topology::Mesh => PeerPlan::RoundRobin(others),
         Topology::PeerToPeer => {
@@ -28,7 +30,7 @@ pub fn peer_plan(spec: &RunSpec, node: u32, boot: u32) -> PeerPlan {
         }
         Topology::AirGapped => PeerPlan::Answer,
         Topology::ClientServer { server } if *server == node => PeerPlan::Answer,
-        Topology::ClientServer { server } => PeerPlan::RoundRobin(vec![NodeId(*server)]),
+        Topology::ClientServer { server } => PeerPlan::RoundRobin(vec![NodeId(*server)].into()),
         Topology::Edge { hubs } if hubs.contains(&node) => {
             let mut others: Vec<NodeId> = hubs.iter().copied().filter(|hub| *hub != node).map(NodeId).collect();
             if others.is_empty() {
@@ -37,10 +39,10 @@ pub fn peer_plan(spec: &RunSpec, node: u32, boot: u32) -> PeerPlan {
             // The first hub a hub syncs with is the one after it.
             let len = others.len();
             others.rotate_left(1 % len);
-            PeerPlan::RoundRobin(others)
+            PeerPlan::RoundRobin(others.into())
         }
         Topology::Edge { hubs } => match hubs.get(node as usize % hubs.len().max(1)) {
-            Some(hub) => PeerPlan::RoundRobin(vec![NodeId(*hub)]),
+            Some(hub) => PeerPlan::RoundRobin(vec![NodeId(*hub)].into()),
             None => PeerPlan::Answer,
         },
     }
@@ -49,7 +51,8 @@ pub fn peer_plan(spec: &RunSpec, node: u32, boot: u32) -> PeerPlan {
 /// The engine configuration of `node` at its `boot`-th start (1 is the
 /// first); `rejoining` when it boots as a replacement.
 pub fn node_config(spec: &RunSpec, node: u32, boot: u32, rejoining: bool) -> NodeConfig {
-    let mut replica = ReplicaConfig::new(NodeId(node), (0..spec.nodes).map(NodeId));
+    // One shared member list for the whole cluster (not one set per node).
+    let mut replica = ReplicaConfig { members: Members::range(spec.nodes), ..ReplicaConfig::new(NodeId(node), []) };
     replica.snapshot_interval = spec.snapshot_interval;
     replica.checkpoint_interval = spec.snapshot_interval.min(32);
     replica.prune = spec.prune;

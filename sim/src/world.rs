@@ -12,7 +12,7 @@ use crate::network::Network;
 use crate::node_state::NodeCore;
 use crate::observation::Observation;
 use crate::spec::RunSpec;
-use crate::storage::{CrashEffect, SimDisk};
+use crate::storage::{CrashEffect, RecordPool, SimDisk};
 use crate::trace::{Event, Trace};
 use scx_engine::protocol::SessionMetrics;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -80,6 +80,9 @@ pub struct World {
     /// Lane-batch bytes: sent, and found needed by their receivers. The
     /// run's end splits the metrics' lane kinds of bytes from them.
     pub lane_bytes: Mutex<LaneBytes>,
+    /// Lane bodies shared by every node's replica (lanes are immutable and
+    /// content-addressed, so a run holds each once, not once per node).
+    pub lanes: scx_engine::LanePool<scx_engine::WorldOp>,
 }
 
 /// Lane-batch bytes over a run, as sessions report them.
@@ -95,8 +98,10 @@ impl World {
     /// A world for `spec`; `keep_trace` keeps events for printing.
     pub fn new(spec: RunSpec, keep_trace: bool) -> Arc<Self> {
         let nodes = spec.nodes as usize;
+        // One pool for the run: every disk holding a lane holds the same bytes.
+        let records = RecordPool::default();
         Arc::new(Self {
-            disks: (0..spec.nodes).map(SimDisk::new).collect(),
+            disks: (0..spec.nodes).map(|node| SimDisk::sharing(node, &records)).collect(),
             madsim_nodes: Mutex::new(Vec::new()),
             cores: Mutex::new(vec![None; nodes]),
             life: Mutex::new(vec![Life::Up; nodes]),
@@ -110,6 +115,7 @@ impl World {
             checkers: Mutex::new(Checkers::new(&spec)),
             metrics: Mutex::new(RunMetrics::default()),
             lane_bytes: Mutex::new(LaneBytes::default()),
+            lanes: scx_engine::LanePool::new(),
             spec,
         })
     }

@@ -5,6 +5,7 @@ use super::{Existing, ForkProof, Inserted, LaneDag, MAX_FORK_PROOFS, Slot, SlotI
 use crate::error::LaneError;
 use crate::hash::LaneId;
 use crate::lane::{Dot, Lane, MAX_LAMPORT, Op};
+use std::sync::Arc;
 
 impl<O: Op> LaneDag<O> {
     /// Inserts a lane whose id the caller computed from its canonical bytes.
@@ -12,7 +13,7 @@ impl<O: Op> LaneDag<O> {
         lane.check_shape().map_err(|shape| LaneError::Shape { id, shape })?;
         // Stability counts members only: a non-member's lane could always
         // arrive inside a prefix some node already holds stable.
-        if !self.members.is_empty() && !self.members.contains_key(&lane.author) {
+        if !self.members.is_empty() && !self.members.contains(lane.author) {
             return Err(LaneError::NotAMember { id, author: lane.author });
         }
         if self.by_id.contains_key(&id) || self.pending.contains_key(&id) {
@@ -99,18 +100,21 @@ impl<O: Op> LaneDag<O> {
         self.chains.entry(lane.author).or_default().slots.push_back(idx);
         self.by_id.insert(id, idx);
         let author = lane.author;
-        let words = self.members.len().div_ceil(64);
-        let reached = vec![0; words].into_boxed_slice();
+        let lane = match &self.pool {
+            Some(pool) => pool.share(id, lane),
+            None => Arc::new(lane),
+        };
         self.slots.push(Some(Box::new(Slot {
             id,
             lane,
             parent_slots: parents.into_boxed_slice(),
-            reached,
+            reached: Vec::new(),
             reached_count: 0,
         })));
         self.fresh.push(idx);
-        if let Some(&member) = self.members.get(&author) {
-            self.mark_reached(idx, member);
+        if self.members.contains(author) {
+            let bit = self.reach_bit(author);
+            self.mark_reached(idx, bit);
         }
         Ok(())
     }
@@ -168,7 +172,7 @@ mod tests {
     /// put straight into the DAG, past the snapshot checks that bound a
     /// verified tip's stamp: the DAG's own arithmetic must not rely on them.
     fn dag_over_a_tip(lamport: u64) -> (LaneDag<WorldOp>, Tip) {
-        let members = [NodeId(0), NodeId(1)].into_iter().collect();
+        let members = [NodeId(0), NodeId(1)].into();
         let mut dag = LaneDag::new(16, false, &members, crate::dag::IdHashKey::new(0), Bugs::NONE);
         let tip = Tip { author: NodeId(1), seq: 1, lamport, id: LaneId([7; 32]) };
         dag.cover(&[tip], &[]);

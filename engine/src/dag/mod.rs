@@ -26,18 +26,22 @@
 mod admit;
 mod ids;
 mod pending;
+mod pool;
 mod prune;
 mod reach;
 
 pub(crate) use ids::{IdHashKey, IdMap};
 use pending::PendingLane;
+pub use pool::LanePool;
 
 use crate::bugs::Bugs;
 use crate::error::LaneError;
 use crate::hash::LaneId;
 use crate::lane::{Dot, Lane, NodeId, Op};
+use crate::members::Members;
 use crate::snapshot::Tip;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 /// Index of a lane in the arena; never reused, so stale indices cannot alias.
 /// 64 bits, so no node lives long enough to run out of them (a 32-bit index
@@ -61,11 +65,15 @@ pub const MAX_FORK_PROOFS: usize = 64;
 #[derive(Clone, Debug)]
 pub(crate) struct Slot<O> {
     pub(crate) id: LaneId,
-    pub(crate) lane: Lane<O>,
+    /// Immutable, so shared with other replicas through a [`LanePool`].
+    pub(crate) lane: Arc<Lane<O>>,
     /// Admitted parents (tips of the pruned prefix are not listed).
     pub(crate) parent_slots: Box<[SlotIdx]>,
-    /// Bit m: this lane is an ancestor of (or is) member m's latest lane.
-    reached: Box<[u64]>,
+    /// Bit m: this lane is an ancestor of (or is) the latest lane of the
+    /// m-th member that authored here (see `LaneDag::reach_index`). Grown
+    /// when a bit past its end is set, so a lane costs a bit per author
+    /// that reached it, not a bit per member.
+    reached: Vec<u64>,
     /// How many bits of `reached` are set.
     pub(crate) reached_count: u32,
 }
@@ -132,10 +140,17 @@ pub struct LaneDag<O> {
     rejected: Vec<(LaneId, LaneError)>,
     /// Canonical bytes of admitted lanes, when journaling.
     journal: Option<Vec<Vec<u8>>>,
-    /// Member index by node, for the `reached` bits.
-    members: BTreeMap<NodeId, usize>,
+    /// The members: stability needs each one's latest lane (shared with
+    /// the replica's configuration, never copied).
+    members: Members,
+    /// The `reached` bit of each member that has authored a lane here, in
+    /// the order their first lanes arrived: bits for authors, not for the
+    /// whole membership.
+    reach_index: BTreeMap<NodeId, usize>,
     /// Reused stack of the reachability search.
     mark_stack: Vec<SlotIdx>,
+    /// Where admitted lanes are shared with other replicas, if anywhere.
+    pool: Option<LanePool<O>>,
     /// Planted bugs (effective only with the `planted-bugs` feature).
     bugs: Bugs,
 }
@@ -146,7 +161,7 @@ impl<O: Op> LaneDag<O> {
     pub(crate) fn new(
         max_pending: usize,
         journal: bool,
-        members: &BTreeSet<NodeId>,
+        members: &Members,
         id_hash_key: IdHashKey,
         bugs: Bugs,
     ) -> Self {
@@ -167,10 +182,20 @@ impl<O: Op> LaneDag<O> {
             forks_seen: 0,
             rejected: Vec::new(),
             journal: journal.then(Vec::new),
-            members: members.iter().enumerate().map(|(index, node)| (*node, index)).collect(),
+            members: members.clone(),
+            reach_index: BTreeMap::new(),
             mark_stack: Vec::new(),
+            pool: None,
             bugs,
         }
+    }
+
+    /// Shares admitted lanes, those held now and those to come, through `pool`.
+    pub(crate) fn share_lanes(&mut self, pool: &LanePool<O>) {
+        for slot in self.slots.iter_mut().flatten() {
+            slot.lane = pool.share_held(slot.id, &slot.lane);
+        }
+        self.pool = Some(pool.clone());
     }
 
     /// Admitted lanes held (not counting the pruned prefix).

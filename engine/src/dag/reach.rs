@@ -1,20 +1,35 @@
 //! Reached-by-member bits: for each admitted lane, which members' latest
 //! lanes descend from it, so causal stability is a bit count.
+//!
+//! Only a member that authored a lane can reach one, so bits are numbered
+//! by authors in the order their first lanes arrived here, and a lane's
+//! bit vector grows to the highest bit set on it: a node pays a bit per
+//! (lane, author) pair, whatever the size of the membership.
 
 use super::{LaneDag, SlotIdx};
-use crate::lane::Op;
+use crate::lane::{NodeId, Op};
 
 impl<O: Op> LaneDag<O> {
-    /// Marks `from` and its ancestors as reached by `member`, stopping at
-    /// lanes already marked: each (lane, member) pair is visited once.
+    /// The bit that stands for `author`, numbered on first use.
+    pub(super) fn reach_bit(&mut self, author: NodeId) -> usize {
+        let next = self.reach_index.len();
+        *self.reach_index.entry(author).or_insert(next)
+    }
+
+    /// Marks `from` and its ancestors as reached by the author of bit
+    /// `member`, stopping at lanes already marked: each (lane, member) pair
+    /// is visited once.
     pub(super) fn mark_reached(&mut self, from: SlotIdx, member: usize) {
         let (word, bit) = (member / 64, 1u64 << (member % 64));
         let mut stack = std::mem::take(&mut self.mark_stack);
         stack.push(from);
         while let Some(idx) = stack.pop() {
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(|slot| slot.as_deref_mut()) else { continue };
-            if slot.reached[word] & bit != 0 {
+            if slot.reached.get(word).is_some_and(|held| held & bit != 0) {
                 continue;
+            }
+            if slot.reached.len() <= word {
+                slot.reached.resize(word + 1, 0);
             }
             slot.reached[word] |= bit;
             slot.reached_count += 1;

@@ -198,6 +198,13 @@ impl<L: Law> Node<L> {
         &self.replica
     }
 
+    /// Keeps this node's lanes in `pool`, shared with the other nodes of the
+    /// process that were given it: a driver running many nodes in one
+    /// process holds each lane once. Changes nothing the node outputs.
+    pub fn share_lanes(&mut self, pool: &crate::LanePool<L::Op>) {
+        self.replica.share_lanes(pool);
+    }
+
     /// Hashes and positions at the tip.
     pub fn status(&mut self) -> Status {
         self.replica.status()

@@ -8,6 +8,7 @@
 use super::super::protocol::Syncer;
 use crate::hash::splitmix64;
 use crate::lane::NodeId;
+use crate::members::Peers;
 use std::collections::BTreeMap;
 
 /// Whom a node syncs with on its own.
@@ -18,12 +19,12 @@ pub enum PeerPlan {
     #[default]
     Answer,
     /// Each tick, the next peer of the list, in turn, from the first.
-    RoundRobin(Vec<NodeId>),
+    RoundRobin(Peers),
     /// Each tick, a peer of the list drawn uniformly from a deterministic
     /// stream seeded by `seed` (the engine has no randomness of its own).
     Random {
         /// The candidates.
-        peers: Vec<NodeId>,
+        peers: Peers,
         /// The stream's seed.
         seed: u64,
     },
@@ -99,7 +100,7 @@ impl Timers {
         match &config.peers {
             PeerPlan::Answer => None,
             PeerPlan::RoundRobin(peers) => {
-                let peer = peers.get(self.cursor % peers.len().max(1)).copied();
+                let peer = peers.get(self.cursor % peers.len().max(1));
                 self.cursor = self.cursor.wrapping_add(1);
                 peer
             }
@@ -107,7 +108,7 @@ impl Timers {
                 let draw = splitmix64(&mut self.stream);
                 // Multiply-shift: uniform enough for a peer choice, no modulo bias worth naming.
                 let index = ((u128::from(draw) * peers.len() as u128) >> 64) as usize;
-                peers.get(index).copied()
+                peers.get(index)
             }
         }
     }
@@ -135,7 +136,12 @@ mod tests {
     use super::*;
 
     fn config(interval_ns: u64, phase_ns: u64) -> SyncConfig {
-        SyncConfig { peers: PeerPlan::RoundRobin(vec![NodeId(1)]), interval_ns, phase_ns, session_timeout_ns: 50 }
+        SyncConfig {
+            peers: PeerPlan::RoundRobin(vec![NodeId(1)].into()),
+            interval_ns,
+            phase_ns,
+            session_timeout_ns: 50,
+        }
     }
 
     #[test]
@@ -156,11 +162,11 @@ mod tests {
     #[test]
     fn round_robin_visits_every_peer_in_turn_and_random_stays_in_the_list() {
         let peers: Vec<NodeId> = (1..4).map(NodeId).collect();
-        let mut plan = SyncConfig { peers: PeerPlan::RoundRobin(peers.clone()), ..config(10, 0) };
+        let mut plan = SyncConfig { peers: PeerPlan::RoundRobin(peers.clone().into()), ..config(10, 0) };
         let mut timers = Timers::new(0, &plan);
         let chosen: Vec<NodeId> = (1..=6).filter_map(|tick| timers.tick(tick * 10, &plan)).collect();
         assert_eq!(chosen, [1, 2, 3, 1, 2, 3].map(NodeId));
-        plan.peers = PeerPlan::Random { peers: peers.clone(), seed: 7 };
+        plan.peers = PeerPlan::Random { peers: peers.clone().into(), seed: 7 };
         let mut timers = Timers::new(0, &plan);
         let drawn: Vec<NodeId> = (1..=300).filter_map(|tick| timers.tick(tick * 10, &plan)).collect();
         assert_eq!(drawn.len(), 300);

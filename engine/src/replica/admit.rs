@@ -118,7 +118,7 @@ impl<L: Law> Replica<L> {
     /// (their seqs would look free).
     pub fn synced_with(&mut self, peer: NodeId) {
         let quorum = self.rejoin_quorum();
-        let member = peer != self.config.node && self.config.members.contains(&peer);
+        let member = peer != self.config.node && self.config.members.contains(peer);
         if !member || self.dag.pending_by(self.config.node) {
             return;
         }
@@ -133,7 +133,7 @@ impl<L: Law> Replica<L> {
     /// Every other member: any one of them may hold a lane this node
     /// acknowledged and no one else received.
     pub(super) fn rejoin_quorum(&self) -> usize {
-        self.config.members.iter().filter(|member| **member != self.config.node).count()
+        self.config.members.len() - usize::from(self.config.members.contains(self.config.node))
     }
 
     /// Orders, replays and checks stability now (getters do it on demand).

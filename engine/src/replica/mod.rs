@@ -14,11 +14,12 @@
 //! - The stable prefix never changes: checkpoints, rollbacks and admissions
 //!   never reach below it, and pruning never goes past it.
 
-use crate::dag::{ForkProof, IdHashKey, LaneDag, SlotIdx};
+use crate::dag::{ForkProof, IdHashKey, LaneDag, LanePool, SlotIdx};
 use crate::error::LaneError;
 use crate::hash::{ChainHash, LaneId, SnapshotId, StateDigest};
 use crate::lane::{Lane, NodeId};
 use crate::law::Law;
+use crate::members::Members;
 use crate::snapshot::{Snapshot, SnapshotHeader, SnapshotRegistry, Tip};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -41,7 +42,8 @@ pub struct ReplicaConfig {
     /// This node.
     pub node: NodeId,
     /// The known member list; causal stability needs every member's lanes.
-    pub members: BTreeSet<NodeId>,
+    /// Shared, not copied, between the nodes of one process.
+    pub members: Members,
     /// Lanes between snapshot points; a power of two.
     pub snapshot_interval: u64,
     /// Lanes between rollback checkpoints near the tip; a power of two that
@@ -227,7 +229,7 @@ impl<L: Law> Replica<L> {
     /// An empty replica at the genesis snapshot.
     pub fn new(law: L, config: ReplicaConfig) -> Self {
         // A node with no other member has no one to learn its chain from.
-        let others = config.members.iter().any(|member| *member != config.node);
+        let others = config.members.iter().any(|member| member != config.node);
         let rejoin_peers = (config.rejoining && others).then(BTreeSet::new);
         assert!(config.snapshot_interval.is_power_of_two(), "snapshot_interval must be a power of two");
         assert!(config.checkpoint_interval.is_power_of_two(), "checkpoint_interval must be a power of two");
@@ -329,7 +331,7 @@ impl<L: Law> Replica<L> {
 
     /// A held lane (not pruned).
     pub fn lane(&self, id: &LaneId) -> Option<&Lane<L::Op>> {
-        self.dag.get(id).map(|slot| &slot.lane)
+        self.dag.get(id).map(|slot| &*slot.lane)
     }
 
     /// Whether the lane is held (admitted, or a tip of the pruned prefix).
@@ -364,7 +366,7 @@ impl<L: Law> Replica<L> {
     /// if some of them were pruned (the peer needs the snapshot).
     pub fn lanes_after(&self, author: NodeId, after: u64) -> Option<Vec<LaneRef<'_, L::Op>>> {
         let slots = self.dag.chain_after(author, after)?;
-        Some(slots.map(|idx| self.dag.slot(idx)).map(|slot| (slot.id, &slot.lane)).collect())
+        Some(slots.map(|idx| self.dag.slot(idx)).map(|slot| (slot.id, &*slot.lane)).collect())
     }
 
     /// Id of the author's lane at `seq`, if held in full or a pruned tip.
@@ -388,7 +390,7 @@ impl<L: Law> Replica<L> {
     /// Held lanes above the prune point in canonical order (orders first).
     pub fn canonical_lanes(&mut self) -> impl Iterator<Item = (LaneId, &Lane<L::Op>)> + '_ {
         self.materialize();
-        self.order.iter().map(|idx| self.dag.slot(*idx)).map(|slot| (slot.id, &slot.lane))
+        self.order.iter().map(|idx| self.dag.slot(*idx)).map(|slot| (slot.id, &*slot.lane))
     }
 
     /// Lane index below which lane bodies were pruned.
@@ -420,6 +422,13 @@ impl<L: Law> Replica<L> {
     /// Fork proofs found (bounded) and the total number seen.
     pub fn forks(&self) -> (&[ForkProof], u64) {
         (self.dag.forks(), self.dag.forks_seen())
+    }
+
+    /// Keeps lanes, those held now and those admitted later, in `pool`, so
+    /// replicas of one process that share it hold each lane once. Changes
+    /// nothing a replica computes or outputs.
+    pub fn share_lanes(&mut self, pool: &LanePool<L::Op>) {
+        self.dag.share_lanes(pool);
     }
 
     /// The next event for the driver.

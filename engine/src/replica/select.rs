@@ -116,7 +116,7 @@ impl<L: Law> Replica<L> {
             .filter(|idx| marks.at(*idx).is_some_and(|mark| *mark & SEND != 0))
             .map(|idx| {
                 let slot = dag.slot(idx);
-                (true_key(idx), slot.id, &slot.lane)
+                (true_key(idx), slot.id, &*slot.lane)
             })
             .collect()
     }

@@ -295,7 +295,7 @@ fn engine_value(state: &WorldState, key: u32) -> ModelValue {
             .get(&key)
             .map(|register| RegisterValue { value: register.value, writer: register.writer }),
         counter: state.counters.get(&key).copied(),
-        set: state.sets.get(&key).cloned().unwrap_or_default(),
+        set: state.sets.get(&key).map(|set| (**set).clone()).unwrap_or_default(),
     }
 }
 
