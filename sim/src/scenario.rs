@@ -137,17 +137,17 @@ pub const KEYS: &[(&str, &str)] = &[
 // shared with other work, 24 GiB; release build, `scx run FILE`). A scenario
 // over a limit is refused before it runs, pointing at the key to change,
 // instead of running for hours or exhausting memory. A seed costs about
-// 6.5 µs per sync tick plus 20 to 33 ns per unit of sync work (sync ticks ×
-// lanes held), so a seed at the caps takes a few minutes at most.
-// `docs/SCENARIOS.md`, "Limits", explains each to users.
+// 6.5 µs per sync tick, 0.3 to 0.7 µs per unit of sync work (sync ticks ×
+// lanes written) and 60 to 90 µs per held lane, so a seed at the caps takes
+// a few minutes at most. `docs/SCENARIOS.md`, "Limits", explains each to
+// users.
 
-/// Most nodes in a cluster: the largest cluster measured to pass (1,000
-/// p2p nodes writing 241 lanes: 65 s and 1.0 GiB at a 500 ms sync interval,
-/// 84 s and 0.9 GiB at 100 ms). Above it, a replica's bookkeeping of which
-/// members reached each lane makes even a light workload cost GiBs (a held
-/// lane takes 3.9 KiB at 1,000 nodes against 0.3 KiB at 10), and each
-/// partition lists nodes² links.
-pub const MAX_NODES: u32 = 1_000;
+/// Most nodes in a cluster: the largest cluster measured to pass
+/// (`scenarios/large/large-p2p-10k.toml`: 10,000 p2p nodes writing 246
+/// lanes, 4.2 GiB and about 4 minutes). A node costs memory for its lanes
+/// and the peers it talks to, not for the membership (the member list is
+/// shared, summaries are bounded), so memory grows linearly with nodes.
+pub const MAX_NODES: u32 = 10_000;
 /// Longest simulated run: `duration + settle`, or the last heal plus
 /// `settle` if a fault heals inside the settle phase. A day at a 1 s sync
 /// interval (3 nodes, 664 lanes) runs in 10 s; the tick, work and sample
@@ -173,18 +173,20 @@ pub const MAX_SYNC_TICKS: u64 = 10_000_000;
 /// Most lanes held over the cluster: `nodes × lanes written`, where the
 /// cluster writes `nodes × ops_per_sec / ops_per_lane × duration` lanes
 /// (every node ends up holding every lane), so it bounds the total writes
-/// too. A held lane took 0.3 KiB at 10 mesh nodes (600,000 held: 0.17 GiB),
-/// 1.2 KiB at 50 p2p nodes and 3.9 KiB at 1,000, so this is 0.3 to 4 GiB; at
-/// 1,000 nodes the sync-work cap binds first unless a run syncs only a few rounds.
-pub const MAX_HELD_LANES: u64 = 1_000_000;
-/// Most sync work: sync ticks (as in [`MAX_SYNC_TICKS`]) × lanes held (as in
-/// [`MAX_HELD_LANES`]). A session's cost grows with the members and the
-/// lanes it summarises, so a run's cost grows as nodes³ × rate × duration².
-/// Measured runs cost 20 to 33 ns per unit (p2p: 100 nodes writing 250
-/// lanes, 6 s; 200 nodes, 500 lanes, 43 s; 50 nodes, 5,000 lanes, 41 s; a
-/// 10-node mesh writing 60,000 lanes, 4.2e9 units, 102 s; 100 p2p nodes
-/// that never converge, 5.0e9 units, 131 s), so this is about two minutes.
-pub const MAX_SYNC_WORK: u64 = 5_000_000_000;
+/// too. A held lane took 0.7 KiB at 10 mesh nodes (540,000 held: 0.36 GiB)
+/// and 1.7 to 1.8 KiB in p2p clusters of 1,000 to 10,000 nodes (2.46
+/// million held: 4.2 GiB), with 60 to 90 µs of work each (receiving,
+/// ordering, replaying, checking), so this is at most about 5 GiB and 4 to 5
+/// minutes.
+pub const MAX_HELD_LANES: u64 = 3_000_000;
+/// Most sync work: sync ticks (as in [`MAX_SYNC_TICKS`]) × lanes written. A
+/// session costs in proportion to the lanes a node holds above its stable
+/// point (its summary and the delta it selects), not to the members, so a
+/// run's sync work grows as nodes² × rate × duration². Measured to the end
+/// of runs that never converge (one node paused): a 10-node mesh writing
+/// 53,842 lanes, 3.8e8 units, 160 s; 1,000 p2p nodes writing 254 lanes,
+/// 3.3e7 units, 24 s; so this is 2 to 6 minutes.
+pub const MAX_SYNC_WORK: u64 = 500_000_000;
 /// Most node states sampled in a run: `nodes × run time / sample_interval`.
 /// The trace keeps every sample: 2.1 million node states (100 nodes sampled
 /// every 1 ms for 21 s) took 13 s and 0.23 GiB, about 110 bytes each.
@@ -215,8 +217,8 @@ const _: () = assert!(MAX_NODES < 1 << 24);
 // one lane per node (the work cap is at least ticks × nodes).
 const _: () = assert!(MAX_SAMPLED_STATES >= MAX_NODES as u64);
 const _: () = assert!(MAX_SYNC_WORK >= MAX_SYNC_TICKS * 10);
-// A scenario at the held-lanes cap may sync a little: some work is left.
-const _: () = assert!(MAX_SYNC_WORK / MAX_HELD_LANES >= 1_000);
+// The largest cluster at the held-lanes cap may still sync 100 ticks per node.
+const _: () = assert!(MAX_SYNC_WORK / (MAX_HELD_LANES / MAX_NODES as u64) >= 100 * MAX_NODES as u64);
 
 /// Where the limits are explained, for help lines.
 const LIMITS_HELP: &str = "see \"Limits\" in docs/SCENARIOS.md";
@@ -575,7 +577,7 @@ pub struct RunSize {
     pub lanes_written: f64,
     /// `nodes × lanes_written`: every node ends up holding every lane.
     pub lanes_held: f64,
-    /// `sync_ticks × lanes_held`.
+    /// `sync_ticks × lanes_written`.
     pub sync_work: f64,
     /// `nodes × run_time / sample_interval`.
     pub sampled_states: u64,
@@ -632,7 +634,7 @@ impl Scenario {
             sync_ticks,
             lanes_written,
             lanes_held,
-            sync_work: sync_ticks as f64 * lanes_held,
+            sync_work: sync_ticks as f64 * lanes_written,
             sampled_states,
         }
     }
@@ -1865,8 +1867,8 @@ fn check_size(source: &Source<'_>, raw: &RawScenario, scenario: &Scenario) -> Re
             size.sync_work > MAX_SYNC_WORK as f64,
             At::Span(cluster.nodes.span()),
             format!(
-                "the run's sync work is {:.2e} (sync ticks × lanes held: {} × {:.0}), above the limit of {:.0e}",
-                size.sync_work, size.sync_ticks, size.lanes_held, MAX_SYNC_WORK as f64
+                "the run's sync work is {:.2e} (sync ticks × lanes written: {} × {:.0}), above the limit of {:.0e}",
+                size.sync_work, size.sync_ticks, size.lanes_written, MAX_SYNC_WORK as f64
             ),
             "lower nodes, ops_per_sec or duration, or raise sync_interval",
         ),
@@ -2058,7 +2060,7 @@ mod tests {
         // 20 ops/s in lanes of 4 ops: 5 lanes/s per node for 10 s.
         assert!((size.lanes_written - 150.0).abs() < 1e-9);
         assert!((size.lanes_held - 450.0).abs() < 1e-9);
-        assert!((size.sync_work - 450.0 * 450.0).abs() < 1e-6);
+        assert!((size.sync_work - 450.0 * 150.0).abs() < 1e-6, "sync ticks × lanes written");
     }
 
     #[test]

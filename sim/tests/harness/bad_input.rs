@@ -86,10 +86,10 @@ fn runs_beyond_this_machine_are_refused_with_the_limit() {
     let cases = [
         ("ten-years", "2:12", "duration is `10years`, above the limit of 1day"),
         ("run-time", "3:10", "duration + settle is 1day 1h, above the limit of 1day for one run"),
-        ("nodes-limit", "6:9", "nodes must be between 1 and 1000, not 1001"),
+        ("nodes-limit", "6:9", "nodes must be between 1 and 10000, not 10001"),
         ("p2p-1000-nodes", "6:9", "the cluster would hold 300000000 lanes (nodes × 300000 lanes written)"),
         ("sync-ticks", "8:17", "the run has 10980000 sync ticks (nodes × run time / sync_interval)"),
-        ("sync-work", "6:9", "the run's sync work is 6.40e10 (sync ticks × lanes held: 80000 × 800000)"),
+        ("sync-work", "6:9", "the run's sync work is 4.40e9 (sync ticks × lanes written: 22000 × 200000)"),
         ("sample-states", "8:19", "the run samples 10980000 node states (nodes × run time / sample_interval)"),
         (
             "lane-rate",
@@ -245,7 +245,7 @@ proptest! {
     #[test]
     fn whatever_the_parser_accepts_fits_the_limits_and_plans(
         times in prop::array::uniform8(prop::sample::select(&TIMES[..])),
-        nodes in prop::sample::select(&[0u64, 1, 2, 3, 64, 65, 999, 1_000, 1_001, 4_294_967_295, 4_294_967_296][..]),
+        nodes in prop::sample::select(&[0u64, 1, 2, 3, 64, 65, 999, 1_000, 1_001, 10_000, 10_001, 4_294_967_295, 4_294_967_296][..]),
         ops_per_sec in prop::sample::select(&["0", "1e-9", "0.1", "20", "400", "401", "1e6", "1e300", "-1", "nan", "inf"][..]),
         ops_per_lane in prop::sample::select(&[0u64, 1, 4, 4_096, 4_097][..]),
         topology in prop::sample::select(&scenario::TOPOLOGIES[..]),

@@ -1,7 +1,9 @@
 //! Goal: the shipped scenario library is valid, documented and green, and
 //! the format reference (`docs/SCENARIOS.md`) is in step with the parser.
 //! Method: parse every file in `scenarios/`, round-trip it through
-//! `to_toml_string`, run every default seed of it, and feed the parser
+//! `to_toml_string`, run every default seed of it (the minutes-long ones in
+//! `scenarios/large/` are parsed and round-tripped, and run by the `scale`
+//! bench instead), and feed the parser
 //! random and mutated text (it must never panic); compare the keys and
 //! limits the reference documents with `scenario::KEYS` (which a unit test
 //! compares with the serde structs) and the limit constants, and parse its
@@ -15,7 +17,17 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn shipped() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    scenario_files("../scenarios")
+}
+
+/// The scenarios that take minutes and GiBs per seed, kept out of the
+/// library's `scenarios/*.toml` (CI smoke campaign, hunt, golden table).
+fn large() -> Vec<PathBuf> {
+    scenario_files("../scenarios/large")
+}
+
+fn scenario_files(under: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(under);
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -45,8 +57,23 @@ fn the_library_covers_every_topology_and_fault_kind() {
 }
 
 #[test]
+fn the_large_scenarios_parse_open_with_a_comment_and_reach_ten_thousand_nodes() {
+    let large = large();
+    assert!(!large.is_empty(), "scenarios/large/ holds the 10,000-node scenario");
+    let scenarios: Vec<Scenario> = large.iter().map(|path| Scenario::from_path(path).unwrap()).collect();
+    assert!(
+        scenarios.iter().any(|s| s.nodes == scenario::MAX_NODES),
+        "the largest cluster the limits allow is shipped"
+    );
+    for path in &large {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.starts_with("# "), "{} opens with a comment saying what it tests", path.display());
+    }
+}
+
+#[test]
 fn every_shipped_scenario_round_trips() {
-    for path in shipped() {
+    for path in shipped().into_iter().chain(large()) {
         let scenario = Scenario::from_path(&path).unwrap();
         let written = scenario.to_toml_string();
         let again = Scenario::from_toml(&written, "written.toml")
