@@ -155,6 +155,28 @@ mod tests {
         lanes.iter().filter(|(key, id, _)| Some(*key) > floor && send.contains(id)).map(|(_, id, _)| *id).collect()
     }
 
+    /// Four authors write in `steps`: each step one author writes, and
+    /// sometimes another learns all it holds, so lanes get parents across
+    /// authors. Returns the authors' replicas and one that holds every lane.
+    fn history(steps: &[(u32, u32, bool)]) -> (Vec<Replica<World>>, Replica<World>) {
+        let members: Vec<NodeId> = (0..4).map(NodeId).collect();
+        let config = |node| ReplicaConfig { prune: false, ..ReplicaConfig::new(NodeId(node), members.clone()) };
+        let mut authors: Vec<Replica<World>> = (0..4).map(|node| Replica::new(World, config(node))).collect();
+        let mut all = Replica::new(World, config(0));
+        for (value, (author, learner, share)) in steps.iter().enumerate() {
+            let ops = vec![WorldOp::Add { key: value as u32 % 3, delta: 1 }];
+            let (_, lane) = authors[*author as usize].create_lane(ops).expect("authors write");
+            all.insert(lane).expect("the full replica admits every lane");
+            if *share && author != learner {
+                let lanes: Vec<_> = authors[*author as usize].canonical_lanes().map(|(_, lane)| lane.clone()).collect();
+                for lane in lanes {
+                    let _ = authors[*learner as usize].insert(lane);
+                }
+            }
+        }
+        (authors, all)
+    }
+
     proptest! {
         #[test]
         fn the_slot_walk_sends_what_the_id_definition_sends(
@@ -166,23 +188,7 @@ mod tests {
             heads_complete in any::<bool>(),
             a_head_not_held in any::<bool>(),
         ) {
-            let members: Vec<NodeId> = (0..4).map(NodeId).collect();
-            let config = |node| ReplicaConfig { prune: false, ..ReplicaConfig::new(NodeId(node), members.clone()) };
-            let mut authors: Vec<Replica<World>> = (0..4).map(|node| Replica::new(World, config(node))).collect();
-            let mut all = Replica::new(World, config(0));
-            // Each step: one author writes, and sometimes another learns all it holds,
-            // so lanes get parents across authors.
-            for (value, (author, learner, share)) in steps.iter().enumerate() {
-                let ops = vec![WorldOp::Add { key: value as u32 % 3, delta: 1 }];
-                let (_, lane) = authors[*author as usize].create_lane(ops).expect("authors write");
-                all.insert(lane).expect("the full replica admits every lane");
-                if *share && author != learner {
-                    let lanes: Vec<_> = authors[*author as usize].canonical_lanes().map(|(_, lane)| lane.clone()).collect();
-                    for lane in lanes {
-                        let _ = authors[*learner as usize].insert(lane);
-                    }
-                }
-            }
+            let (_, mut all) = history(&steps);
             let lanes: Vec<(OrderKey, LaneId, Vec<LaneId>)> = all
                 .canonical_lanes()
                 .map(|(id, lane)| ((lane.lamport, lane.author, id), id, lane.parents.clone()))
@@ -207,21 +213,7 @@ mod tests {
             steps in proptest::collection::vec((0u32..4, 0u32..4, any::<bool>()), 1..60),
             peer in 0usize..4,
         ) {
-            let members: Vec<NodeId> = (0..4).map(NodeId).collect();
-            let config = |node| ReplicaConfig { prune: false, ..ReplicaConfig::new(NodeId(node), members.clone()) };
-            let mut authors: Vec<Replica<World>> = (0..4).map(|node| Replica::new(World, config(node))).collect();
-            let mut all = Replica::new(World, config(0));
-            for (value, (author, learner, share)) in steps.iter().enumerate() {
-                let ops = vec![WorldOp::Add { key: value as u32 % 3, delta: 1 }];
-                let (_, lane) = authors[*author as usize].create_lane(ops).expect("authors write");
-                all.insert(lane).expect("the full replica admits every lane");
-                if *share && author != learner {
-                    let lanes: Vec<_> = authors[*author as usize].canonical_lanes().map(|(_, lane)| lane.clone()).collect();
-                    for lane in lanes {
-                        let _ = authors[*learner as usize].insert(lane);
-                    }
-                }
-            }
+            let (authors, mut all) = history(&steps);
             let heads: Vec<LaneId> = authors[peer].heads().iter().copied().collect();
             let lacked: Vec<LaneId> =
                 all.canonical_lanes().map(|(id, _)| id).filter(|id| !authors[peer].holds(id)).collect();
