@@ -26,20 +26,22 @@ pub(super) const MAX_NEED: usize = 4096;
 
 impl Syncer {
     /// The lanes a peer with `theirs` (`stated_in` its Hello or Delta)
-    /// lacks, by the kind of summary it sent; `want` is the snapshot
-    /// transfer it stated.
+    /// lacks, by the kind of summary it sent; `our_hello` is the exact
+    /// summary this node's Hello stated, when `theirs` answers it (the seqs
+    /// a Delta's exact summary does not name, see `unlike`), and
+    /// `want` is the snapshot transfer the peer stated.
     pub(super) fn delta_for<L: Law>(
         &mut self,
         peer: NodeId,
         replica: &mut Replica<L>,
-        (theirs, stated_in): (&Summary, StatedIn),
+        (theirs, stated_in, our_hello): (&Summary, StatedIn, &[SummaryEntry]),
         want: Option<SnapshotWant>,
     ) -> Delta {
         match theirs {
             Summary::Exact(entries) => {
                 let forks = self.detect_forks(peer, replica, entries);
                 let source = SnapshotSource { offers: &mut self.offers, chunk_bytes: self.chunk_bytes, want };
-                let (delta, refused) = build_delta(replica, entries, &forks, source, self.bugs);
+                let (delta, refused) = build_delta(replica, (entries, our_hello), &forks, source, self.bugs);
                 if let Some(error) = refused {
                     self.events.push_back(SyncEvent::Diverged { peer, error });
                 }
@@ -129,16 +131,20 @@ pub(super) struct Delta {
 /// The lanes a peer with summary `theirs` lacks, in canonical order, cut at
 /// [`MAX_BATCH_BYTES`]; with a part of the snapshot first when some of them
 /// were pruned here (no lanes until the part completes the peer's
-/// transfer). `forks` adds this node's lane at each forked dot as evidence.
-/// Also returns why the snapshot could not be offered, if it could not.
+/// transfer). For an author `theirs` does not name, the peer holds at
+/// least the seq `unnamed` gives (the seqs this node's Hello stated, when
+/// `theirs` is a Delta's; nothing otherwise). `forks` adds this node's lane
+/// at each forked dot as evidence. Also returns why the snapshot could not
+/// be offered, if it could not.
 pub(super) fn build_delta<L: Law>(
     replica: &mut Replica<L>,
-    theirs: &[SummaryEntry],
+    (theirs, unnamed): (&[SummaryEntry], &[SummaryEntry]),
     forks: &[(NodeId, u64)],
     source: SnapshotSource<'_>,
     bugs: Bugs,
 ) -> (Delta, Option<SnapshotError>) {
-    let their_seq: BTreeMap<NodeId, u64> = theirs.iter().map(|entry| (entry.author, entry.seq)).collect();
+    let mut their_seq: BTreeMap<NodeId, u64> = unnamed.iter().map(|entry| (entry.author, entry.seq)).collect();
+    their_seq.extend(theirs.iter().map(|entry| (entry.author, entry.seq)));
     let held = replica.version_vector();
     let behind_prune = held.iter().any(|(author, seq)| {
         let after = their_seq.get(author).copied().unwrap_or(0);

@@ -12,6 +12,7 @@ use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
 use crate::snapshot::SnapshotError;
+use std::collections::BTreeMap;
 
 /// Most authors an exact summary names; a node that holds lanes of more
 /// states a compact summary instead.
@@ -140,6 +141,30 @@ impl Syncer {
     }
 }
 
+/// The entries of a Delta's exact summary to an initiator that stated the
+/// exact summary `theirs`: `ours` without the entries equal to the
+/// initiator's, with seq 0 for an author it stated and this node holds
+/// nothing of. The initiator reads an author the Delta does not name as
+/// holding what its own Hello stated, so this is the full summary, sent as
+/// a difference: between peers that gossip, most authors stand level (most
+/// of a full summary in an eight-peer gossip). Sorted by author, at most
+/// [`MAX_EXACT_ENTRIES`] (what an honest initiator states).
+pub(super) fn unlike(ours: &[SummaryEntry], theirs: &[SummaryEntry]) -> Vec<SummaryEntry> {
+    let stated: BTreeMap<NodeId, SummaryEntry> = theirs.iter().map(|entry| (entry.author, *entry)).collect();
+    let ours: BTreeMap<NodeId, SummaryEntry> = ours.iter().map(|entry| (entry.author, *entry)).collect();
+    let mut named: BTreeMap<NodeId, SummaryEntry> =
+        ours.iter().filter(|(author, mine)| stated.get(author) != Some(*mine)).map(|(a, mine)| (*a, *mine)).collect();
+    for author in stated.keys() {
+        if named.len() >= MAX_EXACT_ENTRIES {
+            break;
+        }
+        if !ours.contains_key(author) {
+            named.insert(*author, SummaryEntry { author: *author, seq: 0, tip: 0 });
+        }
+    }
+    named.into_values().collect()
+}
+
 /// This replica's exact summary.
 fn summary<L: Law>(replica: &Replica<L>, bugs: &Bugs) -> Vec<SummaryEntry> {
     let me = replica.node();
@@ -166,6 +191,20 @@ mod tests {
     use super::*;
     use crate::world::{World, WorldOp};
     use crate::{Lane, NodeId, ReplicaConfig};
+
+    #[test]
+    fn a_delta_summary_names_what_differs_from_the_hello() {
+        let entry = |author, seq, tip| SummaryEntry { author: NodeId(author), seq, tip };
+        let ours = [entry(0, 5, 50), entry(1, 3, 30), entry(2, 7, 70), entry(3, 2, 20)];
+        let theirs = [entry(0, 5, 50), entry(1, 4, 41), entry(2, 7, 71), entry(3, 1, 10), entry(9, 2, 90)];
+        assert_eq!(
+            unlike(&ours, &theirs),
+            [entry(1, 3, 30), entry(2, 7, 70), entry(3, 2, 20), entry(9, 0, 0)],
+            "level on 0; behind on 1, forked at 2's seq 7, ahead on 3, nothing of 9"
+        );
+        assert_eq!(unlike(&ours, &[]), ours, "an initiator that holds nothing learns all this node holds");
+        assert_eq!(unlike(&ours, &ours), [], "level everywhere: nothing to name");
+    }
 
     #[test]
     fn the_largest_exact_entry_encodes_to_exactly_max_entry_bytes() {
