@@ -152,7 +152,12 @@ impl Syncer {
             self.next_session
         };
         self.next_session += 1;
-        let id = (u64::from(self.node.0) << 40) | next;
+        // Sessions are keyed by (peer, id) on both sides, so the ids two
+        // peers pick for each other only need to differ: the lower node's
+        // are even, the higher's odd. A small id is a short varint, and every
+        // message carries it (the node's id in the high bits made it six or
+        // seven bytes).
+        let id = (next << 1) | u64::from(self.node > peer);
         let status = WireStatus::from(&replica.status());
         let receiving = self.receiving(peer, replica);
         let summary = self.summary_of(replica, id, StatedIn::Hello);
