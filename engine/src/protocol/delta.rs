@@ -64,23 +64,34 @@ pub(super) struct SnapshotSource<'a> {
 }
 
 /// Lanes a compact summary may hide: above the peer's stable point, not
-/// ancestors of its heads, and (unless the summary, `stated_in` a Delta,
-/// names every head and this node holds them all) not in its Bloom filter.
-/// A lane whose parent a false positive hid waits at the peer until the
-/// parent comes (by the need/supply step, or a later session). In
-/// canonical order, cut at the batch limit.
+/// ancestors of its heads (with a Delta's, the lanes it carried), and
+/// (unless the summary, `stated_in` a Delta, names every head it does not
+/// carry and this node holds them all) not in its Bloom filter. A lane
+/// whose parent a false positive hid waits at the peer until the parent
+/// comes (by the need/supply step, or a later session). In canonical order,
+/// cut at the batch limit; `carried` lists the ids of the lanes sent.
 pub(super) fn build_delta_compact<L: Law>(
     replica: &mut Replica<L>,
     theirs: &CompactSummary,
-    stated_in: StatedIn,
+    stated_in: StatedIn<'_>,
     bugs: Bugs,
 ) -> Delta {
-    // A Delta names the newest `MAX_SUMMARY_HEADS` heads: all of them below that.
-    let heads_complete = stated_in == StatedIn::Delta && theirs.heads.len() < MAX_SUMMARY_HEADS;
-    let lanes =
-        replica.lanes_unknown_to(theirs.stable_key, &theirs.heads, heads_complete, |id| theirs.bloom.may_contain(id));
-    let (lanes, count, more) = write_batch(&lanes, bugs);
-    Delta { snapshot: None, lanes, count, more }
+    let (heads, heads_complete) = match stated_in {
+        StatedIn::Hello => (theirs.heads.clone(), false),
+        StatedIn::Delta { carried } => {
+            // A Delta names the newest `MAX_SUMMARY_HEADS` heads, and below
+            // that every head it does not carry.
+            let mut heads = theirs.heads.clone();
+            heads.extend_from_slice(carried);
+            (heads, theirs.heads.len() < MAX_SUMMARY_HEADS)
+        }
+    };
+    let lanes = replica.lanes_unknown_to(theirs.stable_key, &heads, heads_complete, |id| theirs.bloom.may_contain(id));
+    let (batch, count, more) = write_batch(&lanes, bugs);
+    // `write_batch` writes a prefix of the lanes.
+    let mut carried: Vec<LaneId> = lanes.iter().take(count as usize).map(|(_, id, _)| *id).collect();
+    carried.sort_unstable();
+    Delta { snapshot: None, lanes: batch, count, more, carried }
 }
 
 /// Ids a peer's heads name that this node still lacks, plus parents its
@@ -126,6 +137,9 @@ pub(super) struct Delta {
     pub(super) count: u64,
     /// Lanes or snapshot chunks did not fit: sync again.
     pub(super) more: bool,
+    /// The ids of the lanes the batch holds, sorted, for a compact summary
+    /// to leave out the heads among them (empty for an exact summary's).
+    pub(super) carried: Vec<LaneId>,
 }
 
 /// The lanes a peer with summary `theirs` lacks, in canonical order, cut at
@@ -163,7 +177,7 @@ pub(super) fn build_delta<L: Law>(
         let (part, completes) = part_for(latest, offer, offer_bytes, source.want);
         if !completes {
             let lanes = super::batch::BatchWriter::new().finish();
-            return (Delta { snapshot: Some(part), lanes, count: 0, more: true }, None);
+            return (Delta { snapshot: Some(part), lanes, count: 0, more: true, carried: Vec::new() }, None);
         }
         for tip in &latest.header.tips {
             let entry = floor.entry(tip.author).or_insert(0);
@@ -201,7 +215,7 @@ fn lanes_above<L: Law>(
     }
     keyed.sort_unstable_by_key(|entry| entry.0);
     let (lanes, count, more) = write_batch(&keyed, bugs);
-    Delta { snapshot: None, lanes, count, more }
+    Delta { snapshot: None, lanes, count, more, carried: Vec::new() }
 }
 
 /// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`];

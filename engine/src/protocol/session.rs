@@ -280,12 +280,13 @@ impl Syncer {
         if let Err(error) = check_snapshot_chain(replica, theirs) {
             self.events.push_back(SyncEvent::Diverged { peer, error });
         }
-        let summary = match (self.summary_of(replica, session, StatedIn::Delta), their_summary) {
+        let delta = self.delta_for(peer, replica, (their_summary, StatedIn::Hello, &[]), their_want);
+        let stated_in = StatedIn::Delta { carried: &delta.carried };
+        let summary = match (self.summary_of(replica, session, stated_in), their_summary) {
             (Summary::Exact(ours), Summary::Exact(theirs)) => Summary::Exact(unlike(&ours, theirs)),
             (ours, _) => ours,
         };
         let receiving = self.receiving(peer, replica);
-        let delta = self.delta_for(peer, replica, (their_summary, StatedIn::Hello, &[]), their_want);
         metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
         metrics.lanes_sent = delta.count;
         count_part(&delta.snapshot, &mut metrics);
@@ -332,8 +333,10 @@ impl Syncer {
         let their_summary = &their_summary;
         open.metrics.bytes_received += received;
         open.metrics.round_trips += 1;
-        let assembling = self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
-        let delta = self.delta_for(peer, replica, (their_summary, StatedIn::Delta, &open.stated), their_want);
+        let mut carried = Vec::new();
+        let assembling = self.apply(peer, (snapshot, &lanes), replica, &mut open.metrics, Some(&mut carried));
+        let stated_in = StatedIn::Delta { carried: &carried };
+        let delta = self.delta_for(peer, replica, (their_summary, stated_in, &open.stated), their_want);
         open.metrics.lanes_sent += delta.count;
         count_part(&delta.snapshot, &mut open.metrics);
         let need = match their_summary {
@@ -382,7 +385,7 @@ impl Syncer {
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Lanes) else { return };
         open.metrics.bytes_received += received;
-        let assembling = self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
+        let assembling = self.apply(peer, (snapshot, &lanes), replica, &mut open.metrics, None);
         if !need.is_empty() {
             let (supply, count) = supply(replica, need, open.peer_summary.as_ref());
             open.metrics.lanes_sent += count;
@@ -411,7 +414,7 @@ impl Syncer {
         let Some(mut open) = self.take_open(peer, session, Expect::Supply) else { return };
         open.metrics.bytes_received += received;
         open.metrics.round_trips += 1;
-        self.apply(peer, None, lanes, replica, &mut open.metrics);
+        self.apply(peer, (None, lanes), replica, &mut open.metrics, None);
         let outcome = Outcome::Synced { more: open.more };
         self.events.push_back(SyncEvent::Completed {
             peer,

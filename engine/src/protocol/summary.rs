@@ -60,11 +60,16 @@ impl Default for SummaryMode {
 
 /// Which message a summary goes in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum StatedIn {
+pub(super) enum StatedIn<'a> {
     /// The initiator's Hello.
     Hello,
-    /// The responder's Delta.
-    Delta,
+    /// The responder's Delta, which carries the lanes `carried` (sorted):
+    /// held by the responder, so the initiator counts them with its heads,
+    /// and a compact summary leaves out the heads among them.
+    Delta {
+        /// The ids of the lanes the Delta carries, sorted.
+        carried: &'a [LaneId],
+    },
 }
 
 impl Syncer {
@@ -72,13 +77,22 @@ impl Syncer {
     /// [`MAX_SUMMARY_BYTES`].
     ///
     /// A compact summary names its heads only in a Delta, where the
-    /// initiator asks for the ones it lacks (the need step). A responder
-    /// would gain nothing from the initiator's: it sends the lanes the
-    /// Bloom filter says the initiator lacks, and every ancestor of the
+    /// initiator asks for the ones it lacks (the need step), and, holding
+    /// them all, knows exactly what the responder holds. A responder would
+    /// gain nothing from the initiator's: it sends the lanes the Bloom
+    /// filter says the initiator lacks, and every ancestor of the
     /// initiator's heads is a lane the filter reports. So a Hello's compact
     /// summary is the stable point and the filter (heads were two thirds of
-    /// it in the 100-peer gossip scenario).
-    pub(super) fn summary_of<L: Law>(&self, replica: &mut Replica<L>, session: u64, stated_in: StatedIn) -> Summary {
+    /// it in the 100-peer gossip scenario), and a Delta's leaves out the
+    /// heads it carries as lanes, unless the list was cut at
+    /// [`MAX_SUMMARY_HEADS`] (the initiator reads a shorter list as all of
+    /// the heads it does not carry).
+    pub(super) fn summary_of<L: Law>(
+        &self,
+        replica: &mut Replica<L>,
+        session: u64,
+        stated_in: StatedIn<'_>,
+    ) -> Summary {
         let compact = match self.mode {
             SummaryMode::Exact => false,
             SummaryMode::Compact => true,
@@ -103,15 +117,18 @@ impl Syncer {
             bloom.insert(id);
         }
         debug_assert!(bloom.bits.len() <= MAX_SUMMARY_BLOOM_BYTES, "a summary's filter stays within its limit");
-        if stated_in == StatedIn::Hello {
-            return Summary::Compact(CompactSummary { stable_key, heads: Vec::new(), bloom });
-        }
+        let carried = match stated_in {
+            StatedIn::Hello => return Summary::Compact(CompactSummary { stable_key, heads: Vec::new(), bloom }),
+            StatedIn::Delta { carried } => carried,
+        };
         let mut heads: Vec<(u64, LaneId)> =
             replica.heads().iter().map(|id| (replica.lane(id).map_or(0, |lane| lane.lamport), *id)).collect();
         if heads.len() > MAX_SUMMARY_HEADS {
             heads.sort_unstable_by(|a, b| b.cmp(a));
             heads.truncate(MAX_SUMMARY_HEADS);
             heads.sort_unstable_by_key(|(_, id)| *id);
+        } else {
+            heads.retain(|(_, id)| carried.binary_search(id).is_err());
         }
         let heads = heads.into_iter().map(|(_, id)| id).collect();
         Summary::Compact(CompactSummary { stable_key, heads, bloom })
@@ -227,7 +244,7 @@ mod tests {
         let heads = |replica: &mut Replica<World>| {
             let mut syncer = Syncer::new(NodeId(0));
             syncer.set_summary_mode(SummaryMode::Compact);
-            match syncer.summary_of(replica, 1, StatedIn::Delta) {
+            match syncer.summary_of(replica, 1, StatedIn::Delta { carried: &[] }) {
                 Summary::Compact(compact) => compact.heads,
                 Summary::Exact(_) => panic!("a compact syncer states a compact summary"),
             }
