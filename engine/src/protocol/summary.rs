@@ -111,7 +111,9 @@ impl Syncer {
         // The capacity is capped so the filter stays within its limit (the
         // bits per lane are at most `MAX_BLOOM_BITS_PER_LANE`).
         let capacity = above.len().min(MAX_SUMMARY_BLOOM_BYTES * 8 / self.bloom_bits_per_lane.max(1));
-        let salt = session ^ 0x5c5_b100_u64.rotate_left(17);
+        // The session id itself: a short varint on the wire (a constant
+        // mixed in made it seven bytes and varied nothing more).
+        let salt = session;
         let mut bloom = Bloom::with_capacity(capacity, self.bloom_bits_per_lane, salt);
         for id in &above {
             bloom.insert(id);
