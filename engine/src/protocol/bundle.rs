@@ -146,7 +146,7 @@ pub fn apply_bundle<L: Law>(
     let mut metrics = SessionMetrics { bytes_received: bytes.len() as u64, ..SessionMetrics::default() };
     let mut syncer = Syncer::new(replica.node());
     for (snapshot, lanes) in messages {
-        syncer.apply(from, snapshot, &lanes, replica, &mut metrics);
+        syncer.apply(from, (snapshot, &lanes), replica, &mut metrics, None);
     }
     if let Some((id, missing, chunks)) = syncer.transfer_progress(from) {
         syncer

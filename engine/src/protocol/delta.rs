@@ -26,20 +26,22 @@ pub(super) const MAX_NEED: usize = 4096;
 
 impl Syncer {
     /// The lanes a peer with `theirs` (`stated_in` its Hello or Delta)
-    /// lacks, by the kind of summary it sent; `want` is the snapshot
-    /// transfer it stated.
+    /// lacks, by the kind of summary it sent; `our_hello` is the exact
+    /// summary this node's Hello stated, when `theirs` answers it (the seqs
+    /// a Delta's exact summary does not name, see `unlike`), and
+    /// `want` is the snapshot transfer the peer stated.
     pub(super) fn delta_for<L: Law>(
         &mut self,
         peer: NodeId,
         replica: &mut Replica<L>,
-        (theirs, stated_in): (&Summary, StatedIn),
+        (theirs, stated_in, our_hello): (&Summary, StatedIn, &[SummaryEntry]),
         want: Option<SnapshotWant>,
     ) -> Delta {
         match theirs {
             Summary::Exact(entries) => {
                 let forks = self.detect_forks(peer, replica, entries);
                 let source = SnapshotSource { offers: &mut self.offers, chunk_bytes: self.chunk_bytes, want };
-                let (delta, refused) = build_delta(replica, entries, &forks, source, self.bugs);
+                let (delta, refused) = build_delta(replica, (entries, our_hello), &forks, source, self.bugs);
                 if let Some(error) = refused {
                     self.events.push_back(SyncEvent::Diverged { peer, error });
                 }
@@ -62,23 +64,34 @@ pub(super) struct SnapshotSource<'a> {
 }
 
 /// Lanes a compact summary may hide: above the peer's stable point, not
-/// ancestors of its heads, and (unless the summary, `stated_in` a Delta,
-/// names every head and this node holds them all) not in its Bloom filter.
-/// A lane whose parent a false positive hid waits at the peer until the
-/// parent comes (by the need/supply step, or a later session). In
-/// canonical order, cut at the batch limit.
+/// ancestors of its heads (with a Delta's, the lanes it carried), and
+/// (unless the summary, `stated_in` a Delta, names every head it does not
+/// carry and this node holds them all) not in its Bloom filter. A lane
+/// whose parent a false positive hid waits at the peer until the parent
+/// comes (by the need/supply step, or a later session). In canonical order,
+/// cut at the batch limit; `carried` lists the ids of the lanes sent.
 pub(super) fn build_delta_compact<L: Law>(
     replica: &mut Replica<L>,
     theirs: &CompactSummary,
-    stated_in: StatedIn,
+    stated_in: StatedIn<'_>,
     bugs: Bugs,
 ) -> Delta {
-    // A Delta names the newest `MAX_SUMMARY_HEADS` heads: all of them below that.
-    let heads_complete = stated_in == StatedIn::Delta && theirs.heads.len() < MAX_SUMMARY_HEADS;
-    let lanes =
-        replica.lanes_unknown_to(theirs.stable_key, &theirs.heads, heads_complete, |id| theirs.bloom.may_contain(id));
-    let (lanes, count, more) = write_batch(&lanes, bugs);
-    Delta { snapshot: None, lanes, count, more }
+    let (heads, heads_complete) = match stated_in {
+        StatedIn::Hello => (theirs.heads.clone(), false),
+        StatedIn::Delta { carried } => {
+            // A Delta names the newest `MAX_SUMMARY_HEADS` heads, and below
+            // that every head it does not carry.
+            let mut heads = theirs.heads.clone();
+            heads.extend_from_slice(carried);
+            (heads, theirs.heads.len() < MAX_SUMMARY_HEADS)
+        }
+    };
+    let lanes = replica.lanes_unknown_to(theirs.stable_key, &heads, heads_complete, |id| theirs.bloom.may_contain(id));
+    let (batch, count, more) = write_batch(&lanes, bugs);
+    // `write_batch` writes a prefix of the lanes.
+    let mut carried: Vec<LaneId> = lanes.iter().take(count as usize).map(|(_, id, _)| *id).collect();
+    carried.sort_unstable();
+    Delta { snapshot: None, lanes: batch, count, more, carried }
 }
 
 /// Ids a peer's heads name that this node still lacks, plus parents its
@@ -124,21 +137,28 @@ pub(super) struct Delta {
     pub(super) count: u64,
     /// Lanes or snapshot chunks did not fit: sync again.
     pub(super) more: bool,
+    /// The ids of the lanes the batch holds, sorted, for a compact summary
+    /// to leave out the heads among them (empty for an exact summary's).
+    pub(super) carried: Vec<LaneId>,
 }
 
 /// The lanes a peer with summary `theirs` lacks, in canonical order, cut at
 /// [`MAX_BATCH_BYTES`]; with a part of the snapshot first when some of them
 /// were pruned here (no lanes until the part completes the peer's
-/// transfer). `forks` adds this node's lane at each forked dot as evidence.
-/// Also returns why the snapshot could not be offered, if it could not.
+/// transfer). For an author `theirs` does not name, the peer holds at
+/// least the seq `unnamed` gives (the seqs this node's Hello stated, when
+/// `theirs` is a Delta's; nothing otherwise). `forks` adds this node's lane
+/// at each forked dot as evidence. Also returns why the snapshot could not
+/// be offered, if it could not.
 pub(super) fn build_delta<L: Law>(
     replica: &mut Replica<L>,
-    theirs: &[SummaryEntry],
+    (theirs, unnamed): (&[SummaryEntry], &[SummaryEntry]),
     forks: &[(NodeId, u64)],
     source: SnapshotSource<'_>,
     bugs: Bugs,
 ) -> (Delta, Option<SnapshotError>) {
-    let their_seq: BTreeMap<NodeId, u64> = theirs.iter().map(|entry| (entry.author, entry.seq)).collect();
+    let mut their_seq: BTreeMap<NodeId, u64> = unnamed.iter().map(|entry| (entry.author, entry.seq)).collect();
+    their_seq.extend(theirs.iter().map(|entry| (entry.author, entry.seq)));
     let held = replica.version_vector();
     let behind_prune = held.iter().any(|(author, seq)| {
         let after = their_seq.get(author).copied().unwrap_or(0);
@@ -157,7 +177,7 @@ pub(super) fn build_delta<L: Law>(
         let (part, completes) = part_for(latest, offer, offer_bytes, source.want);
         if !completes {
             let lanes = super::batch::BatchWriter::new().finish();
-            return (Delta { snapshot: Some(part), lanes, count: 0, more: true }, None);
+            return (Delta { snapshot: Some(part), lanes, count: 0, more: true, carried: Vec::new() }, None);
         }
         for tip in &latest.header.tips {
             let entry = floor.entry(tip.author).or_insert(0);
@@ -195,7 +215,7 @@ fn lanes_above<L: Law>(
     }
     keyed.sort_unstable_by_key(|entry| entry.0);
     let (lanes, count, more) = write_batch(&keyed, bugs);
-    Delta { snapshot: None, lanes, count, more }
+    Delta { snapshot: None, lanes, count, more, carried: Vec::new() }
 }
 
 /// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`];

@@ -14,7 +14,7 @@ use super::session::Syncer;
 use super::transfer::{MAX_SNAPSHOT_TRANSFERS, SnapshotOffer};
 use super::wire::{SnapshotWant, WireError, WireSnapshot};
 use crate::dag::Inserted;
-use crate::hash::SnapshotId;
+use crate::hash::{LaneId, SnapshotId};
 use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
@@ -29,15 +29,16 @@ impl Syncer {
     }
 
     /// Takes what a message brought: its snapshot part (installed when it
-    /// completes a transfer), then its lanes. Returns whether a snapshot
-    /// transfer from `peer` is still under way (the session says `more`).
+    /// completes a transfer), then its lanes, whose ids go to `carried` when
+    /// asked for (lanes the peer holds). Returns whether a snapshot transfer
+    /// from `peer` is still under way (the session says `more`).
     pub(super) fn apply<L: Law>(
         &mut self,
         peer: NodeId,
-        snapshot: Option<WireSnapshot>,
-        batch: &[u8],
+        (snapshot, batch): (Option<WireSnapshot>, &[u8]),
         replica: &mut Replica<L>,
         metrics: &mut SessionMetrics,
+        carried: Option<&mut Vec<LaneId>>,
     ) -> bool {
         if let Some(part) = snapshot {
             metrics.snapshot_chunks_received += 1;
@@ -61,6 +62,9 @@ impl Syncer {
                 return assembling;
             }
         };
+        if let Some(carried) = carried {
+            carried.extend(lanes.iter().map(|(id, ..)| *id));
+        }
         let (mut canonical_bytes, mut lacked_bytes) = (0_u64, 0_u64);
         for (id, lane, canonical_len) in lanes {
             metrics.lanes_received += 1;

@@ -8,9 +8,9 @@
 use super::delta::{still_missing, supply};
 use super::events::{Expect, Outcome, Role, SessionMetrics, SyncEvent};
 use super::receive::Transfers;
-use super::summary::{MAX_BLOOM_BITS_PER_LANE, StatedIn, SummaryMode, check_snapshot_chain};
+use super::summary::{MAX_BLOOM_BITS_PER_LANE, StatedIn, SummaryMode, check_snapshot_chain, unlike};
 use super::transfer::{MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, OfferCache};
-use super::wire::{self, CompactSummary, Message, SnapshotWant, Summary, WireSnapshot, WireStatus};
+use super::wire::{self, CompactSummary, Message, SnapshotWant, Summary, SummaryEntry, WireSnapshot, WireStatus};
 use crate::bugs::Bugs;
 use crate::hash::LaneId;
 use crate::lane::NodeId;
@@ -36,6 +36,10 @@ struct Session {
     more: bool,
     /// The initiator's compact summary, kept by a responder to answer `need`.
     peer_summary: Option<CompactSummary>,
+    /// The exact summary an initiator's Hello stated (empty for a compact
+    /// one, and for a responder): an exact Delta summary names only the
+    /// authors the responder wants, and holds at least these seqs of the rest.
+    stated: Vec<SummaryEntry>,
 }
 
 /// Runs every sync session of one node. Cloning forks it (a fuzz harness
@@ -148,17 +152,27 @@ impl Syncer {
             self.next_session
         };
         self.next_session += 1;
-        let id = (u64::from(self.node.0) << 40) | next;
+        // Sessions are keyed by (peer, id) on both sides, so the ids two
+        // peers pick for each other only need to differ: the lower node's
+        // are even, the higher's odd. A small id is a short varint, and every
+        // message carries it (the node's id in the high bits made it six or
+        // seven bytes).
+        let id = (next << 1) | u64::from(self.node > peer);
         let status = WireStatus::from(&replica.status());
         let receiving = self.receiving(peer, replica);
-        let hello =
-            Message::Hello { session: id, status, summary: self.summary_of(replica, id, StatedIn::Hello), receiving };
+        let summary = self.summary_of(replica, id, StatedIn::Hello);
+        let stated = match &summary {
+            Summary::Exact(entries) => entries.clone(),
+            Summary::Compact(_) => Vec::new(),
+        };
+        let hello = Message::Hello { session: id, status, summary, receiving };
         let mut session = Session {
             role: Role::Initiator,
             expect: Expect::Reply,
             metrics: SessionMetrics::default(),
             more: false,
             peer_summary: None,
+            stated,
         };
         if self.send(peer, id, &hello, &mut session.metrics) {
             self.open.insert((peer, id), session);
@@ -266,9 +280,13 @@ impl Syncer {
         if let Err(error) = check_snapshot_chain(replica, theirs) {
             self.events.push_back(SyncEvent::Diverged { peer, error });
         }
-        let summary = self.summary_of(replica, session, StatedIn::Delta);
+        let delta = self.delta_for(peer, replica, (their_summary, StatedIn::Hello, &[]), their_want);
+        let stated_in = StatedIn::Delta { carried: &delta.carried };
+        let summary = match (self.summary_of(replica, session, stated_in), their_summary) {
+            (Summary::Exact(ours), Summary::Exact(theirs)) => Summary::Exact(unlike(&ours, theirs)),
+            (ours, _) => ours,
+        };
         let receiving = self.receiving(peer, replica);
-        let delta = self.delta_for(peer, replica, (their_summary, StatedIn::Hello), their_want);
         metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
         metrics.lanes_sent = delta.count;
         count_part(&delta.snapshot, &mut metrics);
@@ -284,7 +302,7 @@ impl Syncer {
         };
         self.open.insert(
             (peer, session),
-            Session { role: Role::Responder, expect: Expect::Lanes, metrics, more, peer_summary },
+            Session { role: Role::Responder, expect: Expect::Lanes, metrics, more, peer_summary, stated: Vec::new() },
         );
     }
 
@@ -315,8 +333,10 @@ impl Syncer {
         let their_summary = &their_summary;
         open.metrics.bytes_received += received;
         open.metrics.round_trips += 1;
-        let assembling = self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
-        let delta = self.delta_for(peer, replica, (their_summary, StatedIn::Delta), their_want);
+        let mut carried = Vec::new();
+        let assembling = self.apply(peer, (snapshot, &lanes), replica, &mut open.metrics, Some(&mut carried));
+        let stated_in = StatedIn::Delta { carried: &carried };
+        let delta = self.delta_for(peer, replica, (their_summary, stated_in, &open.stated), their_want);
         open.metrics.lanes_sent += delta.count;
         count_part(&delta.snapshot, &mut open.metrics);
         let need = match their_summary {
@@ -365,7 +385,7 @@ impl Syncer {
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Lanes) else { return };
         open.metrics.bytes_received += received;
-        let assembling = self.apply(peer, snapshot, &lanes, replica, &mut open.metrics);
+        let assembling = self.apply(peer, (snapshot, &lanes), replica, &mut open.metrics, None);
         if !need.is_empty() {
             let (supply, count) = supply(replica, need, open.peer_summary.as_ref());
             open.metrics.lanes_sent += count;
@@ -394,7 +414,7 @@ impl Syncer {
         let Some(mut open) = self.take_open(peer, session, Expect::Supply) else { return };
         open.metrics.bytes_received += received;
         open.metrics.round_trips += 1;
-        self.apply(peer, None, lanes, replica, &mut open.metrics);
+        self.apply(peer, (None, lanes), replica, &mut open.metrics, None);
         let outcome = Outcome::Synced { more: open.more };
         self.events.push_back(SyncEvent::Completed {
             peer,

@@ -12,6 +12,7 @@ use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
 use crate::snapshot::SnapshotError;
+use std::collections::BTreeMap;
 
 /// Most authors an exact summary names; a node that holds lanes of more
 /// states a compact summary instead.
@@ -59,11 +60,16 @@ impl Default for SummaryMode {
 
 /// Which message a summary goes in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum StatedIn {
+pub(super) enum StatedIn<'a> {
     /// The initiator's Hello.
     Hello,
-    /// The responder's Delta.
-    Delta,
+    /// The responder's Delta, which carries the lanes `carried` (sorted):
+    /// held by the responder, so the initiator counts them with its heads,
+    /// and a compact summary leaves out the heads among them.
+    Delta {
+        /// The ids of the lanes the Delta carries, sorted.
+        carried: &'a [LaneId],
+    },
 }
 
 impl Syncer {
@@ -71,13 +77,22 @@ impl Syncer {
     /// [`MAX_SUMMARY_BYTES`].
     ///
     /// A compact summary names its heads only in a Delta, where the
-    /// initiator asks for the ones it lacks (the need step). A responder
-    /// would gain nothing from the initiator's: it sends the lanes the
-    /// Bloom filter says the initiator lacks, and every ancestor of the
+    /// initiator asks for the ones it lacks (the need step), and, holding
+    /// them all, knows exactly what the responder holds. A responder would
+    /// gain nothing from the initiator's: it sends the lanes the Bloom
+    /// filter says the initiator lacks, and every ancestor of the
     /// initiator's heads is a lane the filter reports. So a Hello's compact
     /// summary is the stable point and the filter (heads were two thirds of
-    /// it in the 100-peer gossip scenario).
-    pub(super) fn summary_of<L: Law>(&self, replica: &mut Replica<L>, session: u64, stated_in: StatedIn) -> Summary {
+    /// it in the 100-peer gossip scenario), and a Delta's leaves out the
+    /// heads it carries as lanes, unless the list was cut at
+    /// [`MAX_SUMMARY_HEADS`] (the initiator reads a shorter list as all of
+    /// the heads it does not carry).
+    pub(super) fn summary_of<L: Law>(
+        &self,
+        replica: &mut Replica<L>,
+        session: u64,
+        stated_in: StatedIn<'_>,
+    ) -> Summary {
         let compact = match self.mode {
             SummaryMode::Exact => false,
             SummaryMode::Compact => true,
@@ -96,21 +111,26 @@ impl Syncer {
         // The capacity is capped so the filter stays within its limit (the
         // bits per lane are at most `MAX_BLOOM_BITS_PER_LANE`).
         let capacity = above.len().min(MAX_SUMMARY_BLOOM_BYTES * 8 / self.bloom_bits_per_lane.max(1));
-        let salt = session ^ 0x5c5_b100_u64.rotate_left(17);
+        // The session id itself: a short varint on the wire (a constant
+        // mixed in made it seven bytes and varied nothing more).
+        let salt = session;
         let mut bloom = Bloom::with_capacity(capacity, self.bloom_bits_per_lane, salt);
         for id in &above {
             bloom.insert(id);
         }
         debug_assert!(bloom.bits.len() <= MAX_SUMMARY_BLOOM_BYTES, "a summary's filter stays within its limit");
-        if stated_in == StatedIn::Hello {
-            return Summary::Compact(CompactSummary { stable_key, heads: Vec::new(), bloom });
-        }
+        let carried = match stated_in {
+            StatedIn::Hello => return Summary::Compact(CompactSummary { stable_key, heads: Vec::new(), bloom }),
+            StatedIn::Delta { carried } => carried,
+        };
         let mut heads: Vec<(u64, LaneId)> =
             replica.heads().iter().map(|id| (replica.lane(id).map_or(0, |lane| lane.lamport), *id)).collect();
         if heads.len() > MAX_SUMMARY_HEADS {
             heads.sort_unstable_by(|a, b| b.cmp(a));
             heads.truncate(MAX_SUMMARY_HEADS);
             heads.sort_unstable_by_key(|(_, id)| *id);
+        } else {
+            heads.retain(|(_, id)| carried.binary_search(id).is_err());
         }
         let heads = heads.into_iter().map(|(_, id)| id).collect();
         Summary::Compact(CompactSummary { stable_key, heads, bloom })
@@ -138,6 +158,30 @@ impl Syncer {
         }
         forks
     }
+}
+
+/// The entries of a Delta's exact summary to an initiator that stated the
+/// exact summary `theirs`: `ours` without the entries equal to the
+/// initiator's, with seq 0 for an author it stated and this node holds
+/// nothing of. The initiator reads an author the Delta does not name as
+/// holding what its own Hello stated, so this is the full summary, sent as
+/// a difference: between peers that gossip, most authors stand level (most
+/// of a full summary in an eight-peer gossip). Sorted by author, at most
+/// [`MAX_EXACT_ENTRIES`] (what an honest initiator states).
+pub(super) fn unlike(ours: &[SummaryEntry], theirs: &[SummaryEntry]) -> Vec<SummaryEntry> {
+    let stated: BTreeMap<NodeId, SummaryEntry> = theirs.iter().map(|entry| (entry.author, *entry)).collect();
+    let ours: BTreeMap<NodeId, SummaryEntry> = ours.iter().map(|entry| (entry.author, *entry)).collect();
+    let mut named: BTreeMap<NodeId, SummaryEntry> =
+        ours.iter().filter(|(author, mine)| stated.get(author) != Some(*mine)).map(|(a, mine)| (*a, *mine)).collect();
+    for author in stated.keys() {
+        if named.len() >= MAX_EXACT_ENTRIES {
+            break;
+        }
+        if !ours.contains_key(author) {
+            named.insert(*author, SummaryEntry { author: *author, seq: 0, tip: 0 });
+        }
+    }
+    named.into_values().collect()
 }
 
 /// This replica's exact summary.
@@ -168,6 +212,20 @@ mod tests {
     use crate::{Lane, NodeId, ReplicaConfig};
 
     #[test]
+    fn a_delta_summary_names_what_differs_from_the_hello() {
+        let entry = |author, seq, tip| SummaryEntry { author: NodeId(author), seq, tip };
+        let ours = [entry(0, 5, 50), entry(1, 3, 30), entry(2, 7, 70), entry(3, 2, 20)];
+        let theirs = [entry(0, 5, 50), entry(1, 4, 41), entry(2, 7, 71), entry(3, 1, 10), entry(9, 2, 90)];
+        assert_eq!(
+            unlike(&ours, &theirs),
+            [entry(1, 3, 30), entry(2, 7, 70), entry(3, 2, 20), entry(9, 0, 0)],
+            "level on 0; behind on 1, forked at 2's seq 7, ahead on 3, nothing of 9"
+        );
+        assert_eq!(unlike(&ours, &[]), ours, "an initiator that holds nothing learns all this node holds");
+        assert_eq!(unlike(&ours, &ours), [], "level everywhere: nothing to name");
+    }
+
+    #[test]
     fn the_largest_exact_entry_encodes_to_exactly_max_entry_bytes() {
         let largest = SummaryEntry { author: NodeId(u32::MAX), seq: u64::MAX, tip: u64::MAX };
         assert_eq!(postcard::to_allocvec(&largest).map(|bytes| bytes.len()), Ok(MAX_ENTRY_BYTES));
@@ -188,7 +246,7 @@ mod tests {
         let heads = |replica: &mut Replica<World>| {
             let mut syncer = Syncer::new(NodeId(0));
             syncer.set_summary_mode(SummaryMode::Compact);
-            match syncer.summary_of(replica, 1, StatedIn::Delta) {
+            match syncer.summary_of(replica, 1, StatedIn::Delta { carried: &[] }) {
                 Summary::Compact(compact) => compact.heads,
                 Summary::Exact(_) => panic!("a compact syncer states a compact summary"),
             }

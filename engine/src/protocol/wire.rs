@@ -202,7 +202,9 @@ pub enum Message {
         /// builds Deltas field by field.
         #[serde(skip)]
         status: WireStatus,
-        /// Summary of the held set (before the initiator's lanes).
+        /// Summary of the held set (before the initiator's lanes). An exact
+        /// one answering an exact Hello names only the entries that differ
+        /// from the Hello's; a compact one names the heads.
         summary: Summary,
         /// The snapshot this node is assembling from the initiator, if any.
         receiving: Option<SnapshotWant>,
