@@ -46,6 +46,20 @@ fn status_kib(pid: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|line| line.strip_prefix(field))?.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
+/// CPU seconds this process used, user and system: on a machine shared with
+/// other work the wall time says how busy it was, this says what the run cost.
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    #[allow(unsafe_code, reason = "getrusage fills a struct we own; the only way to read the process's CPU time")]
+    // SAFETY: `usage` is a valid, writable rusage; RUSAGE_SELF is a valid selector.
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
+        usage.assume_init()
+    };
+    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// In the child: one run, then one `RESULT` line.
 fn measure_one(nodes: u32, seed: u64) {
     let spec = scale_spec(nodes, seed);
@@ -54,8 +68,9 @@ fn measure_one(nodes: u32, seed: u64) {
     let wall = started.elapsed().as_secs_f64();
     let metrics = outcome.metrics;
     println!(
-        "RESULT nodes={nodes} passed={} wall_s={wall:.1} peak_rss_kib={} lanes={} messages={} bytes_sent={} converged_after_write_ms={}",
+        "RESULT nodes={nodes} passed={} wall_s={wall:.1} cpu_s={:.1} peak_rss_kib={} lanes={} messages={} bytes_sent={} converged_after_write_ms={}",
         outcome.passed(),
+        cpu_seconds(),
         status_kib("self", "VmHWM:").unwrap_or(0),
         metrics.lanes,
         metrics.messages_sent,
@@ -117,18 +132,19 @@ fn main() {
         std::env::var("SCX_BENCH_RSS_LIMIT_GIB").ok().and_then(|limit| limit.parse().ok()).unwrap_or(18.0);
     let limit_kib = (limit_gib * 1024.0 * 1024.0) as u64;
     println!(
-        "| nodes | verdict | wall | peak RSS | lanes | messages | bytes sent | bytes/message | converged after last write |"
+        "| nodes | verdict | wall | CPU | peak RSS | lanes | messages | bytes sent | bytes/message | converged after last write |"
     );
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut peaks = Vec::new();
     for nodes in sizes {
         let Some(line) = run_child(nodes, seed, limit_kib) else { continue };
         let number = |name| field(&line, name).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
         let (peak_kib, messages, bytes) = (number("peak_rss_kib"), number("messages"), number("bytes_sent"));
         println!(
-            "| {nodes} | {} | {} s | {:.2} GiB | {} | {messages} | {bytes} | {:.0} | {} ms |",
+            "| {nodes} | {} | {} s | {} s | {:.2} GiB | {} | {messages} | {bytes} | {:.0} | {} ms |",
             if field(&line, "passed") == Some("true") { "pass" } else { "FAIL" },
             field(&line, "wall_s").unwrap_or("?"),
+            field(&line, "cpu_s").unwrap_or("?"),
             gib(peak_kib),
             number("lanes"),
             bytes as f64 / messages.max(1) as f64,

@@ -144,7 +144,7 @@ pub const KEYS: &[(&str, &str)] = &[
 
 /// Most nodes in a cluster: the largest cluster measured to pass
 /// (`scenarios/large/large-p2p-10k.toml`: 10,000 p2p nodes writing 246
-/// lanes, 4.2 GiB and about 4 minutes). A node costs memory for its lanes
+/// lanes: 4.2 GiB, 2 to 4 minutes). A node costs memory for its lanes
 /// and the peers it talks to, not for the membership (the member list is
 /// shared, summaries are bounded), so memory grows linearly with nodes.
 pub const MAX_NODES: u32 = 10_000;

@@ -108,7 +108,7 @@ impl<O: Op> LaneDag<O> {
             id,
             lane,
             parent_slots: parents.into_boxed_slice(),
-            reached: Vec::new(),
+            reached: Box::default(),
             reached_count: 0,
         })));
         self.fresh.push(idx);

@@ -73,7 +73,7 @@ pub(crate) struct Slot<O> {
     /// m-th member that authored here (see `LaneDag::reach_index`). Grown
     /// when a bit past its end is set, so a lane costs a bit per author
     /// that reached it, not a bit per member.
-    reached: Vec<u64>,
+    reached: Box<[u64]>,
     /// How many bits of `reached` are set.
     pub(crate) reached_count: u32,
 }

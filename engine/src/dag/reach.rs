@@ -29,7 +29,11 @@ impl<O: Op> LaneDag<O> {
                 continue;
             }
             if slot.reached.len() <= word {
-                slot.reached.resize(word + 1, 0);
+                // A boxed slice, not a Vec: a word less per lane, and it
+                // grows only when an author past its end reaches it.
+                let mut words = std::mem::take(&mut slot.reached).into_vec();
+                words.resize(word + 1, 0);
+                slot.reached = words.into_boxed_slice();
             }
             slot.reached[word] |= bit;
             slot.reached_count += 1;

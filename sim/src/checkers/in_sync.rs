@@ -9,16 +9,30 @@ use super::{Checker, Found, Kind, Knowledge};
 use crate::observation::{Observation, StatusView};
 use std::collections::BTreeMap;
 
-/// Open sessions remembered at most; older ones (abandoned) are forgotten.
+/// Open sessions remembered at least; older ones (abandoned) are forgotten.
 const REMEMBERED_SESSIONS: usize = 4096;
+/// Open sessions remembered per node: every node may have one under way and
+/// some abandoned, so a 10,000-node cluster does not push out sessions still
+/// open (their check would be skipped, silently).
+const REMEMBERED_SESSIONS_PER_NODE: usize = 4;
 
 /// The in-sync checker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InSync {
     /// (initiator, session) → the initiator's status at its hello.
     started: BTreeMap<(u32, u64), StatusView>,
     /// (initiator, session) → (responder, its status when it answered in sync).
     answered: BTreeMap<(u32, u64), (u32, StatusView)>,
+    /// Entries each map keeps at most.
+    remembered: usize,
+}
+
+impl InSync {
+    /// The checker for a cluster of `nodes`.
+    pub fn new(nodes: u32) -> Self {
+        let remembered = REMEMBERED_SESSIONS.max(REMEMBERED_SESSIONS_PER_NODE * nodes as usize);
+        Self { started: BTreeMap::new(), answered: BTreeMap::new(), remembered }
+    }
 }
 
 impl Checker for InSync {
@@ -43,7 +57,7 @@ impl Checker for InSync {
         }
         match observation {
             Observation::SessionStarted { node, session, status, .. } => {
-                if self.started.len() >= REMEMBERED_SESSIONS {
+                if self.started.len() >= self.remembered {
                     self.started.pop_first();
                 }
                 self.started.insert((*node, *session), *status);
@@ -62,7 +76,7 @@ impl Checker for InSync {
                 {
                     found.violation(Some(*node), mismatch("answered", *node, status, *peer, sent));
                 }
-                if self.answered.len() >= REMEMBERED_SESSIONS {
+                if self.answered.len() >= self.remembered {
                     self.answered.pop_first();
                 }
                 self.answered.insert((*peer, *session), (*node, *status));

@@ -253,7 +253,7 @@ impl Checkers {
                 Box::new(snapshot_chain::SnapshotChain),
                 Box::new(durability::Durability),
                 Box::new(forks::Forks::default()),
-                Box::new(in_sync::InSync::default()),
+                Box::new(in_sync::InSync::new(spec.nodes)),
                 Box::new(warnings::Warnings),
                 Box::new(recovery::Recovery),
                 Box::new(write::Write),
