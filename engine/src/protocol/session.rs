@@ -42,10 +42,12 @@ struct Session {
     /// one, and for a responder): an exact Delta summary names only the
     /// authors the responder wants, and holds at least these seqs of the rest.
     stated: Vec<SummaryEntry>,
-    /// The snapshot point a Hello stated: the initiator's own (its id goes
-    /// in the Lanes message when the Delta asks for it), or, at a
-    /// responder, the initiator's point whose tag differed from this
-    /// node's snapshot there (its id is awaited in the Lanes message).
+    /// The snapshot point the Hello stated. At the initiator: its own
+    /// lane index and id (the id goes in the Lanes message when the Delta
+    /// asks for it). At a responder: present only when the Hello's tag
+    /// differed from this node's snapshot at that lane index, which is
+    /// paired with this node's id there; the initiator's id is awaited in
+    /// the Lanes message and checked against the registry.
     snapshot_point: Option<(u64, SnapshotId)>,
 }
 
