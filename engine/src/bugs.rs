@@ -256,7 +256,7 @@ impl Bugs {
     /// Whether a responder answers "in sync" (planted bug
     /// `in_sync_by_lane_index`: equal lane counts are taken for equal
     /// histories, without comparing the hashes).
-    pub(crate) fn in_sync(&self, ours: &crate::protocol::WireStatus, theirs: &crate::protocol::WireStatus) -> bool {
+    pub(crate) fn in_sync(&self, ours: &crate::protocol::HelloStatus, theirs: &crate::protocol::HelloStatus) -> bool {
         if self.in_sync_by_lane_index() { ours.lane_index == theirs.lane_index } else { ours.in_sync_with(theirs) }
     }
 

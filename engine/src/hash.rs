@@ -94,6 +94,75 @@ const LANE_KEY: [u8; 32] = *b"scx/lane-id/v1..................";
 const CHAIN_KEY: [u8; 32] = *b"scx/chain-hash/v1...............";
 const DIGEST_KEY: [u8; 32] = *b"scx/state-digest/v1.............";
 const SNAPSHOT_KEY: [u8; 32] = *b"scx/snapshot-id/v1..............";
+const SESSION_TAG_KEY: [u8; 32] = *b"scx/session-tag/v1..............";
+
+/// Bytes of a status fingerprint.
+pub const FINGERPRINT_BYTES: usize = 8;
+
+/// A short digest of a position (lane index, chain hash, state digest)
+/// under one session's salt, which a handshake compares instead of the 72
+/// bytes it stands for: equal fingerprints mean equal positions.
+///
+/// Short tags are salted so no collision outlives a session: the salt is
+/// the session id, so two different positions (or lanes, or snapshots)
+/// whose tags agree in one session disagree, with all but a 2^-32 chance,
+/// in the next, and a peer cannot grind a lane or a state whose tag agrees
+/// with another's in every session. (A peer that lies about its status or
+/// summary can claim anything anyway; tags only have to hold for honest
+/// nodes and for what a third party forged.)
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint(pub [u8; FINGERPRINT_BYTES]);
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", hex(&self.0))
+    }
+}
+
+/// What a session tag stands for: each kind has its own domain byte.
+#[derive(Clone, Copy)]
+enum TagDomain {
+    Status = 1,
+    Snapshot = 2,
+    Tip = 3,
+}
+
+/// Keyed blake3 over the domain byte, the salt (eight little-endian bytes)
+/// and `parts`, cut to `N` bytes.
+fn session_tag<const N: usize>(domain: TagDomain, salt: u64, parts: &[&[u8]]) -> [u8; N] {
+    let mut hasher = blake3::Hasher::new_keyed(&SESSION_TAG_KEY);
+    hasher.update(&[domain as u8]);
+    hasher.update(&salt.to_le_bytes());
+    for part in parts {
+        hasher.update(part);
+    }
+    let mut tag = [0u8; N];
+    tag.copy_from_slice(&hasher.finalize().as_bytes()[..N]);
+    tag
+}
+
+/// The fingerprint of a position in the session salted `salt`: over the
+/// lane index (eight little-endian bytes), the chain hash and the state
+/// digest.
+pub fn status_fingerprint(
+    salt: u64,
+    lane_index: u64,
+    chain_hash: &ChainHash,
+    state_digest: &StateDigest,
+) -> Fingerprint {
+    Fingerprint(session_tag(TagDomain::Status, salt, &[&lane_index.to_le_bytes(), &chain_hash.0, &state_digest.0]))
+}
+
+/// A snapshot id's four-byte tag in the session salted `salt`.
+pub fn snapshot_tag(salt: u64, id: &SnapshotId) -> u32 {
+    u32::from_le_bytes(session_tag(TagDomain::Snapshot, salt, &[&id.0]))
+}
+
+/// A lane id's four-byte tag in the session salted `salt`: what an exact
+/// summary entry states of the author's tip.
+pub fn tip_tag(salt: u64, id: &LaneId) -> u32 {
+    u32::from_le_bytes(session_tag(TagDomain::Tip, salt, &[&id.0]))
+}
 
 /// Lane id of canonical lane bytes.
 pub fn lane_id(canonical: &[u8]) -> LaneId {

@@ -88,7 +88,7 @@ pub mod world;
 
 pub use dag::{ForkProof, Inserted, LanePool};
 pub use error::LaneError;
-pub use hash::{ChainHash, LaneId, SnapshotId, StateDigest};
+pub use hash::{ChainHash, Fingerprint, LaneId, SnapshotId, StateDigest};
 pub use lane::{Dot, Lane, NodeId, Op};
 pub use law::{Applied, LaneContext, Law};
 pub use members::{Members, Peers};

@@ -291,6 +291,6 @@ fn lying_summary(honest: &[u8], rng: &mut SimRng) -> Option<Vec<u8>> {
     let count = entries.len() as u64;
     let entry = entries.get_mut(rng.below(count) as usize)?;
     entry.seq += 1;
-    entry.tip = rng.next_u64();
+    entry.tip = rng.next_u64() as u32;
     protocol::encode(&message).ok()
 }

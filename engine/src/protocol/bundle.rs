@@ -50,7 +50,7 @@ pub fn bundle<L: Law>(replica: &mut Replica<L>) -> Vec<u8> {
 pub fn bundle_in_chunks<L: Law>(replica: &mut Replica<L>, chunk_bytes: u64) -> Vec<u8> {
     let mut datagrams: Vec<Vec<u8>> = Vec::new();
     let message = |snapshot: Option<WireSnapshot>, lanes: Vec<u8>| {
-        let message = Message::Lanes { session: 0, snapshot, lanes, more: false, need: Vec::new() };
+        let message = Message::Lanes { session: 0, snapshot, lanes, more: false, need: Vec::new(), snapshot_id: None };
         // Each part is within its limit, and the limits fit one datagram.
         wire::encode(&message).expect("a bundle's messages are within the size limit")
     };

@@ -32,14 +32,14 @@ impl Syncer {
     /// `want` is the snapshot transfer the peer stated.
     pub(super) fn delta_for<L: Law>(
         &mut self,
-        peer: NodeId,
+        (peer, session): (NodeId, u64),
         replica: &mut Replica<L>,
         (theirs, stated_in, our_hello): (&Summary, StatedIn, &[SummaryEntry]),
         want: Option<SnapshotWant>,
     ) -> Delta {
         match theirs {
             Summary::Exact(entries) => {
-                let forks = self.detect_forks(peer, replica, entries);
+                let forks = self.detect_forks((peer, session), replica, entries);
                 let source = SnapshotSource { offers: &mut self.offers, chunk_bytes: self.chunk_bytes, want };
                 let (delta, refused) = build_delta(replica, (entries, our_hello), &forks, source, self.bugs);
                 if let Some(error) = refused {

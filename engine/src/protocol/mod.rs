@@ -6,15 +6,17 @@
 //! ```text
 //! initiator                                responder
 //!   Hello { status, summary, receiving? }
-//!                                  ─────▶  equal hashes?  ──▶ InSync   (1 round trip)
-//!                                  ◀─────  Delta { summary, receiving?, snapshot?, lanes }
+//!                                  ─────▶  equal fingerprints?  ──▶ InSync   (1 round trip)
+//!                                  ◀─────  Delta { summary, receiving?, snapshot?, lanes, snapshot_asked }
 //!   insert, then
-//!   Lanes { snapshot?, lanes }     ─────▶  insert                       (2 round trips)
+//!   Lanes { snapshot?, lanes, snapshot_id? } ─────▶  insert, check chains  (2 round trips)
 //! ```
 //!
-//! The summary is exact: each author's lanes form a chain and held sets are
-//! causally closed, so `(author, highest seq, tip id prefix)` per author names
-//! precisely which lanes a peer holds; each side sends exactly the lanes the
+//! The Hello's status is a session-salted fingerprint of the position and
+//! a tag of the snapshot id ([`HelloStatus`]); the full snapshot id travels
+//! only when the tags disagree. The summary is exact: each author's lanes
+//! form a chain and held sets are causally closed, so `(author, highest
+//! seq, tip tag)` per author names precisely which lanes a peer holds; each side sends exactly the lanes the
 //! other lacks, in canonical (hence causal) order. A peer behind the
 //! sender's prune point gets the snapshot first: its offer (header, state
 //! length, chunk manifest) with the first chunk, then one chunk per session
@@ -66,6 +68,6 @@ pub use transfer::{
     MAX_CHUNK_BYTES, MAX_CHUNKS, MAX_OFFER_BYTES, MAX_SNAPSHOT_TRANSFERS, MIN_CHUNK_BYTES, SnapshotOffer,
 };
 pub use wire::{
-    CompactSummary, ENVELOPE_BYTES, MAX_BATCH_BYTES, MAX_BATCHED_LANE_BYTES, MAX_MESSAGE_BYTES, Message,
+    CompactSummary, ENVELOPE_BYTES, HelloStatus, MAX_BATCH_BYTES, MAX_BATCHED_LANE_BYTES, MAX_MESSAGE_BYTES, Message,
     PROTOCOL_VERSION, SnapshotWant, Summary, SummaryEntry, WireError, WireSnapshot, WireStatus, decode, encode, reseal,
 };

@@ -29,8 +29,9 @@ impl Syncer {
     }
 
     /// Takes what a message brought: its snapshot part (installed when it
-    /// completes a transfer), then its lanes, whose ids go to `carried` when
-    /// asked for (lanes the peer holds). Returns whether a snapshot transfer
+    /// completes a transfer), then its lanes, whose ids and dots go to
+    /// `carried` when asked for (lanes the peer holds, whether or not this
+    /// node admits them). Returns whether a snapshot transfer
     /// from `peer` is still under way (the session says `more`).
     pub(super) fn apply<L: Law>(
         &mut self,
@@ -38,7 +39,7 @@ impl Syncer {
         (snapshot, batch): (Option<WireSnapshot>, &[u8]),
         replica: &mut Replica<L>,
         metrics: &mut SessionMetrics,
-        carried: Option<&mut Vec<LaneId>>,
+        carried: Option<&mut Vec<(LaneId, NodeId, u64)>>,
     ) -> bool {
         if let Some(part) = snapshot {
             metrics.snapshot_chunks_received += 1;
@@ -63,7 +64,7 @@ impl Syncer {
             }
         };
         if let Some(carried) = carried {
-            carried.extend(lanes.iter().map(|(id, ..)| *id));
+            carried.extend(lanes.iter().map(|(id, lane, _)| (*id, lane.author, lane.seq)));
         }
         let (mut canonical_bytes, mut lacked_bytes) = (0_u64, 0_u64);
         for (id, lane, canonical_len) in lanes {

@@ -8,11 +8,13 @@
 use super::delta::{still_missing, supply};
 use super::events::{Expect, Outcome, Role, SessionMetrics, SyncEvent};
 use super::receive::Transfers;
-use super::summary::{MAX_BLOOM_BITS_PER_LANE, StatedIn, SummaryMode, check_snapshot_chain, unlike};
+use super::summary::{MAX_BLOOM_BITS_PER_LANE, StatedIn, SummaryMode, check_snapshot_chain, unlike, with_carried};
 use super::transfer::{MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, OfferCache};
-use super::wire::{self, CompactSummary, Message, SnapshotWant, Summary, SummaryEntry, WireSnapshot, WireStatus};
+use super::wire::{
+    self, CompactSummary, HelloStatus, Message, SnapshotWant, Summary, SummaryEntry, WireSnapshot, WireStatus,
+};
 use crate::bugs::Bugs;
-use crate::hash::LaneId;
+use crate::hash::{LaneId, SnapshotId, snapshot_tag};
 use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
@@ -40,6 +42,13 @@ struct Session {
     /// one, and for a responder): an exact Delta summary names only the
     /// authors the responder wants, and holds at least these seqs of the rest.
     stated: Vec<SummaryEntry>,
+    /// The snapshot point the Hello stated. At the initiator: its own
+    /// lane index and id (the id goes in the Lanes message when the Delta
+    /// asks for it). At a responder: present only when the Hello's tag
+    /// differed from this node's snapshot at that lane index, which is
+    /// paired with this node's id there; the initiator's id is awaited in
+    /// the Lanes message and checked against the registry.
+    snapshot_point: Option<(u64, SnapshotId)>,
 }
 
 /// Runs every sync session of one node. Cloning forks it (a fuzz harness
@@ -158,7 +167,8 @@ impl Syncer {
         // message carries it (the node's id in the high bits made it six or
         // seven bytes).
         let id = (next << 1) | u64::from(self.node > peer);
-        let status = WireStatus::from(&replica.status());
+        let full = replica.status();
+        let status = HelloStatus::new(&full, id);
         let receiving = self.receiving(peer, replica);
         let summary = self.summary_of(replica, id, StatedIn::Hello);
         let stated = match &summary {
@@ -173,6 +183,7 @@ impl Syncer {
             more: false,
             peer_summary: None,
             stated,
+            snapshot_point: Some((full.snapshot_index, full.snapshot_id)),
         };
         if self.send(peer, id, &hello, &mut session.metrics) {
             self.open.insert((peer, id), session);
@@ -235,12 +246,13 @@ impl Syncer {
                 }
             }
             Message::InSync { session } => self.finish_in_sync(peer, session, received),
-            Message::Delta { session, status: _, summary, receiving, snapshot, lanes, more } => {
-                let reply = Reply { summary, receiving, snapshot, lanes, more };
+            Message::Delta { session, status: _, summary, receiving, snapshot, lanes, more, snapshot_asked } => {
+                let reply = Reply { summary, receiving, snapshot, lanes, more, snapshot_asked };
                 self.finish_delta(peer, session, received, reply, replica);
             }
-            Message::Lanes { session, snapshot, lanes, more, need } => {
-                self.finish_lanes(peer, session, received, snapshot, lanes, more, &need, replica);
+            Message::Lanes { session, snapshot, lanes, more, need, snapshot_id } => {
+                let last = LastLanes { snapshot, lanes, more, need, snapshot_id };
+                self.finish_lanes(peer, session, received, last, replica);
             }
             Message::Supply { session, lanes } => self.finish_supply(peer, session, received, &lanes, replica),
         }
@@ -254,7 +266,7 @@ impl Syncer {
         peer: NodeId,
         session: u64,
         received: u64,
-        hello: (&WireStatus, &Summary, Option<SnapshotWant>),
+        hello: (&HelloStatus, &Summary, Option<SnapshotWant>),
         replica: &mut Replica<L>,
     ) {
         let (theirs, their_summary, their_want) = hello;
@@ -268,7 +280,7 @@ impl Syncer {
             });
             return;
         }
-        let ours = WireStatus::from(&replica.status());
+        let ours = HelloStatus::new(&replica.status(), session);
         let in_sync = self.bugs.in_sync(&ours, theirs);
         if in_sync {
             self.send(peer, session, &Message::InSync { session }, &mut metrics);
@@ -277,13 +289,20 @@ impl Syncer {
             self.events.push_back(SyncEvent::Completed { peer, session, role: Role::Responder, outcome, metrics });
             return;
         }
-        if let Err(error) = check_snapshot_chain(replica, theirs) {
-            self.events.push_back(SyncEvent::Diverged { peer, error });
-        }
-        let delta = self.delta_for(peer, replica, (their_summary, StatedIn::Hello, &[]), their_want);
+        // The chains are checked on full ids once the Lanes message brings
+        // the initiator's; a tag equal to this node's id's there says they
+        // agree (salted, as summary tips are, so a collision does not last).
+        let snapshot_point = match replica.snapshots().id_at(theirs.snapshot_index) {
+            Some(ours) if snapshot_tag(session, &ours) != theirs.snapshot_tag => Some((theirs.snapshot_index, ours)),
+            _ => None,
+        };
+        let snapshot_asked = snapshot_point.is_some();
+        let delta = self.delta_for((peer, session), replica, (their_summary, StatedIn::Hello, &[]), their_want);
         let stated_in = StatedIn::Delta { carried: &delta.carried };
         let summary = match (self.summary_of(replica, session, stated_in), their_summary) {
-            (Summary::Exact(ours), Summary::Exact(theirs)) => Summary::Exact(unlike(&ours, theirs)),
+            (Summary::Exact(ours), Summary::Exact(theirs)) => {
+                Summary::Exact(unlike(&ours, theirs, delta.snapshot.is_none()))
+            }
             (ours, _) => ours,
         };
         let receiving = self.receiving(peer, replica);
@@ -292,7 +311,8 @@ impl Syncer {
         count_part(&delta.snapshot, &mut metrics);
         let more = delta.more;
         let (snapshot, lanes) = (delta.snapshot, delta.lanes);
-        let message = Message::Delta { session, status: ours, summary, receiving, snapshot, lanes, more };
+        let status = WireStatus::default();
+        let message = Message::Delta { session, status, summary, receiving, snapshot, lanes, more, snapshot_asked };
         if !self.send(peer, session, &message, &mut metrics) {
             return;
         }
@@ -302,7 +322,15 @@ impl Syncer {
         };
         self.open.insert(
             (peer, session),
-            Session { role: Role::Responder, expect: Expect::Lanes, metrics, more, peer_summary, stated: Vec::new() },
+            Session {
+                role: Role::Responder,
+                expect: Expect::Lanes,
+                metrics,
+                more,
+                peer_summary,
+                stated: Vec::new(),
+                snapshot_point,
+            },
         );
     }
 
@@ -329,14 +357,19 @@ impl Syncer {
         replica: &mut Replica<L>,
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Reply) else { return };
-        let Reply { summary: their_summary, receiving: their_want, snapshot, lanes, more } = reply;
+        let Reply { summary: their_summary, receiving: their_want, snapshot, lanes, more, snapshot_asked } = reply;
         let their_summary = &their_summary;
         open.metrics.bytes_received += received;
         open.metrics.round_trips += 1;
         let mut carried = Vec::new();
         let assembling = self.apply(peer, (snapshot, &lanes), replica, &mut open.metrics, Some(&mut carried));
+        let floor = match their_summary {
+            Summary::Exact(_) => with_carried(&open.stated, &carried),
+            Summary::Compact(_) => Vec::new(),
+        };
+        let carried: Vec<LaneId> = carried.into_iter().map(|(id, ..)| id).collect();
         let stated_in = StatedIn::Delta { carried: &carried };
-        let delta = self.delta_for(peer, replica, (their_summary, stated_in, &open.stated), their_want);
+        let delta = self.delta_for((peer, session), replica, (their_summary, stated_in, &floor), their_want);
         open.metrics.lanes_sent += delta.count;
         count_part(&delta.snapshot, &mut open.metrics);
         let need = match their_summary {
@@ -348,7 +381,15 @@ impl Syncer {
         let asking = !need.is_empty();
         open.metrics.compact_summaries += u64::from(matches!(their_summary, Summary::Compact(_)));
         open.metrics.supplies += u64::from(asking);
-        let reply = Message::Lanes { session, snapshot: delta.snapshot, lanes: delta.lanes, more: delta.more, need };
+        let snapshot_id = open.snapshot_point.filter(|_| snapshot_asked).map(|(_, id)| id);
+        let reply = Message::Lanes {
+            session,
+            snapshot: delta.snapshot,
+            lanes: delta.lanes,
+            more: delta.more,
+            need,
+            snapshot_id,
+        };
         let sent = self.send(peer, session, &reply, &mut open.metrics);
         open.more = more || delta.more || assembling;
         if !sent {
@@ -371,23 +412,27 @@ impl Syncer {
         });
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one argument per message field; a struct would only rename them")]
     fn finish_lanes<L: Law>(
         &mut self,
         peer: NodeId,
         session: u64,
         received: u64,
-        snapshot: Option<WireSnapshot>,
-        lanes: Vec<u8>,
-        more: bool,
-        need: &[LaneId],
+        last: LastLanes,
         replica: &mut Replica<L>,
     ) {
         let Some(mut open) = self.take_open(peer, session, Expect::Lanes) else { return };
+        let LastLanes { snapshot, lanes, more, need, snapshot_id } = last;
         open.metrics.bytes_received += received;
+        // Only the point this node asked about is checked: an id sent
+        // unasked names no point.
+        if let (Some((lane_index, _)), Some(theirs)) = (open.snapshot_point, snapshot_id)
+            && let Err(error) = check_snapshot_chain(replica, lane_index, theirs)
+        {
+            self.events.push_back(SyncEvent::Diverged { peer, error });
+        }
         let assembling = self.apply(peer, (snapshot, &lanes), replica, &mut open.metrics, None);
         if !need.is_empty() {
-            let (supply, count) = supply(replica, need, open.peer_summary.as_ref());
+            let (supply, count) = supply(replica, &need, open.peer_summary.as_ref());
             open.metrics.lanes_sent += count;
             if !self.send(peer, session, &Message::Supply { session, lanes: supply }, &mut open.metrics) {
                 return;
@@ -486,6 +531,16 @@ struct Reply {
     snapshot: Option<WireSnapshot>,
     lanes: Vec<u8>,
     more: bool,
+    snapshot_asked: bool,
+}
+
+/// The fields of a Lanes message the responder acts on.
+struct LastLanes {
+    snapshot: Option<WireSnapshot>,
+    lanes: Vec<u8>,
+    more: bool,
+    need: Vec<LaneId>,
+    snapshot_id: Option<SnapshotId>,
 }
 
 /// Counts a snapshot part sent: a transfer (re)started when it carries the

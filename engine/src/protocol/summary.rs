@@ -5,9 +5,9 @@
 use super::bloom::Bloom;
 use super::events::SyncEvent;
 use super::session::Syncer;
-use super::wire::{CompactSummary, Summary, SummaryEntry, WireStatus};
+use super::wire::{CompactSummary, Summary, SummaryEntry};
 use crate::bugs::Bugs;
-use crate::hash::LaneId;
+use crate::hash::{LaneId, SnapshotId, tip_tag};
 use crate::lane::NodeId;
 use crate::law::Law;
 use crate::replica::Replica;
@@ -27,9 +27,9 @@ pub const MAX_SUMMARY_BLOOM_BYTES: usize = 2 << 20;
 pub const MAX_BLOOM_BITS_PER_LANE: usize = 64;
 /// Most bytes a summary this node states takes on the wire.
 pub const MAX_SUMMARY_BYTES: usize = (2 << 20) + (256 << 10);
-/// Bytes of one exact entry at most: author and seq as varints, the tip's
-/// eight bytes.
-const MAX_ENTRY_BYTES: usize = 5 + 10 + 8;
+/// Bytes of one exact entry at most: author and seq as varints, the tip
+/// tag's four bytes.
+const MAX_ENTRY_BYTES: usize = 5 + 10 + 4;
 
 const _: () = assert!(MAX_SUMMARY_BLOOM_BYTES.is_power_of_two(), "Bloom filters round up to powers of two");
 const _: () = assert!(1 + 10 + MAX_EXACT_ENTRIES * MAX_ENTRY_BYTES <= MAX_SUMMARY_BYTES, "the largest exact summary");
@@ -99,7 +99,7 @@ impl Syncer {
             SummaryMode::Auto { max_exact_members } => replica.config().members.len() > max_exact_members,
         };
         if !compact && replica.version_vector().len() <= MAX_EXACT_ENTRIES {
-            return Summary::Exact(summary(replica, &self.bugs));
+            return Summary::Exact(summary(replica, &self.bugs, session));
         }
         let stable_key = replica.stable_key();
         let above: Vec<LaneId> = replica
@@ -136,12 +136,12 @@ impl Syncer {
         Summary::Compact(CompactSummary { stable_key, heads, bloom })
     }
 
-    /// Compares the peer's summary with what this node holds at the same
-    /// seqs; a different tip prefix is a fork. Returns the dots to send as
-    /// evidence.
+    /// Compares the peer's summary (stated in `session`) with what this
+    /// node holds at the same seqs; a different tip tag is a fork. Returns
+    /// the dots to send as evidence.
     pub(super) fn detect_forks<L: Law>(
         &mut self,
-        peer: NodeId,
+        (peer, session): (NodeId, u64),
         replica: &Replica<L>,
         theirs: &[SummaryEntry],
     ) -> Vec<(NodeId, u64)> {
@@ -151,7 +151,7 @@ impl Syncer {
                 continue;
             }
             let Some(ours) = replica.lane_at(entry.author, entry.seq) else { continue };
-            if ours.prefix_u64() != entry.tip {
+            if tip_tag(session, &ours) != entry.tip {
                 self.events.push_back(SyncEvent::ForkSuspected { peer, author: entry.author, seq: entry.seq });
                 forks.push((entry.author, entry.seq));
             }
@@ -168,11 +168,23 @@ impl Syncer {
 /// a difference: between peers that gossip, most authors stand level (most
 /// of a full summary in an eight-peer gossip). Sorted by author, at most
 /// [`MAX_EXACT_ENTRIES`] (what an honest initiator states).
-pub(super) fn unlike(ours: &[SummaryEntry], theirs: &[SummaryEntry]) -> Vec<SummaryEntry> {
+///
+/// With `omit_ahead` (a Delta without a snapshot part), authors this node
+/// is ahead on are left out too: the initiator has nothing of theirs to
+/// send, it learns this node holds the lanes the Delta carries
+/// ([`with_carried`]), and it could not check the tip of a seq it lacks
+/// for a fork (this node checked the initiator's tip at the lower seq). A
+/// snapshot part would raise what the initiator holds past both, so then
+/// every differing entry is named.
+pub(super) fn unlike(ours: &[SummaryEntry], theirs: &[SummaryEntry], omit_ahead: bool) -> Vec<SummaryEntry> {
     let stated: BTreeMap<NodeId, SummaryEntry> = theirs.iter().map(|entry| (entry.author, *entry)).collect();
     let ours: BTreeMap<NodeId, SummaryEntry> = ours.iter().map(|entry| (entry.author, *entry)).collect();
-    let mut named: BTreeMap<NodeId, SummaryEntry> =
-        ours.iter().filter(|(author, mine)| stated.get(author) != Some(*mine)).map(|(a, mine)| (*a, *mine)).collect();
+    let ahead = |author: &NodeId, mine: &SummaryEntry| mine.seq > stated.get(author).map_or(0, |entry| entry.seq);
+    let mut named: BTreeMap<NodeId, SummaryEntry> = ours
+        .iter()
+        .filter(|(author, mine)| stated.get(author) != Some(*mine) && !(omit_ahead && ahead(author, mine)))
+        .map(|(a, mine)| (*a, *mine))
+        .collect();
     for author in stated.keys() {
         if named.len() >= MAX_EXACT_ENTRIES {
             break;
@@ -184,23 +196,46 @@ pub(super) fn unlike(ours: &[SummaryEntry], theirs: &[SummaryEntry]) -> Vec<Summ
     named.into_values().collect()
 }
 
-/// This replica's exact summary.
-fn summary<L: Law>(replica: &Replica<L>, bugs: &Bugs) -> Vec<SummaryEntry> {
+/// What an initiator reads a Delta's exact summary against: the entries
+/// its Hello `stated`, each raised to the highest seq of the author's lanes
+/// the Delta carried (`carried`: id, author, seq), which the responder
+/// holds (and left out of its summary when it was ahead, see [`unlike`]).
+/// Raised by every lane carried, admitted here or not (it may be pruned
+/// already, or wait for a parent): a responder that lies about one only
+/// keeps lanes from itself.
+pub(super) fn with_carried(stated: &[SummaryEntry], carried: &[(LaneId, NodeId, u64)]) -> Vec<SummaryEntry> {
+    let mut floor: BTreeMap<NodeId, SummaryEntry> = stated.iter().map(|entry| (entry.author, *entry)).collect();
+    for (_, author, seq) in carried {
+        let entry = floor.entry(*author).or_insert(SummaryEntry { author: *author, seq: 0, tip: 0 });
+        entry.seq = entry.seq.max(*seq);
+    }
+    floor.into_values().collect()
+}
+
+/// This replica's exact summary in session `session` (which salts the tips).
+fn summary<L: Law>(replica: &Replica<L>, bugs: &Bugs, session: u64) -> Vec<SummaryEntry> {
     let me = replica.node();
     replica
         .author_tips()
         .into_iter()
-        .map(|(author, (seq, id))| SummaryEntry { author, seq: bugs.stated_seq(author, me, seq), tip: id.prefix_u64() })
+        .map(|(author, (seq, id))| SummaryEntry {
+            author,
+            seq: bugs.stated_seq(author, me, seq),
+            tip: tip_tag(session, &id),
+        })
         .collect()
 }
 
 /// The handshake's divergence check: where both nodes passed the same
-/// snapshot point, the ids must be equal.
-pub(super) fn check_snapshot_chain<L: Law>(replica: &Replica<L>, theirs: &WireStatus) -> Result<(), SnapshotError> {
-    match replica.snapshots().id_at(theirs.snapshot_index) {
-        Some(ours) if ours != theirs.snapshot_id => {
-            Err(SnapshotError::Diverged { lane_index: theirs.snapshot_index, ours, theirs: theirs.snapshot_id })
-        }
+/// snapshot point (the peer's at `lane_index` is `theirs`), the ids must
+/// be equal.
+pub(super) fn check_snapshot_chain<L: Law>(
+    replica: &Replica<L>,
+    lane_index: u64,
+    theirs: SnapshotId,
+) -> Result<(), SnapshotError> {
+    match replica.snapshots().id_at(lane_index) {
+        Some(ours) if ours != theirs => Err(SnapshotError::Diverged { lane_index, ours, theirs }),
         _ => Ok(()),
     }
 }
@@ -217,17 +252,23 @@ mod tests {
         let ours = [entry(0, 5, 50), entry(1, 3, 30), entry(2, 7, 70), entry(3, 2, 20)];
         let theirs = [entry(0, 5, 50), entry(1, 4, 41), entry(2, 7, 71), entry(3, 1, 10), entry(9, 2, 90)];
         assert_eq!(
-            unlike(&ours, &theirs),
+            unlike(&ours, &theirs, false),
             [entry(1, 3, 30), entry(2, 7, 70), entry(3, 2, 20), entry(9, 0, 0)],
             "level on 0; behind on 1, forked at 2's seq 7, ahead on 3, nothing of 9"
         );
-        assert_eq!(unlike(&ours, &[]), ours, "an initiator that holds nothing learns all this node holds");
-        assert_eq!(unlike(&ours, &ours), [], "level everywhere: nothing to name");
+        assert_eq!(
+            unlike(&ours, &theirs, true),
+            [entry(1, 3, 30), entry(2, 7, 70), entry(9, 0, 0)],
+            "without a snapshot part, the author this node is ahead on is left out"
+        );
+        assert_eq!(unlike(&ours, &[], false), ours, "an initiator that holds nothing learns all this node holds");
+        assert_eq!(unlike(&ours, &[], true), [], "nor anything it is ahead on, when the lanes go with the Delta");
+        assert_eq!(unlike(&ours, &ours, false), [], "level everywhere: nothing to name");
     }
 
     #[test]
     fn the_largest_exact_entry_encodes_to_exactly_max_entry_bytes() {
-        let largest = SummaryEntry { author: NodeId(u32::MAX), seq: u64::MAX, tip: u64::MAX };
+        let largest = SummaryEntry { author: NodeId(u32::MAX), seq: u64::MAX, tip: u32::MAX };
         assert_eq!(postcard::to_allocvec(&largest).map(|bytes| bytes.len()), Ok(MAX_ENTRY_BYTES));
     }
 

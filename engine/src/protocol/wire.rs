@@ -19,7 +19,7 @@ use super::delta::MAX_NEED;
 use super::summary::MAX_SUMMARY_BYTES;
 use super::transfer::{MAX_CHUNK_BYTES, MAX_OFFER_BYTES};
 use crate::LaneId;
-use crate::hash::{ChainHash, SnapshotId, StateDigest};
+use crate::hash::{ChainHash, Fingerprint, SnapshotId, StateDigest, snapshot_tag, status_fingerprint};
 use crate::lane::NodeId;
 use crate::lane::{MAX_LANE_BYTES, MAX_PARENTS};
 use crate::replica::Status;
@@ -27,8 +27,13 @@ use serde::{Deserialize, Serialize};
 
 /// Version byte of the wire format (3: snapshots travel as an offer and
 /// chunks, the boundary inside the header; handshakes state transfers.
-/// 4: a Delta carries no status, and summary tips take eight bytes).
-pub const PROTOCOL_VERSION: u8 = 4;
+/// 4: a Delta carries no status, and summary tips take eight bytes.
+/// 5: a Hello states a [`HelloStatus`], a fingerprint of its position and
+/// a tag of its snapshot, not the three 32-byte hashes; a snapshot id
+/// travels, in a Lanes message, only when the responder asks for it;
+/// summary tips are four-byte tags salted by the session; a Delta's exact
+/// summary leaves out the authors it is ahead on).
+pub const PROTOCOL_VERSION: u8 = 5;
 /// Largest datagram accepted or produced.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// Lane bytes one message carries at most; the rest follows in a new session.
@@ -54,7 +59,9 @@ const _: () = assert!(
     "a message with every part at its limit fits one datagram"
 );
 
-/// A node's position, as the handshake states it.
+/// A node's full position. No message carries it since version 5 (a Hello
+/// states a [`HelloStatus`]); it stays as a Delta's field that is not on
+/// the wire, which the protocol fuzzer builds field by field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireStatus {
     /// Lanes in the canonical order.
@@ -88,31 +95,76 @@ impl WireStatus {
     }
 }
 
+/// A node's position as its Hello states it: what the responder needs to
+/// tell "in sync" (the fingerprint of lane index, chain hash and state
+/// digest) and to check the snapshot chains (the snapshot point and a tag
+/// of its id), in 14 to 32 bytes instead of the 99 of a [`WireStatus`].
+/// Fingerprint and tag are salted by the session id (`hash.rs`), so no
+/// collision outlives a session.
+///
+/// A responder whose own fingerprint is equal answers in sync (one round
+/// trip, as with the full hashes). Otherwise it compares the tag with its
+/// own snapshot at `snapshot_index`; only when they differ (the chains
+/// diverged) does it ask for the full id, which the initiator's Lanes
+/// message carries, and it checks the chains on the full ids.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloStatus {
+    /// Lanes in the canonical order.
+    pub lane_index: u64,
+    /// [`status_fingerprint`] of the lane index, chain hash and state digest.
+    pub fingerprint: Fingerprint,
+    /// Newest stable snapshot point.
+    pub snapshot_index: u64,
+    /// [`snapshot_tag`] of its id: four bytes on the wire.
+    #[serde(with = "fixed_u32")]
+    pub snapshot_tag: u32,
+}
+
+impl HelloStatus {
+    /// What a node at `status` states in session `session`.
+    pub fn new(status: &Status, session: u64) -> Self {
+        Self {
+            lane_index: status.lane_index,
+            fingerprint: status_fingerprint(session, status.lane_index, &status.chain_hash, &status.state_digest),
+            snapshot_index: status.snapshot_index,
+            snapshot_tag: snapshot_tag(session, &status.snapshot_id),
+        }
+    }
+
+    /// Same lanes, same order, same state (as far as a salted fingerprint
+    /// tells, stated in the same session).
+    pub fn in_sync_with(&self, other: &Self) -> bool {
+        self.lane_index == other.lane_index && self.fingerprint == other.fingerprint
+    }
+}
+
 /// One author's entry of the exact summary: the highest contiguous seq held
-/// and the first eight bytes of that lane's id (which exposes forks).
+/// and a four-byte tag of that lane's id salted by the session (which
+/// exposes forks: another lane at that seq has another tag, but for a
+/// 2^-32 chance that the next session's salt undoes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummaryEntry {
     /// The author.
     pub author: NodeId,
     /// Highest seq held.
     pub seq: u64,
-    /// `LaneId::prefix_u64` of the lane at that seq: eight bytes on the
-    /// wire, not a varint, since the prefix of a hash is as good as random
-    /// and a varint of a random u64 takes nine or ten.
-    #[serde(with = "fixed_u64")]
-    pub tip: u64,
+    /// `hash::tip_tag` of the lane at that seq in the session: four bytes
+    /// on the wire, not a varint, since a hash is as good as random and a
+    /// varint of a random u32 takes five.
+    #[serde(with = "fixed_u32")]
+    pub tip: u32,
 }
 
-/// A u64 as its eight little-endian bytes.
-mod fixed_u64 {
+/// A u32 as its four little-endian bytes.
+mod fixed_u32 {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(value: &u32, serializer: S) -> Result<S::Ok, S::Error> {
         serde::Serialize::serialize(&value.to_le_bytes(), serializer)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-        <[u8; 8]>::deserialize(deserializer).map(u64::from_le_bytes)
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+        <[u8; 4]>::deserialize(deserializer).map(u32::from_le_bytes)
     }
 }
 
@@ -179,8 +231,8 @@ pub enum Message {
     Hello {
         /// Session id.
         session: u64,
-        /// Position and hashes.
-        status: WireStatus,
+        /// Position, fingerprint and snapshot tag.
+        status: HelloStatus,
         /// Summary of the held set.
         summary: Summary,
         /// The snapshot this node is assembling from the responder, if any.
@@ -214,6 +266,9 @@ pub enum Message {
         lanes: Vec<u8>,
         /// More lanes (or snapshot chunks) did not fit; sync again.
         more: bool,
+        /// The Hello's snapshot tag differs from the responder's snapshot
+        /// at that point: send the full id in the Lanes message.
+        snapshot_asked: bool,
     },
     /// Initiator to responder: the lanes you lack; closes the session.
     Lanes {
@@ -228,6 +283,9 @@ pub enum Message {
         /// Lanes the initiator still lacks after the delta (compact summaries
         /// can hide them); the responder answers with `Supply`.
         need: Vec<LaneId>,
+        /// The id of the snapshot the Hello stated, when the Delta asked
+        /// for it (`snapshot_asked`).
+        snapshot_id: Option<SnapshotId>,
     },
     /// Responder to initiator: the lanes asked for in `need`, with ancestors.
     Supply {

@@ -118,7 +118,8 @@ impl Driver {
 pub(crate) fn bundle_of(lanes: &[Lane<WorldOp>]) -> Vec<u8> {
     let lanes: Vec<(LaneId, &Lane<WorldOp>)> = lanes.iter().map(|lane| (lane.id(), lane)).collect();
     let batch = protocol::encode_batch(&lanes);
-    let message = Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: Vec::new() };
+    let message =
+        Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: Vec::new(), snapshot_id: None };
     protocol::write_bundle(&[protocol::encode(&message).expect("the test's lanes fit one message")])
 }
 

@@ -9,7 +9,7 @@ use crate::driver::{Driver, bundle_of, node_config};
 use crate::support::config;
 use scx_engine::lane::{LaneShapeError, MAX_LANE_BYTES, MAX_OPS_PER_LANE};
 use scx_engine::protocol::{
-    Bloom, CompactSummary, MAX_BLOOM_BITS, Message, Summary, SyncEvent, WireError, WireStatus, apply_bundle, decode,
+    Bloom, CompactSummary, HelloStatus, MAX_BLOOM_BITS, Message, Summary, SyncEvent, WireError, apply_bundle, decode,
     encode,
 };
 use scx_engine::{Dot, Lane, LaneError, NodeId, Replica, World, WorldOp};
@@ -89,7 +89,7 @@ fn authoring_a_lane_over_the_size_or_op_count_limit_is_a_typed_error_and_changes
 
 /// A handshake carrying a compact summary with `bits` as its Bloom filter.
 fn hello_with_filter(bits: Vec<u8>) -> Vec<u8> {
-    let status = WireStatus::from(&Replica::new(World, config(1, 2)).status());
+    let status = HelloStatus::new(&Replica::new(World, config(1, 2)).status(), 1);
     let bloom = Bloom { salt: 9, bits };
     let summary = Summary::Compact(CompactSummary { stable_key: None, heads: Vec::new(), bloom });
     encode(&Message::Hello { session: 1, status, summary, receiving: None })

@@ -336,6 +336,7 @@ fn every_single_bit_flip_of_a_lanes_message_is_refused_as_damage() {
         lanes: protocol::encode_batch(&refs),
         more: false,
         need: Vec::new(),
+        snapshot_id: None,
     };
     let bytes = protocol::encode(&message).unwrap();
     for bit in protocol::ENVELOPE_BYTES * 8..bytes.len() * 8 {

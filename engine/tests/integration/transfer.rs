@@ -387,11 +387,13 @@ fn a_corrupt_chunk_is_refused_and_asked_for_again() {
     let mut damage = |bytes: &mut Vec<u8>| {
         let Some(mut part) = part_of(bytes).filter(|part| part.chunk_index == 1) else { return 1 };
         part.chunk[0] ^= 0x10;
-        let Ok(Message::Delta { session, status, summary, receiving, lanes, more, .. }) = protocol::decode(bytes)
+        let Ok(Message::Delta { session, status, summary, receiving, lanes, more, snapshot_asked, .. }) =
+            protocol::decode(bytes)
         else {
             return 1;
         };
-        let forged = Message::Delta { session, status, summary, receiving, snapshot: Some(part), lanes, more };
+        let snapshot = Some(part);
+        let forged = Message::Delta { session, status, summary, receiving, snapshot, lanes, more, snapshot_asked };
         *bytes = protocol::encode(&forged).unwrap();
         damaged += 1;
         1
@@ -570,13 +572,14 @@ fn a_chunk_from_a_different_snapshot_is_never_installed() {
     // the older id (refused against the older manifest); then the older
     // snapshot's true chunks.
     let relabel = |datagram: &[u8], id| {
-        let Ok(Message::Lanes { session, snapshot: Some(mut part), lanes, more, need }) = protocol::decode(datagram)
+        let Ok(Message::Lanes { session, snapshot: Some(mut part), lanes, more, need, snapshot_id }) =
+            protocol::decode(datagram)
         else {
             panic!("a bundle part is a Lanes message")
         };
         part.id = id;
         part.offer = None;
-        protocol::encode(&Message::Lanes { session, snapshot: Some(part), lanes, more, need }).unwrap()
+        protocol::encode(&Message::Lanes { session, snapshot: Some(part), lanes, more, need, snapshot_id }).unwrap()
     };
     let mut sequence = vec![old_parts[0].clone(), relabel(&new_parts[1], offer_of(&net.replicas[0]).id)];
     sequence.push(relabel(&new_parts[1], older_offer.id));

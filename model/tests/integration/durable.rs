@@ -101,7 +101,8 @@ impl Subject {
     fn deliver(&mut self, history: &History, index: usize) -> Result<(), String> {
         let lane = &history.lanes[index];
         let batch = protocol::encode_batch(&[(history.ids[index], lane)]);
-        let message = Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: vec![] };
+        let message =
+            Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: vec![], snapshot_id: None };
         let datagram = protocol::encode(&message).map_err(|error| format!("one lane fits a message: {error}"))?;
         let bundle = protocol::write_bundle(&[datagram]);
         let metrics = self

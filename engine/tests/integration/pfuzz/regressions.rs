@@ -132,6 +132,7 @@ fn snapshot_bundle(snapshot: &Snapshot) -> Vec<u8> {
         lanes: vec![protocol::BATCH_FORMAT_VERSION],
         more: false,
         need: Vec::new(),
+        snapshot_id: None,
     };
     protocol::write_bundle(&[protocol::encode(&message).unwrap()])
 }
@@ -199,8 +200,14 @@ fn a_lane_by_an_author_outside_the_membership_is_refused() {
     assert_eq!(behind.status(), status);
     // Through the protocol: the forged lane in a bundle is refused alike.
     let batch = protocol::encode_batch(&[(forged.id(), &forged)]);
-    let datagram =
-        protocol::encode(&Message::Lanes { session: 0, snapshot: None, lanes: batch, more: false, need: vec![] });
+    let datagram = protocol::encode(&Message::Lanes {
+        session: 0,
+        snapshot: None,
+        lanes: batch,
+        more: false,
+        need: vec![],
+        snapshot_id: None,
+    });
     let bundle = protocol::write_bundle(&[datagram.unwrap()]);
     let (metrics, _) = protocol::apply_bundle(&bundle, NodeId(0), &mut behind).unwrap();
     assert_eq!((metrics.lanes_rejected, metrics.lanes_missing), (1, 0));

@@ -162,25 +162,28 @@ fn mutate_message(message: &mut Message, case: &Case, corpus: &Corpus, ch: &mut 
     match message {
         Message::Hello { session, status, summary, receiving } => match ch.below(9) {
             0 => mutate_session(session, case, ch),
-            1 | 2 => mutate_status(status, case, ch),
+            1 | 2 => mutate_status(status, *session, case, ch),
             3 => mutate_want(receiving, corpus, ch),
-            _ => mutate_summary(summary, case, corpus, ch),
+            _ => mutate_summary(summary, *session, case, corpus, ch),
         },
         Message::InSync { session } => mutate_session(session, case, ch),
-        Message::Delta { session, status, summary, receiving, snapshot, lanes, more } => match ch.below(17) {
-            0 => mutate_session(session, case, ch),
-            1 => mutate_status(status, case, ch),
-            2..=4 => mutate_summary(summary, case, corpus, ch),
-            5..=8 => mutate_snapshot(snapshot, case, corpus, ch),
-            9 => *more = !*more,
-            10 => mutate_want(receiving, corpus, ch),
-            _ => *lanes = mutate_batch(lanes, case, corpus, ch),
-        },
-        Message::Lanes { session, snapshot, lanes, more, need } => match ch.below(16) {
+        Message::Delta { session, status: _, summary, receiving, snapshot, lanes, more, snapshot_asked } => {
+            match ch.below(17) {
+                0 => mutate_session(session, case, ch),
+                1 => *snapshot_asked = !*snapshot_asked,
+                2..=4 => mutate_summary(summary, *session, case, corpus, ch),
+                5..=8 => mutate_snapshot(snapshot, case, corpus, ch),
+                9 => *more = !*more,
+                10 => mutate_want(receiving, corpus, ch),
+                _ => *lanes = mutate_batch(lanes, case, corpus, ch),
+            }
+        }
+        Message::Lanes { session, snapshot, lanes, more, need, snapshot_id } => match ch.below(17) {
             0 => mutate_session(session, case, ch),
             1..=4 => mutate_snapshot(snapshot, case, corpus, ch),
             5 => *more = !*more,
             6..=8 => mutate_ids(need, case, corpus, ch),
+            9 => mutate_snapshot_id(snapshot_id, case, ch),
             _ => *lanes = mutate_batch(lanes, case, corpus, ch),
         },
         Message::Supply { session, lanes } => match ch.below(8) {
@@ -203,7 +206,7 @@ fn change_kind(message: &mut Message, ch: &mut impl Choices) {
     *message = match ch.below(3) {
         0 => Message::InSync { session },
         1 => Message::Supply { session, lanes },
-        _ => Message::Lanes { session, snapshot, lanes, more: false, need: Vec::new() },
+        _ => Message::Lanes { session, snapshot, lanes, more: false, need: Vec::new(), snapshot_id: None },
     };
 }
 
@@ -216,27 +219,40 @@ fn mutate_session(session: &mut u64, case: &Case, ch: &mut impl Choices) {
     };
 }
 
-fn mutate_status(status: &mut protocol::WireStatus, case: &Case, ch: &mut impl Choices) {
+fn mutate_status(status: &mut protocol::HelloStatus, session: u64, case: &Case, ch: &mut impl Choices) {
     let ours = &case.base.status;
     match ch.below(7) {
         0 => status.lane_index = interesting(ch, status.lane_index),
         1 => status.snapshot_index = interesting(ch, status.snapshot_index),
-        2 => status.snapshot_id = SnapshotId(random_id(ch)),
-        3 => status.chain_hash = scx_engine::ChainHash(random_id(ch)),
-        4 => status.state_digest = scx_engine::StateDigest(random_id(ch)),
+        2 => status.snapshot_tag = ch.next_u64() as u32,
+        3 => {
+            let bytes = random_id(ch);
+            let length = status.fingerprint.0.len();
+            status.fingerprint.0.copy_from_slice(&bytes[..length]);
+        }
+        4 => status.lane_index = ours.lane_index,
         5 => {
-            // Claim the receiver's own hashes: a spoofed "in sync".
-            status.chain_hash = ours.chain_hash;
-            status.state_digest = ours.state_digest;
+            // Claim the receiver's own position: a spoofed "in sync".
+            *status = protocol::HelloStatus::new(ours, session);
         }
         _ => {
+            // The receiver's snapshot point with another id's tag: a
+            // diverged chain, whose id the Lanes message may bring.
             status.snapshot_index = ours.snapshot_index;
-            status.snapshot_id = SnapshotId(random_id(ch));
+            status.snapshot_tag = hash::snapshot_tag(session, &SnapshotId(random_id(ch)));
         }
     }
 }
 
-fn mutate_summary(summary: &mut Summary, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
+fn mutate_snapshot_id(snapshot_id: &mut Option<SnapshotId>, case: &Case, ch: &mut impl Choices) {
+    *snapshot_id = match ch.below(3) {
+        0 => None,
+        1 => Some(case.base.status.snapshot_id),
+        _ => Some(SnapshotId(random_id(ch))),
+    };
+}
+
+fn mutate_summary(summary: &mut Summary, session: u64, case: &Case, corpus: &Corpus, ch: &mut impl Choices) {
     if ch.one_in(16) {
         *summary = match summary {
             Summary::Exact(_) => Summary::Compact(CompactSummary {
@@ -248,42 +264,43 @@ fn mutate_summary(summary: &mut Summary, case: &Case, corpus: &Corpus, ch: &mut 
                 compact
                     .heads
                     .iter()
-                    .map(|id| SummaryEntry { author: NodeId(0), seq: 1, tip: id.prefix_u64() })
+                    .map(|id| SummaryEntry { author: NodeId(0), seq: 1, tip: hash::tip_tag(session, id) })
                     .collect(),
             ),
         };
         return;
     }
     match summary {
-        Summary::Exact(entries) => mutate_entries(entries, case, ch),
+        Summary::Exact(entries) => mutate_entries(entries, session, case, ch),
         Summary::Compact(compact) => mutate_compact(compact, case, corpus, ch),
     }
 }
 
-fn mutate_entries(entries: &mut Vec<SummaryEntry>, case: &Case, ch: &mut impl Choices) {
+fn mutate_entries(entries: &mut Vec<SummaryEntry>, session: u64, case: &Case, ch: &mut impl Choices) {
     let pick = ch.index(entries.len());
     match ch.below(10) {
         0 if !entries.is_empty() => {
             entries.remove(pick);
         }
         1 if !entries.is_empty() => entries.push(entries[pick]),
-        2 => entries.push(SummaryEntry { author: some_author(ch), seq: interesting(ch, 1), tip: ch.next_u64() }),
+        2 => entries.push(SummaryEntry { author: some_author(ch), seq: interesting(ch, 1), tip: ch.next_u64() as u32 }),
         3 if !entries.is_empty() => entries[pick].seq = interesting(ch, entries[pick].seq),
-        4 if !entries.is_empty() => entries[pick].tip = ch.next_u64(),
+        4 if !entries.is_empty() => entries[pick].tip = ch.next_u64() as u32,
         5 if !entries.is_empty() => entries[pick].author = some_author(ch),
         6 => entries.reverse(),
         7 => entries.clear(),
         8 => {
             let count = ch.below(MAX_BLOW_UP);
             for i in 0..count {
-                entries.push(SummaryEntry { author: NodeId(i as u32), seq: interesting(ch, i), tip: ch.next_u64() });
+                let tip = ch.next_u64() as u32;
+                entries.push(SummaryEntry { author: NodeId(i as u32), seq: interesting(ch, i), tip });
             }
         }
         _ => {
             // The receiver's own tips with one seq bumped: an exact summary
             // that claims a lane nobody holds.
             if let Some((author, seq, id)) = case.base.held.last() {
-                entries.push(SummaryEntry { author: *author, seq: seq + ch.below(3), tip: id.prefix_u64() });
+                entries.push(SummaryEntry { author: *author, seq: seq + ch.below(3), tip: hash::tip_tag(session, id) });
             }
         }
     }

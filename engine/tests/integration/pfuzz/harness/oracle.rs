@@ -473,7 +473,7 @@ fn describe_one(message: &Message) -> String {
         Message::Delta { session, snapshot: s, lanes: l, more, .. } => {
             format!("delta {session:#x} more {more} {}; lanes [{}]", snapshot(s), lanes(l))
         }
-        Message::Lanes { session, snapshot: s, lanes: l, more, need } => {
+        Message::Lanes { session, snapshot: s, lanes: l, more, need, .. } => {
             format!("lanes {session:#x} more {more} need {} {}; lanes [{}]", need.len(), snapshot(s), lanes(l))
         }
         Message::Supply { session, lanes: l } => format!("supply {session:#x} lanes [{}]", lanes(l)),
