@@ -285,13 +285,73 @@ pub struct WorldState {
     pub sets: BTreeMap<u32, Arc<SetTags>>,
 }
 
-/// One add-wins set: each element present, with the insert tags that keep it.
-pub type SetTags = BTreeMap<u64, BTreeSet<Dot>>;
+/// One add-wins set: each element present, with the insert tags that keep
+/// it. An element holds a tag or two, so the set is one tree of
+/// `(element, tag)` pairs rather than a tree of elements each with a tree of
+/// tags: copying it for a checkpoint, dropping it and encoding it walk one
+/// tree. Invariant: `elements` is the number of distinct elements.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetTags {
+    tags: BTreeSet<(u64, Dot)>,
+    elements: usize,
+}
+
+/// The smallest and largest dots, bounds of an element's tags.
+const DOT_MIN: Dot = Dot { author: crate::lane::NodeId(0), seq: 0 };
+const DOT_MAX: Dot = Dot { author: crate::lane::NodeId(u32::MAX), seq: u64::MAX };
+
+impl SetTags {
+    /// Number of elements present.
+    pub fn len(&self) -> usize {
+        self.elements
+    }
+
+    /// Whether no element is present.
+    pub fn is_empty(&self) -> bool {
+        self.elements == 0
+    }
+
+    /// Whether `element` is present (holds a tag).
+    pub fn contains(&self, element: u64) -> bool {
+        self.tags(element).next().is_some()
+    }
+
+    /// The insert tags of `element`, ascending.
+    pub fn tags(&self, element: u64) -> impl Iterator<Item = Dot> + '_ {
+        self.tags.range((element, DOT_MIN)..=(element, DOT_MAX)).map(|(_, dot)| *dot)
+    }
+
+    /// Every `(element, tag)` pair, ascending by element and then tag.
+    pub fn pairs(&self) -> impl Iterator<Item = (u64, Dot)> + '_ {
+        self.tags.iter().copied()
+    }
+
+    /// Tags `element` with `dot`.
+    fn insert(&mut self, element: u64, dot: Dot) {
+        if !self.contains(element) {
+            self.elements += 1;
+        }
+        self.tags.insert((element, dot));
+    }
+
+    /// Removes the tags `seen` of `element` and returns how many survive.
+    fn remove_tags(&mut self, element: u64, seen: &[Dot]) -> usize {
+        let present = self.contains(element);
+        for dot in seen {
+            self.tags.remove(&(element, *dot));
+        }
+        let survivors = self.tags(element).count();
+        if present && survivors == 0 {
+            self.elements -= 1;
+        }
+        survivors
+    }
+}
 
 impl WorldState {
     /// Whether `element` is present in set `key`.
     pub fn contains(&self, key: u32, element: u64) -> bool {
-        self.sets.get(&key).is_some_and(|set| set.contains_key(&element))
+        self.sets.get(&key).is_some_and(|set| set.contains(element))
     }
 
     /// Builds a `Put` that records the writer this state holds for `key`.
@@ -301,12 +361,7 @@ impl WorldState {
 
     /// Builds a `Remove` of every insert tag this state holds for `element`.
     pub fn remove(&self, key: u32, element: u64) -> WorldOp {
-        let seen = self
-            .sets
-            .get(&key)
-            .and_then(|set| set.get(&element))
-            .map(|tags| tags.iter().copied().take(MAX_REMOVE_DOTS).collect())
-            .unwrap_or_default();
+        let seen = self.sets.get(&key).map(|set| set.tags(element).take(MAX_REMOVE_DOTS).collect()).unwrap_or_default();
         WorldOp::Remove { key, element, seen }
     }
 }
@@ -338,7 +393,7 @@ impl Law for World {
             }
             WorldOp::Insert { key, element } => {
                 let set = Arc::make_mut(state.sets.entry(*key).or_default());
-                set.entry(*element).or_default().insert(lane.dot());
+                set.insert(*element, lane.dot());
                 Applied::default()
             }
             WorldOp::Remove { key, element, seen } => remove(state, *key, *element, seen),
@@ -349,8 +404,8 @@ impl Law for World {
         match op {
             // Planted bug: the remove takes every tag, so it wins over concurrent inserts.
             WorldOp::Remove { key, element, .. } if bugs.remove_wins_set() => {
-                let tags = state.sets.get(key).and_then(|set| set.get(element));
-                let every_tag: Vec<Dot> = tags.into_iter().flatten().copied().collect();
+                let every_tag: Vec<Dot> =
+                    state.sets.get(key).map(|set| set.tags(*element).collect()).unwrap_or_default();
                 remove(state, *key, *element, &every_tag)
             }
             _ => self.apply(state, lane, op),
@@ -370,16 +425,10 @@ impl Law for World {
             put_signed(out, *value);
         }
         put_varint(out, state.sets.len() as u64);
+        let mut group = Vec::new();
         for (key, set) in &state.sets {
             put_varint(out, u64::from(*key));
-            put_varint(out, set.len() as u64);
-            for (element, tags) in set.iter() {
-                put_varint(out, *element);
-                put_varint(out, tags.len() as u64);
-                for tag in tags {
-                    tag.encode(out);
-                }
-            }
+            encode_set(set, &mut group, out);
         }
     }
 
@@ -413,25 +462,38 @@ fn remove(state: &mut WorldState, key: u32, element: u64, seen: &[Dot]) -> Appli
     let Some(set) = state.sets.get_mut(&key) else {
         return Applied::default();
     };
-    if !set.contains_key(&element) {
+    if !set.contains(element) {
         return Applied::default();
     }
     // Copied here only if a checkpoint shares it.
     let set = Arc::make_mut(set);
-    let Some(tags) = set.get_mut(&element) else {
-        return Applied::default();
-    };
-    for dot in seen {
-        tags.remove(dot);
-    }
-    let survivors = tags.len();
-    if survivors == 0 {
-        set.remove(&element);
-        if set.is_empty() {
-            state.sets.remove(&key);
-        }
+    let survivors = set.remove_tags(element, seen);
+    if set.is_empty() {
+        state.sets.remove(&key);
     }
     Applied { conflicts: u32::from(survivors > 0) }
+}
+
+/// One set's encoding: its element count, then each element with its tag
+/// count and tags. `group` is a reused buffer for one element's tags.
+fn encode_set(set: &SetTags, group: &mut Vec<Dot>, out: &mut Vec<u8>) {
+    put_varint(out, set.len() as u64);
+    let mut pairs = set.tags.iter().peekable();
+    while let Some(&(element, first)) = pairs.next() {
+        group.clear();
+        group.push(first);
+        while let Some(&&(next_element, tag)) = pairs.peek()
+            && next_element == element
+        {
+            group.push(tag);
+            pairs.next();
+        }
+        put_varint(out, element);
+        put_varint(out, group.len() as u64);
+        for tag in group.iter() {
+            tag.encode(out);
+        }
+    }
 }
 
 fn ascending_key(reader: &mut Reader<'_>, last: &mut Option<u32>, what: &'static str) -> Result<u32, DecodeError> {
@@ -444,7 +506,7 @@ fn ascending_key(reader: &mut Reader<'_>, last: &mut Option<u32>, what: &'static
 }
 
 fn decode_set(reader: &mut Reader<'_>) -> Result<SetTags, DecodeError> {
-    let mut set = BTreeMap::new();
+    let mut set = SetTags::default();
     let count = reader.count("set elements", MAX_STATE_ENTRIES, 2)?;
     let mut last_element = None;
     for _ in 0..count {
@@ -461,7 +523,6 @@ fn decode_set(reader: &mut Reader<'_>) -> Result<SetTags, DecodeError> {
                 reader.error(DecodeErrorKind::Invalid { what: "element tags", rule: "a present element has a tag" })
             );
         }
-        let mut tags = BTreeSet::new();
         let mut last_tag = None;
         for _ in 0..tag_count {
             let tag = Dot::decode(reader)?;
@@ -471,9 +532,8 @@ fn decode_set(reader: &mut Reader<'_>) -> Result<SetTags, DecodeError> {
                 );
             }
             last_tag = Some(tag);
-            tags.insert(tag);
+            set.insert(element, tag);
         }
-        set.insert(element, tags);
     }
     Ok(set)
 }
