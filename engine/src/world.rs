@@ -19,11 +19,11 @@
 //! sets no lane touched since.
 
 use crate::bugs::Bugs;
-use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len};
+use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len, zigzag};
 use crate::lane::{Dot, OP_COLUMNS, Op};
 use crate::law::{Applied, LaneContext, Law};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Most dots one `Remove` may name.
 pub const MAX_REMOVE_DOTS: usize = 1024;
@@ -413,23 +413,54 @@ impl Law for World {
     }
 
     fn encode_state(&self, state: &WorldState, out: &mut Vec<u8>) {
-        put_varint(out, state.registers.len() as u64);
-        for (key, register) in &state.registers {
-            put_varint(out, u64::from(*key));
-            put_varint(out, register.value);
-            register.writer.encode(out);
-        }
-        put_varint(out, state.counters.len() as u64);
-        for (key, value) in &state.counters {
-            put_varint(out, u64::from(*key));
-            put_signed(out, *value);
-        }
+        encode_registers_and_counters(state, out);
         put_varint(out, state.sets.len() as u64);
         let mut group = Vec::new();
         for (key, set) in &state.sets {
             put_varint(out, u64::from(*key));
             encode_set(set, &mut group, out);
         }
+    }
+
+    type EncodeCache = WorldEncodeCache;
+
+    fn encode_state_cached(&self, state: &WorldState, cache: &mut WorldEncodeCache, out: &mut Vec<u8>) {
+        encode_registers_and_counters(state, out);
+        put_varint(out, state.sets.len() as u64);
+        let sets_start = out.len();
+        let mut fresh = std::mem::take(&mut cache.spare);
+        fresh.clear();
+        let mut cached = cache.sets.iter().peekable();
+        // Bytes of the previous encoding still to copy: unchanged sets that
+        // sat next to each other there, copied in one go.
+        let mut run = 0..0;
+        let mut group = Vec::new();
+        for (key, set) in &state.sets {
+            while cached.next_if(|entry| entry.key < *key).is_some() {}
+            let unchanged =
+                cached.next_if(|entry| entry.key == *key && std::ptr::eq(entry.set.as_ptr(), Arc::as_ptr(set)));
+            let start = out.len() - sets_start + run.len();
+            match unchanged {
+                Some(entry) if entry.bytes.start == run.end => run.end = entry.bytes.end,
+                Some(entry) => {
+                    out.extend_from_slice(&cache.bytes[run]);
+                    run = entry.bytes.clone();
+                }
+                None => {
+                    out.extend_from_slice(&cache.bytes[run]);
+                    run = 0..0;
+                    put_varint(out, u64::from(*key));
+                    encode_set(set, &mut group, out);
+                }
+            }
+            let end = out.len() - sets_start + run.len();
+            fresh.push(CachedSet { key: *key, set: Arc::downgrade(set), bytes: start..end });
+        }
+        out.extend_from_slice(&cache.bytes[run]);
+        cache.bytes.clear();
+        cache.bytes.extend_from_slice(&out[sets_start..]);
+        cache.spare = std::mem::replace(&mut cache.sets, fresh);
+        cache.spare.clear();
     }
 
     fn decode_state(&self, reader: &mut Reader<'_>) -> Result<WorldState, DecodeError> {
@@ -455,6 +486,74 @@ impl Law for World {
             state.sets.insert(key, Arc::new(decode_set(reader)?));
         }
         Ok(state)
+    }
+}
+
+/// The world's [`Law::EncodeCache`]: the sets part of the last encoding,
+/// and for each set its key, a weak reference to it and where its bytes
+/// (key included) lie. A set with a weak reference cannot change in place
+/// (`Arc::make_mut` moves or copies it to a new allocation first, and
+/// `Arc::get_mut` refuses), and the weak reference keeps its allocation
+/// from being reused, so while a state holds that same allocation at that
+/// key, the bytes are its encoding. Weak, not strong: a lane that changes
+/// a set no checkpoint shares moves it rather than copying it.
+#[derive(Clone, Debug, Default)]
+pub struct WorldEncodeCache {
+    bytes: Vec<u8>,
+    sets: Vec<CachedSet>,
+    /// The previous `sets`, kept for its allocation.
+    spare: Vec<CachedSet>,
+}
+
+#[derive(Clone, Debug)]
+struct CachedSet {
+    key: u32,
+    set: Weak<SetTags>,
+    bytes: std::ops::Range<usize>,
+}
+
+/// Registers and counters, the part of the state encoding no cache
+/// covers, written through a [`Cursor`] over room sized for the largest
+/// varints.
+fn encode_registers_and_counters(state: &WorldState, out: &mut Vec<u8>) {
+    const VARINT_BYTES_MAX: usize = 10;
+    let room = VARINT_BYTES_MAX * (2 + 4 * state.registers.len() + 2 * state.counters.len());
+    let start = out.len();
+    out.resize(start + room, 0);
+    let mut cursor = Cursor { bytes: &mut out[start..], len: 0 };
+    cursor.varint(state.registers.len() as u64);
+    for (key, register) in &state.registers {
+        cursor.varint(u64::from(*key));
+        cursor.varint(register.value);
+        cursor.varint(u64::from(register.writer.author.0));
+        cursor.varint(register.writer.seq);
+    }
+    cursor.varint(state.counters.len() as u64);
+    for (key, value) in &state.counters {
+        cursor.varint(u64::from(*key));
+        cursor.varint(zigzag(*value));
+    }
+    let written = cursor.len;
+    out.truncate(start + written);
+}
+
+/// Varints into a slice with room for them: its length stays in a
+/// register, where a `Vec` push reloads the vector after every byte (a
+/// byte store may alias it). The same bytes as `put_varint`.
+struct Cursor<'a> {
+    bytes: &'a mut [u8],
+    len: usize,
+}
+
+impl Cursor<'_> {
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.bytes[self.len] = (value as u8) | 0x80;
+            self.len += 1;
+            value >>= 7;
+        }
+        self.bytes[self.len] = value as u8;
+        self.len += 1;
     }
 }
 
@@ -646,5 +745,56 @@ mod tests {
         law.apply(&mut state, &context(&id, 0, 1), &WorldOp::Add { key: 1, delta: i64::MAX });
         law.apply(&mut state, &context(&id, 0, 2), &WorldOp::Add { key: 1, delta: 2 });
         assert_eq!(state.counters[&1], i64::MIN + 1);
+    }
+}
+
+#[cfg(test)]
+mod encode_cache_tests {
+    use super::*;
+    use crate::hash::LaneId;
+    use crate::lane::NodeId;
+
+    /// The cached encoding equals the plain one as a state changes, is
+    /// copied (checkpoints) and rolled back to an earlier copy, with one
+    /// cache across all of it, as a replica keeps it.
+    #[test]
+    fn the_cached_encoding_equals_the_plain_one_across_changes_copies_and_rollbacks() {
+        let id = LaneId::ZERO;
+        let mut state = World.genesis();
+        let mut cache = WorldEncodeCache::default();
+        let mut checkpoints = Vec::new();
+        let mut x: u64 = 1;
+        let mut encodings = 0;
+        for seq in 1..4000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = (x % 11) as u32;
+            let element = (x >> 8) % 5;
+            let author = NodeId((x >> 16) as u32 % 3);
+            let context = LaneContext { id: &id, author, seq, lamport: seq, lane_index: seq };
+            let op = match (x >> 20) % 4 {
+                0 => state.put(key, x >> 24),
+                1 => WorldOp::Add { key, delta: (x >> 24) as i64 % 100 - 50 },
+                2 => WorldOp::Insert { key, element },
+                _ => state.remove(key, element),
+            };
+            World.apply(&mut state, &context, &op);
+            if seq % 13 == 0 {
+                checkpoints.push(state.clone());
+            }
+            if seq % 101 == 0 {
+                state = checkpoints[(x >> 32) as usize % checkpoints.len()].clone();
+            }
+            if (x >> 40) % 3 == 0 {
+                let (mut plain, mut cached) = (vec![7], vec![7]);
+                World.encode_state(&state, &mut plain);
+                World.encode_state_cached(&state, &mut cache, &mut cached);
+                assert_eq!(cached, plain, "after lane {seq}");
+                encodings += 1;
+            }
+        }
+        assert!(encodings > 1000, "{encodings} encodings compared");
+        assert!(!state.sets.is_empty(), "the sets must be exercised");
     }
 }

@@ -209,6 +209,8 @@ pub struct Replica<L: Law> {
     rejoin_peers: Option<BTreeSet<NodeId>>,
     /// Reused buffer for state encodings.
     scratch: Vec<u8>,
+    /// What the law keeps between encodings of the state for its digest.
+    encode_cache: L::EncodeCache,
 }
 
 impl<L: Law> std::fmt::Debug for Replica<L> {
@@ -276,6 +278,7 @@ impl<L: Law> Replica<L> {
             metrics: ReplicaMetrics::default(),
             rejoin_peers,
             scratch: Vec::new(),
+            encode_cache: L::EncodeCache::default(),
         }
     }
 
