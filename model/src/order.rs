@@ -140,13 +140,16 @@ impl Model {
             }
         }
         let floor = heads.iter().filter_map(|id| self.lanes.get(id)).map(|lane| lane.lamport).min()?;
+        // Each member's lanes in `held`, found in one pass over it.
+        let mut by_author: BTreeMap<NodeId, Vec<LaneId>> = BTreeMap::new();
+        for id in held {
+            if let Some(lane) = self.lanes.get(id) {
+                by_author.entry(lane.author).or_default().push(*id);
+            }
+        }
         for member in &self.members {
             let mut reached = BTreeSet::new();
-            let mut stack: Vec<LaneId> = held
-                .iter()
-                .filter(|id| self.lanes.get(*id).is_some_and(|lane| lane.author == *member))
-                .copied()
-                .collect();
+            let mut stack: Vec<LaneId> = by_author.remove(member).unwrap_or_default();
             while let Some(id) = stack.pop() {
                 let Some(lane) = self.lanes.get(&id) else { continue };
                 if lane.lamport < floor || !reached.insert(id) {
