@@ -780,13 +780,13 @@ mod encode_cache_tests {
                 _ => state.remove(key, element),
             };
             World.apply(&mut state, &context, &op);
-            if seq % 13 == 0 {
+            if seq.is_multiple_of(13) {
                 checkpoints.push(state.clone());
             }
-            if seq % 101 == 0 {
+            if seq.is_multiple_of(101) {
                 state = checkpoints[(x >> 32) as usize % checkpoints.len()].clone();
             }
-            if (x >> 40) % 3 == 0 {
+            if (x >> 40).is_multiple_of(3) {
                 let (mut plain, mut cached) = (vec![7], vec![7]);
                 World.encode_state(&state, &mut plain);
                 World.encode_state_cached(&state, &mut cache, &mut cached);
