@@ -111,7 +111,7 @@ pub fn signed_len(value: i64) -> usize {
     varint_len(zigzag(value))
 }
 
-fn zigzag(value: i64) -> u64 {
+pub(crate) fn zigzag(value: i64) -> u64 {
     ((value << 1) ^ (value >> 63)) as u64
 }
 

@@ -19,11 +19,11 @@
 //! sets no lane touched since.
 
 use crate::bugs::Bugs;
-use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len};
+use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len, zigzag};
 use crate::lane::{Dot, OP_COLUMNS, Op};
 use crate::law::{Applied, LaneContext, Law};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Most dots one `Remove` may name.
 pub const MAX_REMOVE_DOTS: usize = 1024;
@@ -285,13 +285,73 @@ pub struct WorldState {
     pub sets: BTreeMap<u32, Arc<SetTags>>,
 }
 
-/// One add-wins set: each element present, with the insert tags that keep it.
-pub type SetTags = BTreeMap<u64, BTreeSet<Dot>>;
+/// One add-wins set: each element present, with the insert tags that keep
+/// it. An element holds a tag or two, so the set is one tree of
+/// `(element, tag)` pairs rather than a tree of elements each with a tree of
+/// tags: copying it for a checkpoint, dropping it and encoding it walk one
+/// tree. Invariant: `elements` is the number of distinct elements.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetTags {
+    tags: BTreeSet<(u64, Dot)>,
+    elements: usize,
+}
+
+/// The smallest and largest dots, bounds of an element's tags.
+const DOT_MIN: Dot = Dot { author: crate::lane::NodeId(0), seq: 0 };
+const DOT_MAX: Dot = Dot { author: crate::lane::NodeId(u32::MAX), seq: u64::MAX };
+
+impl SetTags {
+    /// Number of elements present.
+    pub fn len(&self) -> usize {
+        self.elements
+    }
+
+    /// Whether no element is present.
+    pub fn is_empty(&self) -> bool {
+        self.elements == 0
+    }
+
+    /// Whether `element` is present (holds a tag).
+    pub fn contains(&self, element: u64) -> bool {
+        self.tags(element).next().is_some()
+    }
+
+    /// The insert tags of `element`, ascending.
+    pub fn tags(&self, element: u64) -> impl Iterator<Item = Dot> + '_ {
+        self.tags.range((element, DOT_MIN)..=(element, DOT_MAX)).map(|(_, dot)| *dot)
+    }
+
+    /// Every `(element, tag)` pair, ascending by element and then tag.
+    pub fn pairs(&self) -> impl Iterator<Item = (u64, Dot)> + '_ {
+        self.tags.iter().copied()
+    }
+
+    /// Tags `element` with `dot`.
+    fn insert(&mut self, element: u64, dot: Dot) {
+        if !self.contains(element) {
+            self.elements += 1;
+        }
+        self.tags.insert((element, dot));
+    }
+
+    /// Removes the tags `seen` of `element` and returns how many survive.
+    fn remove_tags(&mut self, element: u64, seen: &[Dot]) -> usize {
+        let present = self.contains(element);
+        for dot in seen {
+            self.tags.remove(&(element, *dot));
+        }
+        let survivors = self.tags(element).count();
+        if present && survivors == 0 {
+            self.elements -= 1;
+        }
+        survivors
+    }
+}
 
 impl WorldState {
     /// Whether `element` is present in set `key`.
     pub fn contains(&self, key: u32, element: u64) -> bool {
-        self.sets.get(&key).is_some_and(|set| set.contains_key(&element))
+        self.sets.get(&key).is_some_and(|set| set.contains(element))
     }
 
     /// Builds a `Put` that records the writer this state holds for `key`.
@@ -301,12 +361,7 @@ impl WorldState {
 
     /// Builds a `Remove` of every insert tag this state holds for `element`.
     pub fn remove(&self, key: u32, element: u64) -> WorldOp {
-        let seen = self
-            .sets
-            .get(&key)
-            .and_then(|set| set.get(&element))
-            .map(|tags| tags.iter().copied().take(MAX_REMOVE_DOTS).collect())
-            .unwrap_or_default();
+        let seen = self.sets.get(&key).map(|set| set.tags(element).take(MAX_REMOVE_DOTS).collect()).unwrap_or_default();
         WorldOp::Remove { key, element, seen }
     }
 }
@@ -338,7 +393,7 @@ impl Law for World {
             }
             WorldOp::Insert { key, element } => {
                 let set = Arc::make_mut(state.sets.entry(*key).or_default());
-                set.entry(*element).or_default().insert(lane.dot());
+                set.insert(*element, lane.dot());
                 Applied::default()
             }
             WorldOp::Remove { key, element, seen } => remove(state, *key, *element, seen),
@@ -349,8 +404,8 @@ impl Law for World {
         match op {
             // Planted bug: the remove takes every tag, so it wins over concurrent inserts.
             WorldOp::Remove { key, element, .. } if bugs.remove_wins_set() => {
-                let tags = state.sets.get(key).and_then(|set| set.get(element));
-                let every_tag: Vec<Dot> = tags.into_iter().flatten().copied().collect();
+                let every_tag: Vec<Dot> =
+                    state.sets.get(key).map(|set| set.tags(*element).collect()).unwrap_or_default();
                 remove(state, *key, *element, &every_tag)
             }
             _ => self.apply(state, lane, op),
@@ -358,29 +413,54 @@ impl Law for World {
     }
 
     fn encode_state(&self, state: &WorldState, out: &mut Vec<u8>) {
-        put_varint(out, state.registers.len() as u64);
-        for (key, register) in &state.registers {
-            put_varint(out, u64::from(*key));
-            put_varint(out, register.value);
-            register.writer.encode(out);
-        }
-        put_varint(out, state.counters.len() as u64);
-        for (key, value) in &state.counters {
-            put_varint(out, u64::from(*key));
-            put_signed(out, *value);
-        }
+        encode_registers_and_counters(state, out);
         put_varint(out, state.sets.len() as u64);
+        let mut group = Vec::new();
         for (key, set) in &state.sets {
             put_varint(out, u64::from(*key));
-            put_varint(out, set.len() as u64);
-            for (element, tags) in set.iter() {
-                put_varint(out, *element);
-                put_varint(out, tags.len() as u64);
-                for tag in tags {
-                    tag.encode(out);
+            encode_set(set, &mut group, out);
+        }
+    }
+
+    type EncodeCache = WorldEncodeCache;
+
+    fn encode_state_cached(&self, state: &WorldState, cache: &mut WorldEncodeCache, out: &mut Vec<u8>) {
+        encode_registers_and_counters(state, out);
+        put_varint(out, state.sets.len() as u64);
+        let sets_start = out.len();
+        let mut fresh = std::mem::take(&mut cache.spare);
+        fresh.clear();
+        let mut cached = cache.sets.iter().peekable();
+        // Bytes of the previous encoding still to copy: unchanged sets that
+        // sat next to each other there, copied in one go.
+        let mut run = 0..0;
+        let mut group = Vec::new();
+        for (key, set) in &state.sets {
+            while cached.next_if(|entry| entry.key < *key).is_some() {}
+            let unchanged =
+                cached.next_if(|entry| entry.key == *key && std::ptr::eq(entry.set.as_ptr(), Arc::as_ptr(set)));
+            let start = out.len() - sets_start + run.len();
+            match unchanged {
+                Some(entry) if entry.bytes.start == run.end => run.end = entry.bytes.end,
+                Some(entry) => {
+                    out.extend_from_slice(&cache.bytes[run]);
+                    run = entry.bytes.clone();
+                }
+                None => {
+                    out.extend_from_slice(&cache.bytes[run]);
+                    run = 0..0;
+                    put_varint(out, u64::from(*key));
+                    encode_set(set, &mut group, out);
                 }
             }
+            let end = out.len() - sets_start + run.len();
+            fresh.push(CachedSet { key: *key, set: Arc::downgrade(set), bytes: start..end });
         }
+        out.extend_from_slice(&cache.bytes[run]);
+        cache.bytes.clear();
+        cache.bytes.extend_from_slice(&out[sets_start..]);
+        cache.spare = std::mem::replace(&mut cache.sets, fresh);
+        cache.spare.clear();
     }
 
     fn decode_state(&self, reader: &mut Reader<'_>) -> Result<WorldState, DecodeError> {
@@ -409,29 +489,110 @@ impl Law for World {
     }
 }
 
+/// The world's [`Law::EncodeCache`]: the sets part of the last encoding,
+/// and for each set its key, a weak reference to it and where its bytes
+/// (key included) lie. A set with a weak reference cannot change in place
+/// (`Arc::make_mut` moves or copies it to a new allocation first, and
+/// `Arc::get_mut` refuses), and the weak reference keeps its allocation
+/// from being reused, so while a state holds that same allocation at that
+/// key, the bytes are its encoding. Weak, not strong: a lane that changes
+/// a set no checkpoint shares moves it rather than copying it.
+#[derive(Clone, Debug, Default)]
+pub struct WorldEncodeCache {
+    bytes: Vec<u8>,
+    sets: Vec<CachedSet>,
+    /// The previous `sets`, kept for its allocation.
+    spare: Vec<CachedSet>,
+}
+
+#[derive(Clone, Debug)]
+struct CachedSet {
+    key: u32,
+    set: Weak<SetTags>,
+    bytes: std::ops::Range<usize>,
+}
+
+/// Registers and counters, the part of the state encoding no cache
+/// covers, written through a [`Cursor`] over room sized for the largest
+/// varints.
+fn encode_registers_and_counters(state: &WorldState, out: &mut Vec<u8>) {
+    const VARINT_BYTES_MAX: usize = 10;
+    let room = VARINT_BYTES_MAX * (2 + 4 * state.registers.len() + 2 * state.counters.len());
+    let start = out.len();
+    out.resize(start + room, 0);
+    let mut cursor = Cursor { bytes: &mut out[start..], len: 0 };
+    cursor.varint(state.registers.len() as u64);
+    for (key, register) in &state.registers {
+        cursor.varint(u64::from(*key));
+        cursor.varint(register.value);
+        cursor.varint(u64::from(register.writer.author.0));
+        cursor.varint(register.writer.seq);
+    }
+    cursor.varint(state.counters.len() as u64);
+    for (key, value) in &state.counters {
+        cursor.varint(u64::from(*key));
+        cursor.varint(zigzag(*value));
+    }
+    let written = cursor.len;
+    out.truncate(start + written);
+}
+
+/// Varints into a slice with room for them: its length stays in a
+/// register, where a `Vec` push reloads the vector after every byte (a
+/// byte store may alias it). The same bytes as `put_varint`.
+struct Cursor<'a> {
+    bytes: &'a mut [u8],
+    len: usize,
+}
+
+impl Cursor<'_> {
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.bytes[self.len] = (value as u8) | 0x80;
+            self.len += 1;
+            value >>= 7;
+        }
+        self.bytes[self.len] = value as u8;
+        self.len += 1;
+    }
+}
+
 fn remove(state: &mut WorldState, key: u32, element: u64, seen: &[Dot]) -> Applied {
     let Some(set) = state.sets.get_mut(&key) else {
         return Applied::default();
     };
-    if !set.contains_key(&element) {
+    if !set.contains(element) {
         return Applied::default();
     }
     // Copied here only if a checkpoint shares it.
     let set = Arc::make_mut(set);
-    let Some(tags) = set.get_mut(&element) else {
-        return Applied::default();
-    };
-    for dot in seen {
-        tags.remove(dot);
-    }
-    let survivors = tags.len();
-    if survivors == 0 {
-        set.remove(&element);
-        if set.is_empty() {
-            state.sets.remove(&key);
-        }
+    let survivors = set.remove_tags(element, seen);
+    if set.is_empty() {
+        state.sets.remove(&key);
     }
     Applied { conflicts: u32::from(survivors > 0) }
+}
+
+/// One set's encoding: its element count, then each element with its tag
+/// count and tags. `group` is a reused buffer for one element's tags.
+fn encode_set(set: &SetTags, group: &mut Vec<Dot>, out: &mut Vec<u8>) {
+    put_varint(out, set.len() as u64);
+    let mut pairs = set.tags.iter().peekable();
+    while let Some(&(element, first)) = pairs.next() {
+        group.clear();
+        group.push(first);
+        while let Some(&&(next_element, tag)) = pairs.peek()
+            && next_element == element
+        {
+            group.push(tag);
+            pairs.next();
+        }
+        put_varint(out, element);
+        put_varint(out, group.len() as u64);
+        for tag in group.iter() {
+            tag.encode(out);
+        }
+    }
 }
 
 fn ascending_key(reader: &mut Reader<'_>, last: &mut Option<u32>, what: &'static str) -> Result<u32, DecodeError> {
@@ -444,7 +605,7 @@ fn ascending_key(reader: &mut Reader<'_>, last: &mut Option<u32>, what: &'static
 }
 
 fn decode_set(reader: &mut Reader<'_>) -> Result<SetTags, DecodeError> {
-    let mut set = BTreeMap::new();
+    let mut set = SetTags::default();
     let count = reader.count("set elements", MAX_STATE_ENTRIES, 2)?;
     let mut last_element = None;
     for _ in 0..count {
@@ -461,7 +622,6 @@ fn decode_set(reader: &mut Reader<'_>) -> Result<SetTags, DecodeError> {
                 reader.error(DecodeErrorKind::Invalid { what: "element tags", rule: "a present element has a tag" })
             );
         }
-        let mut tags = BTreeSet::new();
         let mut last_tag = None;
         for _ in 0..tag_count {
             let tag = Dot::decode(reader)?;
@@ -471,9 +631,8 @@ fn decode_set(reader: &mut Reader<'_>) -> Result<SetTags, DecodeError> {
                 );
             }
             last_tag = Some(tag);
-            tags.insert(tag);
+            set.insert(element, tag);
         }
-        set.insert(element, tags);
     }
     Ok(set)
 }
@@ -586,5 +745,56 @@ mod tests {
         law.apply(&mut state, &context(&id, 0, 1), &WorldOp::Add { key: 1, delta: i64::MAX });
         law.apply(&mut state, &context(&id, 0, 2), &WorldOp::Add { key: 1, delta: 2 });
         assert_eq!(state.counters[&1], i64::MIN + 1);
+    }
+}
+
+#[cfg(test)]
+mod encode_cache_tests {
+    use super::*;
+    use crate::hash::LaneId;
+    use crate::lane::NodeId;
+
+    /// The cached encoding equals the plain one as a state changes, is
+    /// copied (checkpoints) and rolled back to an earlier copy, with one
+    /// cache across all of it, as a replica keeps it.
+    #[test]
+    fn the_cached_encoding_equals_the_plain_one_across_changes_copies_and_rollbacks() {
+        let id = LaneId::ZERO;
+        let mut state = World.genesis();
+        let mut cache = WorldEncodeCache::default();
+        let mut checkpoints = Vec::new();
+        let mut x: u64 = 1;
+        let mut encodings = 0;
+        for seq in 1..4000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = (x % 11) as u32;
+            let element = (x >> 8) % 5;
+            let author = NodeId((x >> 16) as u32 % 3);
+            let context = LaneContext { id: &id, author, seq, lamport: seq, lane_index: seq };
+            let op = match (x >> 20) % 4 {
+                0 => state.put(key, x >> 24),
+                1 => WorldOp::Add { key, delta: (x >> 24) as i64 % 100 - 50 },
+                2 => WorldOp::Insert { key, element },
+                _ => state.remove(key, element),
+            };
+            World.apply(&mut state, &context, &op);
+            if seq.is_multiple_of(13) {
+                checkpoints.push(state.clone());
+            }
+            if seq.is_multiple_of(101) {
+                state = checkpoints[(x >> 32) as usize % checkpoints.len()].clone();
+            }
+            if (x >> 40).is_multiple_of(3) {
+                let (mut plain, mut cached) = (vec![7], vec![7]);
+                World.encode_state(&state, &mut plain);
+                World.encode_state_cached(&state, &mut cache, &mut cached);
+                assert_eq!(cached, plain, "after lane {seq}");
+                encodings += 1;
+            }
+        }
+        assert!(encodings > 1000, "{encodings} encodings compared");
+        assert!(!state.sets.is_empty(), "the sets must be exercised");
     }
 }

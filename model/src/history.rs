@@ -44,8 +44,19 @@ pub struct Model {
     pub(crate) by_dot: BTreeMap<Dot, BTreeSet<LaneId>>,
     /// Authors with a fork somewhere in their chain.
     pub(crate) forked_authors: BTreeSet<NodeId>,
-    /// Valid lanes with an op on each key, in canonical order.
-    pub(crate) by_key: BTreeMap<u32, BTreeSet<OrderKey>>,
+    /// Valid lanes with an op on each key, in canonical order, each with its
+    /// dot and its ops on that key (so a read folds them without looking
+    /// the lane up).
+    pub(crate) by_key: BTreeMap<u32, BTreeMap<OrderKey, KeyedOps>>,
+}
+
+/// A valid lane's ops on one key, in the lane's order.
+#[derive(Debug)]
+pub(crate) struct KeyedOps {
+    /// The lane's dot.
+    pub(crate) dot: Dot,
+    /// Its ops on the key.
+    pub(crate) ops: Vec<WorldOp>,
 }
 
 impl Model {
@@ -194,8 +205,10 @@ impl Model {
             };
             if let Verdict::Valid { .. } = verdict {
                 let key = self.order_key(&id);
-                for op in &self.lanes[&id].ops {
-                    self.by_key.entry(op_key(op)).or_default().insert(key);
+                let lane = &self.lanes[&id];
+                for op in &lane.ops {
+                    let keyed = self.by_key.entry(op_key(op)).or_default().entry(key);
+                    keyed.or_insert_with(|| KeyedOps { dot: lane.dot(), ops: Vec::new() }).ops.push(op.clone());
                 }
             }
             self.verdicts.insert(id, verdict);

@@ -44,7 +44,27 @@ impl Model {
     /// Replays `set`, which must be a causally closed set of valid lanes.
     pub fn replay(&self, set: &BTreeSet<LaneId>) -> Result<Replayed, ModelError> {
         self.check_closed(set)?;
-        let order = self.canonical_order(set);
+        Ok(self.replay_in_order(self.canonical_order(set)))
+    }
+
+    /// Replays the first `len` lanes of the canonical order of `set`, which
+    /// must be a causally closed set of valid lanes; `None` when `set` holds
+    /// fewer lanes. The same as [`Model::replay`] of the set of those
+    /// lanes, ordered once: the canonical order of a prefix is the prefix of
+    /// the order, because Kahn's choice among the prefix's ready lanes is the
+    /// choice it made among all the set's (the smallest ready key).
+    pub fn replay_prefix(&self, set: &BTreeSet<LaneId>, len: usize) -> Result<Option<Replayed>, ModelError> {
+        self.check_closed(set)?;
+        let mut order = self.canonical_order(set);
+        if len > order.len() {
+            return Ok(None);
+        }
+        order.truncate(len);
+        Ok(Some(self.replay_in_order(order)))
+    }
+
+    /// Applies `order`, a canonical order of valid lanes, from the genesis.
+    fn replay_in_order(&self, order: Vec<LaneId>) -> Replayed {
         let mut state = ModelState::default();
         let mut chain_hash = GENESIS_CHAIN;
         let mut conflicts = 0;
@@ -53,14 +73,7 @@ impl Model {
             conflicts += state.apply_ops(lane.dot(), &lane.ops);
             chain_hash = chain_next(&chain_hash, id);
         }
-        Ok(Replayed {
-            lane_index: order.len() as u64,
-            state_digest: state.digest(),
-            order,
-            chain_hash,
-            state,
-            conflicts,
-        })
+        Replayed { lane_index: order.len() as u64, state_digest: state.digest(), order, chain_hash, state, conflicts }
     }
 
     /// The canonical order of `set` alone (no law, no hashes), which must be
@@ -127,13 +140,16 @@ impl Model {
             }
         }
         let floor = heads.iter().filter_map(|id| self.lanes.get(id)).map(|lane| lane.lamport).min()?;
+        // Each member's lanes in `held`, found in one pass over it.
+        let mut by_author: BTreeMap<NodeId, Vec<LaneId>> = BTreeMap::new();
+        for id in held {
+            if let Some(lane) = self.lanes.get(id) {
+                by_author.entry(lane.author).or_default().push(*id);
+            }
+        }
         for member in &self.members {
             let mut reached = BTreeSet::new();
-            let mut stack: Vec<LaneId> = held
-                .iter()
-                .filter(|id| self.lanes.get(*id).is_some_and(|lane| lane.author == *member))
-                .copied()
-                .collect();
+            let mut stack: Vec<LaneId> = by_author.remove(member).unwrap_or_default();
             while let Some(id) = stack.pop() {
                 let Some(lane) = self.lanes.get(&id) else { continue };
                 if lane.lamport < floor || !reached.insert(id) {

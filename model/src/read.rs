@@ -28,19 +28,19 @@ impl Model {
         self.check_frontier(frontier)?;
         let chains = self.forked_chains(frontier);
         let mut value = ModelValue::default();
-        for (_, author, id) in self.by_key.get(&key).into_iter().flatten() {
-            let lane = &self.lanes[id];
+        for ((_, author, id), keyed) in self.by_key.get(&key).into_iter().flatten() {
             let in_set = match frontier.get(author) {
                 None => false,
-                Some((tip_seq, _)) if lane.seq > *tip_seq => false,
+                Some((tip_seq, _)) if keyed.dot.seq > *tip_seq => false,
                 Some(_) => match chains.iter().find(|(forked, _)| forked == author) {
                     Some((_, chain)) => chain.contains(id),
                     None => true,
                 },
             };
             if in_set {
-                for op in lane.ops.iter().filter(|op| op_key(op) == key) {
-                    value.apply(lane.dot(), op);
+                for op in &keyed.ops {
+                    debug_assert_eq!(op_key(op), key, "a key's index holds only ops on that key");
+                    value.apply(keyed.dot, op);
                 }
             }
         }

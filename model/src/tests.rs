@@ -268,3 +268,28 @@ fn read_with_a_forked_author_walks_the_tip_chain() {
     assert!(reads > 500 && refusals > 20, "both outcomes must happen: {reads} reads, {refusals} refusals");
     assert!(forked_rounds > 100, "forks must really happen, saw {forked_rounds}");
 }
+
+#[test]
+fn replay_prefix_equals_a_replay_of_the_prefix_set_over_random_closed_sets() {
+    let mut rng = Rng(11);
+    let mut prefixes_checked = 0;
+    for round in 0..200 {
+        let authors = 1 + rng.below(4) as u32;
+        let lanes = 1 + rng.below(30) as usize;
+        let history = random_history(&mut rng, authors, lanes, 3, false);
+        let mut model = Model::new((0..authors).map(NodeId));
+        for lane in history.iter().cloned() {
+            model.add(lane).unwrap_or_else(|error| panic!("round {round}: {error}"));
+        }
+        let set = random_closed_set(&mut rng, &model, &history);
+        let order = model.order(&set).unwrap();
+        for len in 0..=order.len() {
+            let prefix: BTreeSet<LaneId> = order[..len].iter().copied().collect();
+            let expected = model.replay(&prefix).unwrap();
+            assert_eq!(model.replay_prefix(&set, len).unwrap(), Some(expected), "round {round}, prefix {len}");
+            prefixes_checked += 1;
+        }
+        assert_eq!(model.replay_prefix(&set, order.len() + 1).unwrap(), None, "round {round}");
+    }
+    assert!(prefixes_checked > 1000, "checked {prefixes_checked} prefixes");
+}

@@ -98,7 +98,7 @@ impl Syncer {
             SummaryMode::Compact => true,
             SummaryMode::Auto { max_exact_members } => replica.config().members.len() > max_exact_members,
         };
-        if !compact && replica.version_vector().len() <= MAX_EXACT_ENTRIES {
+        if !compact && replica.authors_held() <= MAX_EXACT_ENTRIES {
             return Summary::Exact(summary(replica, &self.bugs, session));
         }
         let stable_key = replica.stable_key();
@@ -216,8 +216,7 @@ pub(super) fn with_carried(stated: &[SummaryEntry], carried: &[(LaneId, NodeId, 
 fn summary<L: Law>(replica: &Replica<L>, bugs: &Bugs, session: u64) -> Vec<SummaryEntry> {
     let me = replica.node();
     replica
-        .author_tips()
-        .into_iter()
+        .author_tips_ascending()
         .map(|(author, (seq, id))| SummaryEntry {
             author,
             seq: bugs.stated_seq(author, me, seq),

@@ -209,6 +209,8 @@ pub struct Replica<L: Law> {
     rejoin_peers: Option<BTreeSet<NodeId>>,
     /// Reused buffer for state encodings.
     scratch: Vec<u8>,
+    /// What the law keeps between encodings of the state for its digest.
+    encode_cache: L::EncodeCache,
 }
 
 impl<L: Law> std::fmt::Debug for Replica<L> {
@@ -276,6 +278,7 @@ impl<L: Law> Replica<L> {
             metrics: ReplicaMetrics::default(),
             rejoin_peers,
             scratch: Vec::new(),
+            encode_cache: L::EncodeCache::default(),
         }
     }
 
@@ -356,10 +359,19 @@ impl<L: Law> Replica<L> {
 
     /// Each author's latest held lane: `(seq, id)`.
     pub fn author_tips(&self) -> BTreeMap<NodeId, (u64, LaneId)> {
-        self.dag
-            .authors()
-            .filter_map(|author| self.dag.author_tip(author).map(|(seq, id, _)| (author, (seq, id))))
-            .collect()
+        self.author_tips_ascending().collect()
+    }
+
+    /// [`Replica::author_tips`] as an iterator, ascending by author, for
+    /// callers that need no map (a summary per sync session).
+    pub fn author_tips_ascending(&self) -> impl Iterator<Item = (NodeId, (u64, LaneId))> + '_ {
+        self.dag.authors().filter_map(|author| self.dag.author_tip(author).map(|(seq, id, _)| (author, (seq, id))))
+    }
+
+    /// Authors with held lanes: the entries of [`Replica::version_vector`],
+    /// counted without building it.
+    pub fn authors_held(&self) -> usize {
+        self.dag.authors().count()
     }
 
     /// The author's lanes with seq above `after`, in chain order, or `None`

@@ -72,7 +72,7 @@ impl<L: Law> Replica<L> {
                         "a replay reached another chain at the snapshot at {lane_index}"
                     );
                 }
-                let digest = digest_into(law, state, &mut self.scratch);
+                let digest = digest_into(law, state, &mut self.encode_cache, &mut self.scratch);
                 self.marks.push(Mark { lane_index, chain: *chain, digest });
             }
         }
@@ -95,7 +95,7 @@ impl<L: Law> Replica<L> {
         if let Some(digest) = self.digest {
             return digest;
         }
-        let digest = digest_into(&self.law, &self.state, &mut self.scratch);
+        let digest = digest_into(&self.law, &self.state, &mut self.encode_cache, &mut self.scratch);
         self.digest = Some(digest);
         digest
     }
@@ -157,11 +157,16 @@ pub(super) fn kept_at(lane_index: u64, tip: u64, interval: u64) -> bool {
     lane_index.is_multiple_of(spacing)
 }
 
-/// The digest of `state`, encoded into a reused buffer (a status per sync
-/// session makes this a hot path).
-pub(super) fn digest_into<L: Law>(law: &L, state: &L::State, scratch: &mut Vec<u8>) -> StateDigest {
+/// The digest of `state`, encoded into a reused buffer with the law's
+/// cache (a status per sync session makes this a hot path).
+pub(super) fn digest_into<L: Law>(
+    law: &L,
+    state: &L::State,
+    cache: &mut L::EncodeCache,
+    scratch: &mut Vec<u8>,
+) -> StateDigest {
     scratch.clear();
-    law.encode_state(state, scratch);
+    law.encode_state_cached(state, cache, scratch);
     hash::state_digest(scratch)
 }
 

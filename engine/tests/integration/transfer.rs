@@ -55,6 +55,7 @@ fn blob_bytes(seed: &[u8; 32], len: u64) -> Vec<u8> {
 impl Law for Blob {
     type Op = Grow;
     type State = BlobState;
+    type EncodeCache = ();
 
     fn genesis(&self) -> BlobState {
         BlobState { len: 0, seed: [0; 32] }

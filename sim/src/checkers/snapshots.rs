@@ -89,12 +89,13 @@ fn check_prefix(
     let held = model
         .closure(Knowledge::tips(frontier))
         .map_err(|error| format!("the model refuses the lanes held: {error}"))?;
-    let order = model.order(&held).map_err(|error| format!("the model cannot order the lanes held: {error}"))?;
-    let Some(prefix) = order.get(..lane_index as usize) else {
-        return Err(format!("lane index {lane_index} is past the {} lanes the node held", order.len()));
-    };
-    let prefix: BTreeSet<LaneId> = prefix.iter().copied().collect();
-    let replayed = model.replay(&prefix).map_err(|error| format!("its prefix is not causally closed: {error}"))?;
+    // The model orders the held set once and replays its first
+    // `lane_index` lanes: the canonical order of that prefix.
+    let replayed = model
+        .replay_prefix(&held, lane_index as usize)
+        .map_err(|error| format!("the model cannot order the lanes held: {error}"))?
+        .ok_or_else(|| format!("lane index {lane_index} is past the {} lanes the node held", held.len()))?;
+    let prefix: BTreeSet<LaneId> = replayed.order.iter().copied().collect();
     if replayed.chain_hash != *chain_hash || replayed.state_digest != *state_digest {
         return Err(format!(
             "at lane index {lane_index} it has chain {} digest {}, but the model's replay of that prefix gives chain {} digest {}",
