@@ -326,6 +326,16 @@ impl SetTags {
         self.tags.iter().copied()
     }
 
+    /// Each present element with its tags: the set as a reader sees it
+    /// (the simulator's reads and the model's tests compare this shape).
+    pub fn by_element(&self) -> BTreeMap<u64, BTreeSet<Dot>> {
+        let mut value = BTreeMap::<u64, BTreeSet<Dot>>::new();
+        for (element, tag) in self.pairs() {
+            value.entry(element).or_default().insert(tag);
+        }
+        value
+    }
+
     /// Tags `element` with `dot`.
     fn insert(&mut self, element: u64, dot: Dot) {
         if !self.contains(element) {
@@ -710,6 +720,9 @@ mod tests {
         law.apply(&mut state, &context(&id, 1, 1), &WorldOp::Insert { key: 5, element: 9 });
         assert_eq!(law.apply(&mut state, &context(&id, 2, 1), &remove).conflicts, 1);
         assert!(state.contains(5, 9), "the concurrent insert must survive");
+        let by_element = state.sets[&5].by_element();
+        let survivor = Dot { author: NodeId(1), seq: 1 };
+        assert_eq!(by_element, BTreeMap::from([(9, BTreeSet::from([survivor]))]), "only the concurrent tag survives");
         let remove_all = state.remove(5, 9);
         assert_eq!(law.apply(&mut state, &context(&id, 2, 2), &remove_all).conflicts, 0);
         assert!(!state.contains(5, 9));

@@ -295,19 +295,8 @@ fn engine_value(state: &WorldState, key: u32) -> ModelValue {
             .get(&key)
             .map(|register| RegisterValue { value: register.value, writer: register.writer }),
         counter: state.counters.get(&key).copied(),
-        set: state.sets.get(&key).map(|set| set_value(set)).unwrap_or_default(),
+        set: state.sets.get(&key).map(|set| set.by_element()).unwrap_or_default(),
     }
-}
-
-/// An engine set in the model's shape: each element with its tags.
-fn set_value(
-    set: &scx_engine::world::SetTags,
-) -> std::collections::BTreeMap<u64, std::collections::BTreeSet<scx_engine::Dot>> {
-    let mut value = std::collections::BTreeMap::<u64, std::collections::BTreeSet<scx_engine::Dot>>::new();
-    for (element, tag) in set.pairs() {
-        value.entry(element).or_default().insert(tag);
-    }
-    value
 }
 
 /// How many cases a property runs and where its failures are kept; a fixed
