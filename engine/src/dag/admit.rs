@@ -89,7 +89,7 @@ impl<O: Op> LaneDag<O> {
         {
             return Err(LaneError::BeforeStablePoint { id, lamport: lane.lamport, stable_max_lamport: stable.0 });
         }
-        let idx = super::slot_idx(self.slots.len());
+        let idx = self.slots.next_index();
         for parent in &lane.parents {
             self.heads.remove(parent);
         }
@@ -104,13 +104,17 @@ impl<O: Op> LaneDag<O> {
             Some(pool) => pool.share(id, lane),
             None => Arc::new(lane),
         };
-        self.slots.push(Some(Box::new(Slot {
+        let pushed = self.slots.push(Slot {
             id,
+            author,
+            seq: lane.seq,
+            lamport: lane.lamport,
             lane,
             parent_slots: parents.into_boxed_slice(),
             reached: Box::default(),
             reached_count: 0,
-        })));
+        });
+        debug_assert_eq!(pushed, idx, "the arena hands out the index announced");
         self.fresh.push(idx);
         if self.members.contains(author) {
             let bit = self.reach_bit(author);
@@ -129,7 +133,7 @@ impl<O: Op> LaneDag<O> {
             let (dot, lamport) = if let Some(&idx) = self.by_id.get(parent) {
                 parent_slots.push(idx);
                 let slot = self.slot(idx);
-                (slot.lane.dot(), slot.lane.lamport)
+                (slot.dot(), slot.lamport)
             } else {
                 let tip = self.pruned_refs.get(parent).expect("admit is called only when every parent is held");
                 (Dot { author: tip.author, seq: tip.seq }, tip.lamport)

@@ -24,6 +24,7 @@
 //! `reach` the per-lane "reached by member" bits behind causal stability.
 
 mod admit;
+mod arena;
 mod ids;
 mod pending;
 mod pool;
@@ -58,6 +59,9 @@ fn slot_idx(position: usize) -> SlotIdx {
 /// A lane's position key in the canonical order.
 pub type OrderKey = (u64, NodeId, LaneId);
 
+/// Lanes a walk in canonical order loads together (see [`LaneDag::load_ahead`]).
+pub(crate) const LOAD_AHEAD: usize = 16;
+
 /// Most fork proofs kept; later ones are counted but not stored.
 pub const MAX_FORK_PROOFS: usize = 64;
 
@@ -65,6 +69,12 @@ pub const MAX_FORK_PROOFS: usize = 64;
 #[derive(Clone, Debug)]
 pub(crate) struct Slot<O> {
     pub(crate) id: LaneId,
+    /// The lane's author, seq and Lamport stamp, copied from it: order
+    /// keys and tips are read from the arena without a visit to the lane
+    /// (a cache miss each when the history is large).
+    pub(crate) author: NodeId,
+    pub(crate) seq: u64,
+    pub(crate) lamport: u64,
     /// Immutable, so shared with other replicas through a [`LanePool`].
     pub(crate) lane: Arc<Lane<O>>,
     /// Admitted parents (tips of the pruned prefix are not listed).
@@ -76,6 +86,18 @@ pub(crate) struct Slot<O> {
     reached: Box<[u64]>,
     /// How many bits of `reached` are set.
     pub(crate) reached_count: u32,
+}
+
+impl<O> Slot<O> {
+    /// The lane as a tip: author, seq, Lamport stamp and id.
+    pub(crate) fn tip(&self) -> Tip {
+        Tip { author: self.author, seq: self.seq, lamport: self.lamport, id: self.id }
+    }
+
+    /// The lane's (author, seq).
+    pub(crate) fn dot(&self) -> Dot {
+        Dot { author: self.author, seq: self.seq }
+    }
 }
 
 /// Evidence that an author signed two different lanes with one seq.
@@ -118,7 +140,7 @@ impl Chain {
 /// The lane DAG of one replica.
 #[derive(Clone, Debug)]
 pub struct LaneDag<O> {
-    slots: Vec<Option<Box<Slot<O>>>>,
+    slots: arena::Arena<O>,
     by_id: IdMap<SlotIdx>,
     chains: BTreeMap<NodeId, Chain>,
     heads: BTreeSet<LaneId>,
@@ -166,7 +188,7 @@ impl<O: Op> LaneDag<O> {
         bugs: Bugs,
     ) -> Self {
         Self {
-            slots: Vec::new(),
+            slots: arena::Arena::new(),
             by_id: IdMap::with_hasher(id_hash_key),
             chains: BTreeMap::new(),
             heads: BTreeSet::new(),
@@ -192,7 +214,7 @@ impl<O: Op> LaneDag<O> {
 
     /// Shares admitted lanes, those held now and those to come, through `pool`.
     pub(crate) fn share_lanes(&mut self, pool: &LanePool<O>) {
-        for slot in self.slots.iter_mut().flatten() {
+        for slot in self.slots.iter_mut() {
             slot.lane = pool.share_held(slot.id, &slot.lane);
         }
         self.pool = Some(pool.clone());
@@ -216,12 +238,29 @@ impl<O: Op> LaneDag<O> {
     /// The slot at `idx`. Panics if it was pruned: callers only pass indices
     /// taken from the order or the chains, which drop pruned lanes first.
     pub(crate) fn slot(&self, idx: SlotIdx) -> &Slot<O> {
-        self.slots[idx as usize].as_deref().expect("order and chains only hold live slots")
+        self.slots.get(idx).expect("order and chains only hold live slots")
+    }
+
+    /// Called by a walk over `lanes` (live slots) before it visits position
+    /// `at`: every [`LOAD_AHEAD`] positions, loads the bodies of the next
+    /// [`LOAD_AHEAD`] lanes (each lane, its first op and its admitted
+    /// parents). Those loads do not depend on one another, so the cache
+    /// misses of a burst overlap instead of stalling the walk once per
+    /// lane: lanes live apart from the arena (shared through the pool), and
+    /// with a large history each is a miss.
+    pub(crate) fn load_ahead(&self, lanes: &[SlotIdx], at: usize) {
+        if !at.is_multiple_of(LOAD_AHEAD) {
+            return;
+        }
+        for &idx in lanes.iter().skip(at).take(LOAD_AHEAD) {
+            let slot = self.slot(idx);
+            std::hint::black_box((slot.lane.ops.first().map(std::mem::discriminant), slot.parent_slots.first()));
+        }
     }
 
     /// The slot at `idx`, if it was not pruned.
     pub(crate) fn try_slot(&self, idx: SlotIdx) -> Option<&Slot<O>> {
-        self.slots.get(idx as usize).and_then(|slot| slot.as_deref())
+        self.slots.get(idx)
     }
 
     /// The admitted lane with this id.
@@ -259,7 +298,7 @@ impl<O: Op> LaneDag<O> {
         let chain = self.chains.get(&author)?;
         if let Some(&idx) = chain.slots.back() {
             let slot = self.slot(idx);
-            return Some((slot.lane.seq, slot.id, slot.lane.lamport));
+            return Some((slot.seq, slot.id, slot.lamport));
         }
         self.pruned_tips.get(&author).map(|tip| (tip.seq, tip.id, tip.lamport))
     }
@@ -310,10 +349,6 @@ impl<O: Op> LaneDag<O> {
         debug_assert!(Some(key) >= self.stable_key, "the stable point never moves back");
         self.stable_key = Some(key);
     }
-}
-
-fn tip_of<O>(slot: &Slot<O>) -> Tip {
-    Tip { author: slot.lane.author, seq: slot.lane.seq, lamport: slot.lane.lamport, id: slot.id }
 }
 
 enum Existing {

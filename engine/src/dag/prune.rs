@@ -2,7 +2,7 @@
 //! [`Tip`] for every pruned lane a held or future lane may still name, and
 //! the boundary a snapshot carries.
 
-use super::{LaneDag, SlotIdx, tip_of};
+use super::{LaneDag, SlotIdx};
 use crate::hash::LaneId;
 use crate::lane::{Dot, NodeId, Op};
 use crate::snapshot::Tip;
@@ -15,13 +15,13 @@ impl<O: Op> LaneDag<O> {
     pub(crate) fn prune(&mut self, pruned: &[SlotIdx], tips: &[Tip]) {
         let mut removed = BTreeMap::new();
         for &idx in pruned {
-            let slot = self.slots[idx as usize].take().expect("only live slots are pruned");
+            let slot = self.slots.take(idx).expect("only live slots are pruned");
             self.by_id.remove(&slot.id);
-            let chain = self.chains.get_mut(&slot.lane.author).expect("an admitted lane has a chain");
+            let chain = self.chains.get_mut(&slot.author).expect("an admitted lane has a chain");
             let front = chain.slots.pop_front();
             assert_eq!(front, Some(idx), "a pruned prefix is causally closed, so it takes chain fronts");
-            chain.pruned_seq = slot.lane.seq;
-            removed.insert(slot.id, tip_of(&slot));
+            chain.pruned_seq = slot.seq;
+            removed.insert(slot.id, slot.tip());
         }
         self.rebuild_refs(tips, &[], &removed);
     }
@@ -35,16 +35,16 @@ impl<O: Op> LaneDag<O> {
         for (author, chain) in &mut self.chains {
             let cover = covered_seq.get(author).copied().unwrap_or(0);
             while let Some(&idx) = chain.slots.front() {
-                let slot = self.slots[idx as usize].as_deref().expect("chains hold live slots");
-                if slot.lane.seq > cover {
+                let slot = self.slots.get(idx).expect("chains hold live slots");
+                if slot.seq > cover {
                     break;
                 }
                 let id = slot.id;
-                removed.insert(id, tip_of(slot));
+                removed.insert(id, slot.tip());
                 chain.slots.pop_front();
                 self.by_id.remove(&id);
                 self.heads.remove(&id);
-                self.slots[idx as usize] = None;
+                self.slots.take(idx);
             }
             chain.pruned_seq = chain.pruned_seq.max(cover);
         }
@@ -65,7 +65,7 @@ impl<O: Op> LaneDag<O> {
         let mut refs: BTreeMap<LaneId, Tip> = tips.iter().chain(boundary).map(|tip| (tip.id, *tip)).collect();
         // Pending lanes were parked counting their held parents as present,
         // so those parents stay named too (the map is sorted: no order leaks).
-        let admitted = self.slots.iter().flatten().map(|slot| &slot.lane.parents);
+        let admitted = self.slots.iter().map(|slot| &slot.lane.parents);
         let pending = self.pending.values().map(|pending| &pending.lane.parents);
         for parent in admitted.chain(pending).flatten() {
             if let Some(tip) = removed.get(parent).or_else(|| self.pruned_refs.get(parent)) {
@@ -85,7 +85,7 @@ impl<O: Op> LaneDag<O> {
     fn recompute_heads(&mut self, tips: &[Tip]) {
         let mut heads: BTreeSet<LaneId> = self.by_id.keys().copied().collect();
         heads.extend(tips.iter().map(|tip| tip.id));
-        for slot in self.slots.iter().flatten() {
+        for slot in self.slots.iter() {
             for parent in &slot.lane.parents {
                 heads.remove(parent);
             }

@@ -24,7 +24,7 @@ impl<O: Op> LaneDag<O> {
         let mut stack = std::mem::take(&mut self.mark_stack);
         stack.push(from);
         while let Some(idx) = stack.pop() {
-            let Some(slot) = self.slots.get_mut(idx as usize).and_then(|slot| slot.as_deref_mut()) else { continue };
+            let Some(slot) = self.slots.get_mut(idx) else { continue };
             if slot.reached.get(word).is_some_and(|held| held & bit != 0) {
                 continue;
             }

@@ -181,7 +181,7 @@ impl<L: Law> Replica<L> {
 
     pub(super) fn lamport_of(&self, id: &LaneId) -> u64 {
         match self.dag.get(id) {
-            Some(slot) => slot.lane.lamport,
+            Some(slot) => slot.lamport,
             None => self.dag.pruned_ref(id).map_or(0, |tip| tip.lamport),
         }
     }

@@ -41,8 +41,8 @@ impl<L: Law> Replica<L> {
         let last = last_key(&header.tips);
         for &idx in &self.order {
             let slot = self.dag.slot(idx);
-            let is_covered = covered.get(&slot.lane.author).is_some_and(|seq| slot.lane.seq <= *seq);
-            if !is_covered && Some((slot.lane.lamport, slot.lane.author, slot.id)) <= last {
+            let is_covered = covered.get(&slot.author).is_some_and(|seq| slot.seq <= *seq);
+            if !is_covered && Some((slot.lamport, slot.author, slot.id)) <= last {
                 return Err(SnapshotError::ContradictsHistory { lane_index: header.lane_index, lane: slot.id });
             }
         }

@@ -19,7 +19,7 @@ impl<L: Law> Replica<L> {
 
     /// [`Replica::key`] of a slot at hand.
     pub(super) fn key_of(&self, slot: &Slot<L::Op>) -> (u64, NodeId, LaneId) {
-        (slot.lane.lamport, self.config.bugs.tie_author(slot.lane.author), slot.id)
+        (slot.lamport, self.config.bugs.tie_author(slot.author), slot.id)
     }
 
     /// Merges newly admitted lanes into the canonical order and rewinds the

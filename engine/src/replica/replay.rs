@@ -38,8 +38,10 @@ impl<L: Law> Replica<L> {
         let Self { law, config, dag, order, state, chain, conflicts, .. } = self;
         let start = self.prune_index + self.applied as u64;
         let tip = self.prune_index + order.len() as u64;
+        let first = self.applied;
         let mut pushed = 0;
         while self.applied < order.len() {
+            dag.load_ahead(&order[first..], self.applied - first);
             let lane_index = self.prune_index + self.applied as u64 + 1;
             apply_lane(law, &config.bugs, dag.slot(order[self.applied]), lane_index, state, chain, conflicts);
             self.applied += 1;
@@ -121,13 +123,7 @@ pub(super) fn apply_lane<L: Law>(
     } else {
         hash::chain_step(chain, &slot.id)
     };
-    let context = LaneContext {
-        id: &slot.id,
-        author: slot.lane.author,
-        seq: slot.lane.seq,
-        lamport: slot.lane.lamport,
-        lane_index,
-    };
+    let context = LaneContext { id: &slot.id, author: slot.author, seq: slot.seq, lamport: slot.lamport, lane_index };
     for op in &slot.lane.ops {
         *conflicts += u64::from(law.apply_planted(state, &context, op, bugs).conflicts);
     }

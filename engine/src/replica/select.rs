@@ -88,7 +88,7 @@ impl<L: Law> Replica<L> {
         let dag = &self.dag;
         let true_key = |idx: SlotIdx| {
             let slot = dag.slot(idx);
-            (slot.lane.lamport, slot.lane.author, slot.id)
+            (slot.lamport, slot.author, slot.id)
         };
         // Every ordering (planted bugs included) sorts by lamport first, so
         // lanes below the floor's lamport are skipped by a binary search.

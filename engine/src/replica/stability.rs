@@ -6,7 +6,7 @@
 //! reaches the same prefix computes it.
 
 use super::{Event, Mark, Replica};
-use crate::dag::{OrderKey, Slot, SlotIdx};
+use crate::dag::{OrderKey, SlotIdx};
 use crate::lane::NodeId;
 use crate::law::Law;
 use crate::snapshot::{Snapshot, SnapshotHeader, Tip};
@@ -34,7 +34,7 @@ impl<L: Law> Replica<L> {
         for mark in marks {
             while position < mark.lane_index {
                 let slot = self.dag.slot(self.order[(position - self.prune_index) as usize]);
-                let tip = Tip { author: slot.lane.author, seq: slot.lane.seq, lamport: slot.lane.lamport, id: slot.id };
+                let tip = slot.tip();
                 self.stable_tips.insert(tip.author, tip);
                 position += 1;
             }
@@ -83,7 +83,9 @@ impl<L: Law> Replica<L> {
         // The marks whose prefix leaves the current lane out; the lanes come
         // in canonical order, so it only grows.
         let mut end = 0;
-        for &idx in &self.order[(first.lane_index - self.prune_index) as usize..] {
+        let walk = &self.order[(first.lane_index - self.prune_index) as usize..];
+        for (position, &idx) in walk.iter().enumerate() {
+            self.dag.load_ahead(walk, position);
             let child = self.dag.slot(idx);
             let child_key = self.key_of(child);
             while end < last_keys.len() && last_keys[end] < child_key {
@@ -94,7 +96,7 @@ impl<L: Law> Replica<L> {
                 // predecessor, whose successor is the lane itself; and with
                 // no mark between the parent and this lane (most parents are
                 // a few lanes back) there is nothing to add.
-                if end == 0 || tip.author == child.lane.author || key.is_some_and(|key| key > last_keys[end - 1]) {
+                if end == 0 || tip.author == child.author || key.is_some_and(|key| key > last_keys[end - 1]) {
                     return;
                 }
                 // A pruned parent is inside every prefix.
@@ -117,14 +119,14 @@ impl<L: Law> Replica<L> {
                     break;
                 }
                 match self.dag.try_slot(parent) {
-                    Some(slot) => consider(tip_of(slot), Some(self.key_of(slot))),
+                    Some(slot) => consider(slot.tip(), Some(self.key_of(slot))),
                     None => pruned_parent = true,
                 }
             }
             if pruned_parent {
                 for parent in &child.lane.parents {
                     match (self.dag.get(parent), self.dag.pruned_ref(parent)) {
-                        (Some(slot), _) => consider(tip_of(slot), Some(self.key_of(slot))),
+                        (Some(slot), _) => consider(slot.tip(), Some(self.key_of(slot))),
                         (None, Some(tip)) => consider(*tip, None),
                         (None, None) => {}
                     }
@@ -183,8 +185,4 @@ impl<L: Law> Replica<L> {
         self.metrics.lanes_pruned += count as u64;
         self.events.push_back(Event::Pruned { lane_index: base, lanes: count as u64 });
     }
-}
-
-fn tip_of<O>(slot: &Slot<O>) -> Tip {
-    Tip { author: slot.lane.author, seq: slot.lane.seq, lamport: slot.lane.lamport, id: slot.id }
 }
