@@ -77,9 +77,7 @@ impl<O> Arena<O> {
     /// drops it once it is at least half the array: each position is passed
     /// once and moved O(1) times on average.
     fn drop_pruned_front(&mut self) {
-        while self.slots.get(self.pruned_front).is_some_and(Option::is_none) {
-            self.pruned_front += 1;
-        }
+        self.pruned_front += self.slots[self.pruned_front..].iter().take_while(|slot| slot.is_none()).count();
         if self.pruned_front * 2 >= self.slots.len() {
             self.slots.drain(..self.pruned_front);
             self.base += super::slot_idx(self.pruned_front);
@@ -121,12 +119,14 @@ mod tests {
         let mut arena = Arena::new();
         let indices: Vec<_> = (0..100).map(|n| arena.push(slot(n))).collect();
         assert_eq!(indices, (0..100).collect::<Vec<_>>());
-        // Out of order, as a stable prefix in canonical order may be: a hole
-        // in the middle first, then the front up to it.
-        for idx in (40..60).chain(0..40) {
+        // Out of order, as a stable prefix in canonical order may be: the
+        // slots behind the front first, while the front stays live.
+        for idx in 1..60 {
             assert_eq!(arena.take(idx).map(|slot| slot.id), Some(LaneId([idx as u8; 32])));
         }
-        assert!(arena.span() <= 40, "the pruned run of 60 is dropped: {} positions left", arena.span());
+        assert_eq!(arena.span(), 100, "nothing is dropped while the front is live");
+        assert_eq!(arena.take(0).map(|slot| slot.id), Some(LaneId([0; 32])));
+        assert_eq!(arena.span(), 40, "taking the front drops the whole pruned run of 60");
         for idx in 0..60 {
             assert!(arena.get(idx).is_none(), "pruned slot {idx} is gone");
             assert!(arena.take(idx).is_none(), "a pruned slot is taken once");

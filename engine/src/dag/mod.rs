@@ -241,18 +241,19 @@ impl<O: Op> LaneDag<O> {
         self.slots.get(idx).expect("order and chains only hold live slots")
     }
 
-    /// Called by a walk over `lanes` (live slots) before it visits position
-    /// `at`: every [`LOAD_AHEAD`] positions, loads the bodies of the next
-    /// [`LOAD_AHEAD`] lanes (each lane, its first op and its admitted
+    /// Called by a walk over `order[start..]` (live slots) before it visits
+    /// `order[at]`: every [`LOAD_AHEAD`] lanes of the walk, loads the bodies
+    /// of the next [`LOAD_AHEAD`] (each lane, its first op and its admitted
     /// parents). Those loads do not depend on one another, so the cache
     /// misses of a burst overlap instead of stalling the walk once per
     /// lane: lanes live apart from the arena (shared through the pool), and
-    /// with a large history each is a miss.
-    pub(crate) fn load_ahead(&self, lanes: &[SlotIdx], at: usize) {
-        if !at.is_multiple_of(LOAD_AHEAD) {
+    /// with a large history each is a miss. A hint only: what the walk
+    /// computes does not depend on it.
+    pub(crate) fn load_ahead(&self, order: &[SlotIdx], start: usize, at: usize) {
+        if !at.saturating_sub(start).is_multiple_of(LOAD_AHEAD) {
             return;
         }
-        for &idx in lanes.iter().skip(at).take(LOAD_AHEAD) {
+        for &idx in order.iter().skip(at).take(LOAD_AHEAD) {
             let slot = self.slot(idx);
             std::hint::black_box((slot.lane.ops.first().map(std::mem::discriminant), slot.parent_slots.first()));
         }

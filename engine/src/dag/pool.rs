@@ -124,4 +124,21 @@ mod tests {
         let shared = pool.share_held(lane(1).id(), &mine);
         assert_eq!(*shared, lane(1));
     }
+
+    #[test]
+    fn lanes_held_before_a_replica_joins_the_pool_are_shared_too() {
+        use crate::{Replica, ReplicaConfig, World};
+        let members = [NodeId(0), NodeId(1)];
+        let mut early = Replica::new(World, ReplicaConfig::new(NodeId(0), members));
+        let (id, body) = early.create_lane(vec![WorldOp::Add { key: 1, delta: 2 }]).expect("a valid lane");
+        let pool = LanePool::new();
+        early.share_lanes(&pool);
+        assert_eq!(pool.live_lanes(), 1, "the held lane joined the pool");
+        let mut late = Replica::new(World, ReplicaConfig::new(NodeId(1), members));
+        late.share_lanes(&pool);
+        late.insert(body).expect("the same lane");
+        let (a, b) = (early.lane(&id).expect("held"), late.lane(&id).expect("held"));
+        assert!(std::ptr::eq(a, b), "both replicas hold one body");
+        assert_eq!(pool.live_lanes(), 1);
+    }
 }

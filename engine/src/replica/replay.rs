@@ -41,7 +41,7 @@ impl<L: Law> Replica<L> {
         let first = self.applied;
         let mut pushed = 0;
         while self.applied < order.len() {
-            dag.load_ahead(&order[first..], self.applied - first);
+            dag.load_ahead(order, first, self.applied);
             let lane_index = self.prune_index + self.applied as u64 + 1;
             apply_lane(law, &config.bugs, dag.slot(order[self.applied]), lane_index, state, chain, conflicts);
             self.applied += 1;

@@ -367,3 +367,42 @@ fn a_decoded_header_keeps_its_boundary_in_canonical_order() {
     let decoded = scx_engine::SnapshotHeader::decode(&mut scx_engine::codec::Reader::new(&bytes)).unwrap();
     assert_eq!(decoded, header);
 }
+
+#[test]
+fn installing_over_held_lanes_drops_the_covered_bodies_keeps_the_rest_and_recomputes_the_heads() {
+    // A replica holding the first quarter of a history installs the stable
+    // snapshot of a peer that holds the first half: the lanes the snapshot
+    // covers (those at or below its tips) leave the DAG as pruned
+    // references, the others stay with their bodies, and the heads are the
+    // frontier of what remains (held lanes and tips that no held lane names).
+    let mut tips_held_before = 0;
+    for seed in 0..8u64 {
+        let authors = 3;
+        let lanes = history(seed, authors, 400);
+        let (half, _) = replay(0, authors, &lanes[..lanes.len() / 2]);
+        let snapshot = half.snapshot_transfer().clone();
+        let quarter = &lanes[..lanes.len() / 4];
+        let mut restored = crate::support::replica(1, authors);
+        for lane in quarter {
+            restored.insert(lane.clone()).expect("an honest prefix");
+        }
+        let tips = &snapshot.header.tips;
+        tips_held_before += tips.iter().filter(|tip| restored.lane(&tip.id).is_some()).count();
+        assert_eq!(restored.install_snapshot(&snapshot), Ok(true), "seed {seed}: the snapshot is newer");
+        for lane in quarter {
+            let covered = tips.iter().any(|tip| tip.author == lane.author && lane.seq <= tip.seq);
+            let id = lane.id();
+            assert_eq!(restored.lane(&id).is_some(), !covered, "seed {seed}: lane {:?}/{}", lane.author, lane.seq);
+            assert!(restored.holds(&id) || !tips.iter().any(|tip| tip.id == id), "seed {seed}: a tip stays named");
+        }
+        let held: Vec<(scx_engine::LaneId, Vec<scx_engine::LaneId>)> =
+            restored.canonical_lanes().map(|(id, lane)| (id, lane.parents.clone())).collect();
+        let mut frontier: std::collections::BTreeSet<scx_engine::LaneId> =
+            held.iter().map(|(id, _)| *id).chain(tips.iter().map(|tip| tip.id)).collect();
+        for parent in held.iter().flat_map(|(_, parents)| parents) {
+            frontier.remove(parent);
+        }
+        assert_eq!(restored.heads(), &frontier, "seed {seed}: the heads after the install");
+    }
+    assert!(tips_held_before > 0, "some snapshot tip was a held lane before its install");
+}
