@@ -18,7 +18,8 @@
 //!   the second is kept as evidence, never silently dropped or merged.
 
 //!
-//! Layout: this file holds the types and the getters; `admit` the checks a
+//! Layout: this file holds the types and the getters; `arena` the slots,
+//! stored inline in admission order; `admit` the checks a
 //! lane passes on its way in, `pending` the lanes that wait for ancestry and
 //! their release, `prune` pruning, snapshot cover and the boundary, and
 //! `reach` the per-lane "reached by member" bits behind causal stability.
