@@ -15,6 +15,9 @@ use crate::law::ModelState;
 use scx_engine::{ChainHash, LaneId, NodeId, StateDigest};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A replay's fold so far: state, chain hash, conflicts.
+type Folded = (ModelState, ChainHash, u64);
+
 /// The result of replaying a lane set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replayed {
@@ -54,21 +57,47 @@ impl Model {
     /// the order, because Kahn's choice among the prefix's ready lanes is the
     /// choice it made among all the set's (the smallest ready key).
     pub fn replay_prefix(&self, set: &BTreeSet<LaneId>, len: usize) -> Result<Option<Replayed>, ModelError> {
+        self.replay_prefix_from(set, len, None)
+    }
+
+    /// [`Model::replay_prefix`], continuing `earlier` (a replay this model
+    /// made) instead of starting from the genesis when `earlier`'s order is
+    /// the first lanes of the new prefix, compared lane by lane. A replay is
+    /// a fold along the order, so the fold of those lanes is `earlier`'s
+    /// state, chain hash and conflicts, and only the lanes after them are
+    /// applied. Any other `earlier` is ignored. The result is the same
+    /// either way (a unit test holds the two equal).
+    pub fn replay_prefix_from(
+        &self,
+        set: &BTreeSet<LaneId>,
+        len: usize,
+        earlier: Option<&Replayed>,
+    ) -> Result<Option<Replayed>, ModelError> {
         self.check_closed(set)?;
         let mut order = self.canonical_order(set);
         if len > order.len() {
             return Ok(None);
         }
         order.truncate(len);
-        Ok(Some(self.replay_in_order(order)))
+        let replayed = match earlier.filter(|earlier| order.starts_with(&earlier.order)) {
+            Some(earlier) => {
+                let folded = (earlier.state.clone(), earlier.chain_hash, earlier.conflicts);
+                self.replay_on(order, earlier.order.len(), folded)
+            }
+            None => self.replay_in_order(order),
+        };
+        Ok(Some(replayed))
     }
 
     /// Applies `order`, a canonical order of valid lanes, from the genesis.
     fn replay_in_order(&self, order: Vec<LaneId>) -> Replayed {
-        let mut state = ModelState::default();
-        let mut chain_hash = GENESIS_CHAIN;
-        let mut conflicts = 0;
-        for id in &order {
+        self.replay_on(order, 0, (ModelState::default(), GENESIS_CHAIN, 0))
+    }
+
+    /// Applies `order[from..]` to the fold of its first `from` lanes.
+    fn replay_on(&self, order: Vec<LaneId>, from: usize, folded: Folded) -> Replayed {
+        let (mut state, mut chain_hash, mut conflicts) = folded;
+        for id in &order[from..] {
             let lane = &self.lanes[id];
             conflicts += state.apply_ops(lane.dot(), &lane.ops);
             chain_hash = chain_next(&chain_hash, id);
