@@ -7,6 +7,7 @@
 //! which does not complete the peer's transfer carries no lanes (they
 //! would only wait for the snapshot) and says `more`.
 
+use super::batch::{BatchWriter, EMPTY_BATCH};
 use super::events::SyncEvent;
 use super::session::Syncer;
 use super::summary::{MAX_SUMMARY_HEADS, StatedIn};
@@ -41,13 +42,14 @@ impl Syncer {
             Summary::Exact(entries) => {
                 let forks = self.detect_forks((peer, session), replica, entries);
                 let source = SnapshotSource { offers: &mut self.offers, chunk_bytes: self.chunk_bytes, want };
-                let (delta, refused) = build_delta(replica, (entries, our_hello), &forks, source, self.bugs);
+                let (delta, refused) =
+                    build_delta(replica, (entries, our_hello), &forks, source, (&mut self.batch, self.bugs));
                 if let Some(error) = refused {
                     self.events.push_back(SyncEvent::Diverged { peer, error });
                 }
                 delta
             }
-            Summary::Compact(compact) => build_delta_compact(replica, compact, stated_in, self.bugs),
+            Summary::Compact(compact) => build_delta_compact(replica, compact, stated_in, (&mut self.batch, self.bugs)),
         }
     }
 }
@@ -74,7 +76,7 @@ pub(super) fn build_delta_compact<L: Law>(
     replica: &mut Replica<L>,
     theirs: &CompactSummary,
     stated_in: StatedIn<'_>,
-    bugs: Bugs,
+    (writer, bugs): (&mut BatchWriter, Bugs),
 ) -> Delta {
     let (heads, heads_complete) = match stated_in {
         StatedIn::Hello => (theirs.heads.clone(), false),
@@ -87,7 +89,7 @@ pub(super) fn build_delta_compact<L: Law>(
         }
     };
     let lanes = replica.lanes_unknown_to(theirs.stable_key, &heads, heads_complete, |id| theirs.bloom.may_contain(id));
-    let (batch, count, more) = write_batch(&lanes, bugs);
+    let (batch, count, more) = write_batch(writer, &lanes, bugs);
     // `write_batch` writes a prefix of the lanes.
     let mut carried: Vec<LaneId> = lanes.iter().take(count as usize).map(|(_, id, _)| *id).collect();
     carried.sort_unstable();
@@ -107,6 +109,7 @@ pub(super) fn supply<L: Law>(
     replica: &mut Replica<L>,
     need: &[LaneId],
     theirs: Option<&CompactSummary>,
+    writer: &mut BatchWriter,
 ) -> (Vec<u8>, u64) {
     let floor = theirs.and_then(|summary| summary.stable_key);
     let mut chosen: BTreeSet<LaneId> = BTreeSet::new();
@@ -124,7 +127,7 @@ pub(super) fn supply<L: Law>(
         .filter_map(|id| replica.lane(id).map(|lane| ((lane.lamport, lane.author, *id), *id, lane)))
         .collect();
     lanes.sort_unstable_by_key(|entry| entry.0);
-    let (batch, count, _) = write_batch(&lanes, Bugs::NONE);
+    let (batch, count, _) = write_batch(writer, &lanes, Bugs::NONE);
     (batch, count)
 }
 
@@ -155,7 +158,7 @@ pub(super) fn build_delta<L: Law>(
     (theirs, unnamed): (&[SummaryEntry], &[SummaryEntry]),
     forks: &[(NodeId, u64)],
     source: SnapshotSource<'_>,
-    bugs: Bugs,
+    (writer, bugs): (&mut BatchWriter, Bugs),
 ) -> (Delta, Option<SnapshotError>) {
     let mut their_seq: BTreeMap<NodeId, u64> = unnamed.iter().map(|entry| (entry.author, entry.seq)).collect();
     their_seq.extend(theirs.iter().map(|entry| (entry.author, entry.seq)));
@@ -172,11 +175,11 @@ pub(super) fn build_delta<L: Law>(
             Ok(offer) => offer,
             // Lanes above the prune point still go; the peer cannot use
             // them until it gets a snapshot from someone.
-            Err(error) => return (lanes_above(replica, &held, &floor, forks, bugs), Some(error)),
+            Err(error) => return (lanes_above(replica, (&held, &floor), forks, (writer, bugs)), Some(error)),
         };
         let (part, completes) = part_for(latest, offer, offer_bytes, source.want);
         if !completes {
-            let lanes = super::batch::BatchWriter::new().finish();
+            let lanes = EMPTY_BATCH.to_vec();
             return (Delta { snapshot: Some(part), lanes, count: 0, more: true, carried: Vec::new() }, None);
         }
         for tip in &latest.header.tips {
@@ -185,7 +188,7 @@ pub(super) fn build_delta<L: Law>(
         }
         snapshot = Some(part);
     }
-    let delta = lanes_above(replica, &held, &floor, forks, bugs);
+    let delta = lanes_above(replica, (&held, &floor), forks, (writer, bugs));
     (Delta { snapshot, ..delta }, None)
 }
 
@@ -193,10 +196,9 @@ pub(super) fn build_delta<L: Law>(
 /// canonical order as one batch.
 fn lanes_above<L: Law>(
     replica: &Replica<L>,
-    held: &BTreeMap<NodeId, u64>,
-    floor: &BTreeMap<NodeId, u64>,
+    (held, floor): (&BTreeMap<NodeId, u64>, &BTreeMap<NodeId, u64>),
     forks: &[(NodeId, u64)],
-    bugs: Bugs,
+    (writer, bugs): (&mut BatchWriter, Bugs),
 ) -> Delta {
     let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = Vec::new();
     for (author, seq) in held {
@@ -214,15 +216,19 @@ fn lanes_above<L: Law>(
         }
     }
     keyed.sort_unstable_by_key(|entry| entry.0);
-    let (lanes, count, more) = write_batch(&keyed, bugs);
+    let (lanes, count, more) = write_batch(writer, &keyed, bugs);
     Delta { snapshot: None, lanes, count, more, carried: Vec::new() }
 }
 
-/// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`];
+/// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`],
+/// with `writer` (the syncer's, reused: it is empty between batches);
 /// returns the batch, how many lanes it holds, and whether some did not fit.
-fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs: Bugs) -> (Vec<u8>, u64, bool) {
+fn write_batch<O: crate::Op>(
+    writer: &mut BatchWriter,
+    lanes: &[(OrderKey, LaneId, &crate::Lane<O>)],
+    bugs: Bugs,
+) -> (Vec<u8>, u64, bool) {
     let lanes = &lanes[..bugs.delta_candidates(lanes.len())];
-    let mut writer = super::batch::BatchWriter::new();
     let mut take = lanes.len();
     for (index, (_, id, lane)) in lanes.iter().enumerate() {
         if !writer.push_within(*id, lane, MAX_BATCH_BYTES) {
@@ -233,5 +239,5 @@ fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs
     debug_assert!(writer.len() <= MAX_BATCH_BYTES, "a batch never exceeds its limit");
     let more = take < lanes.len();
     let count = writer.count();
-    (writer.finish(), count, more)
+    (writer.take(), count, more)
 }

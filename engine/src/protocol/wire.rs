@@ -363,7 +363,7 @@ impl Parts {
 /// The bytes a lane batch takes in a message (its length prefix and its
 /// bytes), or 0 for a batch without lanes, which only frames the message.
 pub(super) fn lane_batch_bytes(batch: &[u8]) -> u64 {
-    if batch == super::batch::BatchWriter::new().finish().as_slice() {
+    if batch == super::batch::EMPTY_BATCH {
         return 0;
     }
     serialized_bytes(batch)
