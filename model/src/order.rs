@@ -12,8 +12,9 @@ use crate::error::ModelError;
 use crate::hash::{GENESIS_CHAIN, chain_next};
 use crate::history::{Model, OrderKey};
 use crate::law::ModelState;
-use scx_engine::{ChainHash, LaneId, NodeId, StateDigest};
-use std::collections::{BTreeMap, BTreeSet};
+use scx_engine::{ChainHash, Lane, LaneId, NodeId, StateDigest, WorldOp};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// A replay's fold so far: state, chain hash, conflicts.
 type Folded = (ModelState, ChainHash, u64);
@@ -126,26 +127,43 @@ impl Model {
     }
 
     /// Kahn's topological sort, smallest order key first among ready lanes.
+    /// The set's lanes are numbered by their place in `set` (ascending ids),
+    /// so the counts and child lists are vectors, not maps.
     fn canonical_order(&self, set: &BTreeSet<LaneId>) -> Vec<LaneId> {
-        let mut unplaced_parents: BTreeMap<LaneId, usize> = BTreeMap::new();
-        let mut children: BTreeMap<LaneId, Vec<LaneId>> = BTreeMap::new();
-        for id in set {
-            let parents = &self.lanes[id].parents;
-            unplaced_parents.insert(*id, parents.len());
-            for parent in parents {
-                children.entry(*parent).or_default().push(*id);
+        let ids: Vec<LaneId> = set.iter().copied().collect();
+        let lanes: Vec<&Lane<WorldOp>> = ids.iter().map(|id| &self.lanes[id]).collect();
+        let place = |id: &LaneId| ids.binary_search(id).expect("a closed set holds every parent");
+        let mut unplaced_parents: Vec<usize> = lanes.iter().map(|lane| lane.parents.len()).collect();
+        // Every lane's children in one list: lane `at`'s are
+        // `children[children_end[at]..children_end[at + 1]]`.
+        let mut children_end: Vec<usize> = vec![0; ids.len() + 1];
+        for lane in &lanes {
+            for parent in &lane.parents {
+                children_end[place(parent) + 1] += 1;
             }
         }
-        let mut ready: BTreeSet<OrderKey> =
-            unplaced_parents.iter().filter(|(_, count)| **count == 0).map(|(id, _)| self.order_key(id)).collect();
-        let mut order = Vec::with_capacity(set.len());
-        while let Some((_, _, id)) = ready.pop_first() {
+        for at in 1..children_end.len() {
+            children_end[at] += children_end[at - 1];
+        }
+        let mut filled = children_end.clone();
+        let mut children = vec![0; children_end[ids.len()]];
+        for (child, lane) in lanes.iter().enumerate() {
+            for parent in &lane.parents {
+                let parent = place(parent);
+                children[filled[parent]] = child;
+                filled[parent] += 1;
+            }
+        }
+        let ready_key = |at: usize| Reverse(((lanes[at].lamport, lanes[at].author, ids[at]), at));
+        let mut ready: BinaryHeap<Reverse<(OrderKey, usize)>> =
+            (0..ids.len()).filter(|at| unplaced_parents[*at] == 0).map(ready_key).collect();
+        let mut order = Vec::with_capacity(ids.len());
+        while let Some(Reverse(((_, _, id), at))) = ready.pop() {
             order.push(id);
-            for child in children.get(&id).into_iter().flatten() {
-                let count = unplaced_parents.get_mut(child).expect("children are members of the set");
-                *count -= 1;
-                if *count == 0 {
-                    ready.insert(self.order_key(child));
+            for child in &children[children_end[at]..children_end[at + 1]] {
+                unplaced_parents[*child] -= 1;
+                if unplaced_parents[*child] == 0 {
+                    ready.push(ready_key(*child));
                 }
             }
         }
