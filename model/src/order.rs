@@ -99,7 +99,7 @@ impl Model {
     fn replay_on(&self, order: Vec<LaneId>, from: usize, folded: Folded) -> Replayed {
         let (mut state, mut chain_hash, mut conflicts) = folded;
         for id in &order[from..] {
-            let lane = &self.lanes[id];
+            let lane = &self.lanes[id].lane;
             conflicts += state.apply_ops(lane.dot(), &lane.ops);
             chain_hash = chain_next(&chain_hash, id);
         }
@@ -116,10 +116,10 @@ impl Model {
     /// Every lane of `set` is valid and has its parents in `set`.
     fn check_closed(&self, set: &BTreeSet<LaneId>) -> Result<(), ModelError> {
         for id in set {
-            if !self.is_valid(id) {
+            let Some((lane, _)) = self.valid(id) else {
                 return Err(self.why_invalid(id));
-            }
-            if let Some(parent) = self.lanes[id].parents.iter().find(|parent| !set.contains(parent)) {
+            };
+            if let Some(parent) = lane.parents.iter().find(|parent| !set.contains(parent)) {
                 return Err(ModelError::NotClosed { lane: *id, parent: *parent });
             }
         }
@@ -131,7 +131,7 @@ impl Model {
     /// so the counts and child lists are vectors, not maps.
     fn canonical_order(&self, set: &BTreeSet<LaneId>) -> Vec<LaneId> {
         let ids: Vec<LaneId> = set.iter().copied().collect();
-        let lanes: Vec<&Lane<WorldOp>> = ids.iter().map(|id| &self.lanes[id]).collect();
+        let lanes: Vec<&Lane<WorldOp>> = ids.iter().map(|id| &self.lanes[id].lane).collect();
         let place = |id: &LaneId| ids.binary_search(id).expect("a closed set holds every parent");
         let mut unplaced_parents: Vec<usize> = lanes.iter().map(|lane| lane.parents.len()).collect();
         // Every lane's children in one list: lane `at`'s are
@@ -182,15 +182,15 @@ impl Model {
     pub fn first_unstable(&self, held: &BTreeSet<LaneId>, prefix: &BTreeSet<LaneId>) -> Option<(LaneId, NodeId)> {
         let mut heads = prefix.clone();
         for id in prefix {
-            for parent in self.lanes.get(id).map(|lane| lane.parents.as_slice()).unwrap_or_default() {
+            for parent in self.lane(id).map(|lane| lane.parents.as_slice()).unwrap_or_default() {
                 heads.remove(parent);
             }
         }
-        let floor = heads.iter().filter_map(|id| self.lanes.get(id)).map(|lane| lane.lamport).min()?;
+        let floor = heads.iter().filter_map(|id| self.lane(id)).map(|lane| lane.lamport).min()?;
         // Each member's lanes in `held`, found in one pass over it.
         let mut by_author: BTreeMap<NodeId, Vec<LaneId>> = BTreeMap::new();
         for id in held {
-            if let Some(lane) = self.lanes.get(id) {
+            if let Some(lane) = self.lane(id) {
                 by_author.entry(lane.author).or_default().push(*id);
             }
         }
@@ -198,7 +198,7 @@ impl Model {
             let mut reached = BTreeSet::new();
             let mut stack: Vec<LaneId> = by_author.remove(member).unwrap_or_default();
             while let Some(id) = stack.pop() {
-                let Some(lane) = self.lanes.get(&id) else { continue };
+                let Some(lane) = self.lane(&id) else { continue };
                 if lane.lamport < floor || !reached.insert(id) {
                     continue;
                 }
@@ -217,7 +217,7 @@ impl Model {
     pub fn stable(&self, held: &BTreeSet<LaneId>) -> Result<BTreeSet<LaneId>, ModelError> {
         let mut stable = self.closure(held.iter().copied())?;
         for member in &self.members {
-            let tips = held.iter().filter(|id| self.lanes[*id].author == *member).copied();
+            let tips = held.iter().filter(|id| self.lanes[*id].lane.author == *member).copied();
             let reached = self.closure(tips)?;
             stable.retain(|id| reached.contains(id));
         }
