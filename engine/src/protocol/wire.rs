@@ -442,8 +442,11 @@ pub const ENVELOPE_BYTES: usize = 5;
 pub fn encode(message: &Message) -> Result<Vec<u8>, WireError> {
     // postcard only fails on writer errors or unsupported serde types; a Vec
     // writer and these plain types have neither.
-    let mut datagram =
-        postcard::to_extend(message, vec![PROTOCOL_VERSION, 0, 0, 0, 0]).expect("messages are plain serde data");
+    // Sized first, so the datagram is written into one allocation instead
+    // of growing field by field.
+    let mut envelope = Vec::with_capacity(ENVELOPE_BYTES + serialized_bytes(message) as usize);
+    envelope.extend_from_slice(&[PROTOCOL_VERSION, 0, 0, 0, 0]);
+    let mut datagram = postcard::to_extend(message, envelope).expect("messages are plain serde data");
     if datagram.len() > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge { bytes: datagram.len() });
     }
