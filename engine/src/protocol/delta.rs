@@ -18,7 +18,7 @@ use crate::dag::OrderKey;
 use crate::hash::LaneId;
 use crate::lane::NodeId;
 use crate::law::Law;
-use crate::replica::Replica;
+use crate::replica::{LaneRef, Replica};
 use crate::snapshot::SnapshotError;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -163,33 +163,41 @@ pub(super) fn build_delta<L: Law>(
     let mut their_seq: BTreeMap<NodeId, u64> = unnamed.iter().map(|entry| (entry.author, entry.seq)).collect();
     their_seq.extend(theirs.iter().map(|entry| (entry.author, entry.seq)));
     let held = replica.version_vector();
-    let behind_prune = held.iter().any(|(author, seq)| {
-        let after = their_seq.get(author).copied().unwrap_or(0);
-        after < *seq && replica.lanes_after(*author, after).is_none()
-    });
-    let mut floor = their_seq.clone();
-    let mut snapshot = None;
-    if behind_prune {
-        let latest = replica.snapshot_transfer();
-        let (offer, offer_bytes) = match source.offers.offer(latest, source.chunk_bytes) {
-            Ok(offer) => offer,
-            // Lanes above the prune point still go; the peer cannot use
-            // them until it gets a snapshot from someone.
-            Err(error) => return (lanes_above(replica, (&held, &floor), forks, (writer, bugs)), Some(error)),
-        };
-        let (part, completes) = part_for(latest, offer, offer_bytes, source.want);
-        if !completes {
-            let lanes = EMPTY_BATCH.to_vec();
-            return (Delta { snapshot: Some(part), lanes, count: 0, more: true, carried: Vec::new() }, None);
-        }
-        for tip in &latest.header.tips {
-            let entry = floor.entry(tip.author).or_insert(0);
-            *entry = (*entry).max(tip.seq);
-        }
-        snapshot = Some(part);
+    // Each author's lanes above the peer's seq, `None` where some were
+    // pruned here; without such an author they are the delta's lanes.
+    let above: Vec<Option<Vec<LaneRef<'_, L::Op>>>> = held
+        .iter()
+        .map(|(author, seq)| (*author, *seq, their_seq.get(author).copied().unwrap_or(0)))
+        .filter(|(_, seq, after)| after < seq)
+        .map(|(author, _, after)| replica.lanes_after(author, after))
+        .collect();
+    let behind_prune = above.iter().any(Option::is_none);
+    if !behind_prune {
+        let lanes = above.into_iter().flatten().flatten();
+        return (batch_of(replica, lanes, forks, (writer, bugs)), None);
+    }
+    // Some lanes the peer lacks were pruned here: a part of the snapshot
+    // goes first, and the lanes above it once the part completes the
+    // peer's transfer.
+    let mut floor = their_seq;
+    let latest = replica.snapshot_transfer();
+    let (offer, offer_bytes) = match source.offers.offer(latest, source.chunk_bytes) {
+        Ok(offer) => offer,
+        // Lanes above the prune point still go; the peer cannot use
+        // them until it gets a snapshot from someone.
+        Err(error) => return (lanes_above(replica, (&held, &floor), forks, (writer, bugs)), Some(error)),
+    };
+    let (part, completes) = part_for(latest, offer, offer_bytes, source.want);
+    if !completes {
+        let lanes = EMPTY_BATCH.to_vec();
+        return (Delta { snapshot: Some(part), lanes, count: 0, more: true, carried: Vec::new() }, None);
+    }
+    for tip in &latest.header.tips {
+        let entry = floor.entry(tip.author).or_insert(0);
+        *entry = (*entry).max(tip.seq);
     }
     let delta = lanes_above(replica, (&held, &floor), forks, (writer, bugs));
-    (Delta { snapshot, ..delta }, None)
+    (Delta { snapshot: Some(part), ..delta }, None)
 }
 
 /// Each author's held lanes above `floor`, and the fork evidence, in
@@ -200,16 +208,24 @@ fn lanes_above<L: Law>(
     forks: &[(NodeId, u64)],
     (writer, bugs): (&mut BatchWriter, Bugs),
 ) -> Delta {
-    let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = Vec::new();
-    for (author, seq) in held {
+    let lanes = held.iter().flat_map(|(author, seq)| {
         let after = floor.get(author).copied().unwrap_or(0);
-        if after >= *seq {
-            continue;
-        }
-        for (id, lane) in replica.lanes_after(*author, after).unwrap_or_default() {
-            keyed.push(((lane.lamport, lane.author, id), id, lane));
-        }
-    }
+        let above = if after >= *seq { None } else { replica.lanes_after(*author, after) };
+        above.unwrap_or_default()
+    });
+    batch_of(replica, lanes, forks, (writer, bugs))
+}
+
+/// `lanes` (each author's, author by author) and the fork evidence, in
+/// canonical order as one batch.
+fn batch_of<'a, L: Law>(
+    replica: &'a Replica<L>,
+    lanes: impl Iterator<Item = LaneRef<'a, L::Op>>,
+    forks: &[(NodeId, u64)],
+    (writer, bugs): (&mut BatchWriter, Bugs),
+) -> Delta {
+    let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> =
+        lanes.map(|(id, lane)| ((lane.lamport, lane.author, id), id, lane)).collect();
     for (author, seq) in forks {
         if let Some(lane) = replica.lane_at(*author, *seq).and_then(|id| replica.lane(&id).map(|lane| (id, lane))) {
             keyed.push(((0, *author, LaneId::ZERO), lane.0, lane.1));
