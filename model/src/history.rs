@@ -32,12 +32,20 @@ enum Verdict {
     Refused(ModelError),
 }
 
+/// A lane the model has seen, with its verdict once its ancestry is known
+/// (one map for both: the questions about a lane ask for both).
+#[derive(Debug)]
+pub(crate) struct Seen {
+    pub(crate) lane: Lane<WorldOp>,
+    verdict: Option<Verdict>,
+}
+
 /// The reference model: every lane ever added, by id, and the members.
 #[derive(Debug, Default)]
 pub struct Model {
     pub(crate) members: BTreeSet<NodeId>,
-    pub(crate) lanes: BTreeMap<LaneId, Lane<WorldOp>>,
-    verdicts: BTreeMap<LaneId, Verdict>,
+    /// Every lane seen, with its verdict.
+    pub(crate) lanes: BTreeMap<LaneId, Seen>,
     /// Unknown or unsettled parent → lanes waiting for it.
     waiting: BTreeMap<LaneId, BTreeSet<LaneId>>,
     /// Every lane seen at each `(author, seq)`; two or more are a fork.
@@ -84,10 +92,10 @@ impl Model {
             if at_dot.len() > 1 {
                 self.forked_authors.insert(dot.author);
             }
-            self.lanes.insert(id, lane);
+            self.lanes.insert(id, Seen { lane, verdict: None });
             self.settle(id);
         }
-        match self.verdicts.get(&id) {
+        match self.verdict(&id) {
             Some(Verdict::Refused(error)) => Err(error.clone()),
             _ => Ok(id),
         }
@@ -95,12 +103,12 @@ impl Model {
 
     /// A lane the model has seen (valid, waiting or refused).
     pub fn lane(&self, id: &LaneId) -> Option<&Lane<WorldOp>> {
-        self.lanes.get(id)
+        self.lanes.get(id).map(|seen| &seen.lane)
     }
 
     /// Whether the lane is valid: known, with a known and valid ancestry.
     pub fn is_valid(&self, id: &LaneId) -> bool {
-        matches!(self.verdicts.get(id), Some(Verdict::Valid { .. }))
+        matches!(self.verdict(id), Some(Verdict::Valid { .. }))
     }
 
     /// Number of lanes seen.
@@ -118,21 +126,26 @@ impl Model {
     pub fn closure(&self, tips: impl IntoIterator<Item = LaneId>) -> Result<BTreeSet<LaneId>, ModelError> {
         let mut closure = BTreeSet::new();
         let mut stack: Vec<LaneId> = tips.into_iter().collect();
+        // Lanes of the closure with no verdict yet (waiting), counted as
+        // the walk meets them rather than looked up again at the end.
+        let mut waiting = 0;
         while let Some(id) = stack.pop() {
             if !closure.insert(id) {
                 continue;
             }
-            let Some(lane) = self.lanes.get(&id) else {
+            let Some(Seen { lane, verdict }) = self.lanes.get(&id) else {
                 return Err(ModelError::MissingLane { id });
             };
-            if let Some(Verdict::Refused(error)) = self.verdicts.get(&id) {
-                return Err(error.clone());
+            match verdict {
+                Some(Verdict::Refused(error)) => return Err(error.clone()),
+                Some(Verdict::Valid { .. }) => {}
+                None => waiting += 1,
             }
             // A waiting lane's parents are walked too: its missing ancestor
             // is an unknown lane further up, reported above.
             stack.extend(lane.parents.iter().copied());
         }
-        assert!(closure.iter().all(|id| self.is_valid(id)), "a known, unrefused, complete ancestry is valid");
+        assert_eq!(waiting, 0, "a known, unrefused, complete ancestry is valid");
         Ok(closure)
     }
 
@@ -146,7 +159,7 @@ impl Model {
         candidates.sort_unstable();
         let mut closed = BTreeSet::new();
         for (_, _, id) in candidates {
-            if self.lanes[&id].parents.iter().all(|parent| closed.contains(parent)) {
+            if self.lanes[&id].lane.parents.iter().all(|parent| closed.contains(parent)) {
                 closed.insert(id);
             }
         }
@@ -157,7 +170,7 @@ impl Model {
     pub fn frontier_of(&self, set: &BTreeSet<LaneId>) -> Frontier {
         let mut frontier = Frontier::new();
         for id in set {
-            let Some(lane) = self.lanes.get(id) else { continue };
+            let Some(lane) = self.lane(id) else { continue };
             let entry = frontier.entry(lane.author).or_insert((lane.seq, *id));
             *entry = (*entry).max((lane.seq, *id));
         }
@@ -166,16 +179,22 @@ impl Model {
 
     /// Order key of a known lane.
     pub(crate) fn order_key(&self, id: &LaneId) -> OrderKey {
-        let lane = &self.lanes[id];
+        let lane = &self.lanes[id].lane;
         (lane.lamport, lane.author, *id)
     }
 
-    /// Per author, the highest seq in a valid lane's ancestry.
-    pub(crate) fn horizon(&self, id: &LaneId) -> Option<&BTreeMap<NodeId, u64>> {
-        match self.verdicts.get(id) {
-            Some(Verdict::Valid { horizon }) => Some(horizon),
+    /// A valid lane and its horizon (per author, the highest seq in its
+    /// ancestry), in one lookup.
+    pub(crate) fn valid(&self, id: &LaneId) -> Option<(&Lane<WorldOp>, &BTreeMap<NodeId, u64>)> {
+        match self.lanes.get(id)? {
+            Seen { lane, verdict: Some(Verdict::Valid { horizon }) } => Some((lane, horizon)),
             _ => None,
         }
+    }
+
+    /// The verdict on a lane, if it was seen and its ancestry is known.
+    fn verdict(&self, id: &LaneId) -> Option<&Verdict> {
+        self.lanes.get(id).and_then(|seen| seen.verdict.as_ref())
     }
 
     /// The error that keeps `id` out of every valid set: unknown, refused,
@@ -191,7 +210,7 @@ impl Model {
     fn settle(&mut self, first: LaneId) {
         let mut queue = vec![first];
         while let Some(id) = queue.pop() {
-            if self.verdicts.contains_key(&id) {
+            if self.verdict(&id).is_some() {
                 continue;
             }
             let verdict = match self.judge(id) {
@@ -205,27 +224,27 @@ impl Model {
             };
             if let Verdict::Valid { .. } = verdict {
                 let key = self.order_key(&id);
-                let lane = &self.lanes[&id];
+                let lane = &self.lanes[&id].lane;
                 for op in &lane.ops {
                     let keyed = self.by_key.entry(op_key(op)).or_default().entry(key);
                     keyed.or_insert_with(|| KeyedOps { dot: lane.dot(), ops: Vec::new() }).ops.push(op.clone());
                 }
             }
-            self.verdicts.insert(id, verdict);
+            self.lanes.get_mut(&id).expect("a lane is seen before it is judged").verdict = Some(verdict);
             queue.extend(self.waiting.remove(&id).into_iter().flatten());
         }
     }
 
     /// The verdict on a known lane, or the parents that have none yet.
     fn judge(&self, id: LaneId) -> Result<Verdict, Vec<LaneId>> {
-        let lane = &self.lanes[&id];
+        let lane = &self.lanes[&id].lane;
         if let Err(rule) = check_shape(lane) {
             return Ok(Verdict::Refused(ModelError::Shape { id, rule }));
         }
         let mut unsettled = Vec::new();
         let mut parent_horizons = Vec::new();
         for parent in &lane.parents {
-            match self.verdicts.get(parent) {
+            match self.verdict(parent) {
                 None => unsettled.push(*parent),
                 Some(Verdict::Refused(_)) => {
                     return Ok(Verdict::Refused(ModelError::RefusedParent { id, parent: *parent }));
@@ -252,7 +271,7 @@ impl Model {
 
     /// The Lamport rule and the author-chain rule, given valid parents.
     fn check_ancestry(&self, id: LaneId, lane: &Lane<WorldOp>) -> Result<(), ModelError> {
-        let parents: Vec<&Lane<WorldOp>> = lane.parents.iter().map(|parent| &self.lanes[parent]).collect();
+        let parents: Vec<&Lane<WorldOp>> = lane.parents.iter().map(|parent| &self.lanes[parent].lane).collect();
         let largest = parents.iter().map(|parent| parent.lamport).max().unwrap_or(0);
         let Some(expected) = largest.checked_add(1) else {
             return Err(ModelError::Shape { id, rule: "a parent's lamport is u64::MAX, so no lane can follow it" });

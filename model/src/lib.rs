@@ -18,8 +18,11 @@
 //! with blake3 under the documented domain keys.
 //!
 //! Obviously correct beats fast: a replay starts from nothing every time.
-//! The one exception is [`Model::read`], which the simulator calls for every
-//! read, so it folds only the lanes of one key (see [`read`]).
+//! Two exceptions: [`Model::read`], which the simulator calls for every
+//! read, so it folds only the lanes of one key (see [`read`]), and
+//! [`Model::replay_prefix_from`], which continues one of its own earlier
+//! replays when that replay's order is, lane for lane, the first part of
+//! the new order (a replay is a fold along the order).
 //!
 //! Invariant: the model accepts only lanes that keep the rules of
 //! DESIGN.md §2 (stamps one more than the largest parent's, author chains

@@ -12,8 +12,12 @@ use crate::error::ModelError;
 use crate::hash::{GENESIS_CHAIN, chain_next};
 use crate::history::{Model, OrderKey};
 use crate::law::ModelState;
-use scx_engine::{ChainHash, LaneId, NodeId, StateDigest};
-use std::collections::{BTreeMap, BTreeSet};
+use scx_engine::{ChainHash, Lane, LaneId, NodeId, StateDigest, WorldOp};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// A replay's fold so far: state, chain hash, conflicts.
+type Folded = (ModelState, ChainHash, u64);
 
 /// The result of replaying a lane set.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,22 +58,48 @@ impl Model {
     /// the order, because Kahn's choice among the prefix's ready lanes is the
     /// choice it made among all the set's (the smallest ready key).
     pub fn replay_prefix(&self, set: &BTreeSet<LaneId>, len: usize) -> Result<Option<Replayed>, ModelError> {
+        self.replay_prefix_from(set, len, None)
+    }
+
+    /// [`Model::replay_prefix`], continuing `earlier` (a replay this model
+    /// made) instead of starting from the genesis when `earlier`'s order is
+    /// the first lanes of the new prefix, compared lane by lane. A replay is
+    /// a fold along the order, so the fold of those lanes is `earlier`'s
+    /// state, chain hash and conflicts, and only the lanes after them are
+    /// applied. Any other `earlier` is ignored. The result is the same
+    /// either way (a unit test holds the two equal).
+    pub fn replay_prefix_from(
+        &self,
+        set: &BTreeSet<LaneId>,
+        len: usize,
+        earlier: Option<&Replayed>,
+    ) -> Result<Option<Replayed>, ModelError> {
         self.check_closed(set)?;
         let mut order = self.canonical_order(set);
         if len > order.len() {
             return Ok(None);
         }
         order.truncate(len);
-        Ok(Some(self.replay_in_order(order)))
+        let replayed = match earlier.filter(|earlier| order.starts_with(&earlier.order)) {
+            Some(earlier) => {
+                let folded = (earlier.state.clone(), earlier.chain_hash, earlier.conflicts);
+                self.replay_on(order, earlier.order.len(), folded)
+            }
+            None => self.replay_in_order(order),
+        };
+        Ok(Some(replayed))
     }
 
     /// Applies `order`, a canonical order of valid lanes, from the genesis.
     fn replay_in_order(&self, order: Vec<LaneId>) -> Replayed {
-        let mut state = ModelState::default();
-        let mut chain_hash = GENESIS_CHAIN;
-        let mut conflicts = 0;
-        for id in &order {
-            let lane = &self.lanes[id];
+        self.replay_on(order, 0, (ModelState::default(), GENESIS_CHAIN, 0))
+    }
+
+    /// Applies `order[from..]` to the fold of its first `from` lanes.
+    fn replay_on(&self, order: Vec<LaneId>, from: usize, folded: Folded) -> Replayed {
+        let (mut state, mut chain_hash, mut conflicts) = folded;
+        for id in &order[from..] {
+            let lane = &self.lanes[id].lane;
             conflicts += state.apply_ops(lane.dot(), &lane.ops);
             chain_hash = chain_next(&chain_hash, id);
         }
@@ -86,10 +116,10 @@ impl Model {
     /// Every lane of `set` is valid and has its parents in `set`.
     fn check_closed(&self, set: &BTreeSet<LaneId>) -> Result<(), ModelError> {
         for id in set {
-            if !self.is_valid(id) {
+            let Some((lane, _)) = self.valid(id) else {
                 return Err(self.why_invalid(id));
-            }
-            if let Some(parent) = self.lanes[id].parents.iter().find(|parent| !set.contains(parent)) {
+            };
+            if let Some(parent) = lane.parents.iter().find(|parent| !set.contains(parent)) {
                 return Err(ModelError::NotClosed { lane: *id, parent: *parent });
             }
         }
@@ -97,26 +127,43 @@ impl Model {
     }
 
     /// Kahn's topological sort, smallest order key first among ready lanes.
+    /// The set's lanes are numbered by their place in `set` (ascending ids),
+    /// so the counts and child lists are vectors, not maps.
     fn canonical_order(&self, set: &BTreeSet<LaneId>) -> Vec<LaneId> {
-        let mut unplaced_parents: BTreeMap<LaneId, usize> = BTreeMap::new();
-        let mut children: BTreeMap<LaneId, Vec<LaneId>> = BTreeMap::new();
-        for id in set {
-            let parents = &self.lanes[id].parents;
-            unplaced_parents.insert(*id, parents.len());
-            for parent in parents {
-                children.entry(*parent).or_default().push(*id);
+        let ids: Vec<LaneId> = set.iter().copied().collect();
+        let lanes: Vec<&Lane<WorldOp>> = ids.iter().map(|id| &self.lanes[id].lane).collect();
+        let place = |id: &LaneId| ids.binary_search(id).expect("a closed set holds every parent");
+        let mut unplaced_parents: Vec<usize> = lanes.iter().map(|lane| lane.parents.len()).collect();
+        // Every lane's children in one list: lane `at`'s are
+        // `children[children_end[at]..children_end[at + 1]]`.
+        let mut children_end: Vec<usize> = vec![0; ids.len() + 1];
+        for lane in &lanes {
+            for parent in &lane.parents {
+                children_end[place(parent) + 1] += 1;
             }
         }
-        let mut ready: BTreeSet<OrderKey> =
-            unplaced_parents.iter().filter(|(_, count)| **count == 0).map(|(id, _)| self.order_key(id)).collect();
-        let mut order = Vec::with_capacity(set.len());
-        while let Some((_, _, id)) = ready.pop_first() {
+        for at in 1..children_end.len() {
+            children_end[at] += children_end[at - 1];
+        }
+        let mut filled = children_end.clone();
+        let mut children = vec![0; children_end[ids.len()]];
+        for (child, lane) in lanes.iter().enumerate() {
+            for parent in &lane.parents {
+                let parent = place(parent);
+                children[filled[parent]] = child;
+                filled[parent] += 1;
+            }
+        }
+        let ready_key = |at: usize| Reverse(((lanes[at].lamport, lanes[at].author, ids[at]), at));
+        let mut ready: BinaryHeap<Reverse<(OrderKey, usize)>> =
+            (0..ids.len()).filter(|at| unplaced_parents[*at] == 0).map(ready_key).collect();
+        let mut order = Vec::with_capacity(ids.len());
+        while let Some(Reverse(((_, _, id), at))) = ready.pop() {
             order.push(id);
-            for child in children.get(&id).into_iter().flatten() {
-                let count = unplaced_parents.get_mut(child).expect("children are members of the set");
-                *count -= 1;
-                if *count == 0 {
-                    ready.insert(self.order_key(child));
+            for child in &children[children_end[at]..children_end[at + 1]] {
+                unplaced_parents[*child] -= 1;
+                if unplaced_parents[*child] == 0 {
+                    ready.push(ready_key(*child));
                 }
             }
         }
@@ -135,15 +182,15 @@ impl Model {
     pub fn first_unstable(&self, held: &BTreeSet<LaneId>, prefix: &BTreeSet<LaneId>) -> Option<(LaneId, NodeId)> {
         let mut heads = prefix.clone();
         for id in prefix {
-            for parent in self.lanes.get(id).map(|lane| lane.parents.as_slice()).unwrap_or_default() {
+            for parent in self.lane(id).map(|lane| lane.parents.as_slice()).unwrap_or_default() {
                 heads.remove(parent);
             }
         }
-        let floor = heads.iter().filter_map(|id| self.lanes.get(id)).map(|lane| lane.lamport).min()?;
+        let floor = heads.iter().filter_map(|id| self.lane(id)).map(|lane| lane.lamport).min()?;
         // Each member's lanes in `held`, found in one pass over it.
         let mut by_author: BTreeMap<NodeId, Vec<LaneId>> = BTreeMap::new();
         for id in held {
-            if let Some(lane) = self.lanes.get(id) {
+            if let Some(lane) = self.lane(id) {
                 by_author.entry(lane.author).or_default().push(*id);
             }
         }
@@ -151,7 +198,7 @@ impl Model {
             let mut reached = BTreeSet::new();
             let mut stack: Vec<LaneId> = by_author.remove(member).unwrap_or_default();
             while let Some(id) = stack.pop() {
-                let Some(lane) = self.lanes.get(&id) else { continue };
+                let Some(lane) = self.lane(&id) else { continue };
                 if lane.lamport < floor || !reached.insert(id) {
                     continue;
                 }
@@ -170,7 +217,7 @@ impl Model {
     pub fn stable(&self, held: &BTreeSet<LaneId>) -> Result<BTreeSet<LaneId>, ModelError> {
         let mut stable = self.closure(held.iter().copied())?;
         for member in &self.members {
-            let tips = held.iter().filter(|id| self.lanes[*id].author == *member).copied();
+            let tips = held.iter().filter(|id| self.lanes[*id].lane.author == *member).copied();
             let reached = self.closure(tips)?;
             stable.retain(|id| reached.contains(id));
         }

@@ -50,19 +50,20 @@ impl Model {
     /// The frontier names valid lanes where it says they are, and the set
     /// it names is causally closed.
     fn check_frontier(&self, frontier: &Frontier) -> Result<(), ModelError> {
+        let mut horizons = Vec::with_capacity(frontier.len());
         for (author, (seq, tip)) in frontier {
-            if !self.is_valid(tip) {
+            let Some((lane, horizon)) = self.valid(tip) else {
                 return Err(self.why_invalid(tip));
-            }
-            let actual = self.lanes[tip].dot();
+            };
+            let actual = lane.dot();
             if actual != (Dot { author: *author, seq: *seq }) {
                 return Err(ModelError::FrontierMismatch { author: *author, seq: *seq, tip: *tip, actual });
             }
+            horizons.push((tip, horizon));
         }
         // A tip's ancestry holds each author's lanes up to its horizon; the
         // set holds them up to the frontier seq.
-        for (_, tip) in frontier.values() {
-            let horizon = self.horizon(tip).expect("checked valid above");
+        for (tip, horizon) in horizons {
             for (author, seq) in horizon {
                 let frontier_seq = frontier.get(author).map_or(0, |(seq, _)| *seq);
                 if *seq > frontier_seq {
@@ -89,7 +90,7 @@ impl Model {
         let chains = self.forked_chains(frontier);
         for (_, tip) in frontier.values() {
             for id in self.closure([*tip])? {
-                let lane = &self.lanes[&id];
+                let lane = &self.lanes[&id].lane;
                 if let Some((_, chain)) = chains.iter().find(|(author, _)| *author == lane.author)
                     && !chain.contains(&id)
                 {
@@ -115,8 +116,8 @@ impl Model {
         let mut next = Some(tip);
         while let Some(id) = next {
             chain.insert(id);
-            let lane = &self.lanes[&id];
-            next = lane.parents.iter().copied().find(|parent| self.lanes[parent].author == lane.author);
+            let lane = &self.lanes[&id].lane;
+            next = lane.parents.iter().copied().find(|parent| self.lanes[parent].lane.author == lane.author);
         }
         chain
     }

@@ -283,10 +283,19 @@ fn replay_prefix_equals_a_replay_of_the_prefix_set_over_random_closed_sets() {
         }
         let set = random_closed_set(&mut rng, &model, &history);
         let order = model.order(&set).unwrap();
+        // Another closed set's replay: a base the prefixes may not extend.
+        let other = model.replay(&random_closed_set(&mut rng, &model, &history)).unwrap();
         for len in 0..=order.len() {
             let prefix: BTreeSet<LaneId> = order[..len].iter().copied().collect();
             let expected = model.replay(&prefix).unwrap();
-            assert_eq!(model.replay_prefix(&set, len).unwrap(), Some(expected), "round {round}, prefix {len}");
+            assert_eq!(model.replay_prefix(&set, len).unwrap(), Some(expected.clone()), "round {round}, prefix {len}");
+            // Continuing a shorter prefix's replay, or ignoring a base that
+            // is not a prefix, gives the same replay.
+            let shorter = model.replay_prefix(&set, rng.below(len as u64 + 1) as usize).unwrap();
+            for earlier in [shorter.as_ref(), Some(&other)] {
+                let continued = model.replay_prefix_from(&set, len, earlier).unwrap();
+                assert_eq!(continued, Some(expected.clone()), "round {round}, prefix {len}, from {earlier:?}");
+            }
             prefixes_checked += 1;
         }
         assert_eq!(model.replay_prefix(&set, order.len() + 1).unwrap(), None, "round {round}");

@@ -260,11 +260,17 @@ pub struct Stamped {
     pub event: Event,
 }
 
+/// Bytes of events the trace collects before it hashes them: blake3 hashes
+/// a long input many chunks at a time, and the events' own few bytes each
+/// cost a call of their own. The hash is of the same bytes either way.
+const HASH_BATCH_BYTES: usize = 16 * 1024;
+
 /// The trace of one run.
 #[derive(Debug)]
 pub struct Trace {
     hasher: blake3::Hasher,
-    scratch: Vec<u8>,
+    /// Bytes for the hasher not yet given to it, in order.
+    pending: Vec<u8>,
     kept: Vec<Stamped>,
     total: u64,
     keep: bool,
@@ -273,15 +279,15 @@ pub struct Trace {
 impl Trace {
     /// An empty trace; `keep` stores events for printing (the hash is always kept).
     pub fn new(keep: bool) -> Self {
-        Self { hasher: blake3::Hasher::new(), scratch: Vec::with_capacity(64), kept: Vec::new(), total: 0, keep }
+        let pending = Vec::with_capacity(HASH_BATCH_BYTES + 256);
+        Self { hasher: blake3::Hasher::new(), pending, kept: Vec::new(), total: 0, keep }
     }
 
     /// Records `event` at `at_ns`.
     pub fn record(&mut self, at_ns: u64, event: Event) {
-        self.scratch.clear();
-        put_varint(&mut self.scratch, at_ns);
-        event.encode(&mut self.scratch);
-        self.hasher.update(&self.scratch);
+        put_varint(&mut self.pending, at_ns);
+        event.encode(&mut self.pending);
+        self.hash_pending_if_long();
         self.total += 1;
         if self.keep && self.kept.len() < MAX_KEPT_EVENTS {
             self.kept.push(Stamped { at_ns, event });
@@ -291,15 +297,23 @@ impl Trace {
     /// Folds bytes that are not an event (each node's hashes at a sample)
     /// into the trace hash, so the determinism check covers node state too.
     pub fn absorb(&mut self, bytes: &[u8]) {
-        self.scratch.clear();
-        put_varint(&mut self.scratch, bytes.len() as u64);
-        self.hasher.update(&self.scratch);
-        self.hasher.update(bytes);
+        put_varint(&mut self.pending, bytes.len() as u64);
+        self.pending.extend_from_slice(bytes);
+        self.hash_pending_if_long();
+    }
+
+    fn hash_pending_if_long(&mut self) {
+        if self.pending.len() >= HASH_BATCH_BYTES {
+            self.hasher.update(&self.pending);
+            self.pending.clear();
+        }
     }
 
     /// The hash of every event so far.
     pub fn hash(&self) -> String {
-        self.hasher.finalize().to_hex().to_string()
+        let mut hasher = self.hasher.clone();
+        hasher.update(&self.pending);
+        hasher.finalize().to_hex().to_string()
     }
 
     /// Events recorded.

@@ -110,7 +110,7 @@ pub struct BatchLane<O> {
 }
 
 /// What writer and reader code each lane against: the lanes before it.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Context {
     /// Lanes so far; the index of the next one.
     count: u64,
@@ -218,15 +218,24 @@ impl<O> Clone for LaneFields<'_, O> {
 
 impl<O> Copy for LaneFields<'_, O> {}
 
+/// The batch of no lanes: the version byte alone.
+pub(crate) const EMPTY_BATCH: [u8; 1] = [BATCH_FORMAT_VERSION];
+
 /// Writes lanes, in canonical order, into one batch: as columns and as
-/// rows side by side, so that `finish` can send the smaller.
-#[derive(Debug)]
+/// rows side by side, so that `finish` can send the smaller. A writer that
+/// is reused (`take`) keeps its buffers' capacity, so a node's sessions do
+/// not grow a dozen vectors from nothing for every batch they send.
+#[derive(Clone, Debug)]
 pub(crate) struct BatchWriter {
     columns: [Vec<u8>; COLUMNS],
     rows: Vec<u8>,
     /// The lane being added, until it is known to fit.
     staged_columns: [Vec<u8>; COLUMNS],
     staged_row: Vec<u8>,
+    /// The staged lane's parents, as the batch refers to them.
+    staged_parents: Vec<ParentRef>,
+    /// The columns form's body, when it is long enough to try compressing.
+    body: Vec<u8>,
     /// Position of each lane written, by id. A B-tree, not a hash table:
     /// the writer has no replica's key (`dag::ids`), and the lanes it writes
     /// may be a peer's, whose ids a peer can grind to collide under any
@@ -242,9 +251,22 @@ impl BatchWriter {
             rows: Vec::new(),
             staged_columns: Default::default(),
             staged_row: Vec::new(),
+            staged_parents: Vec::new(),
+            body: Vec::new(),
             position: BTreeMap::new(),
             context: Context::default(),
         }
+    }
+
+    /// Forgets every lane written, keeping the buffers' capacity.
+    fn clear(&mut self) {
+        self.columns.iter_mut().for_each(Vec::clear);
+        self.rows.clear();
+        self.staged_columns.iter_mut().for_each(Vec::clear);
+        self.staged_row.clear();
+        self.staged_parents.clear();
+        self.position.clear();
+        self.context = Context::default();
     }
 
     /// A bound on the finished batch's bytes: compression is only used when
@@ -263,14 +285,12 @@ impl BatchWriter {
     /// the protocol uses). Returns whether it was appended.
     pub(crate) fn push_within<O: Op>(&mut self, id: LaneId, lane: &Lane<O>, limit: usize) -> bool {
         let index = self.context.count;
-        let parents: Vec<ParentRef> = lane
-            .parents
-            .iter()
-            .map(|parent| match self.position.get(parent) {
-                Some(at) => ParentRef::Back(index - at),
-                None => ParentRef::Id(*parent),
-            })
-            .collect();
+        let mut parents = std::mem::take(&mut self.staged_parents);
+        parents.clear();
+        parents.extend(lane.parents.iter().map(|parent| match self.position.get(parent) {
+            Some(at) => ParentRef::Back(index - at),
+            None => ParentRef::Id(*parent),
+        }));
         self.stage(&LaneFields {
             author: lane.author,
             seq: lane.seq,
@@ -278,6 +298,7 @@ impl BatchWriter {
             parents: &parents,
             ops: &lane.ops,
         });
+        self.staged_parents = parents;
         if self.len_with(true) > limit && index > 0 {
             self.staged_columns.iter_mut().for_each(Vec::clear);
             self.staged_row.clear();
@@ -322,17 +343,87 @@ impl BatchWriter {
     }
 
     /// The batch, in the smallest of its forms.
-    pub(crate) fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.take()
+    }
+
+    /// The batch, in the smallest of its forms; the writer is left empty,
+    /// with its buffers, for the next batch.
+    pub(crate) fn take(&mut self) -> Vec<u8> {
         let bound = self.len();
-        // The first smallest: rows, columns, compressed columns.
-        let out = self.forms().into_iter().reduce(|best, form| if form.len() < best.len() { form } else { best });
-        let out = out.unwrap_or_else(|| vec![BATCH_FORMAT_VERSION]);
+        let out = self.smallest_form();
         debug_assert!(out.len() <= bound, "len bounds what finish writes");
+        self.clear();
         out
     }
 
+    /// The first smallest of the forms, in the order rows, columns,
+    /// compressed columns (the last tried only when the columns' body is at
+    /// least [`COMPRESS_MIN_BYTES`]). The uncompressed forms' lengths are
+    /// known without writing them, so only the one sent is written (and
+    /// the columns' body when it is compressed).
+    fn smallest_form(&mut self) -> Vec<u8> {
+        let count = self.context.count;
+        if count == 0 {
+            return EMPTY_BATCH.to_vec();
+        }
+        let rows_len = 2 + self.rows.len();
+        let mask = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, column)| !column.is_empty())
+            .fold(0u64, |mask, (at, _)| mask | 1 << at);
+        let present = self.columns.iter().filter(|column| !column.is_empty());
+        let body_len = varint_len(count)
+            + varint_len(mask)
+            + present.map(|column| varint_len(column.len() as u64) + column.len()).sum::<usize>();
+        let columns_len = 2 + body_len;
+        if body_len >= COMPRESS_MIN_BYTES {
+            let mut body = std::mem::take(&mut self.body);
+            body.clear();
+            self.write_body(&mut body, count, mask);
+            debug_assert_eq!(body.len(), body_len, "the body is as long as counted");
+            // Compressing a buffer in memory fails only on allocation failure.
+            let compressed = zstd::bulk::compress(&body, ZSTD_LEVEL)
+                .ok()
+                .filter(|compressed| 2 + varint_len(body.len() as u64) + compressed.len() < rows_len.min(columns_len));
+            let out = match compressed {
+                Some(compressed) => {
+                    let mut framed = Vec::with_capacity(12 + compressed.len());
+                    framed.extend_from_slice(&[BATCH_FORMAT_VERSION, CODEC_ZSTD]);
+                    put_varint(&mut framed, body.len() as u64);
+                    framed.extend_from_slice(&compressed);
+                    Some(framed)
+                }
+                None if columns_len < rows_len => {
+                    let mut columns = Vec::with_capacity(columns_len);
+                    columns.extend_from_slice(&[BATCH_FORMAT_VERSION, CODEC_COLUMNS]);
+                    columns.extend_from_slice(&body);
+                    Some(columns)
+                }
+                None => None,
+            };
+            self.body = body;
+            if let Some(out) = out {
+                return out;
+            }
+        } else if columns_len < rows_len {
+            let mut columns = Vec::with_capacity(columns_len);
+            columns.extend_from_slice(&[BATCH_FORMAT_VERSION, CODEC_COLUMNS]);
+            self.write_body(&mut columns, count, mask);
+            return columns;
+        }
+        let mut rows = Vec::with_capacity(rows_len);
+        rows.extend_from_slice(&[BATCH_FORMAT_VERSION, CODEC_ROWS]);
+        rows.extend_from_slice(&self.rows);
+        rows
+    }
+
     /// Every form of the batch: rows, columns, and columns compressed when
-    /// they are long enough to try; none for a batch of no lanes.
+    /// they are long enough to try; none for a batch of no lanes. The
+    /// definition `smallest_form` is held to (the first smallest of these).
+    #[cfg(test)]
     fn forms(self) -> Vec<Vec<u8>> {
         let count = self.context.count;
         if count == 0 {
@@ -355,17 +446,27 @@ impl BatchWriter {
         }
         let mut forms = vec![rows];
         let body = &columns[2..];
-        if body.len() >= COMPRESS_MIN_BYTES {
-            // Compressing a buffer in memory fails only on allocation failure.
-            if let Ok(compressed) = zstd::bulk::compress(body, ZSTD_LEVEL) {
-                let mut framed = vec![BATCH_FORMAT_VERSION, CODEC_ZSTD];
-                put_varint(&mut framed, body.len() as u64);
-                framed.extend_from_slice(&compressed);
-                forms.insert(1, framed);
-            }
+        if body.len() >= COMPRESS_MIN_BYTES
+            && let Ok(compressed) = zstd::bulk::compress(body, ZSTD_LEVEL)
+        {
+            let mut framed = vec![BATCH_FORMAT_VERSION, CODEC_ZSTD];
+            put_varint(&mut framed, body.len() as u64);
+            framed.extend_from_slice(&compressed);
+            forms.insert(1, framed);
         }
         forms.insert(1, columns);
         forms
+    }
+
+    /// The columns form after its codec byte: lane count, mask of the
+    /// present columns, and each present column as length and bytes.
+    fn write_body(&self, out: &mut Vec<u8>, count: u64, mask: u64) {
+        put_varint(out, count);
+        put_varint(out, mask);
+        for column in self.columns.iter().filter(|column| !column.is_empty()) {
+            put_varint(out, column.len() as u64);
+            out.extend_from_slice(column);
+        }
     }
 }
 
@@ -735,6 +836,36 @@ mod tests {
         assert!(writer.len() > long.len(), "the raw length bounds the finished batch");
     }
 
+    /// The first smallest of `forms`, as the writer chose before it wrote
+    /// only the form it sends.
+    fn first_smallest(writer: &BatchWriter) -> Vec<u8> {
+        let forms = writer.clone().forms();
+        forms
+            .into_iter()
+            .reduce(|best, form| if form.len() < best.len() { form } else { best })
+            .unwrap_or(EMPTY_BATCH.to_vec())
+    }
+
+    #[test]
+    fn a_reused_writer_sends_the_first_smallest_form_as_a_fresh_one_does() {
+        let mut reused = BatchWriter::new();
+        // Empty, rows, columns and compressed columns, in a mixed order.
+        for count in [0, 1, 200, 3, 0, 40, 200, 10, 1] {
+            let lanes = chain(count);
+            let mut fresh = BatchWriter::new();
+            for (id, lane) in &lanes {
+                assert!(fresh.push_within(*id, lane, usize::MAX));
+                assert!(reused.push_within(*id, lane, usize::MAX));
+            }
+            let expected = first_smallest(&fresh);
+            assert_eq!(reused.clone().finish(), expected, "{count} lanes, the reused writer's clone");
+            assert_eq!(reused.take(), expected, "{count} lanes, reused");
+            assert_eq!(fresh.finish(), expected, "{count} lanes, fresh");
+        }
+        assert_eq!(reused.take(), EMPTY_BATCH, "a taken writer is empty");
+        assert_eq!(BatchWriter::new().finish(), EMPTY_BATCH);
+    }
+
     #[test]
     fn a_body_is_never_decompressed_past_its_stated_length() {
         let frame = zstd::bulk::compress(&[0; 4096], 3).unwrap();
@@ -781,6 +912,7 @@ mod tests {
                 writer.stage(&LaneFields { author: lane.author, seq: lane.seq, lamport: lane.lamport, parents: &lane.parents, ops: &lane.ops });
                 writer.commit(lane.author, lane.seq, lane.lamport);
             }
+            proptest::prop_assert_eq!(writer.clone().take(), first_smallest(&writer));
             for form in writer.forms() {
                 proptest::prop_assert_eq!(&read_batch::<WorldOp>(&form).unwrap(), &lanes, "form {}", form[1]);
             }

@@ -61,7 +61,7 @@ pub fn bundle_in_chunks<L: Law>(replica: &mut Replica<L>, chunk_bytes: u64) -> V
             let mut want = None;
             for index in 0..offer.chunk_count() {
                 let (part, _) = part_for(snapshot, &offer, &offer_bytes, want);
-                datagrams.push(message(Some(part), super::batch::BatchWriter::new().finish()));
+                datagrams.push(message(Some(part), super::batch::EMPTY_BATCH.to_vec()));
                 // Fewer than `MAX_CHUNKS` chunks, which fit a u32.
                 let chunk = (index + 1) as u32;
                 want = Some(super::SnapshotWant {

@@ -7,6 +7,7 @@
 //! which does not complete the peer's transfer carries no lanes (they
 //! would only wait for the snapshot) and says `more`.
 
+use super::batch::{BatchWriter, EMPTY_BATCH};
 use super::events::SyncEvent;
 use super::session::Syncer;
 use super::summary::{MAX_SUMMARY_HEADS, StatedIn};
@@ -17,7 +18,7 @@ use crate::dag::OrderKey;
 use crate::hash::LaneId;
 use crate::lane::NodeId;
 use crate::law::Law;
-use crate::replica::Replica;
+use crate::replica::{LaneRef, Replica};
 use crate::snapshot::SnapshotError;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,13 +42,14 @@ impl Syncer {
             Summary::Exact(entries) => {
                 let forks = self.detect_forks((peer, session), replica, entries);
                 let source = SnapshotSource { offers: &mut self.offers, chunk_bytes: self.chunk_bytes, want };
-                let (delta, refused) = build_delta(replica, (entries, our_hello), &forks, source, self.bugs);
+                let (delta, refused) =
+                    build_delta(replica, (entries, our_hello), &forks, source, (&mut self.batch, self.bugs));
                 if let Some(error) = refused {
                     self.events.push_back(SyncEvent::Diverged { peer, error });
                 }
                 delta
             }
-            Summary::Compact(compact) => build_delta_compact(replica, compact, stated_in, self.bugs),
+            Summary::Compact(compact) => build_delta_compact(replica, compact, stated_in, (&mut self.batch, self.bugs)),
         }
     }
 }
@@ -74,7 +76,7 @@ pub(super) fn build_delta_compact<L: Law>(
     replica: &mut Replica<L>,
     theirs: &CompactSummary,
     stated_in: StatedIn<'_>,
-    bugs: Bugs,
+    (writer, bugs): (&mut BatchWriter, Bugs),
 ) -> Delta {
     let (heads, heads_complete) = match stated_in {
         StatedIn::Hello => (theirs.heads.clone(), false),
@@ -87,7 +89,7 @@ pub(super) fn build_delta_compact<L: Law>(
         }
     };
     let lanes = replica.lanes_unknown_to(theirs.stable_key, &heads, heads_complete, |id| theirs.bloom.may_contain(id));
-    let (batch, count, more) = write_batch(&lanes, bugs);
+    let (batch, count, more) = write_batch(writer, &lanes, bugs);
     // `write_batch` writes a prefix of the lanes.
     let mut carried: Vec<LaneId> = lanes.iter().take(count as usize).map(|(_, id, _)| *id).collect();
     carried.sort_unstable();
@@ -107,6 +109,7 @@ pub(super) fn supply<L: Law>(
     replica: &mut Replica<L>,
     need: &[LaneId],
     theirs: Option<&CompactSummary>,
+    writer: &mut BatchWriter,
 ) -> (Vec<u8>, u64) {
     let floor = theirs.and_then(|summary| summary.stable_key);
     let mut chosen: BTreeSet<LaneId> = BTreeSet::new();
@@ -124,7 +127,7 @@ pub(super) fn supply<L: Law>(
         .filter_map(|id| replica.lane(id).map(|lane| ((lane.lamport, lane.author, *id), *id, lane)))
         .collect();
     lanes.sort_unstable_by_key(|entry| entry.0);
-    let (batch, count, _) = write_batch(&lanes, Bugs::NONE);
+    let (batch, count, _) = write_batch(writer, &lanes, Bugs::NONE);
     (batch, count)
 }
 
@@ -155,74 +158,93 @@ pub(super) fn build_delta<L: Law>(
     (theirs, unnamed): (&[SummaryEntry], &[SummaryEntry]),
     forks: &[(NodeId, u64)],
     source: SnapshotSource<'_>,
-    bugs: Bugs,
+    (writer, bugs): (&mut BatchWriter, Bugs),
 ) -> (Delta, Option<SnapshotError>) {
     let mut their_seq: BTreeMap<NodeId, u64> = unnamed.iter().map(|entry| (entry.author, entry.seq)).collect();
     their_seq.extend(theirs.iter().map(|entry| (entry.author, entry.seq)));
     let held = replica.version_vector();
-    let behind_prune = held.iter().any(|(author, seq)| {
-        let after = their_seq.get(author).copied().unwrap_or(0);
-        after < *seq && replica.lanes_after(*author, after).is_none()
-    });
-    let mut floor = their_seq.clone();
-    let mut snapshot = None;
-    if behind_prune {
-        let latest = replica.snapshot_transfer();
-        let (offer, offer_bytes) = match source.offers.offer(latest, source.chunk_bytes) {
-            Ok(offer) => offer,
-            // Lanes above the prune point still go; the peer cannot use
-            // them until it gets a snapshot from someone.
-            Err(error) => return (lanes_above(replica, &held, &floor, forks, bugs), Some(error)),
-        };
-        let (part, completes) = part_for(latest, offer, offer_bytes, source.want);
-        if !completes {
-            let lanes = super::batch::BatchWriter::new().finish();
-            return (Delta { snapshot: Some(part), lanes, count: 0, more: true, carried: Vec::new() }, None);
-        }
-        for tip in &latest.header.tips {
-            let entry = floor.entry(tip.author).or_insert(0);
-            *entry = (*entry).max(tip.seq);
-        }
-        snapshot = Some(part);
+    // Each author's lanes above the peer's seq, `None` where some were
+    // pruned here; without such an author they are the delta's lanes.
+    let above: Vec<Option<Vec<LaneRef<'_, L::Op>>>> = held
+        .iter()
+        .map(|(author, seq)| (*author, *seq, their_seq.get(author).copied().unwrap_or(0)))
+        .filter(|(_, seq, after)| after < seq)
+        .map(|(author, _, after)| replica.lanes_after(author, after))
+        .collect();
+    let behind_prune = above.iter().any(Option::is_none);
+    if !behind_prune {
+        let lanes = above.into_iter().flatten().flatten();
+        return (batch_of(replica, lanes, forks, (writer, bugs)), None);
     }
-    let delta = lanes_above(replica, &held, &floor, forks, bugs);
-    (Delta { snapshot, ..delta }, None)
+    // Some lanes the peer lacks were pruned here: a part of the snapshot
+    // goes first, and the lanes above it once the part completes the
+    // peer's transfer.
+    let mut floor = their_seq;
+    let latest = replica.snapshot_transfer();
+    let (offer, offer_bytes) = match source.offers.offer(latest, source.chunk_bytes) {
+        Ok(offer) => offer,
+        // Lanes above the prune point still go; the peer cannot use
+        // them until it gets a snapshot from someone.
+        Err(error) => return (lanes_above(replica, (&held, &floor), forks, (writer, bugs)), Some(error)),
+    };
+    let (part, completes) = part_for(latest, offer, offer_bytes, source.want);
+    if !completes {
+        let lanes = EMPTY_BATCH.to_vec();
+        return (Delta { snapshot: Some(part), lanes, count: 0, more: true, carried: Vec::new() }, None);
+    }
+    for tip in &latest.header.tips {
+        let entry = floor.entry(tip.author).or_insert(0);
+        *entry = (*entry).max(tip.seq);
+    }
+    let delta = lanes_above(replica, (&held, &floor), forks, (writer, bugs));
+    (Delta { snapshot: Some(part), ..delta }, None)
 }
 
 /// Each author's held lanes above `floor`, and the fork evidence, in
 /// canonical order as one batch.
 fn lanes_above<L: Law>(
     replica: &Replica<L>,
-    held: &BTreeMap<NodeId, u64>,
-    floor: &BTreeMap<NodeId, u64>,
+    (held, floor): (&BTreeMap<NodeId, u64>, &BTreeMap<NodeId, u64>),
     forks: &[(NodeId, u64)],
-    bugs: Bugs,
+    (writer, bugs): (&mut BatchWriter, Bugs),
 ) -> Delta {
-    let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> = Vec::new();
-    for (author, seq) in held {
+    let lanes = held.iter().flat_map(|(author, seq)| {
         let after = floor.get(author).copied().unwrap_or(0);
-        if after >= *seq {
-            continue;
-        }
-        for (id, lane) in replica.lanes_after(*author, after).unwrap_or_default() {
-            keyed.push(((lane.lamport, lane.author, id), id, lane));
-        }
-    }
+        let above = if after >= *seq { None } else { replica.lanes_after(*author, after) };
+        above.unwrap_or_default()
+    });
+    batch_of(replica, lanes, forks, (writer, bugs))
+}
+
+/// `lanes` (each author's, author by author) and the fork evidence, in
+/// canonical order as one batch.
+fn batch_of<'a, L: Law>(
+    replica: &'a Replica<L>,
+    lanes: impl Iterator<Item = LaneRef<'a, L::Op>>,
+    forks: &[(NodeId, u64)],
+    (writer, bugs): (&mut BatchWriter, Bugs),
+) -> Delta {
+    let mut keyed: Vec<(OrderKey, LaneId, &crate::Lane<L::Op>)> =
+        lanes.map(|(id, lane)| ((lane.lamport, lane.author, id), id, lane)).collect();
     for (author, seq) in forks {
         if let Some(lane) = replica.lane_at(*author, *seq).and_then(|id| replica.lane(&id).map(|lane| (id, lane))) {
             keyed.push(((0, *author, LaneId::ZERO), lane.0, lane.1));
         }
     }
     keyed.sort_unstable_by_key(|entry| entry.0);
-    let (lanes, count, more) = write_batch(&keyed, bugs);
+    let (lanes, count, more) = write_batch(writer, &keyed, bugs);
     Delta { snapshot: None, lanes, count, more, carried: Vec::new() }
 }
 
-/// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`];
+/// Writes canonical-order lanes into one batch, cut at [`MAX_BATCH_BYTES`],
+/// with `writer` (the syncer's, reused: it is empty between batches);
 /// returns the batch, how many lanes it holds, and whether some did not fit.
-fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs: Bugs) -> (Vec<u8>, u64, bool) {
+fn write_batch<O: crate::Op>(
+    writer: &mut BatchWriter,
+    lanes: &[(OrderKey, LaneId, &crate::Lane<O>)],
+    bugs: Bugs,
+) -> (Vec<u8>, u64, bool) {
     let lanes = &lanes[..bugs.delta_candidates(lanes.len())];
-    let mut writer = super::batch::BatchWriter::new();
     let mut take = lanes.len();
     for (index, (_, id, lane)) in lanes.iter().enumerate() {
         if !writer.push_within(*id, lane, MAX_BATCH_BYTES) {
@@ -233,5 +255,5 @@ fn write_batch<O: crate::Op>(lanes: &[(OrderKey, LaneId, &crate::Lane<O>)], bugs
     debug_assert!(writer.len() <= MAX_BATCH_BYTES, "a batch never exceeds its limit");
     let more = take < lanes.len();
     let count = writer.count();
-    (writer.finish(), count, more)
+    (writer.take(), count, more)
 }

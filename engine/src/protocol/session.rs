@@ -5,6 +5,7 @@
 //! malicious or corrupt peer can waste bandwidth but not corrupt state.
 //! Every datagram it sends is within [`wire::MAX_MESSAGE_BYTES`].
 
+use super::batch::BatchWriter;
 use super::delta::{still_missing, supply};
 use super::events::{Expect, Outcome, Role, SessionMetrics, SyncEvent};
 use super::receive::Transfers;
@@ -71,6 +72,9 @@ pub struct Syncer {
     pub(super) offers: OfferCache,
     /// Chunk size this node offers snapshots in.
     pub(super) chunk_bytes: u64,
+    /// The writer of every lane batch this node sends, kept between
+    /// batches for its buffers (empty between them).
+    pub(super) batch: BatchWriter,
 }
 
 impl Syncer {
@@ -90,6 +94,7 @@ impl Syncer {
             transfers: Transfers::default(),
             offers: OfferCache::default(),
             chunk_bytes: MAX_CHUNK_BYTES,
+            batch: BatchWriter::new(),
         }
     }
 
@@ -432,7 +437,7 @@ impl Syncer {
         }
         let assembling = self.apply(peer, (snapshot, &lanes), replica, &mut open.metrics, None);
         if !need.is_empty() {
-            let (supply, count) = supply(replica, &need, open.peer_summary.as_ref());
+            let (supply, count) = supply(replica, &need, open.peer_summary.as_ref(), &mut self.batch);
             open.metrics.lanes_sent += count;
             if !self.send(peer, session, &Message::Supply { session, lanes: supply }, &mut open.metrics) {
                 return;

@@ -363,7 +363,7 @@ impl Parts {
 /// The bytes a lane batch takes in a message (its length prefix and its
 /// bytes), or 0 for a batch without lanes, which only frames the message.
 pub(super) fn lane_batch_bytes(batch: &[u8]) -> u64 {
-    if batch == super::batch::BatchWriter::new().finish().as_slice() {
+    if batch == super::batch::EMPTY_BATCH {
         return 0;
     }
     serialized_bytes(batch)
@@ -442,8 +442,11 @@ pub const ENVELOPE_BYTES: usize = 5;
 pub fn encode(message: &Message) -> Result<Vec<u8>, WireError> {
     // postcard only fails on writer errors or unsupported serde types; a Vec
     // writer and these plain types have neither.
-    let mut datagram =
-        postcard::to_extend(message, vec![PROTOCOL_VERSION, 0, 0, 0, 0]).expect("messages are plain serde data");
+    // Sized first, so the datagram is written into one allocation instead
+    // of growing field by field.
+    let mut envelope = Vec::with_capacity(ENVELOPE_BYTES + serialized_bytes(message) as usize);
+    envelope.extend_from_slice(&[PROTOCOL_VERSION, 0, 0, 0, 0]);
+    let mut datagram = postcard::to_extend(message, envelope).expect("messages are plain serde data");
     if datagram.len() > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge { bytes: datagram.len() });
     }

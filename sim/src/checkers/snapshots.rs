@@ -9,7 +9,7 @@
 use super::{Checker, Found, Kind, Knowledge};
 use crate::observation::Observation;
 use scx_engine::{ChainHash, LaneId, SnapshotId, StateDigest};
-use scx_model::Frontier;
+use scx_model::{Frontier, Replayed};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The snapshots checker.
@@ -19,6 +19,10 @@ pub struct Snapshots {
     ids: BTreeMap<u64, (u32, SnapshotId)>,
     /// Snapshots the model already confirmed.
     verified: BTreeSet<(u64, SnapshotId)>,
+    /// The model's replay of the longest prefix confirmed so far: the next
+    /// snapshot's replay continues it when its prefix starts with it (the
+    /// model compares the two orders lane by lane).
+    longest: Option<Replayed>,
 }
 
 impl Checker for Snapshots {
@@ -39,9 +43,13 @@ impl Checker for Snapshots {
                 if self.verified.contains(&(*lane_index, *id)) {
                     return;
                 }
-                match check_prefix(knowledge, frontier, *lane_index, chain_hash, state_digest) {
-                    Ok(()) => {
+                match check_prefix(knowledge, frontier, *lane_index, (chain_hash, state_digest), self.longest.as_ref())
+                {
+                    Ok(replayed) => {
                         self.verified.insert((*lane_index, *id));
+                        if self.longest.as_ref().is_none_or(|longest| longest.lane_index < replayed.lane_index) {
+                            self.longest = Some(replayed);
+                        }
                     }
                     Err(message) => {
                         found.violation(Some(*node), format!("n{node}'s snapshot {}: {message}", id.short()))
@@ -77,14 +85,16 @@ impl Snapshots {
     }
 }
 
-/// The model's view of the first `lane_index` lanes of what `frontier` holds.
+/// The model's view of the first `lane_index` lanes of what `frontier`
+/// holds, continuing `earlier` (a replay of a prefix confirmed before) when
+/// it is a prefix of them; returns the model's replay of the prefix.
 fn check_prefix(
     knowledge: &Knowledge,
     frontier: &Frontier,
     lane_index: u64,
-    chain_hash: &ChainHash,
-    state_digest: &StateDigest,
-) -> Result<(), String> {
+    (chain_hash, state_digest): (&ChainHash, &StateDigest),
+    earlier: Option<&Replayed>,
+) -> Result<Replayed, String> {
     let model = &knowledge.model;
     let held = model
         .closure(Knowledge::tips(frontier))
@@ -92,7 +102,7 @@ fn check_prefix(
     // The model orders the held set once and replays its first
     // `lane_index` lanes: the canonical order of that prefix.
     let replayed = model
-        .replay_prefix(&held, lane_index as usize)
+        .replay_prefix_from(&held, lane_index as usize, earlier)
         .map_err(|error| format!("the model cannot order the lanes held: {error}"))?
         .ok_or_else(|| format!("lane index {lane_index} is past the {} lanes the node held", held.len()))?;
     let prefix: BTreeSet<LaneId> = replayed.order.iter().copied().collect();
@@ -112,5 +122,5 @@ fn check_prefix(
             member.0
         ));
     }
-    Ok(())
+    Ok(replayed)
 }
