@@ -221,6 +221,9 @@ impl<O> Copy for LaneFields<'_, O> {}
 /// The batch of no lanes: the version byte alone.
 pub(crate) const EMPTY_BATCH: [u8; 1] = [BATCH_FORMAT_VERSION];
 
+/// Buffer capacity a writer keeps between batches (see [`BatchWriter::take`]).
+const MAX_RETAINED_BYTES: usize = 16 * 1024;
+
 /// Writes lanes, in canonical order, into one batch: as columns and as
 /// rows side by side, so that `finish` can send the smaller. A writer that
 /// is reused (`take`) keeps its buffers' capacity, so a node's sessions do
@@ -348,13 +351,27 @@ impl BatchWriter {
     }
 
     /// The batch, in the smallest of its forms; the writer is left empty,
-    /// with its buffers, for the next batch.
+    /// with its buffers for the next batch unless they grew past
+    /// [`MAX_RETAINED_BYTES`] (a catch-up batch): a node keeps a writer
+    /// for its whole life, and ten thousand simulated nodes each holding
+    /// the buffers of their largest batch would hold a third more memory.
     pub(crate) fn take(&mut self) -> Vec<u8> {
         let bound = self.len();
         let out = self.smallest_form();
         debug_assert!(out.len() <= bound, "len bounds what finish writes");
-        self.clear();
+        if self.retained_bytes() > MAX_RETAINED_BYTES {
+            *self = Self::new();
+        } else {
+            self.clear();
+        }
         out
+    }
+
+    /// Bytes of buffer capacity the writer holds (the staged parents, a
+    /// lane's worth of small references, left out).
+    fn retained_bytes(&self) -> usize {
+        let columns = self.columns.iter().chain(&self.staged_columns).map(Vec::capacity).sum::<usize>();
+        columns + self.rows.capacity() + self.staged_row.capacity() + self.body.capacity()
     }
 
     /// The first smallest of the forms, in the order rows, columns,
@@ -864,6 +881,29 @@ mod tests {
         }
         assert_eq!(reused.take(), EMPTY_BATCH, "a taken writer is empty");
         assert_eq!(BatchWriter::new().finish(), EMPTY_BATCH);
+    }
+
+    #[test]
+    fn a_writer_keeps_the_buffers_of_small_batches_and_drops_those_of_a_catch_up() {
+        let mut writer = BatchWriter::new();
+        for (id, lane) in &chain(10) {
+            assert!(writer.push_within(*id, lane, usize::MAX));
+        }
+        writer.take();
+        let small = writer.retained_bytes();
+        assert!(small > 0 && small <= MAX_RETAINED_BYTES, "a small batch's buffers are kept: {small} bytes");
+        let lanes = chain(2000);
+        for (id, lane) in &lanes {
+            assert!(writer.push_within(*id, lane, usize::MAX));
+        }
+        assert!(writer.retained_bytes() > MAX_RETAINED_BYTES, "2,000 lanes outgrow the kept buffers");
+        let mut fresh = BatchWriter::new();
+        for (id, lane) in &lanes {
+            assert!(fresh.push_within(*id, lane, usize::MAX));
+        }
+        assert_eq!(writer.take(), fresh.finish(), "the batch is the same whatever is kept");
+        assert_eq!(writer.retained_bytes(), 0, "a catch-up batch's buffers are dropped");
+        assert_eq!(writer.take(), EMPTY_BATCH);
     }
 
     #[test]
