@@ -221,8 +221,10 @@ impl<O> Copy for LaneFields<'_, O> {}
 /// The batch of no lanes: the version byte alone.
 pub(crate) const EMPTY_BATCH: [u8; 1] = [BATCH_FORMAT_VERSION];
 
-/// Buffer capacity a writer keeps between batches (see [`BatchWriter::take`]).
-const MAX_RETAINED_BYTES: usize = 16 * 1024;
+/// Capacity of one buffer a writer keeps between batches (see
+/// [`BatchWriter::take`]). The rows hold every lane and each column a part
+/// of each, so a writer keeps at most a few times this.
+const MAX_RETAINED_BUFFER: usize = 16 * 1024;
 
 /// Writes lanes, in canonical order, into one batch: as columns and as
 /// rows side by side, so that `finish` can send the smaller. A writer that
@@ -351,15 +353,15 @@ impl BatchWriter {
     }
 
     /// The batch, in the smallest of its forms; the writer is left empty,
-    /// with its buffers for the next batch unless they grew past
-    /// [`MAX_RETAINED_BYTES`] (a catch-up batch): a node keeps a writer
-    /// for its whole life, and ten thousand simulated nodes each holding
-    /// the buffers of their largest batch would hold a third more memory.
+    /// with its buffers for the next batch unless one grew past
+    /// [`MAX_RETAINED_BUFFER`] (a catch-up batch): a node keeps a writer
+    /// for its whole life, and a thousand simulated nodes each holding
+    /// the buffers of their largest batch held a third more memory.
     pub(crate) fn take(&mut self) -> Vec<u8> {
         let bound = self.len();
         let out = self.smallest_form();
         debug_assert!(out.len() <= bound, "len bounds what finish writes");
-        if self.retained_bytes() > MAX_RETAINED_BYTES {
+        if self.outgrown() {
             *self = Self::new();
         } else {
             self.clear();
@@ -367,11 +369,11 @@ impl BatchWriter {
         out
     }
 
-    /// Bytes of buffer capacity the writer holds (the staged parents, a
-    /// lane's worth of small references, left out).
-    fn retained_bytes(&self) -> usize {
-        let columns = self.columns.iter().chain(&self.staged_columns).map(Vec::capacity).sum::<usize>();
-        columns + self.rows.capacity() + self.staged_row.capacity() + self.body.capacity()
+    /// Whether a byte buffer grew past [`MAX_RETAINED_BUFFER`] (the staged
+    /// parents, a lane's worth of small references, are not counted).
+    fn outgrown(&self) -> bool {
+        let buffers = self.columns.iter().chain(&self.staged_columns);
+        buffers.chain([&self.rows, &self.staged_row, &self.body]).any(|buffer| buffer.capacity() > MAX_RETAINED_BUFFER)
     }
 
     /// The first smallest of the forms, in the order rows, columns,
@@ -884,25 +886,30 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_keeps_the_buffers_of_small_batches_and_drops_those_of_a_catch_up() {
+    fn a_writer_keeps_the_buffers_of_ordinary_batches_and_drops_those_of_a_catch_up() {
         let mut writer = BatchWriter::new();
-        for (id, lane) in &chain(10) {
+        // An ordinary batch: a hundred lanes.
+        for (id, lane) in &chain(100) {
             assert!(writer.push_within(*id, lane, usize::MAX));
         }
+        let rows = writer.rows.capacity();
         writer.take();
-        let small = writer.retained_bytes();
-        assert!(small > 0 && small <= MAX_RETAINED_BYTES, "a small batch's buffers are kept: {small} bytes");
+        assert!(rows > 0 && writer.rows.capacity() == rows, "a hundred lanes' rows ({rows} bytes) are kept");
+        // At the bound exactly, kept.
+        writer.rows = Vec::with_capacity(MAX_RETAINED_BUFFER);
+        writer.take();
+        assert_eq!(writer.rows.capacity(), MAX_RETAINED_BUFFER, "a buffer at the bound is kept");
         let lanes = chain(2000);
         for (id, lane) in &lanes {
             assert!(writer.push_within(*id, lane, usize::MAX));
         }
-        assert!(writer.retained_bytes() > MAX_RETAINED_BYTES, "2,000 lanes outgrow the kept buffers");
+        assert!(writer.outgrown(), "2,000 lanes outgrow the kept buffers");
         let mut fresh = BatchWriter::new();
         for (id, lane) in &lanes {
             assert!(fresh.push_within(*id, lane, usize::MAX));
         }
         assert_eq!(writer.take(), fresh.finish(), "the batch is the same whatever is kept");
-        assert_eq!(writer.retained_bytes(), 0, "a catch-up batch's buffers are dropped");
+        assert_eq!(writer.rows.capacity(), 0, "a catch-up batch's buffers are dropped");
         assert_eq!(writer.take(), EMPTY_BATCH);
     }
 
