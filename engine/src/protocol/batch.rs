@@ -280,6 +280,12 @@ impl BatchWriter {
         self.len_with(false)
     }
 
+    /// Bit `c` set when column `c` is not empty: the columns form's mask.
+    fn column_mask(&self) -> u64 {
+        let present = self.columns.iter().enumerate().filter(|(_, column)| !column.is_empty());
+        present.map(|(at, _)| 1 << at).sum()
+    }
+
     /// Lanes written so far.
     pub(crate) fn count(&self) -> u64 {
         self.context.count
@@ -387,12 +393,7 @@ impl BatchWriter {
             return EMPTY_BATCH.to_vec();
         }
         let rows_len = 2 + self.rows.len();
-        let mask = self
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, column)| !column.is_empty())
-            .fold(0u64, |mask, (at, _)| mask | 1 << at);
+        let mask = self.column_mask();
         let present = self.columns.iter().filter(|column| !column.is_empty());
         let body_len = varint_len(count)
             + varint_len(mask)
@@ -452,12 +453,7 @@ impl BatchWriter {
         rows.extend_from_slice(&self.rows);
         let mut columns = vec![BATCH_FORMAT_VERSION, CODEC_COLUMNS];
         put_varint(&mut columns, count);
-        let mask = self
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, column)| !column.is_empty())
-            .fold(0u64, |mask, (at, _)| mask | 1 << at);
+        let mask = self.column_mask();
         put_varint(&mut columns, mask);
         for column in self.columns.iter().filter(|column| !column.is_empty()) {
             put_varint(&mut columns, column.len() as u64);
