@@ -132,26 +132,12 @@ impl Model {
     fn canonical_order(&self, set: &BTreeSet<LaneId>) -> Vec<LaneId> {
         let ids: Vec<LaneId> = set.iter().copied().collect();
         let lanes: Vec<&Lane<WorldOp>> = ids.iter().map(|id| &self.lanes[id].lane).collect();
-        let place = |id: &LaneId| ids.binary_search(id).expect("a closed set holds every parent");
         let mut unplaced_parents: Vec<usize> = lanes.iter().map(|lane| lane.parents.len()).collect();
-        // Every lane's children in one list: lane `at`'s are
-        // `children[children_end[at]..children_end[at + 1]]`.
-        let mut children_end: Vec<usize> = vec![0; ids.len() + 1];
-        for lane in &lanes {
-            for parent in &lane.parents {
-                children_end[place(parent) + 1] += 1;
-            }
-        }
-        for at in 1..children_end.len() {
-            children_end[at] += children_end[at - 1];
-        }
-        let mut filled = children_end.clone();
-        let mut children = vec![0; children_end[ids.len()]];
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
         for (child, lane) in lanes.iter().enumerate() {
             for parent in &lane.parents {
-                let parent = place(parent);
-                children[filled[parent]] = child;
-                filled[parent] += 1;
+                let parent = ids.binary_search(parent).expect("a closed set holds every parent");
+                children[parent].push(child);
             }
         }
         let ready_key = |at: usize| Reverse(((lanes[at].lamport, lanes[at].author, ids[at]), at));
@@ -160,7 +146,7 @@ impl Model {
         let mut order = Vec::with_capacity(ids.len());
         while let Some(Reverse(((_, _, id), at))) = ready.pop() {
             order.push(id);
-            for child in &children[children_end[at]..children_end[at + 1]] {
+            for child in &children[at] {
                 unplaced_parents[*child] -= 1;
                 if unplaced_parents[*child] == 0 {
                     ready.push(ready_key(*child));
