@@ -100,6 +100,7 @@ impl<O: Op> LaneDag<O> {
         self.chains.entry(lane.author).or_default().slots.push_back(idx);
         self.by_id.insert(id, idx);
         let author = lane.author;
+        let named_pruned = parents.len() != lane.parents.len();
         let lane = match &self.pool {
             Some(pool) => pool.share(id, lane),
             None => Arc::new(lane),
@@ -111,6 +112,7 @@ impl<O: Op> LaneDag<O> {
             lamport: lane.lamport,
             lane,
             parent_slots: parents.into_boxed_slice(),
+            named_pruned,
             reached: Box::default(),
             reached_count: 0,
         });

@@ -109,6 +109,7 @@ mod tests {
             lamport: lane.lamport,
             lane: Arc::new(lane),
             parent_slots: Box::default(),
+            named_pruned: false,
             reached: Box::default(),
             reached_count: 0,
         }

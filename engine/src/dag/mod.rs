@@ -80,6 +80,10 @@ pub(crate) struct Slot<O> {
     pub(crate) lane: Arc<Lane<O>>,
     /// Admitted parents (tips of the pruned prefix are not listed).
     pub(crate) parent_slots: Box<[SlotIdx]>,
+    /// Whether the lane named a parent already pruned when it was admitted
+    /// (so `parent_slots` lists fewer than the lane's parents); kept here so
+    /// a walk over slots need not visit the lane to know.
+    pub(crate) named_pruned: bool,
     /// Bit m: this lane is an ancestor of (or is) the latest lane of the
     /// m-th member that authored here (see `LaneDag::reach_index`). Grown
     /// when a bit past its end is set, so a lane costs a bit per author

@@ -84,8 +84,7 @@ impl<L: Law> Replica<L> {
         // in canonical order, so it only grows.
         let mut end = 0;
         let start = (first.lane_index - self.prune_index) as usize;
-        for (at, &idx) in self.order.iter().enumerate().skip(start) {
-            self.dag.load_ahead(&self.order, start, at);
+        for &idx in self.order.iter().skip(start) {
             let child = self.dag.slot(idx);
             let child_key = self.key_of(child);
             while end < last_keys.len() && last_keys[end] < child_key {
@@ -96,7 +95,7 @@ impl<L: Law> Replica<L> {
                 // predecessor, whose successor is the lane itself; and with
                 // no mark between the parent and this lane (most parents are
                 // a few lanes back) there is nothing to add.
-                if end == 0 || tip.author == child.lane.author || key.is_some_and(|key| key > last_keys[end - 1]) {
+                if end == 0 || tip.author == child.author || key.is_some_and(|key| key > last_keys[end - 1]) {
                     return;
                 }
                 // A pruned parent is inside every prefix.
@@ -113,7 +112,7 @@ impl<L: Law> Replica<L> {
                 }
             };
             // Admitted parents by slot; when one was pruned, each by id.
-            let mut pruned_parent = child.parent_slots.len() != child.lane.parents.len();
+            let mut pruned_parent = child.named_pruned;
             for &parent in &child.parent_slots {
                 if pruned_parent {
                     break;
