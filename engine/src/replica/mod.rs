@@ -149,6 +149,8 @@ pub struct ReplicaMetrics {
     pub lanes_replayed: u64,
     /// Rollbacks forced by late lanes.
     pub rollbacks: u64,
+    /// Copies of the state taken as rollback checkpoints.
+    pub checkpoints_taken: u64,
     /// Conflicts resolved by the law in the current state's history.
     pub conflicts: u64,
     /// Lanes pruned so far.

@@ -35,9 +35,12 @@ impl<L: Law> Replica<L> {
     /// at the points that the final thinning keeps: the same checkpoints as
     /// cloning at every interval and thinning afterwards.
     pub(super) fn replay(&mut self) {
-        let Self { law, config, dag, order, state, chain, conflicts, .. } = self;
         let start = self.prune_index + self.applied as u64;
-        let tip = self.prune_index + order.len() as u64;
+        let tip = self.prune_index + self.order.len() as u64;
+        // Checkpoints below the base this materialize will commit would be
+        // dropped with the commit: no rollback reaches below a stable base.
+        let base = self.base_ahead(start, tip);
+        let Self { law, config, dag, order, state, chain, conflicts, .. } = self;
         let first = self.applied;
         let mut pushed = 0;
         while self.applied < order.len() {
@@ -47,9 +50,11 @@ impl<L: Law> Replica<L> {
             self.applied += 1;
             self.metrics.lanes_replayed += 1;
             if lane_index.is_multiple_of(config.checkpoint_interval)
+                && lane_index >= base
                 && kept_at(lane_index, tip, config.checkpoint_interval)
             {
                 pushed += 1;
+                self.metrics.checkpoints_taken += 1;
                 self.checkpoints.push(Checkpoint {
                     lane_index,
                     state: state.clone(),
@@ -82,6 +87,29 @@ impl<L: Law> Replica<L> {
         self.thin_checkpoints();
         let kept = self.checkpoints.iter().filter(|checkpoint| checkpoint.lane_index > start).count();
         assert_eq!(kept, pushed, "thinning at the tip keeps every checkpoint this replay made");
+    }
+
+    /// The snapshot point that the stability step after a replay of
+    /// `order[applied..]` (from lane index `start` up to `tip`) will commit as
+    /// the stable base, if this replay makes it; else 0. That step commits
+    /// the newest snapshot point at or below the stable end that holds a
+    /// checkpoint, and a replay keeps a checkpoint at exactly the points
+    /// [`kept_at`] the tip. Causal stability is a property of the DAG, not
+    /// of the replay, so the stable end is known before replaying.
+    fn base_ahead(&mut self, start: u64, tip: u64) -> u64 {
+        let (checkpoints, snapshots) = (self.config.checkpoint_interval, self.config.snapshot_interval);
+        if !self.stability_dirty {
+            return 0;
+        }
+        let stable_end = if self.config.bugs.prune_past_stable() { tip } else { self.stable_prefix_end() };
+        let mut point = stable_end - stable_end % snapshots;
+        while point > start {
+            if point.is_multiple_of(checkpoints) && kept_at(point, tip, checkpoints) {
+                return point;
+            }
+            point -= snapshots;
+        }
+        0
     }
 
     pub(super) fn thin_checkpoints(&mut self) {
@@ -197,6 +225,58 @@ mod tests {
         let snapshot = replica.snapshots().latest().expect("the genesis snapshot");
         assert_eq!(snapshot.header.state_digest, hash::state_digest(&genesis));
         assert!(snapshot.verify(&World).is_ok());
+    }
+
+    /// `count` lanes by members 0 to 3 in turn, each over every head: a
+    /// chain, so all but the last three are stable.
+    fn lanes_in_turn(count: u32) -> Vec<crate::Lane<WorldOp>> {
+        let config = || {
+            let mut config = ReplicaConfig::new(NodeId(0), (0..4).map(NodeId));
+            config.snapshot_interval = 1024;
+            config.checkpoint_interval = 64;
+            config
+        };
+        let mut writer = Replica::new(World, config());
+        let mut lanes = Vec::new();
+        for n in 0..count {
+            let mut lane = writer.prepare_lane(vec![WorldOp::Add { key: n % 7, delta: 1 }]);
+            lane.author = NodeId(n % 4);
+            lane.seq = u64::from(n / 4) + 1;
+            let own = writer.author_tips().get(&lane.author).map(|(_, id)| *id);
+            lane.parents = writer.heads().iter().copied().filter(|id| Some(*id) != own).chain(own).collect();
+            lane.parents.sort_unstable();
+            lane.lamport = u64::from(n) + 1;
+            writer.insert(lane.clone()).expect("a valid lane");
+            lanes.push(lane);
+        }
+        lanes
+    }
+
+    #[test]
+    fn a_catch_up_replay_takes_no_checkpoint_that_the_stable_commit_drops() {
+        let lanes = lanes_in_turn(4096);
+        let mut config = ReplicaConfig::new(NodeId(0), (0..4).map(NodeId));
+        config.snapshot_interval = 1024;
+        config.checkpoint_interval = 64;
+        let (mut bulk, mut one_by_one) = (Replica::new(World, config.clone()), Replica::new(World, config));
+        for lane in &lanes {
+            bulk.insert(lane.clone()).expect("a valid lane");
+            one_by_one.insert(lane.clone()).expect("a valid lane");
+            one_by_one.materialize();
+        }
+        bulk.materialize();
+        // Stable up to 4093: the newest snapshot point below it that keeps a
+        // checkpoint at tip 4096 is 3072.
+        let base = bulk.snapshots().latest().expect("a committed base").header.lane_index;
+        assert_eq!(base, 3072);
+        assert_eq!(bulk.checkpoints.first().map(|checkpoint| checkpoint.lane_index), Some(base));
+        assert_eq!(
+            bulk.metrics().checkpoints_taken,
+            bulk.checkpoints.len() as u64,
+            "every state copied for a checkpoint is still held: none below the base"
+        );
+        assert_eq!(bulk.status(), one_by_one.status());
+        assert_eq!(bulk.snapshots().latest(), one_by_one.snapshots().latest());
     }
 
     #[test]

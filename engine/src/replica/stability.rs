@@ -138,10 +138,11 @@ impl<L: Law> Replica<L> {
     /// 1-based lane index where the causally stable prefix ends: every lane up
     /// to it is an ancestor of (or is) every member's latest held lane. The
     /// DAG keeps those "reached" marks up to date as lanes arrive; this scans
-    /// forward from where the last scan stopped.
+    /// the order (applied or not) forward from where the last scan stopped.
     pub(super) fn stable_prefix_end(&mut self) -> u64 {
         let mut scan = self.reached_scan.max(self.stable_index);
-        while scan < self.lane_index() {
+        let end = self.prune_index + self.order.len() as u64;
+        while scan < end {
             let idx = self.order[(scan - self.prune_index) as usize];
             if !self.dag.reached_by_all(idx) {
                 break;
