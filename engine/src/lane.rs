@@ -117,6 +117,12 @@ pub trait Op: Clone + fmt::Debug + PartialEq + Eq {
         let _ = lane;
         Self::decode(&mut columns[0])
     }
+
+    /// Reads what applying the op will read outside the op itself (a list
+    /// held behind a pointer, say), so that replay, calling it for the lanes
+    /// ahead, overlaps their cache misses. A hint only: it must change
+    /// nothing. The default reads nothing.
+    fn load_hint(&self) {}
 }
 
 /// How many columns an op's batched form may use (see [`Op::encode_batched`]).

@@ -246,21 +246,23 @@ impl<O: Op> LaneDag<O> {
         self.slots.get(idx).expect("order and chains only hold live slots")
     }
 
-    /// Called by a walk over `order[start..]` (live slots) before it visits
-    /// `order[at]`: every [`LOAD_AHEAD`] lanes of the walk, loads the bodies
-    /// of the next [`LOAD_AHEAD`] (each lane, its first op and its admitted
-    /// parents). Those loads do not depend on one another, so the cache
-    /// misses of a burst overlap instead of stalling the walk once per
-    /// lane: lanes live apart from the arena (shared through the pool), and
-    /// with a large history each is a miss. A hint only: what the walk
-    /// computes does not depend on it.
+    /// Called by replay's walk over `order[start..]` (live slots) before it
+    /// applies `order[at]`: every [`LOAD_AHEAD`] lanes of the walk, loads
+    /// what applying the next [`LOAD_AHEAD`] will read (each lane, its ops,
+    /// and what [`Op::load_hint`] names). Those loads do not depend on one
+    /// another, so the cache misses of a burst overlap instead of stalling
+    /// the walk once per lane: lanes live apart from the arena (shared
+    /// through the pool), and with a large history each is a miss. A hint
+    /// only: what the walk computes does not depend on it.
     pub(crate) fn load_ahead(&self, order: &[SlotIdx], start: usize, at: usize) {
         if !at.saturating_sub(start).is_multiple_of(LOAD_AHEAD) {
             return;
         }
         for &idx in order.iter().skip(at).take(LOAD_AHEAD) {
             let slot = self.slot(idx);
-            std::hint::black_box((slot.lane.ops.first().map(std::mem::discriminant), slot.parent_slots.first()));
+            for op in &slot.lane.ops {
+                op.load_hint();
+            }
         }
     }
 
