@@ -39,7 +39,7 @@ impl<L: Law> Replica<L> {
         let tip = self.prune_index + self.order.len() as u64;
         // Checkpoints below the base this materialize will commit would be
         // dropped with the commit: no rollback reaches below a stable base.
-        let base = self.base_ahead(start, tip);
+        let base = self.base_ahead(tip);
         let Self { law, config, dag, order, state, chain, conflicts, .. } = self;
         let first = self.applied;
         let mut pushed = 0;
@@ -89,27 +89,26 @@ impl<L: Law> Replica<L> {
         assert_eq!(kept, pushed, "thinning at the tip keeps every checkpoint this replay made");
     }
 
-    /// The snapshot point that the stability step after a replay of
-    /// `order[applied..]` (from lane index `start` up to `tip`) will commit as
-    /// the stable base, if this replay makes it; else 0. That step commits
-    /// the newest snapshot point at or below the stable end that holds a
-    /// checkpoint, and a replay keeps a checkpoint at exactly the points
-    /// [`kept_at`] the tip. Causal stability is a property of the DAG, not
-    /// of the replay, so the stable end is known before replaying.
-    fn base_ahead(&mut self, start: u64, tip: u64) -> u64 {
-        let (checkpoints, snapshots) = (self.config.checkpoint_interval, self.config.snapshot_interval);
+    /// The snapshot point that the stability step after this replay (up to
+    /// lane index `tip`) will commit as the stable base, or a point at or
+    /// below where the replay starts, or 0: no checkpoint below it is
+    /// needed. That step commits the newest snapshot point at or below the
+    /// stable end that holds a checkpoint, and a replay keeps a checkpoint
+    /// at exactly the points [`kept_at`] the tip (snapshot points are
+    /// multiples of the checkpoint interval). Causal stability is a property
+    /// of the DAG, not of the replay, so the stable end is known before
+    /// replaying.
+    fn base_ahead(&mut self, tip: u64) -> u64 {
         if !self.stability_dirty {
             return 0;
         }
+        let (checkpoints, snapshots) = (self.config.checkpoint_interval, self.config.snapshot_interval);
         let stable_end = if self.config.bugs.prune_past_stable() { tip } else { self.stable_prefix_end() };
-        let mut point = stable_end - stable_end % snapshots;
-        while point > start {
-            if point.is_multiple_of(checkpoints) && kept_at(point, tip, checkpoints) {
-                return point;
-            }
-            point -= snapshots;
-        }
-        0
+        (1..=stable_end / snapshots)
+            .rev()
+            .map(|point| point * snapshots)
+            .find(|point| kept_at(*point, tip, checkpoints))
+            .unwrap_or(0)
     }
 
     pub(super) fn thin_checkpoints(&mut self) {
@@ -227,56 +226,77 @@ mod tests {
         assert!(snapshot.verify(&World).is_ok());
     }
 
-    /// `count` lanes by members 0 to 3 in turn, each over every head: a
-    /// chain, so all but the last three are stable.
-    fn lanes_in_turn(count: u32) -> Vec<crate::Lane<WorldOp>> {
-        let config = || {
-            let mut config = ReplicaConfig::new(NodeId(0), (0..4).map(NodeId));
-            config.snapshot_interval = 1024;
-            config.checkpoint_interval = 64;
-            config
-        };
+    fn config() -> ReplicaConfig {
+        let mut config = ReplicaConfig::new(NodeId(0), (0..4).map(NodeId));
+        config.snapshot_interval = 1024;
+        config.checkpoint_interval = 64;
+        config
+    }
+
+    /// A lane by each of `authors` (members 0 to 3) in turn, each over
+    /// every head: a chain, stable up to the last lane of the member that
+    /// wrote last longest ago.
+    fn lanes_by(authors: impl Iterator<Item = u32>) -> Vec<crate::Lane<WorldOp>> {
         let mut writer = Replica::new(World, config());
         let mut lanes = Vec::new();
-        for n in 0..count {
-            let mut lane = writer.prepare_lane(vec![WorldOp::Add { key: n % 7, delta: 1 }]);
-            lane.author = NodeId(n % 4);
-            lane.seq = u64::from(n / 4) + 1;
+        let mut seqs = [0u64; 4];
+        for (n, author) in authors.enumerate() {
+            let mut lane = writer.prepare_lane(vec![WorldOp::Add { key: n as u32 % 7, delta: 1 }]);
+            seqs[author as usize] += 1;
+            lane.author = NodeId(author);
+            lane.seq = seqs[author as usize];
             let own = writer.author_tips().get(&lane.author).map(|(_, id)| *id);
             lane.parents = writer.heads().iter().copied().filter(|id| Some(*id) != own).chain(own).collect();
             lane.parents.sort_unstable();
-            lane.lamport = u64::from(n) + 1;
+            lane.lamport = n as u64 + 1;
             writer.insert(lane.clone()).expect("a valid lane");
             lanes.push(lane);
         }
         lanes
     }
 
-    #[test]
-    fn a_catch_up_replay_takes_no_checkpoint_that_the_stable_commit_drops() {
-        let lanes = lanes_in_turn(4096);
-        let mut config = ReplicaConfig::new(NodeId(0), (0..4).map(NodeId));
-        config.snapshot_interval = 1024;
-        config.checkpoint_interval = 64;
-        let (mut bulk, mut one_by_one) = (Replica::new(World, config.clone()), Replica::new(World, config));
-        for lane in &lanes {
-            bulk.insert(lane.clone()).expect("a valid lane");
-            one_by_one.insert(lane.clone()).expect("a valid lane");
-            one_by_one.materialize();
+    /// A replica that receives `lanes` and then materializes once, and the
+    /// lane index of the base it commits.
+    fn catch_up(lanes: &[crate::Lane<WorldOp>]) -> (Replica<World>, u64) {
+        let mut replica = Replica::new(World, config());
+        for lane in lanes {
+            replica.insert(lane.clone()).expect("a valid lane");
         }
-        bulk.materialize();
-        // Stable up to 4093: the newest snapshot point below it that keeps a
-        // checkpoint at tip 4096 is 3072.
-        let base = bulk.snapshots().latest().expect("a committed base").header.lane_index;
-        assert_eq!(base, 3072);
-        assert_eq!(bulk.checkpoints.first().map(|checkpoint| checkpoint.lane_index), Some(base));
+        replica.materialize();
+        let base = replica.snapshots().latest().expect("a committed base").header.lane_index;
+        assert_eq!(replica.checkpoints.first().map(|checkpoint| checkpoint.lane_index), Some(base));
         assert_eq!(
-            bulk.metrics().checkpoints_taken,
-            bulk.checkpoints.len() as u64,
+            replica.metrics().checkpoints_taken,
+            replica.checkpoints.len() as u64,
             "every state copied for a checkpoint is still held: none below the base"
         );
+        (replica, base)
+    }
+
+    #[test]
+    fn a_catch_up_replay_takes_no_checkpoint_that_the_stable_commit_drops() {
+        let lanes = lanes_by((0..4096).map(|n| n % 4));
+        let (mut bulk, base) = catch_up(&lanes);
+        // Stable up to 4093: the newest snapshot point below it that keeps a
+        // checkpoint at tip 4096 is 3072.
+        assert_eq!(base, 3072);
+        let mut one_by_one = Replica::new(World, config());
+        for lane in lanes {
+            one_by_one.insert(lane).expect("a valid lane");
+            one_by_one.materialize();
+        }
         assert_eq!(bulk.status(), one_by_one.status());
         assert_eq!(bulk.snapshots().latest(), one_by_one.snapshots().latest());
+    }
+
+    #[test]
+    fn a_catch_up_replay_commits_the_newest_snapshot_point_its_tip_keeps() {
+        // Member 3 falls quiet after lane 3100: the stable end stays there
+        // while the tip runs on to 12288, where thinning keeps 2048 but not
+        // 3072.
+        let lanes = lanes_by((0..3100).map(|n| n % 4).chain((0..12288 - 3100).map(|n| n % 3)));
+        let (_, base) = catch_up(&lanes);
+        assert_eq!(base, 2048);
     }
 
     #[test]

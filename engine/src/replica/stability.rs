@@ -90,12 +90,14 @@ impl<L: Law> Replica<L> {
             while end < last_keys.len() && last_keys[end] < child_key {
                 end += 1;
             }
+            // The walk starts past the first prefix, so `end` is at least 1.
+            let last_mark_below = last_keys[end - 1];
             let mut consider = |tip: Tip, key: Option<OrderKey>| {
-                // The chain rule makes a lane's own-author parent its
-                // predecessor, whose successor is the lane itself; and with
-                // no mark between the parent and this lane (most parents are
-                // a few lanes back) there is nothing to add.
-                if end == 0 || tip.author == child.author || key.is_some_and(|key| key > last_keys[end - 1]) {
+                // A shortcut: the chain rule makes a lane's own-author parent
+                // its predecessor, whose successor is the lane itself; and
+                // with no mark between the parent and this lane (most parents
+                // are a few lanes back) there is nothing to add.
+                if tip.author == child.author || key.is_some_and(|key| key > last_mark_below) {
                     return;
                 }
                 // A pruned parent is inside every prefix.

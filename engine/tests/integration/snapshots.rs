@@ -406,3 +406,64 @@ fn installing_over_held_lanes_drops_the_covered_bodies_keeps_the_rest_and_recomp
     }
     assert!(tips_held_before > 0, "some snapshot tip was a held lane before its install");
 }
+
+#[test]
+fn a_lane_naming_a_lane_its_receiver_pruned_still_puts_it_in_later_boundaries() {
+    // A replica that starts from a snapshot holds the lanes after it; a
+    // held lane naming a non-tip lane of the snapshot (a boundary lane,
+    // never held here) keeps that lane in the boundary of every later
+    // prefix it stays outside. Members A, B, C (0, 1, 2); lamports in
+    // brackets. C writes c1..c40 alone [1..40]; A writes a1 [1], a2 [2]; C
+    // gets a1 only and writes x over c40 and a1 [41].
+    let lane = |author: u32, seq: u64, parents: &[&scx_engine::Lane<scx_engine::WorldOp>]| {
+        let lamport = parents.iter().map(|parent| parent.lamport).max().unwrap_or(0) + 1;
+        let ids = parents.iter().map(|parent| parent.id()).collect();
+        scx_engine::Lane::new(
+            scx_engine::NodeId(author),
+            seq,
+            lamport,
+            ids,
+            vec![scx_engine::WorldOp::Add { key: author, delta: 1 }],
+        )
+    };
+    let a1 = lane(0, 1, &[]);
+    let a2 = lane(0, 2, &[&a1]);
+    let mut c = vec![lane(2, 1, &[])];
+    for seq in 2..=40 {
+        c.push(lane(2, seq, &[&c[c.len() - 1]]));
+    }
+    let x = lane(2, 41, &[&c[39], &a1]);
+    // A and C catch up; B has seen up to c20. Stable: a1, c1, a2, c2..c20
+    // (22 lanes), so the snapshot at 16 is the newest: a1 is in its boundary.
+    let a3 = lane(0, 3, &[&a2, &x]);
+    let b1 = lane(1, 1, &[&a2, &c[19]]);
+    let c42 = lane(2, 42, &[&x, &a2]);
+    let mut source = crate::support::replica(0, 3);
+    let first: Vec<&scx_engine::Lane<scx_engine::WorldOp>> =
+        [&a1, &a2].into_iter().chain(&c).chain([&x, &a3, &b1, &c42]).collect();
+    for lane in &first {
+        source.insert((*lane).clone()).unwrap();
+    }
+    let _ = source.status();
+    let snapshot = source.snapshot_transfer().clone();
+    assert_eq!(snapshot.header.lane_index, 16);
+    assert!(snapshot.header.boundary.iter().any(|tip| tip.id == a1.id()), "a1 is a boundary lane at 16");
+    // Then everyone catches up: stable up to b2 (47 lanes), so the snapshot
+    // at 32 is committed, with x (index 44) outside it, naming a1.
+    let b2 = lane(1, 2, &[&b1, &a3, &c42]);
+    let a4 = lane(0, 4, &[&a3, &b2]);
+    let c43 = lane(2, 43, &[&c42, &a4]);
+    let all: Vec<&scx_engine::Lane<scx_engine::WorldOp>> = first.into_iter().chain([&b2, &a4, &c43]).collect();
+    let mut reference = crate::support::replica(1, 3);
+    let mut restored = crate::support::replica(1, 3);
+    restored.install_snapshot(&snapshot).unwrap();
+    for lane in &all {
+        reference.insert((*lane).clone()).unwrap();
+        let _ = restored.insert((*lane).clone());
+    }
+    let _ = (reference.status(), restored.status());
+    let (expected, actual) = (reference.snapshots().latest().unwrap(), restored.snapshots().latest().unwrap());
+    assert_eq!(expected.header.lane_index, 32);
+    assert!(expected.header.boundary.iter().any(|tip| tip.id == a1.id()), "a1 is a boundary lane at 32 too");
+    assert_eq!(actual.header, expected.header);
+}
