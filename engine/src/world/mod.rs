@@ -14,16 +14,24 @@
 //! dot (BTreeMap/BTreeSet), so equal states have equal digests.
 //!
 //! A replica keeps a few copies of its state as rollback checkpoints, so a
-//! copy must be cheap: each set sits behind a reference count and is copied
-//! only when a lane changes it (`Arc::make_mut`), so checkpoints share the
-//! sets no lane touched since.
+//! copy must be cheap: each set, and each run of sixteen registers or
+//! counters (`runs.rs`), sits behind a reference count and is copied only
+//! when a lane changes it (`Arc::make_mut`), so checkpoints share what no
+//! lane touched since, and the encoding cache (`cache.rs`) re-encodes only
+//! what changed.
+
+mod cache;
+mod runs;
+
+pub use cache::WorldEncodeCache;
+pub use runs::{KeyRuns, RUN_BITS, RUN_KEYS, Run};
 
 use crate::bugs::Bugs;
 use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len, zigzag};
 use crate::lane::{Dot, OP_COLUMNS, Op};
 use crate::law::{Applied, LaneContext, Law};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// Most dots one `Remove` may name.
 pub const MAX_REMOVE_DOTS: usize = 1024;
@@ -283,10 +291,10 @@ pub struct Register {
 /// The world's materialised state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorldState {
-    /// Last-writer registers by key.
-    pub registers: BTreeMap<u32, Register>,
-    /// Counters by key.
-    pub counters: BTreeMap<u32, i64>,
+    /// Last-writer registers by key, in runs shared between copies.
+    pub registers: KeyRuns<Register>,
+    /// Counters by key, in runs shared between copies.
+    pub counters: KeyRuns<i64>,
     /// Add-wins sets by key, each shared between copies of the state until
     /// a lane changes it.
     pub sets: BTreeMap<u32, Arc<SetTags>>,
@@ -404,7 +412,7 @@ impl Law for World {
                 Applied { conflicts: u32::from(overwrote_unseen) }
             }
             WorldOp::Add { key, delta } => {
-                let counter = state.counters.entry(*key).or_insert(0);
+                let counter = state.counters.get_mut_or(*key, 0);
                 *counter = counter.wrapping_add(*delta);
                 Applied::default()
             }
@@ -430,7 +438,14 @@ impl Law for World {
     }
 
     fn encode_state(&self, state: &WorldState, out: &mut Vec<u8>) {
-        encode_registers_and_counters(state, out);
+        put_varint(out, state.registers.len() as u64);
+        for (_, run) in state.registers.runs() {
+            encode_registers(run, out);
+        }
+        put_varint(out, state.counters.len() as u64);
+        for (_, run) in state.counters.runs() {
+            encode_counters(run, out);
+        }
         put_varint(out, state.sets.len() as u64);
         let mut group = Vec::new();
         for (key, set) in &state.sets {
@@ -442,42 +457,16 @@ impl Law for World {
     type EncodeCache = WorldEncodeCache;
 
     fn encode_state_cached(&self, state: &WorldState, cache: &mut WorldEncodeCache, out: &mut Vec<u8>) {
-        encode_registers_and_counters(state, out);
+        put_varint(out, state.registers.len() as u64);
+        cache.registers.encode(state.registers.runs(), out, |_, run, out| encode_registers(run, out));
+        put_varint(out, state.counters.len() as u64);
+        cache.counters.encode(state.counters.runs(), out, |_, run, out| encode_counters(run, out));
         put_varint(out, state.sets.len() as u64);
-        let sets_start = out.len();
-        let mut fresh = std::mem::take(&mut cache.spare);
-        fresh.clear();
-        let mut cached = cache.sets.iter().peekable();
-        // Bytes of the previous encoding still to copy: unchanged sets that
-        // sat next to each other there, copied in one go.
-        let mut run = 0..0;
         let mut group = Vec::new();
-        for (key, set) in &state.sets {
-            while cached.next_if(|entry| entry.key < *key).is_some() {}
-            let unchanged =
-                cached.next_if(|entry| entry.key == *key && std::ptr::eq(entry.set.as_ptr(), Arc::as_ptr(set)));
-            let start = out.len() - sets_start + run.len();
-            match unchanged {
-                Some(entry) if entry.bytes.start == run.end => run.end = entry.bytes.end,
-                Some(entry) => {
-                    out.extend_from_slice(&cache.bytes[run]);
-                    run = entry.bytes.clone();
-                }
-                None => {
-                    out.extend_from_slice(&cache.bytes[run]);
-                    run = 0..0;
-                    put_varint(out, u64::from(*key));
-                    encode_set(set, &mut group, out);
-                }
-            }
-            let end = out.len() - sets_start + run.len();
-            fresh.push(CachedSet { key: *key, set: Arc::downgrade(set), bytes: start..end });
-        }
-        out.extend_from_slice(&cache.bytes[run]);
-        cache.bytes.clear();
-        cache.bytes.extend_from_slice(&out[sets_start..]);
-        cache.spare = std::mem::replace(&mut cache.sets, fresh);
-        cache.spare.clear();
+        cache.sets.encode(state.sets.iter().map(|(key, set)| (*key, set)), out, |key, set, out| {
+            put_varint(out, u64::from(key));
+            encode_set(set, &mut group, out);
+        });
     }
 
     fn decode_state(&self, reader: &mut Reader<'_>) -> Result<WorldState, DecodeError> {
@@ -506,47 +495,31 @@ impl Law for World {
     }
 }
 
-/// The world's [`Law::EncodeCache`]: the sets part of the last encoding,
-/// and for each set its key, a weak reference to it and where its bytes
-/// (key included) lie. A set with a weak reference cannot change in place
-/// (`Arc::make_mut` moves or copies it to a new allocation first, and
-/// `Arc::get_mut` refuses), and the weak reference keeps its allocation
-/// from being reused, so while a state holds that same allocation at that
-/// key, the bytes are its encoding. Weak, not strong: a lane that changes
-/// a set no checkpoint shares moves it rather than copying it.
-#[derive(Clone, Debug, Default)]
-pub struct WorldEncodeCache {
-    bytes: Vec<u8>,
-    sets: Vec<CachedSet>,
-    /// The previous `sets`, kept for its allocation.
-    spare: Vec<CachedSet>,
-}
+/// Most bytes of one varint.
+const VARINT_BYTES_MAX: usize = 10;
 
-#[derive(Clone, Debug)]
-struct CachedSet {
-    key: u32,
-    set: Weak<SetTags>,
-    bytes: std::ops::Range<usize>,
-}
-
-/// Registers and counters, the part of the state encoding no cache
-/// covers, written through a [`Cursor`] over room sized for the largest
-/// varints.
-fn encode_registers_and_counters(state: &WorldState, out: &mut Vec<u8>) {
-    const VARINT_BYTES_MAX: usize = 10;
-    let room = VARINT_BYTES_MAX * (2 + 4 * state.registers.len() + 2 * state.counters.len());
+/// A run of registers, written through a [`Cursor`] over room sized for
+/// the largest varints.
+fn encode_registers(run: &Run<Register>, out: &mut Vec<u8>) {
     let start = out.len();
-    out.resize(start + room, 0);
+    out.resize(start + VARINT_BYTES_MAX * 4 * run.len(), 0);
     let mut cursor = Cursor { bytes: &mut out[start..], len: 0 };
-    cursor.varint(state.registers.len() as u64);
-    for (key, register) in &state.registers {
+    for (key, register) in run {
         cursor.varint(u64::from(*key));
         cursor.varint(register.value);
         cursor.varint(u64::from(register.writer.author.0));
         cursor.varint(register.writer.seq);
     }
-    cursor.varint(state.counters.len() as u64);
-    for (key, value) in &state.counters {
+    let written = cursor.len;
+    out.truncate(start + written);
+}
+
+/// A run of counters, as [`encode_registers`] writes registers.
+fn encode_counters(run: &Run<i64>, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + VARINT_BYTES_MAX * 2 * run.len(), 0);
+    let mut cursor = Cursor { bytes: &mut out[start..], len: 0 };
+    for (key, value) in run {
         cursor.varint(u64::from(*key));
         cursor.varint(zigzag(*value));
     }
@@ -712,7 +685,7 @@ mod tests {
         let second = state.put(1, 20);
         assert_eq!(law.apply(&mut state, &context(&id, 0, 1), &first).conflicts, 0);
         assert_eq!(law.apply(&mut state, &context(&id, 1, 1), &second).conflicts, 1);
-        assert_eq!(state.registers[&1].value, 20);
+        assert_eq!(state.registers.get(&1).expect("written").value, 20);
         let informed = state.put(1, 30);
         assert_eq!(law.apply(&mut state, &context(&id, 0, 2), &informed).conflicts, 0);
     }
@@ -764,7 +737,7 @@ mod tests {
         let mut state = law.genesis();
         law.apply(&mut state, &context(&id, 0, 1), &WorldOp::Add { key: 1, delta: i64::MAX });
         law.apply(&mut state, &context(&id, 0, 2), &WorldOp::Add { key: 1, delta: 2 });
-        assert_eq!(state.counters[&1], i64::MIN + 1);
+        assert_eq!(state.counters.get(&1), Some(&(i64::MIN + 1)));
     }
 }
 
@@ -789,7 +762,8 @@ mod encode_cache_tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let key = (x % 11) as u32;
+            // Eleven keys over five runs of registers and counters.
+            let key = (x % 11) as u32 * 7;
             let element = (x >> 8) % 5;
             let author = NodeId((x >> 16) as u32 % 3);
             let context = LaneContext { id: &id, author, seq, lamport: seq, lane_index: seq };

@@ -1,0 +1,94 @@
+//! The world's [`Law::EncodeCache`](crate::law::Law::EncodeCache): the last
+//! encoding, section by section, so a digest re-encodes only what changed.
+//!
+//! Each section (registers, counters, sets) is a list of parts behind
+//! reference counts: the runs of a [`KeyRuns`](super::KeyRuns), or the
+//! sets. For each part the cache keeps its number, a weak reference to it
+//! and where its bytes lie. A part with a weak reference cannot change in
+//! place (`Arc::make_mut` moves or copies it to a new allocation first, and
+//! `Arc::get_mut` refuses), and the weak reference keeps its allocation
+//! from being reused, so while a state holds that same allocation under
+//! that number, the bytes are its encoding. Weak, not strong: a lane that
+//! changes a part no checkpoint shares moves it rather than copying it.
+
+use super::runs::Run;
+use super::{Register, SetTags};
+use std::ops::Range;
+use std::sync::{Arc, Weak};
+
+/// The world law's encoding cache (see the module documentation).
+#[derive(Clone, Debug, Default)]
+pub struct WorldEncodeCache {
+    pub(super) registers: Section<Run<Register>>,
+    pub(super) counters: Section<Run<i64>>,
+    pub(super) sets: Section<SetTags>,
+}
+
+/// One section of the last encoding: its bytes after the count, and its parts.
+#[derive(Clone, Debug)]
+pub(super) struct Section<T> {
+    bytes: Vec<u8>,
+    parts: Vec<Part<T>>,
+    /// The previous `parts`, kept for its allocation.
+    spare: Vec<Part<T>>,
+}
+
+impl<T> Default for Section<T> {
+    fn default() -> Self {
+        Self { bytes: Vec::new(), parts: Vec::new(), spare: Vec::new() }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Part<T> {
+    number: u32,
+    part: Weak<T>,
+    bytes: Range<usize>,
+}
+
+impl<T> Section<T> {
+    /// Appends the encoding of `parts` (ascending by number): the bytes of
+    /// each part unchanged since the last call copied from the cache
+    /// (neighbours there in one go), the others written by `encode`.
+    pub(super) fn encode<'a>(
+        &mut self,
+        parts: impl Iterator<Item = (u32, &'a Arc<T>)>,
+        out: &mut Vec<u8>,
+        mut encode: impl FnMut(u32, &T, &mut Vec<u8>),
+    ) where
+        T: 'a,
+    {
+        let start = out.len();
+        let mut fresh = std::mem::take(&mut self.spare);
+        fresh.clear();
+        let mut cached = self.parts.iter().peekable();
+        // Bytes of the previous encoding still to copy: unchanged parts
+        // that sat next to each other there, copied in one go.
+        let mut run = 0..0;
+        for (number, part) in parts {
+            while cached.next_if(|entry| entry.number < number).is_some() {}
+            let unchanged =
+                cached.next_if(|entry| entry.number == number && std::ptr::eq(entry.part.as_ptr(), Arc::as_ptr(part)));
+            let from = out.len() - start + run.len();
+            match unchanged {
+                Some(entry) if entry.bytes.start == run.end => run.end = entry.bytes.end,
+                Some(entry) => {
+                    out.extend_from_slice(&self.bytes[run]);
+                    run = entry.bytes.clone();
+                }
+                None => {
+                    out.extend_from_slice(&self.bytes[run]);
+                    run = 0..0;
+                    encode(number, part, out);
+                }
+            }
+            let to = out.len() - start + run.len();
+            fresh.push(Part { number, part: Arc::downgrade(part), bytes: from..to });
+        }
+        out.extend_from_slice(&self.bytes[run]);
+        self.bytes.clear();
+        self.bytes.extend_from_slice(&out[start..]);
+        self.spare = std::mem::replace(&mut self.parts, fresh);
+        self.spare.clear();
+    }
+}
