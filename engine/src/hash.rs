@@ -128,18 +128,27 @@ enum TagDomain {
 }
 
 /// Keyed blake3 over the domain byte, the salt (eight little-endian bytes)
-/// and `parts`, cut to `N` bytes.
+/// and `parts`, cut to `N` bytes. The input is gathered on the stack and
+/// hashed in one call (the same bytes as feeding a hasher part by part, at
+/// a fraction of the cost for inputs this short: a handshake states one
+/// tag per author). `parts` total at most [`SESSION_TAG_PARTS_MAX`] bytes.
 fn session_tag<const N: usize>(domain: TagDomain, salt: u64, parts: &[&[u8]]) -> [u8; N] {
-    let mut hasher = blake3::Hasher::new_keyed(&SESSION_TAG_KEY);
-    hasher.update(&[domain as u8]);
-    hasher.update(&salt.to_le_bytes());
+    let mut input = [0u8; 9 + SESSION_TAG_PARTS_MAX];
+    input[0] = domain as u8;
+    input[1..9].copy_from_slice(&salt.to_le_bytes());
+    let mut len = 9;
     for part in parts {
-        hasher.update(part);
+        input[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
     }
     let mut tag = [0u8; N];
-    tag.copy_from_slice(&hasher.finalize().as_bytes()[..N]);
+    tag.copy_from_slice(&blake3::keyed_hash(&SESSION_TAG_KEY, &input[..len]).as_bytes()[..N]);
     tag
 }
+
+/// Most bytes of the parts of one session tag: a lane index, a chain hash
+/// and a state digest.
+const SESSION_TAG_PARTS_MAX: usize = 8 + 32 + 32;
 
 /// The fingerprint of a position in the session salted `salt`: over the
 /// lane index (eight little-endian bytes), the chain hash and the state
@@ -276,6 +285,28 @@ mod tests {
         assert_ne!(as_lane, snapshot_id(&bytes).0);
         let chained = chain_step(&ChainHash(bytes[..32].try_into().unwrap()), &LaneId(bytes[32..].try_into().unwrap()));
         assert_ne!(chained.0, as_lane);
+    }
+
+    #[test]
+    fn session_tags_are_keyed_blake3_of_domain_salt_and_parts() {
+        let salt = 0x0102_0304_0506_0708u64;
+        let (index, chain, digest) = (77u64, ChainHash([3; 32]), StateDigest([4; 32]));
+        let by_hasher = |domain: u8, parts: &[&[u8]]| {
+            let mut hasher = blake3::Hasher::new_keyed(&SESSION_TAG_KEY);
+            hasher.update(&[domain]);
+            hasher.update(&salt.to_le_bytes());
+            for part in parts {
+                hasher.update(part);
+            }
+            *hasher.finalize().as_bytes()
+        };
+        let status = by_hasher(1, &[&index.to_le_bytes(), &chain.0, &digest.0]);
+        assert_eq!(status_fingerprint(salt, index, &chain, &digest).0[..], status[..8]);
+        let id = [5u8; 32];
+        let snapshot = by_hasher(2, &[&id]);
+        assert_eq!(snapshot_tag(salt, &SnapshotId(id)), u32::from_le_bytes(snapshot[..4].try_into().unwrap()));
+        let tip = by_hasher(3, &[&id]);
+        assert_eq!(tip_tag(salt, &LaneId(id)), u32::from_le_bytes(tip[..4].try_into().unwrap()));
     }
 
     #[test]
