@@ -27,7 +27,7 @@ pub use cache::WorldEncodeCache;
 pub use runs::{KeyRuns, RUN_BITS, RUN_KEYS, Run};
 
 use crate::bugs::Bugs;
-use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len, zigzag};
+use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len};
 use crate::lane::{Dot, OP_COLUMNS, Op};
 use crate::law::{Applied, LaneContext, Law};
 use std::collections::{BTreeMap, BTreeSet};
@@ -495,55 +495,20 @@ impl Law for World {
     }
 }
 
-/// Most bytes of one varint.
-const VARINT_BYTES_MAX: usize = 10;
-
-/// A run of registers, written through a [`Cursor`] over room sized for
-/// the largest varints.
+/// A run of registers: each key, value and writer.
 fn encode_registers(run: &Run<Register>, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.resize(start + VARINT_BYTES_MAX * 4 * run.len(), 0);
-    let mut cursor = Cursor { bytes: &mut out[start..], len: 0 };
     for (key, register) in run {
-        cursor.varint(u64::from(*key));
-        cursor.varint(register.value);
-        cursor.varint(u64::from(register.writer.author.0));
-        cursor.varint(register.writer.seq);
+        put_varint(out, u64::from(*key));
+        put_varint(out, register.value);
+        register.writer.encode(out);
     }
-    let written = cursor.len;
-    out.truncate(start + written);
 }
 
-/// A run of counters, as [`encode_registers`] writes registers.
+/// A run of counters: each key and value.
 fn encode_counters(run: &Run<i64>, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.resize(start + VARINT_BYTES_MAX * 2 * run.len(), 0);
-    let mut cursor = Cursor { bytes: &mut out[start..], len: 0 };
     for (key, value) in run {
-        cursor.varint(u64::from(*key));
-        cursor.varint(zigzag(*value));
-    }
-    let written = cursor.len;
-    out.truncate(start + written);
-}
-
-/// Varints into a slice with room for them: its length stays in a
-/// register, where a `Vec` push reloads the vector after every byte (a
-/// byte store may alias it). The same bytes as `put_varint`.
-struct Cursor<'a> {
-    bytes: &'a mut [u8],
-    len: usize,
-}
-
-impl Cursor<'_> {
-    fn varint(&mut self, mut value: u64) {
-        while value >= 0x80 {
-            self.bytes[self.len] = (value as u8) | 0x80;
-            self.len += 1;
-            value >>= 7;
-        }
-        self.bytes[self.len] = value as u8;
-        self.len += 1;
+        put_varint(out, u64::from(*key));
+        put_signed(out, *value);
     }
 }
 
