@@ -28,6 +28,11 @@ pub struct WorldEncodeCache {
 #[derive(Clone, Debug)]
 pub(super) struct Section<T> {
     bytes: Vec<u8>,
+    /// How many parts the last encoding wrote afresh.
+    pub(super) fresh: usize,
+    /// How many spans of the encoding before it the last one copied:
+    /// unchanged parts that sat next to each other there copy as one.
+    pub(super) spans: usize,
     parts: Vec<Part<T>>,
     /// The previous `parts`, kept for its allocation.
     spare: Vec<Part<T>>,
@@ -35,7 +40,7 @@ pub(super) struct Section<T> {
 
 impl<T> Default for Section<T> {
     fn default() -> Self {
-        Self { bytes: Vec::new(), parts: Vec::new(), spare: Vec::new() }
+        Self { bytes: Vec::new(), fresh: 0, spans: 0, parts: Vec::new(), spare: Vec::new() }
     }
 }
 
@@ -65,6 +70,8 @@ impl<T> Section<T> {
         // Bytes of the previous encoding still to copy: unchanged parts
         // that sat next to each other there, copied in one go.
         let mut run = 0..0;
+        let mut spans = 0;
+        self.fresh = 0;
         for (number, part) in parts {
             while cached.next_if(|entry| entry.number < number).is_some() {}
             let unchanged =
@@ -73,22 +80,32 @@ impl<T> Section<T> {
             match unchanged {
                 Some(entry) if entry.bytes.start == run.end => run.end = entry.bytes.end,
                 Some(entry) => {
-                    out.extend_from_slice(&self.bytes[run]);
+                    copy_span(&self.bytes, run, out, &mut spans);
                     run = entry.bytes.clone();
                 }
                 None => {
-                    out.extend_from_slice(&self.bytes[run]);
+                    copy_span(&self.bytes, run, out, &mut spans);
                     run = 0..0;
                     encode(number, part, out);
+                    self.fresh += 1;
                 }
             }
             let to = out.len() - start + run.len();
             fresh.push(Part { number, part: Arc::downgrade(part), bytes: from..to });
         }
-        out.extend_from_slice(&self.bytes[run]);
+        copy_span(&self.bytes, run, out, &mut spans);
+        self.spans = spans;
         self.bytes.clear();
         self.bytes.extend_from_slice(&out[start..]);
         self.spare = std::mem::replace(&mut self.parts, fresh);
         self.spare.clear();
     }
+}
+
+/// Appends `bytes[span]`, counting it if it is not empty.
+fn copy_span(bytes: &[u8], span: Range<usize>, out: &mut Vec<u8>, spans: &mut usize) {
+    if !span.is_empty() {
+        *spans += 1;
+    }
+    out.extend_from_slice(&bytes[span]);
 }

@@ -712,6 +712,45 @@ mod encode_cache_tests {
     use crate::hash::LaneId;
     use crate::lane::NodeId;
 
+    /// A digest re-encodes only the runs and sets whose allocation changed
+    /// since the last one: a lane's change, or a restored copy.
+    #[test]
+    fn the_cache_re_encodes_only_the_parts_that_changed() {
+        let id = LaneId::ZERO;
+        let context = |seq| LaneContext { id: &id, author: NodeId(1), seq, lamport: seq, lane_index: seq };
+        let mut state = World.genesis();
+        for key in 0..4 * RUN_KEYS {
+            World.apply(&mut state, &context(1), &WorldOp::Put { key, value: 1, seen: None });
+            World.apply(&mut state, &context(1), &WorldOp::Add { key, delta: 1 });
+        }
+        for key in 0..3 {
+            World.apply(&mut state, &context(1), &WorldOp::Insert { key, element: 5 });
+        }
+        let mut cache = WorldEncodeCache::default();
+        let mut encode = |state: &WorldState| {
+            let (mut plain, mut cached) = (Vec::new(), Vec::new());
+            World.encode_state(state, &mut plain);
+            World.encode_state_cached(state, &mut cache, &mut cached);
+            assert_eq!(cached, plain);
+            [
+                (cache.registers.fresh, cache.registers.spans),
+                (cache.counters.fresh, cache.counters.spans),
+                (cache.sets.fresh, cache.sets.spans),
+            ]
+        };
+        // Per section (registers, counters, sets): parts written afresh, and
+        // spans of the last encoding copied.
+        assert_eq!(encode(&state), [(4, 0), (4, 0), (3, 0)], "the first encoding writes every part");
+        assert_eq!(encode(&state), [(0, 1), (0, 1), (0, 1)], "an unchanged state copies each section whole");
+        let checkpoint = state.clone();
+        World.apply(&mut state, &context(2), &WorldOp::Put { key: RUN_KEYS + 1, value: 2, seen: None });
+        World.apply(&mut state, &context(2), &WorldOp::Insert { key: 1, element: 6 });
+        assert_eq!(encode(&state), [(1, 2), (0, 1), (1, 2)], "one run and one set changed, in the middle");
+        assert_eq!(encode(&checkpoint), [(1, 2), (0, 1), (1, 2)], "a restored copy differs in those parts");
+        World.apply(&mut state, &context(3), &WorldOp::Add { key: 3 * RUN_KEYS, delta: 1 });
+        assert_eq!(encode(&state), [(1, 2), (1, 1), (1, 2)], "back to the changed state, one more run changed, last");
+    }
+
     /// The cached encoding equals the plain one as a state changes, is
     /// copied (checkpoints) and rolled back to an earlier copy, with one
     /// cache across all of it, as a replica keeps it.
