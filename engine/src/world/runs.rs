@@ -92,6 +92,7 @@ mod tests {
     #[test]
     fn entries_iterate_ascending_across_runs_and_are_counted_once() {
         let mut map = KeyRuns::default();
+        assert!(map.is_empty());
         for key in [40, 3, 17, 16, 3, 1000, 15] {
             map.insert(key, key * 2);
         }
@@ -100,6 +101,7 @@ mod tests {
         let entries: Vec<(u32, u32)> = map.iter().map(|(key, value)| (*key, *value)).collect();
         assert_eq!(entries, [(3, 6), (5, 8), (15, 30), (16, 32), (17, 35), (40, 80), (1000, 2000)]);
         assert_eq!(map.len(), entries.len());
+        assert!(!map.is_empty());
         assert_eq!((map.get(&16), map.get(&4)), (Some(&32), None));
         let numbers: Vec<u32> = map.runs().map(|(number, _)| number).collect();
         assert_eq!(numbers, [0, 1, 2, 1000 >> RUN_BITS]);
