@@ -131,9 +131,9 @@ enum TagDomain {
 /// and `parts`, cut to `N` bytes. The input is gathered on the stack and
 /// hashed in one call (the same bytes as feeding a hasher part by part, at
 /// a fraction of the cost for inputs this short: a handshake states one
-/// tag per author). `parts` total at most [`SESSION_TAG_PARTS_MAX`] bytes.
+/// tag per author). The input is at most [`SESSION_TAG_INPUT_MAX`] bytes.
 fn session_tag<const N: usize>(domain: TagDomain, salt: u64, parts: &[&[u8]]) -> [u8; N] {
-    let mut input = [0u8; 9 + SESSION_TAG_PARTS_MAX];
+    let mut input = [0u8; SESSION_TAG_INPUT_MAX];
     input[0] = domain as u8;
     input[1..9].copy_from_slice(&salt.to_le_bytes());
     let mut len = 9;
@@ -146,9 +146,9 @@ fn session_tag<const N: usize>(domain: TagDomain, salt: u64, parts: &[&[u8]]) ->
     tag
 }
 
-/// Most bytes of the parts of one session tag: a lane index, a chain hash
-/// and a state digest.
-const SESSION_TAG_PARTS_MAX: usize = 8 + 32 + 32;
+/// Most bytes one session tag hashes: the domain byte, the salt, and a
+/// lane index, a chain hash and a state digest (1 + 8 + 8 + 32 + 32).
+const SESSION_TAG_INPUT_MAX: usize = 81;
 
 /// The fingerprint of a position in the session salted `salt`: over the
 /// lane index (eight little-endian bytes), the chain hash and the state
@@ -300,6 +300,7 @@ mod tests {
             }
             *hasher.finalize().as_bytes()
         };
+        assert_eq!(SESSION_TAG_INPUT_MAX, 1 + 8 + 8 + 32 + 32, "the status fingerprint's input is the longest");
         let status = by_hasher(1, &[&index.to_le_bytes(), &chain.0, &digest.0]);
         assert_eq!(status_fingerprint(salt, index, &chain, &digest).0[..], status[..8]);
         let id = [5u8; 32];
