@@ -1,30 +1,28 @@
-//! The world's [`Law::EncodeCache`](crate::law::Law::EncodeCache): the last
-//! encoding, section by section, so a digest re-encodes only what changed.
+//! The world's [`Law::EncodeCache`](crate::law::Law::EncodeCache): the sets
+//! part of the last encoding, so a digest re-encodes only the sets that
+//! changed (registers and counters are small, and always re-encoded).
 //!
-//! Each section (registers, counters, sets) is a list of parts behind
-//! reference counts: the runs of a [`KeyRuns`](super::KeyRuns), or the
-//! sets. For each part the cache keeps its number, a weak reference to it
-//! and where its bytes lie. A part with a weak reference cannot change in
+//! The sets are parts behind reference counts. For each part the cache
+//! keeps its number (the set's key), a weak reference to it and where its
+//! bytes lie. A part with a weak reference cannot change in
 //! place (`Arc::make_mut` moves or copies it to a new allocation first, and
 //! `Arc::get_mut` refuses), and the weak reference keeps its allocation
 //! from being reused, so while a state holds that same allocation under
 //! that number, the bytes are its encoding. Weak, not strong: a lane that
 //! changes a part no checkpoint shares moves it rather than copying it.
 
-use super::runs::Run;
-use super::{Register, SetTags};
+use super::SetTags;
 use std::ops::Range;
 use std::sync::{Arc, Weak};
 
 /// The world law's encoding cache (see the module documentation).
 #[derive(Clone, Debug, Default)]
 pub struct WorldEncodeCache {
-    pub(super) registers: Section<Run<Register>>,
-    pub(super) counters: Section<Run<i64>>,
     pub(super) sets: Section<SetTags>,
 }
 
-/// One section of the last encoding: its bytes after the count, and its parts.
+/// A section of the last encoding made of parts behind reference counts:
+/// its bytes after the count, and its parts.
 #[derive(Clone, Debug)]
 pub(super) struct Section<T> {
     bytes: Vec<u8>,

@@ -14,20 +14,17 @@
 //! dot (BTreeMap/BTreeSet), so equal states have equal digests.
 //!
 //! A replica keeps a few copies of its state as rollback checkpoints, so a
-//! copy must be cheap: each set, and each run of sixteen registers or
-//! counters (`runs.rs`), sits behind a reference count and is copied only
-//! when a lane changes it (`Arc::make_mut`), so checkpoints share what no
-//! lane touched since, and the encoding cache (`cache.rs`) re-encodes only
-//! what changed.
+//! copy must be cheap: each set sits behind a reference count and is copied
+//! only when a lane changes it (`Arc::make_mut`), so checkpoints share the
+//! sets no lane touched since, and the encoding cache (`cache.rs`)
+//! re-encodes only the sets that changed.
 
 mod cache;
-mod runs;
 
 pub use cache::WorldEncodeCache;
-pub use runs::{KeyRuns, RUN_BITS, RUN_KEYS, Run};
 
 use crate::bugs::Bugs;
-use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len};
+use crate::codec::{DecodeError, DecodeErrorKind, Reader, put_signed, put_varint, signed_len, varint_len, zigzag};
 use crate::lane::{Dot, OP_COLUMNS, Op};
 use crate::law::{Applied, LaneContext, Law};
 use std::collections::{BTreeMap, BTreeSet};
@@ -291,10 +288,10 @@ pub struct Register {
 /// The world's materialised state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorldState {
-    /// Last-writer registers by key, in runs shared between copies.
-    pub registers: KeyRuns<Register>,
-    /// Counters by key, in runs shared between copies.
-    pub counters: KeyRuns<i64>,
+    /// Last-writer registers by key.
+    pub registers: BTreeMap<u32, Register>,
+    /// Counters by key.
+    pub counters: BTreeMap<u32, i64>,
     /// Add-wins sets by key, each shared between copies of the state until
     /// a lane changes it.
     pub sets: BTreeMap<u32, Arc<SetTags>>,
@@ -412,7 +409,7 @@ impl Law for World {
                 Applied { conflicts: u32::from(overwrote_unseen) }
             }
             WorldOp::Add { key, delta } => {
-                let counter = state.counters.get_mut_or(*key, 0);
+                let counter = state.counters.entry(*key).or_insert(0);
                 *counter = counter.wrapping_add(*delta);
                 Applied::default()
             }
@@ -438,14 +435,7 @@ impl Law for World {
     }
 
     fn encode_state(&self, state: &WorldState, out: &mut Vec<u8>) {
-        put_varint(out, state.registers.len() as u64);
-        for (_, run) in state.registers.runs() {
-            encode_registers(run, out);
-        }
-        put_varint(out, state.counters.len() as u64);
-        for (_, run) in state.counters.runs() {
-            encode_counters(run, out);
-        }
+        encode_registers_and_counters(state, out);
         put_varint(out, state.sets.len() as u64);
         let mut group = Vec::new();
         for (key, set) in &state.sets {
@@ -457,10 +447,7 @@ impl Law for World {
     type EncodeCache = WorldEncodeCache;
 
     fn encode_state_cached(&self, state: &WorldState, cache: &mut WorldEncodeCache, out: &mut Vec<u8>) {
-        put_varint(out, state.registers.len() as u64);
-        cache.registers.encode(state.registers.runs(), out, |_, run, out| encode_registers(run, out));
-        put_varint(out, state.counters.len() as u64);
-        cache.counters.encode(state.counters.runs(), out, |_, run, out| encode_counters(run, out));
+        encode_registers_and_counters(state, out);
         put_varint(out, state.sets.len() as u64);
         let mut group = Vec::new();
         cache.sets.encode(state.sets.iter().map(|(key, set)| (*key, set)), out, |key, set, out| {
@@ -495,20 +482,48 @@ impl Law for World {
     }
 }
 
-/// A run of registers: each key, value and writer.
-fn encode_registers(run: &Run<Register>, out: &mut Vec<u8>) {
-    for (key, register) in run {
-        put_varint(out, u64::from(*key));
-        put_varint(out, register.value);
-        register.writer.encode(out);
+/// Registers and counters, the part of the state encoding no cache
+/// covers, written through a [`Cursor`] over room sized for the largest
+/// varints.
+fn encode_registers_and_counters(state: &WorldState, out: &mut Vec<u8>) {
+    const VARINT_BYTES_MAX: usize = 10;
+    let room = VARINT_BYTES_MAX * (2 + 4 * state.registers.len() + 2 * state.counters.len());
+    let start = out.len();
+    out.resize(start + room, 0);
+    let mut cursor = Cursor { bytes: &mut out[start..], len: 0 };
+    cursor.varint(state.registers.len() as u64);
+    for (key, register) in &state.registers {
+        cursor.varint(u64::from(*key));
+        cursor.varint(register.value);
+        cursor.varint(u64::from(register.writer.author.0));
+        cursor.varint(register.writer.seq);
     }
+    cursor.varint(state.counters.len() as u64);
+    for (key, value) in &state.counters {
+        cursor.varint(u64::from(*key));
+        cursor.varint(zigzag(*value));
+    }
+    let written = cursor.len;
+    out.truncate(start + written);
 }
 
-/// A run of counters: each key and value.
-fn encode_counters(run: &Run<i64>, out: &mut Vec<u8>) {
-    for (key, value) in run {
-        put_varint(out, u64::from(*key));
-        put_signed(out, *value);
+/// Varints into a slice with room for them: its length stays in a
+/// register, where a `Vec` push reloads the vector after every byte (a
+/// byte store may alias it). The same bytes as `put_varint`.
+struct Cursor<'a> {
+    bytes: &'a mut [u8],
+    len: usize,
+}
+
+impl Cursor<'_> {
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.bytes[self.len] = (value as u8) | 0x80;
+            self.len += 1;
+            value >>= 7;
+        }
+        self.bytes[self.len] = value as u8;
+        self.len += 1;
     }
 }
 
@@ -650,7 +665,7 @@ mod tests {
         let second = state.put(1, 20);
         assert_eq!(law.apply(&mut state, &context(&id, 0, 1), &first).conflicts, 0);
         assert_eq!(law.apply(&mut state, &context(&id, 1, 1), &second).conflicts, 1);
-        assert_eq!(state.registers.get(&1).expect("written").value, 20);
+        assert_eq!(state.registers[&1].value, 20);
         let informed = state.put(1, 30);
         assert_eq!(law.apply(&mut state, &context(&id, 0, 2), &informed).conflicts, 0);
     }
@@ -702,7 +717,7 @@ mod tests {
         let mut state = law.genesis();
         law.apply(&mut state, &context(&id, 0, 1), &WorldOp::Add { key: 1, delta: i64::MAX });
         law.apply(&mut state, &context(&id, 0, 2), &WorldOp::Add { key: 1, delta: 2 });
-        assert_eq!(state.counters.get(&1), Some(&(i64::MIN + 1)));
+        assert_eq!(state.counters[&1], i64::MIN + 1);
     }
 }
 
@@ -712,18 +727,14 @@ mod encode_cache_tests {
     use crate::hash::LaneId;
     use crate::lane::NodeId;
 
-    /// A digest re-encodes only the runs and sets whose allocation changed
-    /// since the last one: a lane's change, or a restored copy.
+    /// A digest re-encodes only the sets whose allocation changed since the
+    /// last one: a lane's change, or a restored copy.
     #[test]
-    fn the_cache_re_encodes_only_the_parts_that_changed() {
+    fn the_cache_re_encodes_only_the_sets_that_changed() {
         let id = LaneId::ZERO;
         let context = |seq| LaneContext { id: &id, author: NodeId(1), seq, lamport: seq, lane_index: seq };
         let mut state = World.genesis();
-        for key in 0..4 * RUN_KEYS {
-            World.apply(&mut state, &context(1), &WorldOp::Put { key, value: 1, seen: None });
-            World.apply(&mut state, &context(1), &WorldOp::Add { key, delta: 1 });
-        }
-        for key in 0..3 {
+        for key in 0..5 {
             World.apply(&mut state, &context(1), &WorldOp::Insert { key, element: 5 });
         }
         let mut cache = WorldEncodeCache::default();
@@ -732,23 +743,18 @@ mod encode_cache_tests {
             World.encode_state(state, &mut plain);
             World.encode_state_cached(state, &mut cache, &mut cached);
             assert_eq!(cached, plain);
-            [
-                (cache.registers.fresh, cache.registers.spans),
-                (cache.counters.fresh, cache.counters.spans),
-                (cache.sets.fresh, cache.sets.spans),
-            ]
+            (cache.sets.fresh, cache.sets.spans)
         };
-        // Per section (registers, counters, sets): parts written afresh, and
-        // spans of the last encoding copied.
-        assert_eq!(encode(&state), [(4, 0), (4, 0), (3, 0)], "the first encoding writes every part");
-        assert_eq!(encode(&state), [(0, 1), (0, 1), (0, 1)], "an unchanged state copies each section whole");
+        // Sets written afresh, and spans of the last encoding copied.
+        assert_eq!(encode(&state), (5, 0), "the first encoding writes every set");
+        assert_eq!(encode(&state), (0, 1), "an unchanged state copies the sets whole");
         let checkpoint = state.clone();
-        World.apply(&mut state, &context(2), &WorldOp::Put { key: RUN_KEYS + 1, value: 2, seen: None });
-        World.apply(&mut state, &context(2), &WorldOp::Insert { key: 1, element: 6 });
-        assert_eq!(encode(&state), [(1, 2), (0, 1), (1, 2)], "one run and one set changed, in the middle");
-        assert_eq!(encode(&checkpoint), [(1, 2), (0, 1), (1, 2)], "a restored copy differs in those parts");
-        World.apply(&mut state, &context(3), &WorldOp::Add { key: 3 * RUN_KEYS, delta: 1 });
-        assert_eq!(encode(&state), [(1, 2), (1, 1), (1, 2)], "back to the changed state, one more run changed, last");
+        World.apply(&mut state, &context(2), &WorldOp::Insert { key: 2, element: 6 });
+        World.apply(&mut state, &context(2), &WorldOp::Put { key: 2, value: 1, seen: None });
+        assert_eq!(encode(&state), (1, 2), "one set changed, in the middle");
+        assert_eq!(encode(&checkpoint), (1, 2), "a restored copy differs in that set");
+        World.apply(&mut state, &context(3), &WorldOp::Insert { key: 4, element: 6 });
+        assert_eq!(encode(&state), (2, 2), "back to the changed state, with the last set changed too");
     }
 
     /// The cached encoding equals the plain one as a state changes, is
@@ -766,8 +772,7 @@ mod encode_cache_tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            // Eleven keys over five runs of registers and counters.
-            let key = (x % 11) as u32 * 7;
+            let key = (x % 11) as u32;
             let element = (x >> 8) % 5;
             let author = NodeId((x >> 16) as u32 % 3);
             let context = LaneContext { id: &id, author, seq, lamport: seq, lane_index: seq };
