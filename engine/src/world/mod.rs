@@ -449,11 +449,7 @@ impl Law for World {
     fn encode_state_cached(&self, state: &WorldState, cache: &mut WorldEncodeCache, out: &mut Vec<u8>) {
         encode_registers_and_counters(state, out);
         put_varint(out, state.sets.len() as u64);
-        let mut group = Vec::new();
-        cache.sets.encode(state.sets.iter().map(|(key, set)| (*key, set)), out, |key, set, out| {
-            put_varint(out, u64::from(key));
-            encode_set(set, &mut group, out);
-        });
+        cache.encode_sets(&state.sets, out);
     }
 
     fn decode_state(&self, reader: &mut Reader<'_>) -> Result<WorldState, DecodeError> {
@@ -743,7 +739,7 @@ mod encode_cache_tests {
             World.encode_state(state, &mut plain);
             World.encode_state_cached(state, &mut cache, &mut cached);
             assert_eq!(cached, plain);
-            (cache.sets.fresh, cache.sets.spans)
+            (cache.fresh, cache.spans)
         };
         // Sets written afresh, and spans of the last encoding copied.
         assert_eq!(encode(&state), (5, 0), "the first encoding writes every set");
